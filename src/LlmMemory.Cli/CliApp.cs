@@ -1,0 +1,44 @@
+using System.CommandLine;
+using LlmMemory.Cli.Commands;
+
+namespace LlmMemory.Cli;
+
+/// <summary>Builds the command tree and runs it; every domain error becomes one line on stderr and exit code 2.</summary>
+public static class CliApp
+{
+    /// <summary>Exit code for bad input (unknown model, malformed file, bad option).</summary>
+    public const int BadInput = 2;
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        ArgumentNullException.ThrowIfNull(stdout);
+        ArgumentNullException.ThrowIfNull(stderr);
+        var io = new CliOutput(stdout, stderr);
+        var root = new RootCommand("llm-memory: how much GPU memory an LLM needs to run, train or fine-tune, with every part explained.")
+        {
+            ModelsCommand.Create(io),
+            ParamsCommand.Create(io),
+            DtypesCommand.Create(io),
+            EstimateCommand.Create(io),
+        };
+        ParseResult parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            stderr.WriteLine($"error: {parsed.Errors[0].Message}");
+            return BadInput;
+        }
+
+        try
+        {
+            return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception error) when (error is FormatException or IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            stderr.WriteLine($"error: {error.Message}");
+            return BadInput;
+        }
+    }
+}
+
+/// <summary>The writers a command prints to.</summary>
+public sealed record CliOutput(TextWriter Out, TextWriter Error);

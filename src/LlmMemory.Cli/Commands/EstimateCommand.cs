@@ -1,0 +1,36 @@
+using System.CommandLine;
+using LlmMemory.Cli.Rendering;
+using LlmMemory.Estimation;
+using LlmMemory.Reporting;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Cli.Commands;
+
+/// <summary><c>llm-memory estimate MODEL [options]</c>: the memory breakdown of one scenario.</summary>
+internal static class EstimateCommand
+{
+    public static Command Create(CliOutput io)
+    {
+        var options = new ScenarioOptions();
+        var json = new Option<bool>("--json") { Description = "Print the estimate as JSON (components with bytes and formula, total_bytes)." };
+        var command = new Command("estimate", "Estimate the memory of running, training or fine-tuning a model, part by part.");
+        options.AddTo(command);
+        command.Options.Add(json);
+        command.SetAction(parse =>
+        {
+            Scenario scenario = options.Read(parse);
+            MemoryEstimate estimate = MemoryEstimator.Estimate(scenario);
+            if (parse.GetValue(json))
+            {
+                Output.Json(io, EstimateJson.Estimate(estimate, scenario));
+            }
+            else
+            {
+                EstimateTable.Write(io, estimate, scenario);
+            }
+
+            return 0;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,48 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using LlmMemory.Catalog;
+using LlmMemory.Cli.Rendering;
+
+namespace LlmMemory.Cli.Commands;
+
+/// <summary><c>llm-memory models</c>: the embedded catalog.</summary>
+internal static class ModelsCommand
+{
+    public static Command Create(CliOutput io)
+    {
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var command = new Command("models", "List the embedded model catalog: id, alias, parameters, type, dtype.") { json };
+        command.SetAction(parse =>
+        {
+            IReadOnlyList<CatalogModel> models = ModelCatalog.All;
+            if (parse.GetValue(json))
+            {
+                var array = new JsonArray();
+                foreach (CatalogModel m in models)
+                {
+                    array.Add((JsonNode)new JsonObject
+                    {
+                        ["alias"] = m.Alias,
+                        ["hf_id"] = m.HfId,
+                        ["parameters"] = m.Architecture.ParameterCount,
+                        ["model_type"] = m.Architecture.ModelType,
+                        ["dtype"] = m.Architecture.StoredType?.Name.ToLowerInvariant(),
+                    });
+                }
+
+                Output.Json(io, array);
+                return 0;
+            }
+
+            Output.Table(io, ["Alias", "Hugging Face id", "Parameters", "Type", "Dtype"],
+                models.Select(m => new[]
+                {
+                    m.Alias, m.HfId, Output.Count(m.Architecture.ParameterCount), m.Architecture.ModelType,
+                    m.Architecture.StoredType?.Name.ToLowerInvariant() ?? "-",
+                }),
+                rightAligned: [2]);
+            return 0;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,3 @@
+using LlmMemory.Cli;
+
+return CliApp.Run(args, Console.Out, Console.Error);

@@ -1,0 +1,29 @@
+using LlmMemory.Hardware;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Estimation;
+
+/// <summary>The entry point: estimates the memory of a scenario.</summary>
+public static class MemoryEstimator
+{
+    /// <summary>Resolves the scenario's model and estimates it.</summary>
+    /// <exception cref="ModelFormatException">The model or a setting cannot be read; the message names it.</exception>
+    public static MemoryEstimate Estimate(Scenario scenario)
+    {
+        ArgumentNullException.ThrowIfNull(scenario);
+        return Estimate(ModelResolver.Resolve(scenario.Model, scenario.BaseDirectory), scenario);
+    }
+
+    /// <summary>Estimates a scenario for an already resolved model (the solvers call this in a loop).</summary>
+    public static MemoryEstimate Estimate(ResolvedModel model, Scenario scenario)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(scenario);
+        Gpu? gpu = scenario.Gpu is null ? null : GpuCatalog.TryFind(scenario.Gpu, out Gpu found) ? found
+            : throw new ModelFormatException("scenario", "gpu", $"is \"{scenario.Gpu}\", which is not in the GPU catalog (known: {string.Join(", ", GpuCatalog.All.Select(g => g.Id))}).");
+        MemoryEstimate estimate = model.Architecture is null
+            ? RuleOfThumb.Estimate(model, scenario)
+            : Essay.Estimate(model, scenario);
+        return estimate with { Gpu = gpu };
+    }
+}

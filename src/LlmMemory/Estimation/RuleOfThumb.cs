@@ -1,0 +1,48 @@
+using LlmMemory.Numerics;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Estimation;
+
+/// <summary>The essay's arithmetic for a bare parameter count: bytes per parameter, and 16 B/param to train.</summary>
+/// <remarks>
+/// Weights = parameters × bytes per parameter of the format (4 for fp32, 2 for bf16/fp16). Training with AdamW in mixed
+/// precision = (2 + 4) weights + 2 gradients + 8 optimizer = 16 B/param (ZeRO paper §3, arXiv:1910.02054: 2Ψ + 2Ψ + 12Ψ;
+/// the essay's 7B × 16 = 112 GB). Without an architecture nothing else (activations, KV cache) can be computed.
+/// </remarks>
+internal static class RuleOfThumb
+{
+    public static MemoryEstimate Estimate(ResolvedModel model, Scenario scenario)
+    {
+        long p = model.ParameterCount;
+        WeightFormat format = scenario.Weights is null ? WeightFormats.Bf16 : WeightFormats.Parse(scenario.Weights);
+        double bytesPerParameter = format.Type.BitsPerElement / 8;
+        var components = new List<MemoryComponent>();
+        if (!scenario.IsTraining)
+        {
+            components.Add(Part("weights", ComponentKind.Weights, p, bytesPerParameter, $"{format.Name} weights"));
+        }
+        else
+        {
+            components.Add(Part("weights", ComponentKind.Weights, p, 2, "bf16/fp16 compute copy"));
+            components.Add(Part("master_weights", ComponentKind.MasterWeights, p, 4, "fp32 master copy"));
+            components.Add(Part("gradients", ComponentKind.Gradients, p, 2, "16-bit gradients"));
+            components.Add(Part("optimizer_states", ComponentKind.OptimizerStates, p, 8, "AdamW: two fp32 moments"));
+        }
+
+        return new MemoryEstimate
+        {
+            Model = model,
+            Parameters = new ParameterSummary(p, scenario.IsTraining ? p : 0, p),
+            Components = components,
+            PeakPhase = scenario.IsTraining ? "optimizer step" : "load",
+            Notes =
+            [
+                "Only a parameter count was given, so activations, KV cache and runtime overheads are not included; give a model id or config for the full estimate.",
+            ],
+        };
+    }
+
+    private static MemoryComponent Part(string name, ComponentKind kind, long parameters, double bytesPerParameter, string what) =>
+        new(name, kind, new ByteSize(checked((long)Math.Round(parameters * bytesPerParameter))),
+            $"{Text.N(parameters)} params × {Text.Bytes(bytesPerParameter)} ({what})");
+}

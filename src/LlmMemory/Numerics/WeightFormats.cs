@@ -1,0 +1,90 @@
+using System.Collections.Frozen;
+
+namespace LlmMemory.Numerics;
+
+/// <summary>The catalog of weight formats, looked up by name or alias (case-insensitive).</summary>
+public static class WeightFormats
+{
+    public static readonly WeightFormat Fp32 = new("fp32", WeightScheme.Dense, DataTypes.F32, "32-bit float");
+    public static readonly WeightFormat Fp16 = new("fp16", WeightScheme.Dense, DataTypes.F16, "16-bit float");
+    public static readonly WeightFormat Bf16 = new("bf16", WeightScheme.Dense, DataTypes.BF16, "bfloat16");
+    public static readonly WeightFormat Fp8 = new("fp8", WeightScheme.Fp8, DataTypes.F8E4M3, "fp8 E4M3 linear weights with scales; embeddings and head in 16-bit");
+    public static readonly WeightFormat Int8 = new("int8", WeightScheme.BitsAndBytes8, DataTypes.Int8, "bitsandbytes LLM.int8: int8 linear weights + fp32 row scales");
+    public static readonly WeightFormat Nf4 = new("nf4", WeightScheme.BitsAndBytes4, DataTypes.NF4, "bitsandbytes NF4, block 64, double quantization (QLoRA)");
+    public static readonly WeightFormat Fp4 = new("fp4", WeightScheme.BitsAndBytes4, DataTypes.FP4, "bitsandbytes FP4, block 64, no double quantization (load_in_4bit default)");
+    public static readonly WeightFormat Int4 = new("int4", WeightScheme.Gptq, DataTypes.Int4, "4-bit integer weights, group 128 (as GPTQ)");
+    public static readonly WeightFormat GptqInt4 = new("gptq-int4", WeightScheme.Gptq, DataTypes.Int4, "GPTQ 4-bit, group 128: qweight, qzeros, fp16 scales, g_idx");
+    public static readonly WeightFormat AwqInt4 = new("awq-int4", WeightScheme.Awq, DataTypes.Int4, "AWQ GEMM 4-bit, group 128: qweight, qzeros, fp16 scales");
+    public static readonly WeightFormat Mxfp4 = new("mxfp4", WeightScheme.Mxfp4, DataTypes.MXFP4, "OCP MXFP4 experts (gpt-oss), other tensors bf16");
+
+    /// <summary>llama.cpp <c>llama_ftype</c> mixes and the default type of each (llama-quant.cpp <c>llama_ftype_get_default_type</c>).</summary>
+    private static readonly (string Name, DataType Default)[] Mixes =
+    [
+        ("q2_k", DataTypes.Q2_K), ("q2_k_s", DataTypes.Q2_K), ("q3_k_s", DataTypes.Q3_K), ("q3_k_m", DataTypes.Q3_K), ("q3_k_l", DataTypes.Q3_K),
+        ("q4_k_s", DataTypes.Q4_K), ("q4_k_m", DataTypes.Q4_K), ("q5_k_s", DataTypes.Q5_K), ("q5_k_m", DataTypes.Q5_K),
+        ("q6_k", DataTypes.Q6_K), ("q4_0", DataTypes.Q4_0), ("q4_1", DataTypes.Q4_1), ("q5_0", DataTypes.Q5_0), ("q5_1", DataTypes.Q5_1),
+        ("q8_0", DataTypes.Q8_0), ("iq2_xxs", DataTypes.IQ2_XXS), ("iq2_xs", DataTypes.IQ2_XS), ("iq2_s", DataTypes.IQ2_XS),
+        ("iq2_m", DataTypes.IQ2_S), ("iq3_xxs", DataTypes.IQ3_XXS), ("iq3_xs", DataTypes.IQ3_S), ("iq3_s", DataTypes.IQ3_S),
+        ("iq3_m", DataTypes.IQ3_S), ("iq1_s", DataTypes.IQ1_S), ("iq1_m", DataTypes.IQ1_M), ("iq4_nl", DataTypes.IQ4_NL),
+        ("iq4_xs", DataTypes.IQ4_XS), ("tq1_0", DataTypes.TQ1_0), ("tq2_0", DataTypes.TQ2_0), ("mxfp4_moe", DataTypes.MXFP4),
+    ];
+
+    /// <summary>Every format: the plain and scheme formats, then the llama.cpp mixes, then single ggml types.</summary>
+    public static IReadOnlyList<WeightFormat> All { get; } = BuildAll();
+
+    private static readonly FrozenDictionary<string, WeightFormat> ByName = BuildNames();
+
+    public static bool TryParse(string? name, out WeightFormat format)
+    {
+        format = Bf16;
+        if (name is null)
+        {
+            return false;
+        }
+
+        if (ByName.TryGetValue(name.Trim().ToLowerInvariant(), out WeightFormat? found))
+        {
+            format = found;
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <exception cref="FormatException">Unknown name; the message lists the known ones.</exception>
+    public static WeightFormat Parse(string name) =>
+        TryParse(name, out WeightFormat format)
+            ? format
+            : throw new FormatException($"Unknown weight format '{name}'. Known: {string.Join(", ", All.Select(f => f.Name))}.");
+
+    /// <summary>The dense format of a plain dtype (a checkpoint's <c>torch_dtype</c>).</summary>
+    public static WeightFormat Dense(DataType type) =>
+        All.FirstOrDefault(f => f.Scheme == WeightScheme.Dense && f.Type == type)
+        ?? new WeightFormat(type.Name.ToLowerInvariant(), WeightScheme.Dense, type, type.Description);
+
+    private static WeightFormat[] BuildAll()
+    {
+        var formats = new List<WeightFormat> { Fp32, Fp16, Bf16, Fp8, Int8, Nf4, Fp4, Int4, GptqInt4, AwqInt4, Mxfp4 };
+        formats.AddRange(Mixes.Select(m => new WeightFormat(m.Name, WeightScheme.GgufMix, m.Default,
+            $"llama.cpp {m.Name.ToUpperInvariant()} mix: mostly {m.Default.Name}, chosen tensors kept at more bits")));
+        formats.AddRange(DataTypes.All
+            .Where(t => t.GgmlId is not null && t.IsQuantized && formats.TrueForAll(f => !string.Equals(f.Name, t.Name, StringComparison.OrdinalIgnoreCase)))
+            .Select(t => new WeightFormat(t.Name.ToLowerInvariant(), WeightScheme.GgufType, t, $"every quantizable tensor in {t.Name}")));
+        return [.. formats];
+    }
+
+    private static FrozenDictionary<string, WeightFormat> BuildNames()
+    {
+        var map = All.ToDictionary(f => f.Name);
+        map["f32"] = map["float32"] = Fp32;
+        map["f16"] = map["float16"] = map["half"] = Fp16;
+        map["bfloat16"] = Bf16;
+        map["fp8_e4m3"] = map["float8"] = Fp8;
+        map["bnb-int8"] = map["llm.int8"] = Int8;
+        map["bnb-nf4"] = Nf4;
+        map["bnb-fp4"] = Fp4;
+        map["gptq"] = GptqInt4;
+        map["awq"] = AwqInt4;
+        return map.ToFrozenDictionary();
+    }
+}

@@ -1,0 +1,105 @@
+namespace LlmMemory.Workloads;
+
+/// <summary>What is done with the model.</summary>
+public enum Mode
+{
+    Inference,
+    Training,
+    Lora,
+    Qlora,
+}
+
+/// <summary>Whose memory accounting to follow (buffers, reserves, defaults).</summary>
+public enum Engine
+{
+    Transformers,
+    Vllm,
+    Sglang,
+    LlamaCpp,
+    Torchtune,
+    Torchtitan,
+    Deepspeed,
+    Pytorch,
+}
+
+/// <summary>Training numeric regime.</summary>
+public enum Precision
+{
+    /// <summary>Everything in fp32.</summary>
+    Fp32,
+
+    /// <summary>fp32 master weights, fp16 compute (AMP).</summary>
+    MixedFp16,
+
+    /// <summary>fp32 master weights, bf16 compute (AMP).</summary>
+    MixedBf16,
+
+    /// <summary>Pure bf16: parameters, gradients and optimizer states in bf16 (torchtune).</summary>
+    Bf16,
+
+    /// <summary>float8 linear layers (torchao Float8Linear) over bf16/fp32 parameters.</summary>
+    Fp8,
+}
+
+/// <summary>Optimizer whose states are held.</summary>
+public enum OptimizerKind
+{
+    AdamW,
+    AdamW8Bit,
+    PagedAdamW,
+    PagedAdamW8Bit,
+    Adafactor,
+    Sgd,
+    SgdMomentum,
+    Lion,
+    None,
+}
+
+/// <summary>Activation recomputation strategy.</summary>
+public enum Checkpointing
+{
+    None,
+    Full,
+    Selective,
+
+    /// <summary>Saved activations moved to host memory.</summary>
+    Offload,
+}
+
+/// <summary>Attention kernel.</summary>
+public enum AttentionKernel
+{
+    /// <summary>Materializes the s × s scores (HF <c>eager_attention_forward</c>).</summary>
+    Eager,
+
+    /// <summary>PyTorch scaled_dot_product_attention (flash / memory-efficient backends).</summary>
+    Sdpa,
+
+    /// <summary>FlashAttention-2/3.</summary>
+    Flash,
+}
+
+/// <summary>How logits and the loss are computed.</summary>
+public enum CrossEntropyKind
+{
+    Standard,
+    Chunked,
+    Fused,
+}
+
+/// <summary>FSDP sharding strategy.</summary>
+public enum FsdpMode
+{
+    None,
+    FullShard,
+    ShardGradOp,
+    HybridShard,
+}
+
+/// <summary>What a ZeRO/FSDP run moves to host memory.</summary>
+public enum OffloadMode
+{
+    None,
+    Optimizer,
+    OptimizerAndParams,
+}

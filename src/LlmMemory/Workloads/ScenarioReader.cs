@@ -1,0 +1,328 @@
+using System.Collections.Frozen;
+using System.Globalization;
+using System.Text.Json;
+using LlmMemory.Models;
+using LlmMemory.Numerics;
+
+namespace LlmMemory.Workloads;
+
+/// <summary>Reads a scenario object exactly as docs/scenario.md (format v1) defines it.</summary>
+/// <remarks>An unknown field, a wrong type or an out-of-range value is a <see cref="ModelFormatException"/> naming the field.</remarks>
+public static class ScenarioReader
+{
+    /// <summary>Fields kept for people and never read.</summary>
+    public static readonly FrozenSet<string> IgnoredFields = FrozenSet.ToFrozenSet(["source", "quote", "confidence", "assumptions", "notes"]);
+
+    private static readonly FrozenSet<string> ScenarioFields = FrozenSet.ToFrozenSet(
+    [
+        "model", "mode", "engine", "weights", "precision", "optimizer", "optimizer_in_backward", "batch", "seq", "gradient_accumulation",
+        "gradient_checkpointing", "attention", "cross_entropy", "compile", "packed", "lora", "kv_cache_dtype", "v_cache_dtype", "parallel",
+        "engine_options", "gpu",
+    ]);
+
+    /// <summary>Upper bound on batch, accumulation and GPU counts: far above any real run, low enough that products stay in range.</summary>
+    private const int MaxCount = 1 << 20;
+
+    /// <summary>Reads a scenario file.</summary>
+    public static Scenario ReadFile(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new ModelFormatException(path, null, "does not exist.");
+        }
+
+        if (new FileInfo(path).Length > Limits.MaxConfigBytes)
+        {
+            throw new ModelFormatException(path, null, $"is larger than {Limits.MaxConfigBytes:N0} bytes.");
+        }
+
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 64 });
+            return Read(document.RootElement, path, Path.GetDirectoryName(Path.GetFullPath(path)), extraFields: null);
+        }
+        catch (JsonException error)
+        {
+            throw new ModelFormatException(path, null, $"is not valid JSON ({error.Message.Split('.')[0]}).");
+        }
+    }
+
+    /// <summary>Reads a scenario object; <paramref name="extraFields"/> are accepted and left to the caller (case files).</summary>
+    public static Scenario Read(JsonElement root, string source, string? baseDirectory, IReadOnlySet<string>? extraFields)
+    {
+        var o = new Fields(root, source);
+        o.RejectUnknown(name => ScenarioFields.Contains(name) || IgnoredFields.Contains(name) || extraFields?.Contains(name) == true);
+        return new Scenario
+        {
+            Model = ReadModel(o),
+            Mode = o.Enum("mode", Mode.Inference),
+            Engine = o.Enum("engine", Engine.Transformers),
+            Weights = o.Name("weights", n => WeightFormats.TryParse(n, out _), () => string.Join(", ", WeightFormats.All.Select(f => f.Name))),
+            Precision = o.OptionalEnum<Precision>("precision"),
+            Optimizer = o.OptionalEnum<OptimizerKind>("optimizer"),
+            OptimizerInBackward = o.Bool("optimizer_in_backward") ?? false,
+            Batch = o.Int("batch", 1, MaxCount) ?? 1,
+            Seq = o.Int("seq", 1, Limits.MaxPositions) ?? 2048,
+            GradientAccumulation = o.Int("gradient_accumulation", 1, MaxCount) ?? 1,
+            GradientCheckpointing = o.Enum("gradient_checkpointing", Checkpointing.None),
+            Attention = o.Enum("attention", AttentionKernel.Sdpa),
+            CrossEntropy = o.Enum("cross_entropy", CrossEntropyKind.Standard),
+            Compile = o.Bool("compile") ?? false,
+            Packed = o.Bool("packed") ?? false,
+            Lora = ReadLora(o),
+            KvCacheDtype = o.Name("kv_cache_dtype", IsKvType, KnownKvTypes),
+            VCacheDtype = o.Name("v_cache_dtype", IsKvType, KnownKvTypes),
+            Parallel = ReadParallel(o),
+            EngineOptions = ReadEngineOptions(o),
+            Gpu = o.String("gpu"),
+            BaseDirectory = baseDirectory,
+        };
+    }
+
+    private static bool IsKvType(string name) => DataTypes.TryParse(name, out _);
+
+    private static string KnownKvTypes() => "fp16, bf16, fp32, fp8, fp8_e5m2, q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl";
+
+    private static ModelReference ReadModel(Fields o)
+    {
+        JsonElement model = o.Required("model");
+        switch (model.ValueKind)
+        {
+            case JsonValueKind.String when !string.IsNullOrWhiteSpace(model.GetString()):
+                return new ModelReference.Named(model.GetString()!);
+            case JsonValueKind.Object:
+                var inner = new Fields(model, o.Source, "model.");
+                inner.RejectUnknown(name => name is "config" or "parameters");
+                if (inner.Has("config"))
+                {
+                    JsonElement config = inner.Required("config");
+                    return config.ValueKind == JsonValueKind.Object
+                        ? new ModelReference.InlineConfig(config.Clone())
+                        : throw o.Error("model.config", "must be a config.json object");
+                }
+
+                long? count = inner.Long("parameters", 1, Limits.MaxParameters);
+                return count is long n
+                    ? new ModelReference.ParameterCount(n)
+                    : throw o.Error("model", "must hold \"config\" or \"parameters\"");
+            default:
+                throw o.Error("model", "must be a catalog id, alias or path, or an object with \"config\" or \"parameters\"");
+        }
+    }
+
+    private static LoraSettings? ReadLora(Fields o)
+    {
+        if (!o.Has("lora"))
+        {
+            return null;
+        }
+
+        var lora = new Fields(o.Required("lora"), o.Source, "lora.");
+        lora.RejectUnknown(name => name is "r" or "alpha" or "targets" or "dora" or "dropout");
+        int rank = lora.Int("r", 1, 1 << 16) ?? throw o.Error("lora.r", "is required");
+        return new LoraSettings(rank, lora.Double("alpha", 0, 1e9), ReadTargets(lora), lora.Bool("dora") ?? false);
+    }
+
+    private static LoraTargets ReadTargets(Fields lora)
+    {
+        if (!lora.Has("targets"))
+        {
+            return LoraTargets.AllLinear;
+        }
+
+        JsonElement targets = lora.Required("targets");
+        if (targets.ValueKind == JsonValueKind.String)
+        {
+            string preset = targets.GetString()!;
+            return preset is "all-linear" or "attention"
+                ? new LoraTargets(preset, [])
+                : throw lora.Error("lora.targets", $"is \"{preset}\"; expected \"all-linear\", \"attention\" or a list of module names");
+        }
+
+        if (targets.ValueKind != JsonValueKind.Array || targets.GetArrayLength() is 0 or > 1024
+            || targets.EnumerateArray().Any(t => t.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(t.GetString())))
+        {
+            throw lora.Error("lora.targets", "must be \"all-linear\", \"attention\" or a non-empty list of module names");
+        }
+
+        return new LoraTargets(null, targets.EnumerateArray().Select(t => t.GetString()!).ToArray());
+    }
+
+    private static ParallelSettings ReadParallel(Fields o)
+    {
+        if (!o.Has("parallel"))
+        {
+            return new ParallelSettings();
+        }
+
+        var p = new Fields(o.Required("parallel"), o.Source, "parallel.");
+        p.RejectUnknown(name => name is "gpus" or "zero" or "fsdp" or "tp" or "pp" or "cp" or "offload" or "ep");
+        var settings = new ParallelSettings
+        {
+            Gpus = p.Int("gpus", 1, MaxCount) ?? 1,
+            Zero = p.Int("zero", 0, 3) ?? 0,
+            Fsdp = p.Enum("fsdp", FsdpMode.None),
+            Tp = p.Int("tp", 1, 1024) ?? 1,
+            Pp = p.Int("pp", 1, 1024) ?? 1,
+            Cp = p.Int("cp", 1, 1024) ?? 1,
+            Offload = p.Enum("offload", OffloadMode.None),
+        };
+        long modelParallel = (long)settings.Tp * settings.Pp * settings.Cp;
+        return settings.Gpus % modelParallel == 0
+            ? settings
+            : throw o.Error("parallel.gpus", $"({settings.Gpus}) must be a multiple of tp × pp × cp = {modelParallel}");
+    }
+
+    private static EngineOptions ReadEngineOptions(Fields o)
+    {
+        if (!o.Has("engine_options"))
+        {
+            return new EngineOptions();
+        }
+
+        var e = new Fields(o.Required("engine_options"), o.Source, "engine_options.");
+        e.RejectUnknown(name => name is "gpu_memory_utilization" or "max_model_len" or "max_num_seqs" or "max_num_batched_tokens" or "block_size"
+            or "n_ctx" or "n_batch" or "n_ubatch" or "n_seq" or "n_gpu_layers" or "flash_attn" or "mmap");
+        return new EngineOptions
+        {
+            GpuMemoryUtilization = e.Double("gpu_memory_utilization", double.Epsilon, 1),
+            MaxModelLen = e.Int("max_model_len", 1, Limits.MaxPositions),
+            MaxNumSeqs = e.Int("max_num_seqs", 1, MaxCount),
+            MaxNumBatchedTokens = e.Int("max_num_batched_tokens", 1, Limits.MaxPositions),
+            BlockSize = e.Int("block_size", 1, 1 << 16),
+            NCtx = e.Int("n_ctx", 0, Limits.MaxPositions),
+            NBatch = e.Int("n_batch", 1, Limits.MaxPositions),
+            NUbatch = e.Int("n_ubatch", 1, Limits.MaxPositions),
+            NSeq = e.Int("n_seq", 1, 1 << 16),
+            NGpuLayers = e.Int("n_gpu_layers", 0, Limits.MaxLayers + 1024),
+            FlashAttn = e.Bool("flash_attn"),
+            Mmap = e.Bool("mmap"),
+        };
+    }
+
+    /// <summary>Checked reads of one JSON object's fields; errors name the field with its path.</summary>
+    internal sealed class Fields
+    {
+        private readonly JsonElement _object;
+        private readonly string _prefix;
+
+        public Fields(JsonElement element, string source, string prefix = "")
+        {
+            Source = source;
+            _prefix = prefix;
+            _object = element.ValueKind == JsonValueKind.Object
+                ? element
+                : throw new ModelFormatException(source, prefix.Length > 0 ? prefix.TrimEnd('.') : null, "must be a JSON object.");
+        }
+
+        public string Source { get; }
+
+        public ModelFormatException Error(string field, string problem) => new(Source, field, problem + ".");
+
+        public bool Has(string name) => _object.TryGetProperty(name, out JsonElement value) && value.ValueKind != JsonValueKind.Null;
+
+        public JsonElement Required(string name) =>
+            _object.TryGetProperty(name, out JsonElement value) && value.ValueKind != JsonValueKind.Null
+                ? value
+                : throw Error(_prefix + name, "is required");
+
+        public void RejectUnknown(Func<string, bool> known)
+        {
+            foreach (JsonProperty property in _object.EnumerateObject())
+            {
+                if (!known(property.Name))
+                {
+                    throw Error(_prefix + property.Name, "is not a known field");
+                }
+            }
+        }
+
+        public string? String(string name)
+        {
+            if (!Has(name))
+            {
+                return null;
+            }
+
+            JsonElement value = Required(name);
+            return value.ValueKind == JsonValueKind.String ? value.GetString() : throw Error(_prefix + name, "must be a string");
+        }
+
+        public string? Name(string name, Func<string, bool> isKnown, Func<string> known)
+        {
+            string? text = String(name);
+            return text is null || isKnown(text) ? text : throw Error(_prefix + name, $"is \"{text}\", which is not known (known: {known()})");
+        }
+
+        public bool? Bool(string name)
+        {
+            if (!Has(name))
+            {
+                return null;
+            }
+
+            JsonElement value = Required(name);
+            return value.ValueKind switch
+            {
+                JsonValueKind.True => true,
+                JsonValueKind.False => false,
+                _ => throw Error(_prefix + name, "must be true or false"),
+            };
+        }
+
+        public int? Int(string name, int min, int max) => (int?)Long(name, min, max);
+
+        public long? Long(string name, long min, long max)
+        {
+            if (!Has(name))
+            {
+                return null;
+            }
+
+            JsonElement value = Required(name);
+            if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out long number))
+            {
+                throw Error(_prefix + name, "must be an integer");
+            }
+
+            return number >= min && number <= max
+                ? number
+                : throw Error(_prefix + name, string.Create(CultureInfo.InvariantCulture, $"must be between {min} and {max}, found {number}"));
+        }
+
+        public double? Double(string name, double min, double max)
+        {
+            if (!Has(name))
+            {
+                return null;
+            }
+
+            JsonElement value = Required(name);
+            if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out double number) || !double.IsFinite(number))
+            {
+                throw Error(_prefix + name, "must be a number");
+            }
+
+            return number >= min && number <= max
+                ? number
+                : throw Error(_prefix + name, string.Create(CultureInfo.InvariantCulture, $"must be between {min:G3} and {max:G3}, found {number}"));
+        }
+
+        public T Enum<T>(string name, T fallback)
+            where T : struct, Enum => OptionalEnum<T>(name) ?? fallback;
+
+        public T? OptionalEnum<T>(string name)
+            where T : struct, Enum
+        {
+            string? text = String(name);
+            if (text is null)
+            {
+                return null;
+            }
+
+            return Names.TryParse(text, out T value)
+                ? value
+                : throw Error(_prefix + name, $"is \"{text}\"; expected one of {string.Join(", ", Names.All<T>())}");
+        }
+    }
+}

@@ -1,0 +1,85 @@
+using System.Text.Json;
+using LlmMemory.Cli;
+
+namespace LlmMemory.Tests.Cli;
+
+public sealed class CliTests
+{
+    internal static (int Code, string Out, string Error) Run(params string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        int code = CliApp.Run(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    [Fact]
+    public void Params_json_puts_the_exact_count_at_parameters_total()
+    {
+        (int code, string output, _) = Run("params", "llama-3.1-8b", "--json");
+        Assert.Equal(0, code);
+        using JsonDocument json = JsonDocument.Parse(output);
+        // Meta-Llama-3.1-8B: 8,030,261,248 parameters (HF safetensors total; data/models/llama-3.1-8b.json).
+        Assert.Equal(8_030_261_248, json.RootElement.GetProperty("parameters").GetProperty("total").GetInt64());
+        Assert.Equal("llama", json.RootElement.GetProperty("model").GetProperty("model_type").GetString());
+    }
+
+    [Fact]
+    public void Models_are_found_by_hugging_face_id_in_any_case()
+    {
+        (int code, string output, _) = Run("params", "META-LLAMA/llama-3.1-8b", "--json");
+        Assert.Equal(0, code);
+        Assert.Contains("8030261248", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unknown_model_is_one_line_with_near_matches_and_exit_code_2()
+    {
+        (int code, string output, string error) = Run("params", "llama-3.1-8bb");
+        Assert.Equal(2, code);
+        Assert.Equal("", output);
+        Assert.Single(error.Trim().Split('\n'));
+        Assert.Contains("llama-3.1-8b", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_hostile_config_file_is_one_line_naming_the_file_and_key()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"bad-config-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, """{"model_type": "llama", "hidden_size": -1, "num_hidden_layers": 2}""");
+        try
+        {
+            (int code, _, string error) = Run("params", path);
+            Assert.Equal(2, code);
+            Assert.Contains(path, error, StringComparison.Ordinal);
+            Assert.Contains("'hidden_size'", error, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void Dtypes_value_shows_pi_as_the_essay_does()
+    {
+        (int code, string output, _) = Run("dtypes", "--value", "3.14159265358979");
+        Assert.Equal(0, code);
+        Assert.Contains("0 10000000 10010010000111111011011", output, StringComparison.Ordinal);
+        Assert.Contains("3.14159274101257324", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Estimate_json_has_components_that_add_up_to_the_total()
+    {
+        (int code, string output, _) = Run("estimate", "7B", "--mode", "training", "--json");
+        Assert.Equal(0, code);
+        using JsonDocument json = JsonDocument.Parse(output);
+        JsonElement root = json.RootElement;
+        long sum = root.GetProperty("components").EnumerateArray().Sum(c => c.GetProperty("bytes").GetInt64());
+        Assert.Equal(root.GetProperty("total_bytes").GetInt64(), sum);
+        // The essay: a 7B model needs 7 × 16 = 112 GB to train (2 + 4 weights, 2 gradients, 8 AdamW).
+        Assert.Equal(112_000_000_000, sum);
+    }
+}
