@@ -57,8 +57,8 @@ public sealed record MemoryEstimate
             MeasuredQuantity.Weights => c => c.Kind == ComponentKind.Weights,
             MeasuredQuantity.KvCache => c => c.Kind == ComponentKind.KvCache,
             MeasuredQuantity.ComputeBuffer => c => c.Kind == ComponentKind.ComputeBuffer,
-            MeasuredQuantity.PeakAllocated => c => c.Kind is not (ComponentKind.AllocatorReserve or ComponentKind.Runtime),
-            MeasuredQuantity.PeakReserved => c => c.Kind != ComponentKind.Runtime,
+            MeasuredQuantity.PeakAllocated => c => c.Counter == Counter.Allocated,
+            MeasuredQuantity.PeakReserved => c => c.Counter != Counter.Device,
             _ => _ => true,
         };
         return quantity switch

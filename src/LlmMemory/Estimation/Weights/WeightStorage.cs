@@ -20,6 +20,16 @@ internal static class WeightStorage
     /// <summary>Block of DeepSeek-style fp8 scales (<c>weight_block_size</c> [128, 128]).</summary>
     private const int Fp8ScaleBlock = 128;
 
+    /// <summary>The bytes a weights file holds for each tensor, from the types it stores (safetensors or GGUF headers).</summary>
+    public static WeightLayout AsStored(ModelArchitecture model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new WeightLayout(model.Tensors.Tensors
+            .Select(t => t.Stored is DataType type ? new StoredTensor(t, type.BytesFor(t.Elements), type.Name)
+                : throw new InvalidOperationException($"{t.Name} has no stored type."))
+            .ToArray());
+    }
+
     public static WeightLayout Layout(ModelArchitecture model, WeightFormat format, DataType unquantized, GgufMixRules? gguf = null)
     {
         ArgumentNullException.ThrowIfNull(model);
