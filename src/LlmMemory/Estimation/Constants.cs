@@ -1,3 +1,5 @@
+using LlmMemory.Hardware;
+
 namespace LlmMemory.Estimation;
 
 /// <summary>
@@ -32,19 +34,40 @@ public static class Constants
     /// </summary>
     public const int VllmSamplerBytesPerLogit = 35;
 
-    /// <summary>
-    /// CUDA context, loaded kernels and library handles outside torch's allocator: device used − peak reserved of this
-    /// project's H100 inference runs (torch 2.11, CUDA 13, lazy module loading): 0.68 GiB (data/validation/gpu-h100-cases.jsonl).
-    /// PyTorch reports 287 MB lazy / 667 MB eager for the bare context (pytorch/pytorch#86509, memory-model.md §3.4).
-    /// </summary>
-    public static readonly ByteSize CudaContext = ByteSize.FromGibibytes(0.68);
-
     /// <summary>SGLang's fallback <c>mem_fraction_static</c> (python/sglang/srt/server_args.py; memory-model.md §2.8).</summary>
     public const double SglangDefaultMemFraction = 0.88;
 
     /// <summary>
-    /// Share of the non-weight memory that PyTorch's caching allocator keeps cached but free at the peak
-    /// (reserved − allocated), memory-model.md §8: 0.05–0.15 for static shapes. Provisional until the allocator model lands.
+    /// CUDA context, loaded kernel modules and library handles outside PyTorch's allocator: <c>device_used − peak_reserved</c>,
+    /// which is the same across every model and size within each regime of this project's H100 runs (torch 2.11, CUDA 13,
+    /// lazy module loading; data/validation/gpu-h100-cases.jsonl, research/torch SPEC §7): 686.8 MiB for inference without
+    /// the flash kernel (eager or fp32), +8 MiB once the flash forward module loads, 750.8 MiB for training (backward and
+    /// optimizer kernels), +16 MiB with the flash forward and backward modules. On a Volta V100 the only reading is the HF
+    /// single-GPU guide's 1343 MiB (CUDA 11.2 without lazy loading: a 1×1 tensor alone); other GPUs take the H100 values.
     /// </summary>
-    public const double AllocatorCacheShare = 0.10;
+    public static ByteSize CudaContext(Gpu? gpu, bool training, bool flashAttention)
+    {
+        if (gpu?.ComputeCapability is { Major: 7, Minor: 0 })
+        {
+            return new ByteSize(1343L << 20);
+        }
+
+        double mebibytes = (training, flashAttention) switch
+        {
+            (false, false) => 686.8,
+            (false, true) => 694.8,
+            (true, false) => 750.8,
+            (true, true) => 766.8,
+        };
+        return new ByteSize((long)(mebibytes * (1 << 20)));
+    }
+
+    /// <summary>
+    /// cuBLAS workspace of one GEMM thread, allocated through PyTorch's caching allocator at the thread's first GEMM and kept
+    /// (torch <c>CublasHandlePool.cpp</c>, default <c>CUBLAS_WORKSPACE_CONFIG</c>): <c>:4096:8</c> = 32 MiB on Hopper and
+    /// later, which the H100 runs pin (peak-allocated residuals: median +2 MiB at 32 MiB, −22 MiB at 8 MiB; SPEC §7);
+    /// <c>:4096:2:16:8</c> = 8.125 MiB elsewhere. Training has two threads: the forward's and autograd's device thread.
+    /// </summary>
+    public static ByteSize CublasWorkspace(Gpu? gpu) =>
+        gpu?.ComputeCapability is { Major: < 9 } ? new ByteSize((4096 * 2 * 1024) + (16 * 8 * 1024)) : new ByteSize(32L << 20);
 }

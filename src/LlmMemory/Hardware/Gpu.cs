@@ -11,6 +11,9 @@ namespace LlmMemory.Hardware;
 /// <param name="Source">Datasheet and readings the numbers come from.</param>
 public sealed record Gpu(string Id, string Name, string Vendor, ByteSize? Memory, ByteSize? Usable, bool? Bf16, bool? Fp8, string Source)
 {
+    /// <summary>CUDA compute capability (<c>9.0</c> for Hopper); null for other vendors and unknown chips.</summary>
+    public Version? ComputeCapability { get; init; }
+
     /// <summary>The budget an estimate must fit in: the usable total when known, else the stated capacity.</summary>
     public ByteSize? Budget => Usable ?? Memory;
 

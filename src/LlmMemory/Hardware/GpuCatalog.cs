@@ -48,7 +48,10 @@ public static class GpuCatalog
             usable,
             Flag(e, "bf16"),
             Flag(e, "fp8"),
-            e.GetProperty("source").GetString() ?? "");
+            e.GetProperty("source").GetString() ?? "")
+        {
+            ComputeCapability = e.TryGetProperty("compute_capability", out JsonElement cc) && Version.TryParse(cc.GetString(), out Version? version) ? version : null,
+        };
     }
 
     private static ByteSize? Bytes(JsonElement e, string key) =>

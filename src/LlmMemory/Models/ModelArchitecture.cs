@@ -72,6 +72,18 @@ public sealed record ModelArchitecture
     /// <summary>Final logit soft-capping (Gemma 2 <c>final_logit_softcapping</c>): one more vocabulary-sized copy in eager mode.</summary>
     public double? FinalLogitSoftcap { get; init; }
 
+    /// <summary>Attention score soft-capping (Gemma 2 <c>attn_logit_softcapping</c>): a tanh over the scores in eager attention.</summary>
+    public double? AttentionLogitSoftcap { get; init; }
+
+    /// <summary>
+    /// Attention and MLP read the same block input and their outputs are added to it together (GPT-J; GPT-NeoX
+    /// <c>use_parallel_residual</c>; Falcon <c>parallel_attn</c>), instead of one after the other.
+    /// </summary>
+    public bool ParallelBlock { get; init; }
+
+    /// <summary>Whether the model builds a KV cache by default (<c>use_cache</c>, default true), also in a training forward.</summary>
+    public bool UseCache { get; init; } = true;
+
     /// <summary>Encoder blocks of an encoder-decoder (T5); 0 for decoder-only and encoder-only models.</summary>
     public int EncoderLayerCount { get; init; }
 

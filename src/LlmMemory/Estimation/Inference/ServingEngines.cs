@@ -39,7 +39,7 @@ internal static class ServingEngines
         long perToken = checked(kv.BytesPerTokenPerLayer * model.LayerCount);
         long pageBytes = checked(perToken * blockSize);
         ByteSize budget = new((long)(total.Bytes * fraction));
-        ByteSize context = Constants.CudaContext;
+        ByteSize context = Constants.CudaContext(gpu, training: false, flashAttention: true);
 
         var components = new List<MemoryComponent>
         {

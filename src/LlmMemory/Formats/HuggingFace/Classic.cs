@@ -24,6 +24,7 @@ internal static class Classic
             GatedFeedForward = gated,
             LayerNormWithBias = true,
             LayerAttention = Common.AllFull(layers),
+            UseCache = c.Bool("use_cache", true),
             StoredType = Common.ReadStoredType(c),
             Quantization = Common.ReadQuantization(c),
             Tensors = builder.Build(c.Source),

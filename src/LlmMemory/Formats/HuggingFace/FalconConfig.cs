@@ -57,6 +57,6 @@ internal static class FalconConfig
         }
 
         return Classic.Decoder(c, modelType, ModelFamily.Falcon, b, layers, hidden, heads, kvHeads, headDim, inner, vocab,
-            c.OptionalSize(Limits.MaxPositions, "max_position_embeddings"), tied, gated: false);
+            c.OptionalSize(Limits.MaxPositions, "max_position_embeddings"), tied, gated: false) with { ParallelBlock = parallel };
     }
 }

@@ -38,6 +38,6 @@ internal static class GptJConfig
         }
 
         return Classic.Decoder(c, modelType, ModelFamily.GptJ, b, layers, hidden, heads, heads, headDim, inner, vocab,
-            c.OptionalSize(Limits.MaxPositions, "n_positions", "max_position_embeddings"), tied, gated: false);
+            c.OptionalSize(Limits.MaxPositions, "n_positions", "max_position_embeddings"), tied, gated: false) with { ParallelBlock = true };
     }
 }

@@ -37,6 +37,6 @@ internal static class GptNeoXConfig
         }
 
         return Classic.Decoder(c, modelType, ModelFamily.GptNeoX, b, layers, hidden, heads, heads, headDim, inner, vocab,
-            c.OptionalSize(Limits.MaxPositions, "max_position_embeddings"), tied, gated: false);
+            c.OptionalSize(Limits.MaxPositions, "max_position_embeddings"), tied, gated: false) with { ParallelBlock = c.Bool("use_parallel_residual", true) };
     }
 }

@@ -69,6 +69,8 @@ internal static class LlamaLikeConfig
             StoredType = Common.ReadStoredType(c),
             Quantization = Common.ReadQuantization(c),
             FinalLogitSoftcap = c.Number("final_logit_softcapping"),
+            AttentionLogitSoftcap = c.Number("attn_logit_softcapping"),
+            UseCache = c.Bool("use_cache", true),
             PredictionLayerParameters = PredictionLayers(c, shape, layers, vocab, hidden),
             Tensors = builder.Build(c.Source),
         };

@@ -1,0 +1,260 @@
+namespace LlmMemory.Estimation.Replay;
+
+/// <summary>
+/// Building blocks of the transformers model code, statement by statement, so that each temporary dies where CPython
+/// drops it (research/torch programs.py; transformers 5 <c>modeling_llama.py</c>, <c>modeling_gemma2.py</c>,
+/// <c>integrations/sdpa_attention.py</c>, <c>loss/loss_utils.py</c>).
+/// </summary>
+internal static class Blocks
+{
+    /// <summary>
+    /// <c>LlamaRMSNorm</c>: <c>h = x.to(float32); var = h.pow(2).mean(-1, keepdim=True); h = h * rsqrt(var + eps);
+    /// return weight * h.to(input_dtype)</c>.
+    /// </summary>
+    public static Tensor RmsNorm(ReplayEngine s, Tensor x, Tensor weight)
+    {
+        Tensor h = s.To(x, ScalarType.Float32);
+        Tensor variance = s.Reduce(Operand.Take(s.Unary(h, UnaryKind.Pow)), [.. x.Shape[..^1], 1]);
+        Tensor r = s.Unary(Operand.Take(s.AddScalar(variance)), UnaryKind.Rsqrt);
+        variance.Release();
+        h = Rebind(h, s.Mul(h, r));
+        r.Release();
+        Tensor y = s.Mul(weight, Operand.Take(s.To(h, x.Type)));
+        h.Release();
+        return y;
+    }
+
+    /// <summary><c>GemmaRMSNorm</c>: <c>out = _norm(x.float()) * (1.0 + weight.float()); return out.type_as(x)</c>.</summary>
+    public static Tensor GemmaRmsNorm(ReplayEngine s, Tensor x, Tensor weight)
+    {
+        Tensor xf = s.To(x, ScalarType.Float32);
+        Tensor variance = s.Reduce(Operand.Take(s.Unary(xf, UnaryKind.Pow)), [.. x.Shape[..^1], 1]);
+        Tensor r = s.Unary(Operand.Take(s.AddScalar(variance)), UnaryKind.Rsqrt);
+        variance.Release();
+        Tensor o = s.Mul(xf, r);
+        xf.Release();
+        r.Release();
+        Tensor w1 = s.AddScalar(Operand.Take(s.To(weight, ScalarType.Float32)));
+        o = Rebind(o, s.Mul(o, w1));
+        Tensor y = s.To(o, x.Type);
+        o.Release();
+        w1.Release();
+        return y;
+    }
+
+    /// <summary><c>native_layer_norm</c>: output in the input type (fp32 inside); saves the input, mean and rstd.</summary>
+    public static Tensor LayerNorm(ReplayEngine s, Tensor x, Tensor weight, Tensor bias)
+    {
+        Tensor y = s.Empty(x.Shape, x.Type);
+        Tensor mean = s.Empty([.. x.Shape[..^1], 1], ScalarType.Float32);
+        Tensor rstd = s.Empty([.. x.Shape[..^1], 1], ScalarType.Float32);
+        s.Record(y, [x, weight, bias], [x, mean, rstd], Derivatives.LayerNorm);
+        mean.Release();
+        rstd.Release();
+        return y;
+    }
+
+    /// <summary><c>q_embed = q * cos + rotate_half(q) * sin</c>, the same for k.</summary>
+    public static (Tensor Q, Tensor K) ApplyRope(ReplayEngine s, Tensor q, Tensor k, Tensor cos, Tensor sin) =>
+        (Rope(s, q, cos, sin), Rope(s, k, cos, sin));
+
+    /// <summary><c>repeat_kv</c>: <c>x[:, :, None].expand(...).reshape(...)</c>, a copy when the heads are repeated.</summary>
+    public static Tensor RepeatKv(ReplayEngine s, Tensor x, int repeats)
+    {
+        if (repeats == 1)
+        {
+            return x.Retain();
+        }
+
+        Tensor y = s.Empty([x.Shape[0], x.Shape[1] * repeats, x.Shape[2], x.Shape[3]], x.Type);
+        s.Record(y, [x], [], Derivatives.ShapeOfInput);
+        return y;
+    }
+
+    /// <summary>
+    /// <c>eager_attention_forward</c>: <c>matmul(q, kᵀ) * scaling</c> (with Gemma-2 soft-capping), <c>+ mask</c>,
+    /// <c>softmax(dtype=float32).to(q.dtype)</c> (or in the input type, GPT-2), <c>matmul(probs, v)</c>; returns the output
+    /// and the probabilities, which the caller keeps.
+    /// </summary>
+    public static (Tensor Output, Tensor Probabilities) EagerAttention(ReplayEngine s, Tensor q, Tensor k, Tensor v, Tensor? mask, int repeats,
+        bool softcap = false, bool softmaxFloat32 = true)
+    {
+        (long b, long a, long n, long d) = (q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]);
+        Tensor kr = RepeatKv(s, k, repeats);
+        Tensor vr = RepeatKv(s, v, repeats);
+        Tensor attn = s.Scale(Operand.Take(s.Matmul(q, kr, [b, a, n, k.Shape[2]], copyA: true)));
+        if (softcap)
+        {
+            attn = Rebind(attn, s.Scale(attn));
+            attn = Rebind(attn, s.Unary(attn, UnaryKind.Tanh));
+            attn = Rebind(attn, s.Scale(attn));
+        }
+
+        if (mask is not null)
+        {
+            attn = Rebind(attn, s.Add(attn, mask));
+        }
+
+        attn = Rebind(attn, softmaxFloat32 ? s.To(Operand.Take(s.Softmax(attn)), q.Type) : s.Softmax(attn, attn.Type));
+        Tensor output = s.Matmul(attn, vr, [b, a, n, d]);
+        kr.Release();
+        vr.Release();
+        return (output, attn);
+    }
+
+    /// <summary>
+    /// transformers' SDPA integration: with no mask, the flash kernel with native GQA (<c>enable_gqa</c>, <c>is_causal</c>);
+    /// with a materialised mask, <c>repeat_kv</c> and the memory-efficient kernel with the mask converted to a float bias.
+    /// </summary>
+    public static Tensor SdpaAttention(ReplayEngine s, Tensor q, Tensor k, Tensor v, Tensor? mask, int repeats)
+    {
+        if (mask is null)
+        {
+            return s.SdpaFlash(q, k, v, repeats);
+        }
+
+        Tensor kr = RepeatKv(s, k, repeats);
+        Tensor vr = RepeatKv(s, v, repeats);
+        Tensor bias = s.Empty(mask.Shape, s.Autocast ?? q.Type);
+        Tensor output = s.SdpaEfficient(q, kr, vr, bias);
+        Release(kr, vr, bias);
+        return output;
+    }
+
+    /// <summary>
+    /// SDPA on fp32 tensors, which flash cannot take: the memory-efficient kernel without GQA; with <c>enable_gqa</c> and no
+    /// mask it is not eligible either and the math path runs, which materialises the scores.
+    /// </summary>
+    public static Tensor Float32Sdpa(ReplayEngine s, Tensor q, Tensor k, Tensor v, Tensor? mask, int repeats) =>
+        (mask, repeats) switch
+        {
+            (null, 1) => s.SdpaEfficient(q, k, v, null),
+            (null, _) => SdpaMath(s, q, k, v, repeats),
+            _ => SdpaAttention(s, q, k, v, mask, repeats),
+        };
+
+    /// <summary>
+    /// NewGELUActivation (GPT-2): <c>0.5 * x * (1 + tanh(sqrt(2/π) * (x + 0.044715 * x³)))</c>, each op a new tensor.
+    /// </summary>
+    public static Tensor GeluNew(ReplayEngine s, Tensor x)
+    {
+        Tensor half = s.Scale(x);
+        Tensor cube = s.Scale(Operand.Take(s.Unary(x, UnaryKind.Pow)));
+        Tensor u = s.Add(x, cube);
+        cube.Release();
+        u = Rebind(u, s.Scale(u));
+        u = Rebind(u, s.Unary(u, UnaryKind.Tanh));
+        u = Rebind(u, s.AddScalar(u));
+        Tensor y = s.Mul(half, u);
+        Release(half, u);
+        return y;
+    }
+
+    /// <summary>
+    /// transformers 5 <c>ForCausalLMLoss</c>: <c>logits.float()</c>, labels padded and shifted (int64),
+    /// <c>cross_entropy = nll_loss(log_softmax(logits.view(-1, V)))</c>.
+    /// </summary>
+    public static Tensor CausalLmLoss(ReplayEngine s, Tensor logits)
+    {
+        (long b, long n, long vocabulary) = (logits.Shape[0], logits.Shape[1], logits.Shape[2]);
+        Tensor lf = s.To(logits, ScalarType.Float32);
+        Tensor labels = s.Empty([b, n + 1], ScalarType.Int64);
+        Tensor target = s.Empty([b, n], ScalarType.Int64);
+        labels.Release();
+        Tensor lp = s.LogSoftmax(Operand.Take(s.View(lf, [b * n, vocabulary])));
+        Tensor loss = s.NllLoss(lp, target);
+        Release(lf, target, lp);
+        return loss;
+    }
+
+    /// <summary>
+    /// A compiled (or fused) cross-entropy over one chunk of logits: the fp32 upcast and the softmax stay inside the kernels;
+    /// it saves the chunk and a per-row log-sum-exp, and its backward writes the chunk's gradient directly.
+    /// </summary>
+    public static Tensor FusedCrossEntropy(ReplayEngine s, Tensor logits)
+    {
+        Tensor loss = s.Empty([], ScalarType.Float32);
+        Tensor logSumExp = s.Empty([logits.Shape[0] * logits.Shape[1]], ScalarType.Float32);
+        s.Record(loss, [logits], [logits, logSumExp], Derivatives.LikeInput);
+        logSumExp.Release();
+        return loss;
+    }
+
+    /// <summary>
+    /// A 4-bit weight's matmul (bitsandbytes <c>MatMul4Bit</c>, torchao <c>linear_nf4</c>): the weight is dequantized to the
+    /// input type for the GEMM and dropped; backward dequantizes it again for grad_input (the frozen base has no weight grad).
+    /// </summary>
+    public static Tensor DequantizedLinear(ReplayEngine s, Tensor x, Tensor weight)
+    {
+        Tensor dense = s.Empty(weight.Shape, x.Type);
+        Tensor y = s.Empty(x.WithLast(weight.Shape[0]), x.Type);
+        dense.Release();
+        s.Record(y, [x], [], Derivatives.DequantizedLinear(weight.Shape));
+        return y;
+    }
+
+    /// <summary>The new value of a variable; the old one is dropped after the new one exists (Python rebinding).</summary>
+    public static Tensor Rebind(Tensor old, Tensor value)
+    {
+        old.Release();
+        return value;
+    }
+
+    public static void Release(params Tensor?[] tensors)
+    {
+        foreach (Tensor? t in tensors)
+        {
+            t?.Release();
+        }
+    }
+
+    private static Tensor Rope(ReplayEngine s, Tensor x, Tensor cos, Tensor sin)
+    {
+        Tensor a = s.Mul(x, cos);
+        Tensor b = s.Mul(Operand.Take(RotateHalf(s, x)), sin);
+        return s.Add(Operand.Take(a), Operand.Take(b));
+    }
+
+    /// <summary><c>cat((-x[..., d/2:], x[..., :d/2]), -1)</c>; the slices are views whose backward allocates the full shape.</summary>
+    private static Tensor RotateHalf(ReplayEngine s, Tensor x)
+    {
+        Tensor x1 = Slice(s, x, x.Shape[^1] / 2);
+        Tensor x2 = Slice(s, x, x.Shape[^1] / 2);
+        Tensor negated = s.Unary(x2, UnaryKind.Neg);
+        Tensor y = s.Cat([negated, x1], x.Shape);
+        Release(negated, x1, x2);
+        return y;
+    }
+
+    /// <summary>A slice of the last dimension (<c>x[..., i:j]</c>, <c>chunk</c>): a view whose backward allocates the input's full shape.</summary>
+    public static Tensor Slice(ReplayEngine s, Tensor x, long width)
+    {
+        Tensor y = x.Alias(x.WithLast(width));
+        s.Record(y, [x], [], Derivatives.ShapeOfInput);
+        return y;
+    }
+
+    /// <summary>
+    /// <c>_scaled_dot_product_attention_math(is_causal, enable_gqa)</c>: q scaled, a bool then float (L, S) causal mask,
+    /// k and v repeated to all heads, scores, softmax, output.
+    /// </summary>
+    private static Tensor SdpaMath(ReplayEngine s, Tensor q, Tensor k, Tensor v, int repeats)
+    {
+        (long b, long a, long n, long d) = (q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]);
+        Tensor q2 = s.Scale(q);
+        Tensor boolMask = s.Empty([n, n], ScalarType.Bool);
+        Tensor mask = s.Empty([n, n], q.Type);
+        boolMask.Release();
+        Tensor ke = RepeatKv(s, k, repeats);
+        Tensor ve = RepeatKv(s, v, repeats);
+        Tensor k2 = s.Scale(ke);
+        ke.Release();
+        Tensor attn = s.Matmul(q2, k2, [b, a, n, n]);
+        Release(q2, k2);
+        Tensor p = s.Softmax(attn, attn.Type);
+        Release(attn, mask);
+        Tensor output = s.Matmul(p, ve, [b, a, n, d]);
+        Release(p, ve);
+        return output;
+    }
+}

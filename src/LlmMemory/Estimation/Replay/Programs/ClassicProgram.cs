@@ -1,0 +1,246 @@
+using LlmMemory.Models;
+
+namespace LlmMemory.Estimation.Replay;
+
+/// <summary>
+/// LayerNorm decoders: GPT-2 and GPT-BigCode, GPT-NeoX, GPT-J, Falcon, OPT, BLOOM. The block is found by the roles of its
+/// tensors (a fused or separate q/k/v projection and the output projection, the two MLP linears, one or two LayerNorms);
+/// the family differences are in <see cref="ClassicStyle"/>. GPT-2 follows research/torch programs.py
+/// <c>forward_gpt2</c> statement for statement.
+/// </summary>
+internal sealed class ClassicProgram : ModelProgram
+{
+    private readonly ClassicStyle _style;
+    private readonly Block[] _blocks;
+    private readonly string _embedding;
+    private readonly string? _positions;
+    private readonly (string Weight, string Bias)? _embeddingNorm;
+    private readonly (string Weight, string Bias) _finalNorm;
+    private readonly string _head;
+
+    public ClassicProgram(ReplayEngine engine, ModelArchitecture model, ReplayOptions options) : base(engine, model, options)
+    {
+        _style = ClassicStyle.Of(model);
+        IReadOnlyList<TensorSpec> tensors = model.Tensors.Tensors;
+        _embedding = tensors.First(t => t.Role == TensorRole.TokenEmbedding).Name;
+        _positions = tensors.FirstOrDefault(t => t.Role == TensorRole.PositionEmbedding)?.Name;
+        int firstBlock = tensors.ToList().FindIndex(t => t.Layer is not null);
+        (string, string)[] outerNorms = Norms(tensors.Where(t => t.Layer is null && t.Role == TensorRole.Norm));
+        _embeddingNorm = outerNorms.Length > 1 || tensors.Take(firstBlock).Any(t => t.Role == TensorRole.Norm) ? outerNorms[0] : null;
+        _finalNorm = outerNorms[^1];
+        _head = tensors.FirstOrDefault(t => t.Role == TensorRole.OutputHead)?.Name ?? _embedding;
+        _blocks = Enumerable.Range(0, model.LayerCount).Select(layer => new Block(
+            [.. tensors.Where(t => t.Layer == layer && t.Role == TensorRole.Attention && t.Form == TensorForm.LinearWeight).Select(t => t.Name)],
+            [.. tensors.Where(t => t.Layer == layer && t.Role == TensorRole.FeedForward && t.Form == TensorForm.LinearWeight).Select(t => t.Name)],
+            Norms(tensors.Where(t => t.Layer == layer && t.Role == TensorRole.Norm)))).ToArray();
+        Weights = new ModelWeights(engine, model, options, Enumerable.Range(0, tensors.Count).Select(i => new[] { i }),
+            _style.Rotary ? [model.HeadDimension / 2] : []);
+        LoadedBytes = engine.Allocator.Allocated;
+        AddAdapters();
+    }
+
+    public override ForwardResult Forward(bool labels, bool training)
+    {
+        ReplayEngine s = Engine;
+        (long b, long n) = (Ids.Shape[0], Ids.Shape[1]);
+        bool eager = Options.EagerAttention || _style.AlwaysEager;
+        Tensor positions = s.Empty([1, n], ScalarType.Int64);
+        Tensor x = _positions is null ? s.Embedding(Ids, Weights[_embedding])
+            : s.Add(Operand.Take(s.Embedding(Ids, Weights[_embedding])), Operand.Take(s.Embedding(positions, Weights[_positions])));
+        if (_embeddingNorm is { } norm)
+        {
+            x = Blocks.Rebind(x, LayerNorm(x, norm));
+        }
+
+        KvCache? cache = !training || (Options.CacheInTraining && Model.UseCache && !Options.Checkpointing) ? new KvCache() : null;
+        Tensor? mask = null;
+        if (eager)
+        {
+            Tensor boolean = s.Empty([1, 1, n, n], ScalarType.Bool);
+            mask = s.Empty([b, 1, n, n], x.Type);
+            boolean.Release();
+        }
+
+        (Tensor Cos, Tensor Sin)? rope = _style.Rotary ? RotaryTables(x, n) : null;
+        string step = s.Phase.Split(':')[0];
+        for (int layer = 0; layer < Model.LayerCount; layer++)
+        {
+            s.SetPhase($"{step}:layer{layer}");
+            s.Layer = layer;
+            if (training && Options.Checkpointing)
+            {
+                int li = layer;
+                x = Blocks.Rebind(x, s.Checkpoint(h => BlockForward(li, h.Retain(), mask, rope, null, eager), x,
+                    [mask, rope?.Cos, rope?.Sin], Options.OffloadCheckpoints));
+            }
+            else
+            {
+                x = BlockForward(layer, x, mask, rope, cache, eager);
+            }
+        }
+
+        s.Layer = -1;
+        Blocks.Release(mask, rope?.Cos, rope?.Sin);
+        s.SetPhase($"{step}:head");
+        Tensor y = LayerNorm(x, _finalNorm);
+        x.Release();
+        MemoryTag tag = s.Tag;
+        s.Tag = MemoryTag.Logits;
+        Tensor logits = Linear(Weights.Find(_head) is null ? _embedding : _head, y, "lm_head.weight");
+        Tensor? loss = null;
+        if (labels)
+        {
+            s.Tag = MemoryTag.Loss;
+            loss = Blocks.CausalLmLoss(s, logits);
+        }
+
+        s.Tag = tag;
+        Blocks.Release(positions, y);
+        return new ForwardResult(loss, [logits], cache);
+    }
+
+    /// <summary>
+    /// One block, taking over the reference to its input <paramref name="x"/> as the inline GPT-2 loop does (the input
+    /// dies with <c>residual</c> after the attention's residual add in a sequential block).
+    /// </summary>
+    private Tensor BlockForward(int layer, Tensor x, Tensor? mask, (Tensor Cos, Tensor Sin)? rope, KvCache? cache, bool eager)
+    {
+        ReplayEngine s = Engine;
+        Block block = _blocks[layer];
+        Tensor residual = x;
+        Tensor y = LayerNorm(x, block.Norms[0]);
+        (Tensor o, Tensor? probabilities) = Attention(block, y, mask, rope, cache, eager, keepInput: Model.ParallelBlock);
+        if (!Model.ParallelBlock)
+        {
+            x = s.Add(o, residual);
+            Blocks.Release(o, residual);
+            residual = x;
+            y = LayerNorm(x, block.Norms[1]);
+        }
+        else if (block.Norms.Length > 1)
+        {
+            y = Blocks.Rebind(y, LayerNorm(x, block.Norms[1]));
+        }
+
+        Tensor f = Linear(block.FeedForward[0], y);
+        y.Release();
+        f = Blocks.Rebind(f, _style.CompositeGelu ? Blocks.GeluNew(s, f) : s.Unary(f, UnaryKind.Gelu));
+        f = Blocks.Rebind(f, Linear(block.FeedForward[1], f));
+        if (Model.ParallelBlock)
+        {
+            f = Blocks.Rebind(f, s.Add(f, o));
+            o.Release();
+        }
+
+        Tensor output = s.Add(residual, f);
+        Blocks.Release(f, residual, probabilities);
+        return output;
+    }
+
+    /// <summary>
+    /// q, k, v (fused or separate projections), rotary where the family uses it, the cache, eager or SDPA, the output
+    /// projection. The block input <paramref name="y"/> is dropped after the projections unless the MLP still needs it.
+    /// </summary>
+    private (Tensor Output, Tensor? Probabilities) Attention(Block block, Tensor y, Tensor? mask, (Tensor Cos, Tensor Sin)? rope, KvCache? cache,
+        bool eager, bool keepInput)
+    {
+        ReplayEngine s = Engine;
+        (long b, long n) = (y.Shape[0], y.Shape[1]);
+        (long a, long kv, long d) = (Model.AttentionHeadCount, Model.KeyValueHeadCount, Model.HeadDimension);
+        Tensor q;
+        Tensor k;
+        Tensor v;
+        if (block.Attention.Length == 2)
+        {
+            Tensor qkv = Linear(block.Attention[0], y);
+            q = s.View(Operand.Take(Blocks.Slice(s, qkv, a * d)), [b, a, n, d]);
+            k = s.View(Operand.Take(Blocks.Slice(s, qkv, kv * d)), [b, kv, n, d]);
+            v = s.View(Operand.Take(Blocks.Slice(s, qkv, kv * d)), [b, kv, n, d]);
+            qkv.Release();
+        }
+        else
+        {
+            q = s.View(Operand.Take(Linear(block.Attention[0], y)), [b, a, n, d]);
+            k = s.View(Operand.Take(Linear(block.Attention[1], y)), [b, kv, n, d]);
+            v = s.View(Operand.Take(Linear(block.Attention[2], y)), [b, kv, n, d]);
+        }
+
+        if (!keepInput)
+        {
+            y.Release();
+        }
+
+        if (rope is { } r)
+        {
+            (Tensor qr, Tensor kr) = Blocks.ApplyRope(s, q, k, r.Cos, r.Sin);
+            q = Blocks.Rebind(q, qr);
+            k = Blocks.Rebind(k, kr);
+        }
+
+        if (cache is not null)
+        {
+            (Tensor keys, Tensor values) = cache.Update(s, k, v);
+            k = Blocks.Rebind(k, keys);
+            v = Blocks.Rebind(v, values);
+        }
+
+        int repeats = (int)(a / kv);
+        Tensor o;
+        Tensor? probabilities = null;
+        if (eager)
+        {
+            (Tensor output, probabilities) = Blocks.EagerAttention(s, q, k, v, mask, repeats, softmaxFloat32: !_style.SoftmaxInInputType);
+            Blocks.Release(q, k, v);
+            o = s.ContiguousCopy(Operand.Take(s.View(Operand.Take(output), [b, n, a, d])));
+        }
+        else
+        {
+            Tensor output = q.Type == ScalarType.Float32 && s.Autocast is null
+                ? Blocks.Float32Sdpa(s, q, k, v, null, repeats)
+                : Blocks.SdpaAttention(s, q, k, v, null, repeats);
+            Blocks.Release(q, k, v);
+            o = s.View(Operand.Take(output), [b, n, a, d]);
+        }
+
+        Tensor flat = s.View(Operand.Take(o), [b, n, a * d]);
+        Tensor projected = Linear(block.Attention[^1], flat);
+        flat.Release();
+        return (projected, probabilities);
+    }
+
+    private Tensor LayerNorm(Tensor x, (string Weight, string Bias) norm) => Blocks.LayerNorm(Engine, x, Weights[norm.Weight], Weights[norm.Bias]);
+
+    private (Tensor Cos, Tensor Sin) RotaryTables(Tensor x, long n)
+    {
+        ReplayEngine s = Engine;
+        long d = Model.HeadDimension;
+        Tensor cos = s.To(Operand.Take(s.Empty([1, n, d], ScalarType.Float32)), x.Type);
+        Tensor sin = s.To(Operand.Take(s.Empty([1, n, d], ScalarType.Float32)), x.Type);
+        return (s.View(Operand.Take(cos), [1, 1, n, d]), s.View(Operand.Take(sin), [1, 1, n, d]));
+    }
+
+    private static (string Weight, string Bias)[] Norms(IEnumerable<TensorSpec> norms) =>
+        [.. norms.Where(t => t.Name.EndsWith(".weight", StringComparison.Ordinal))
+            .Select(t => (t.Name, string.Concat(t.Name.AsSpan(0, t.Name.Length - ".weight".Length), ".bias")))];
+
+    /// <summary>The checkpoint names of one block's tensors: attention linears (fused qkv + out, or q, k, v + out), MLP in and out, norms.</summary>
+    private sealed record Block(string[] Attention, string[] FeedForward, (string Weight, string Bias)[] Norms);
+}
+
+/// <summary>Where the LayerNorm decoder families differ (transformers modeling files of each).</summary>
+/// <param name="Rotary">Rotary positions on q and k (GPT-NeoX, GPT-J, Falcon).</param>
+/// <param name="CompositeGelu">NewGELU written as separate ops (GPT-2, GPT-J <c>gelu_new</c>).</param>
+/// <param name="SoftmaxInInputType">GPT-2's eager softmax runs in the scores' type rather than fp32.</param>
+/// <param name="AlwaysEager">No SDPA path: BLOOM adds its ALiBi bias to materialised scores.</param>
+internal sealed record ClassicStyle(bool Rotary, bool CompositeGelu, bool SoftmaxInInputType, bool AlwaysEager)
+{
+    public static ClassicStyle Of(ModelArchitecture model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new ClassicStyle(
+            Rotary: model.Family is ModelFamily.GptNeoX or ModelFamily.GptJ or ModelFamily.Falcon,
+            CompositeGelu: model.ModelType is "gpt2" or "gptj",
+            SoftmaxInInputType: model.ModelType == "gpt2",
+            AlwaysEager: model.Family == ModelFamily.Bloom);
+    }
+}

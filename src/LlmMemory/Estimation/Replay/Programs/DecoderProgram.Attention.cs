@@ -1,0 +1,276 @@
+using LlmMemory.Models;
+
+namespace LlmMemory.Estimation.Replay;
+
+/// <summary>Attention, experts and the head of <see cref="DecoderProgram"/>.</summary>
+internal sealed partial class DecoderProgram
+{
+    /// <summary>
+    /// <c>LlamaAttention.forward</c>: projections viewed per head (q/k RMSNorm for Qwen3 and Gemma 3), RoPE, the cache
+    /// update, then eager or SDPA attention and <c>o_proj</c>. Returns the output and eager's probabilities, which the
+    /// decoder layer keeps in <c>_</c> until it returns.
+    /// </summary>
+    private (Tensor Output, Tensor? Probabilities) Attention(int layer, Tensor x, (Tensor Cos, Tensor Sin) rope, Tensor? mask, KvCache? cache)
+    {
+        ReplayEngine s = Engine;
+        string p = Prefix(layer) + "self_attn.";
+        (long b, long n, long a) = (x.Shape[0], x.Shape[1], Model.AttentionHeadCount);
+        (Tensor q, Tensor k, Tensor v) = Model.LatentAttention is { } mla ? LatentProjections(p, x, mla, rope)
+            : Projections(p, x, rope);
+        if (cache is not null)
+        {
+            (Tensor keys, Tensor values) = cache.Update(s, k, v);
+            k = Blocks.Rebind(k, keys);
+            v = Blocks.Rebind(v, values);
+        }
+
+        int repeats = (int)(a / k.Shape[1]);
+        if (Options.Torchtune && repeats > 1)
+        {
+            // torchtune MultiHeadAttention: k.unsqueeze(2).expand(...).flatten(1, 2) before SDPA.
+            k = Blocks.Rebind(k, Blocks.RepeatKv(s, k, repeats));
+            v = Blocks.Rebind(v, Blocks.RepeatKv(s, v, repeats));
+            repeats = 1;
+        }
+
+        Tensor o;
+        Tensor? probabilities = null;
+        if (Options.EagerAttention)
+        {
+            (Tensor output, probabilities) = Blocks.EagerAttention(s, q, k, v, mask, repeats, softcap: Model.AttentionLogitSoftcap is not null);
+            o = s.ContiguousCopy(Operand.Take(s.View(Operand.Take(output), [b, n, a, v.Shape[^1]])));
+        }
+        else
+        {
+            Tensor output = q.Type == ScalarType.Float32 && s.Autocast is null
+                ? Blocks.Float32Sdpa(s, q, k, v, mask, repeats)
+                : Blocks.SdpaAttention(s, q, k, v, mask, repeats);
+            o = s.View(Operand.Take(output), [b, n, a, v.Shape[^1]]);
+        }
+
+        Blocks.Release(q, k, v);
+        o = s.View(Operand.Take(o), [b, n, a * o.Shape[^1]]);
+        Tensor y = Linear(p + "o_proj.weight", o);
+        o.Release();
+        return (y, probabilities);
+    }
+
+    /// <summary>q, k, v per head, normed (Qwen3, Gemma 3) and rotated: q [b, a, s, d], k and v [b, n_kv, s, d].</summary>
+    private (Tensor Q, Tensor K, Tensor V) Projections(string p, Tensor x, (Tensor Cos, Tensor Sin) rope)
+    {
+        ReplayEngine s = Engine;
+        (long b, long n) = (x.Shape[0], x.Shape[1]);
+        (long a, long kv, long d) = (Model.AttentionHeadCount, Model.KeyValueHeadCount, Model.HeadDimension);
+        Tensor q;
+        Tensor k;
+        Tensor v;
+        if (_style.FusedProjections)
+        {
+            // Phi-3: qkv = qkv_proj(x); q, k, v are slices of it.
+            Tensor qkv = Linear(p + "qkv_proj.weight", x);
+            q = s.View(Operand.Take(Blocks.Slice(s, qkv, a * d)), [b, n, a, d]);
+            k = s.View(Operand.Take(Blocks.Slice(s, qkv, kv * d)), [b, n, kv, d]);
+            v = s.View(Operand.Take(Blocks.Slice(s, qkv, kv * d)), [b, kv, n, d]);
+            qkv.Release();
+        }
+        else
+        {
+            q = s.View(Operand.Take(Linear(p + "q_proj.weight", x)), [b, n, a, d]);
+            k = null!;
+            v = null!;
+        }
+
+        if (_style.QkNorm)
+        {
+            q = Blocks.Rebind(q, Norm(q, p + "q_norm.weight"));
+        }
+
+        q = s.View(Operand.Take(q), [b, a, n, d]);
+        if (!_style.FusedProjections)
+        {
+            k = s.View(Operand.Take(Linear(p + "k_proj.weight", x)), [b, n, kv, d]);
+        }
+
+        if (_style.QkNorm)
+        {
+            k = Blocks.Rebind(k, Norm(k, p + "k_norm.weight"));
+        }
+
+        k = s.View(Operand.Take(k), [b, kv, n, d]);
+        if (!_style.FusedProjections)
+        {
+            v = s.View(Operand.Take(Linear(p + "v_proj.weight", x)), [b, kv, n, d]);
+        }
+
+        (Tensor qr, Tensor kr) = Blocks.ApplyRope(s, q, k, rope.Cos, rope.Sin);
+        Blocks.Release(q, k);
+        return (qr, kr, v);
+    }
+
+    /// <summary>
+    /// DeepSeek multi-head latent attention as transformers runs it: q through its low-rank pair (or <c>q_proj</c>), the
+    /// compressed kv and its rotary part, <c>kv_b_proj</c> expanding k and v per head, RoPE on the rotary parts and the
+    /// concatenated q and k (so the cache holds the decompressed per-head k and v).
+    /// </summary>
+    private (Tensor Q, Tensor K, Tensor V) LatentProjections(string p, Tensor x, LatentAttention mla, (Tensor Cos, Tensor Sin) rope)
+    {
+        ReplayEngine s = Engine;
+        (long b, long n, long a) = (x.Shape[0], x.Shape[1], Model.AttentionHeadCount);
+        long qk = mla.NopeHeadDimension + mla.RopeHeadDimension;
+        Tensor q = mla.QueryRank is null
+            ? Linear(p + "q_proj.weight", x)
+            : LowRank(p + "q_a_proj.weight", p + "q_a_layernorm.weight", p + "q_b_proj.weight", x);
+        q = s.View(Operand.Take(q), [b, a, n, qk]);
+        Tensor compressed = Linear(p + "kv_a_proj_with_mqa.weight", x);
+        Tensor latent = Blocks.Slice(s, compressed, mla.KeyValueRank);
+        Tensor kvPass = s.View(Operand.Take(LowRank(null, p + "kv_a_layernorm.weight", p + "kv_b_proj.weight", latent)),
+            [b, a, n, mla.NopeHeadDimension + mla.ValueHeadDimension]);
+        latent.Release();
+        Tensor kRot = s.View(Operand.Take(Blocks.Slice(s, compressed, mla.RopeHeadDimension)), [b, 1, n, mla.RopeHeadDimension]);
+        compressed.Release();
+        Tensor qPass = Blocks.Slice(s, q, mla.NopeHeadDimension);
+        Tensor qRot = Blocks.Slice(s, q, mla.RopeHeadDimension);
+        q.Release();
+        (Tensor qRotated, Tensor kRotated) = Blocks.ApplyRope(s, qRot, kRot, rope.Cos, rope.Sin);
+        Blocks.Release(qRot, kRot);
+        Tensor kPass = Blocks.Slice(s, kvPass, mla.NopeHeadDimension);
+        Tensor v = Blocks.Slice(s, kvPass, mla.ValueHeadDimension);
+        kvPass.Release();
+        Tensor query = s.Cat([qPass, qRotated], [b, a, n, qk]);
+        Tensor key = s.Cat([kPass, kRotated], [b, a, n, qk]);
+        Blocks.Release(qPass, qRotated, kPass, kRotated);
+        return (query, key, v);
+    }
+
+    /// <summary>A low-rank pair: <c>up(norm(down(x)))</c>; with no down projection, <paramref name="x"/> is the compressed input.</summary>
+    private Tensor LowRank(string? down, string norm, string up, Tensor x)
+    {
+        Tensor compressed = down is null ? x.Retain() : Linear(down, x);
+        Tensor normed = Norm(compressed, norm);
+        compressed.Release();
+        Tensor y = Linear(up, normed);
+        normed.Release();
+        return y;
+    }
+
+    /// <summary>
+    /// A routed-experts block as transformers 5 runs it with grouped GEMMs (Qwen3-MoE <c>integrations/moe.py</c>): router
+    /// logits and fp32 softmax, top-k weights and indices, tokens permuted per expert, gate-up, activation, down, weighting
+    /// and the scatter back; shared experts run as a dense MLP on every token. Inference only.
+    /// </summary>
+    private Tensor Experts(int layer, Tensor x)
+    {
+        ReplayEngine s = Engine;
+        MixtureOfExperts moe = Model.Experts!;
+        (long b, long n, long h) = (x.Shape[0], x.Shape[1], x.Shape[2]);
+        (long tokens, long k, long width) = (b * n, moe.ActiveExperts, moe.ExpertIntermediateSize);
+        Tensor flat = s.View(x, [tokens, h]);
+        Tensor logits = s.Linear(flat, Weights[RouterName(layer)]);
+        Tensor probabilities = s.Softmax(logits);
+        Tensor topWeights = s.Empty([tokens, k], ScalarType.Float32);
+        Tensor topIndices = s.Empty([tokens, k], ScalarType.Int64);
+        probabilities.Release();
+        topWeights = Blocks.Rebind(topWeights, s.To(topWeights, x.Type));
+        long routed = tokens * k;
+        Tensor final = s.Empty([tokens, h], x.Type);
+        Tensor permutation = s.Empty([routed], ScalarType.Int64);
+        Tensor inverse = s.Empty([routed], ScalarType.Int64);
+        Tensor current = s.Empty([routed, h], x.Type);
+        Tensor gathered = s.Empty([routed, h], x.Type);
+        current.Release();
+        Tensor gateUp = s.Empty([routed, 2 * width], x.Type);
+        Tensor activated = s.Empty([routed, width], x.Type);
+        Tensor hidden = s.Empty([routed, width], x.Type);
+        Blocks.Release(activated, gateUp);
+        Tensor down = s.Empty([routed, h], x.Type);
+        Blocks.Release(hidden, gathered);
+        Tensor weighted = s.Empty([routed, h], x.Type);
+        down.Release();
+        Tensor output = s.Empty([routed, h], x.Type);
+        weighted.Release();
+        Blocks.Release(output, permutation, inverse, topWeights, topIndices, logits);
+        Tensor y = s.View(Operand.Take(final), [b, n, h]);
+        if (moe.SharedExpertIntermediateSize > 0)
+        {
+            y = Blocks.Rebind(y, s.Add(y, Operand.Take(SharedExperts(layer, x))));
+        }
+
+        flat.Release();
+        return y;
+    }
+
+    private Tensor SharedExperts(int layer, Tensor x)
+    {
+        ReplayEngine s = Engine;
+        string p = Prefix(layer) + "mlp." + (Model.ModelType == "qwen2_moe" ? "shared_expert." : "shared_experts.");
+        Tensor activated = s.Unary(Operand.Take(Linear(p + "gate_proj.weight", x)), UnaryKind.Silu);
+        return Linear(p + "down_proj.weight", Operand.Take(s.Mul(Operand.Take(activated), Operand.Take(Linear(p + "up_proj.weight", x)))));
+    }
+
+    private string RouterName(int layer) =>
+        Model.Tensors.Tensors.First(t => t.Layer == layer && t.Role == TensorRole.Router && t.Form == TensorForm.LinearWeight).Name;
+
+    /// <summary>
+    /// The head: logits for every position (transformers 5 computes all of them when <c>logits_to_keep</c> is not given)
+    /// in the model type, then the loss; torchtune upcasts them (<c>.float()</c>) or computes them in 8 chunks.
+    /// </summary>
+    private ForwardResult Head(Tensor h, bool labels, KvCache? cache)
+    {
+        ReplayEngine s = Engine;
+        MemoryTag tag = s.Tag;
+        s.Tag = MemoryTag.Logits;
+        string head = Model.TiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+        if (labels && Options.Loss is LossStyle.Chunked or LossStyle.ChunkedFused)
+        {
+            const int Chunks = 8;
+            var chunks = new Tensor[Chunks];
+            for (int i = 0; i < Chunks; i++)
+            {
+                chunks[i] = HeadLinear(head, Operand.Take(s.View(h, [h.Shape[0], h.Shape[1] / Chunks, h.Shape[2]])));
+            }
+
+            h.Release();
+            s.Tag = MemoryTag.Loss;
+            Tensor? total = null;
+            Tensor? last = null;
+            foreach (Tensor chunk in chunks)
+            {
+                Tensor part = Options.Loss == LossStyle.ChunkedFused ? Blocks.FusedCrossEntropy(s, chunk) : Blocks.CausalLmLoss(s, chunk);
+                last?.Release();
+                last = part;
+                total = total is null ? part.Retain() : Blocks.Rebind(total, s.Add(total, part));
+            }
+
+            last?.Release();
+            s.Tag = tag;
+            return new ForwardResult(total, chunks, null);
+        }
+
+        Tensor logits = HeadLinear(head, h);
+        h.Release();
+        if (Options.Loss == LossStyle.Float)
+        {
+            logits = Blocks.Rebind(logits, s.To(logits, ScalarType.Float32));
+        }
+
+        if (Model.FinalLogitSoftcap is not null)
+        {
+            logits = Blocks.Rebind(logits, s.Scale(logits));
+            logits = Blocks.Rebind(logits, s.Unary(logits, UnaryKind.Tanh));
+            logits = Blocks.Rebind(logits, s.Scale(logits));
+        }
+
+        Tensor? loss = null;
+        if (labels)
+        {
+            s.Tag = MemoryTag.Loss;
+            loss = Blocks.CausalLmLoss(s, logits);
+        }
+
+        s.Tag = tag;
+        return new ForwardResult(loss, [logits], cache);
+    }
+
+    /// <summary>The output projection; a tied head is the embedding weight through the <c>lm_head</c> module (and its adapter).</summary>
+    private Tensor HeadLinear(string weightName, Operand h) => Linear(weightName, h, "lm_head.weight");
+}

@@ -1,0 +1,228 @@
+using LlmMemory.Models;
+
+namespace LlmMemory.Estimation.Replay;
+
+/// <summary>
+/// transformers 5 Llama-like decoders (Llama, Mistral, Qwen2/3, Gemma 1–3, Phi-3, and the MoE variants for inference):
+/// <c>XForCausalLM.forward</c> written statement for statement (research/torch programs.py <c>Model</c>).
+/// </summary>
+internal sealed partial class DecoderProgram : ModelProgram
+{
+    private readonly DecoderStyle _style;
+
+    public DecoderProgram(ReplayEngine engine, ModelArchitecture model, ReplayOptions options) : base(engine, model, options)
+    {
+        _style = DecoderStyle.Of(model);
+        IReadOnlyList<TensorSpec> tensors = model.Tensors.Tensors;
+        IEnumerable<int[]> order = Enumerable.Range(0, tensors.Count)
+            .OrderBy(i => tensors[i].Layer is null ? (i == 0 ? -1 : int.MaxValue) : tensors[i].Layer)
+            .ThenBy(i => DecoderStyle.Rank(tensors[i]))
+            .ThenBy(i => i)
+            .Select(i => new[] { i })
+            .Aggregate(new List<int[]>(), FuseExpertGateUp);
+        Weights = new ModelWeights(engine, model, options, order, _style.Buffers(model));
+        LoadedBytes = engine.Allocator.Allocated;
+        AddAdapters();
+    }
+
+    private static string Prefix(int layer) => $"model.layers.{layer}.";
+
+    public override ForwardResult Forward(bool labels, bool training)
+    {
+        ReplayEngine s = Engine;
+        (long b, long n) = (Ids.Shape[0], Ids.Shape[1]);
+        bool useCache = !training || (Options.CacheInTraining && Model.UseCache && !Options.Checkpointing);
+        Tensor x = s.Embedding(Ids, Weights["model.embed_tokens.weight"]);
+        Tensor? normalizer = null;
+        if (_style.GemmaNorms)
+        {
+            normalizer = s.Empty([], x.Type);
+            x = Blocks.Rebind(x, s.Mul(x, normalizer));
+        }
+
+        if (Options.Lora is not null && Options.Checkpointing && training)
+        {
+            x.RequiresGrad = true; // enable_input_require_grads
+        }
+
+        KvCache? cache = useCache ? new KvCache() : null;
+        Tensor positions = s.Empty([n], ScalarType.Int64);
+        (Dictionary<AttentionKind, Tensor?> masks, Tensor? lastMaskLocal) = Masks(x, b, n);
+        (Dictionary<AttentionKind, (Tensor Cos, Tensor Sin)> ropes, Tensor[] rotaryLocals) = Rotary(x, n);
+        string step = s.Phase.Split(':')[0];
+        (Tensor Cos, Tensor Sin) rope = default;
+        Tensor? mask = null;
+        for (int layer = 0; layer < Model.LayerCount; layer++)
+        {
+            AttentionKind kind = Model.LayerAttention[layer];
+            rope = ropes[_style.LocalRotary && kind == AttentionKind.Sliding ? AttentionKind.Sliding : AttentionKind.Full];
+            mask = masks[kind];
+            s.SetPhase($"{step}:layer{layer}");
+            s.Layer = layer;
+            if (training && Options.Checkpointing)
+            {
+                int li = layer;
+                (Tensor Cos, Tensor Sin) r = rope;
+                Tensor? m = mask;
+                x = Blocks.Rebind(x, s.Checkpoint(h => Layer(li, h, r, m, null), x, [r.Cos, r.Sin, m], Options.OffloadCheckpoints));
+            }
+            else
+            {
+                x = Blocks.Rebind(x, Layer(layer, x, rope, mask, cache));
+            }
+        }
+
+        s.Layer = -1;
+        // `rope` and `mask` (and the last rotary table's cos/sin, the last sliding mask) stay referenced by the forward's
+        // locals until it returns; the dictionaries are deleted before the head.
+        Tensor?[] locals = [rope.Cos?.Retain(), rope.Sin?.Retain(), mask?.Retain(), normalizer, positions, lastMaskLocal, .. rotaryLocals];
+        ReleaseAll(masks.Values);
+        ReleaseAll(ropes.Values.SelectMany(r => new[] { r.Cos, r.Sin }));
+        s.SetPhase($"{step}:head");
+        Tensor h = Norm(x, "model.norm.weight");
+        x.Release();
+        ForwardResult result = Head(h, labels, cache);
+        ReleaseAll(locals);
+        return result;
+    }
+
+    /// <summary>The block: <c>h = attn(norm(x)); x = x + h; h = mlp(norm(x)); return x + h</c> (Gemma: normed outputs too).</summary>
+    private Tensor Layer(int layer, Tensor x, (Tensor Cos, Tensor Sin) rope, Tensor? mask, KvCache? cache)
+    {
+        ReplayEngine s = Engine;
+        string p = Prefix(layer);
+        Tensor h = Norm(x, p + "input_layernorm.weight");
+        (Tensor attention, Tensor? probabilities) = Attention(layer, h, rope, mask, cache);
+        h = Blocks.Rebind(h, attention);
+        if (_style.SandwichNorms)
+        {
+            h = Blocks.Rebind(h, Norm(h, p + "post_attention_layernorm.weight"));
+        }
+
+        Tensor residual = s.Add(x, h);
+        h.Release();
+        h = Norm(residual, p + (_style.SandwichNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"));
+        h = Blocks.Rebind(h, Model.Experts is { } moe && moe.MoeLayers.Contains(layer) ? Experts(layer, h) : Mlp(layer, h));
+        if (_style.SandwichNorms)
+        {
+            h = Blocks.Rebind(h, Norm(h, p + "post_feedforward_layernorm.weight"));
+        }
+
+        Tensor y = s.Add(residual, h);
+        Blocks.Release(residual, h, probabilities);
+        return y;
+    }
+
+    /// <summary><c>down(act(gate(x)) * up(x))</c>.</summary>
+    private Tensor Mlp(int layer, Tensor x)
+    {
+        ReplayEngine s = Engine;
+        string p = Prefix(layer) + "mlp.";
+        if (_style.FusedProjections)
+        {
+            // Phi-3: gate, up = gate_up_proj(x).chunk(2, -1); down(up * act(gate)).
+            Tensor gateUp = Linear(p + "gate_up_proj.weight", x);
+            long width = gateUp.Shape[^1] / 2;
+            Tensor gate = Blocks.Slice(s, gateUp, width);
+            Tensor up = Blocks.Slice(s, gateUp, width);
+            gateUp.Release();
+            Tensor product = s.Mul(up, Operand.Take(s.Unary(gate, UnaryKind.Silu)));
+            up.Release();
+            Tensor down = Linear(p + "down_proj.weight", Operand.Take(product));
+            gate.Release();
+            return down;
+        }
+
+        Tensor activated = s.Unary(Operand.Take(Linear(p + "gate_proj.weight", x)), UnaryKind.Silu);
+        Tensor projected = Linear(p + "up_proj.weight", x);
+        return Linear(p + "down_proj.weight", Operand.Take(s.Mul(Operand.Take(activated), Operand.Take(projected))));
+    }
+
+    private Tensor Norm(Tensor x, string weightName) =>
+        _style.GemmaNorms ? Blocks.GemmaRmsNorm(Engine, x, Weights[weightName]) : Blocks.RmsNorm(Engine, x, Weights[weightName]);
+
+    /// <summary>
+    /// Masks made once per forward: eager builds a bool (1,1,s,s) then the (b,1,s,s) additive mask in the embeddings' type;
+    /// SDPA skips the mask (<c>is_causal</c>) unless a sliding window is shorter than the sequence, where it keeps a bool
+    /// (1,1,s,s). Returns the masks by layer kind and the mask a local of the loop still refers to.
+    /// </summary>
+    private (Dictionary<AttentionKind, Tensor?> Masks, Tensor? Local) Masks(Tensor x, long b, long n)
+    {
+        ReplayEngine s = Engine;
+        var masks = new Dictionary<AttentionKind, Tensor?>();
+        Tensor? local = null;
+        foreach (AttentionKind kind in Model.LayerAttention.Distinct())
+        {
+            if (Options.EagerAttention)
+            {
+                Tensor boolean = s.Empty([1, 1, n, n], ScalarType.Bool);
+                masks[kind] = s.Empty([b, 1, n, n], x.Type);
+                boolean.Release();
+            }
+            else if (kind == AttentionKind.Full || Model.SlidingWindow is not int window || n < window)
+            {
+                masks[kind] = null;
+            }
+            else
+            {
+                Tensor first = s.Empty([1, 1, n, n], ScalarType.Bool);
+                Tensor second = s.Empty([1, 1, n, n], ScalarType.Bool);
+                first.Release();
+                masks[kind] = second;
+                local?.Release();
+                local = second.Retain();
+            }
+        }
+
+        return (masks, local);
+    }
+
+    /// <summary>
+    /// The rotary module's cos and sin in the hidden type, (1, 1, s, d) views (a local and a global table for Gemma 3).
+    /// Returns the tables and the last table's cos and sin, which locals keep.
+    /// </summary>
+    private (Dictionary<AttentionKind, (Tensor Cos, Tensor Sin)> Tables, Tensor[] Locals) Rotary(Tensor x, long n)
+    {
+        ReplayEngine s = Engine;
+        long d = Model.LatentAttention?.RopeHeadDimension ?? Model.HeadDimension;
+        var tables = new Dictionary<AttentionKind, (Tensor, Tensor)>();
+        Tensor[] locals = [];
+        foreach (AttentionKind kind in _style.LocalRotary ? new[] { AttentionKind.Full, AttentionKind.Sliding } : [AttentionKind.Full])
+        {
+            Tensor frequencies = s.Empty([1, n, d], ScalarType.Float32);
+            Tensor cos = s.To(Operand.Take(s.Empty([1, n, d], ScalarType.Float32)), x.Type);
+            Tensor sin = s.To(Operand.Take(s.Empty([1, n, d], ScalarType.Float32)), x.Type);
+            frequencies.Release();
+            tables[kind] = (s.View(cos, [1, 1, n, d]), s.View(sin, [1, 1, n, d]));
+            ReleaseAll(locals);
+            locals = [cos, sin];
+        }
+
+        return (tables, locals);
+    }
+
+    private static void ReleaseAll(IEnumerable<Tensor?> tensors)
+    {
+        foreach (Tensor? t in tensors)
+        {
+            t?.Release();
+        }
+    }
+
+    /// <summary>Experts of one layer are stored fused by transformers 5: gate and up projections in one 3-D parameter.</summary>
+    private List<int[]> FuseExpertGateUp(List<int[]> groups, int[] next)
+    {
+        TensorSpec t = Model.Tensors.Tensors[next[0]];
+        if (t.Form == TensorForm.ExpertLinear && t.Module == "up_proj" && groups.Count > 0
+            && Model.Tensors.Tensors[groups[^1][0]] is { Form: TensorForm.ExpertLinear, Module: "gate_proj" } gate && gate.Layer == t.Layer)
+        {
+            groups[^1] = [.. groups[^1], next[0]];
+        }
+        else
+        {
+            groups.Add(next);
+        }
+
+        return groups;
+    }
+}

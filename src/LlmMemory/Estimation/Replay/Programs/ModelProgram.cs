@@ -1,0 +1,134 @@
+using LlmMemory.Models;
+
+namespace LlmMemory.Estimation.Replay;
+
+/// <summary>
+/// The model code of one family written against the replay engine: its parameters in creation order, and a forward pass
+/// whose temporaries die where the Python code drops them. Linear layers go through <see cref="Linear"/>, which adds
+/// PEFT's or torchtune's LoRA/DoRA and the 4-bit dequantization.
+/// </summary>
+internal abstract class ModelProgram
+{
+    protected ModelProgram(ReplayEngine engine, ModelArchitecture model, ReplayOptions options)
+    {
+        Engine = engine;
+        Model = model;
+        Options = options;
+    }
+
+    public ReplayEngine Engine { get; }
+
+    public ModelArchitecture Model { get; }
+
+    public ReplayOptions Options { get; }
+
+    public ModelWeights Weights { get; protected set; } = null!;
+
+    /// <summary>Bytes allocated once the base model is loaded (what <c>memory_allocated()</c> reads before adapters).</summary>
+    public long LoadedBytes { get; protected set; }
+
+    /// <summary>The batch of token ids, [batch, seq] int64.</summary>
+    public Tensor Ids { get; set; } = null!;
+
+    /// <summary>
+    /// <c>Model.forward(input_ids, labels=…)</c>: the loss (when <paramref name="labels"/>), and what the caller drops with
+    /// the output object (logits, cache).
+    /// </summary>
+    public abstract ForwardResult Forward(bool labels, bool training);
+
+    /// <summary>Creates the LoRA adapters, after <see cref="LoadedBytes"/> was read.</summary>
+    protected void AddAdapters()
+    {
+        if (Options.Lora is { } lora)
+        {
+            Weights.AddAdapters(Engine, lora);
+        }
+    }
+
+    /// <summary>
+    /// A linear layer by its weight's checkpoint name: the base <c>F.linear</c> (or a 4-bit dequantized matmul) plus the
+    /// adapter. PEFT's <c>Linear.forward</c>: <c>result = base(x)</c>; outside autocast x is cast to the adapter type
+    /// (<c>_cast_input_dtype</c>, a copy per adapted module); <c>result = result + lora_B(lora_A(x)) * scaling</c>, or the
+    /// DoRA update; <c>result.to(torch_result_dtype)</c>. torchtune's <c>LoRALinear</c> adds the adapter in the model type.
+    /// <paramref name="adapterKey"/> names the module when it shares another's weight (a tied <c>lm_head</c>).
+    /// </summary>
+    protected Tensor Linear(string weightName, Operand input, string? adapterKey = null)
+    {
+        ReplayEngine s = Engine;
+        Tensor x = input.Tensor;
+        Tensor weight = Weights[weightName];
+        Tensor? bias = Weights.Find(string.Concat(weightName.AsSpan(0, weightName.Length - ".weight".Length), ".bias"));
+        Tensor result = weight.Type == ScalarType.Nf4 ? Blocks.DequantizedLinear(s, x, weight) : s.Linear(x, weight, bias);
+        if (Weights.AdapterOf(adapterKey ?? weightName) is not { } adapter)
+        {
+            input.Done();
+            return result;
+        }
+
+        ScalarType resultType = result.Type;
+        if (Options.Torchtune)
+        {
+            Tensor sum = s.Add(Operand.Take(result), Operand.Take(s.Scale(Operand.Take(s.Linear(Operand.Take(s.Linear(x, adapter.A)), adapter.B)))));
+            input.Done();
+            return sum;
+        }
+
+        // `x = x.to(lora_A.dtype)` rebinds the parameter: a temporary argument (CPython moves it into the callee) dies here.
+        Tensor cast = s.Autocast is null ? s.To(x, adapter.A.Type) : x.Retain();
+        input.Done();
+        Tensor update = adapter.Magnitude is null
+            ? s.Scale(Operand.Take(s.Linear(Operand.Take(s.Linear(cast, adapter.A)), adapter.B)))
+            : Dora(cast, weight, adapter, result);
+        result = Blocks.Rebind(result, s.Add(result, Operand.Take(update)));
+        Tensor y = s.To(Operand.Take(result), resultType);
+        cast.Release();
+        return y;
+    }
+
+    /// <summary>
+    /// peft <c>DoraLinearLayer.forward</c> (no dropout, so the base result is reused): the dense
+    /// <c>lora_B(lora_A(eye))ᵀ</c>, the detached norm of <c>W + s·BA</c> (weight-sized transients), <c>mag = m / norm</c>,
+    /// <c>(mag − 1)·base + mag·lora_B(lora_A(x))·s</c>.
+    /// </summary>
+    private Tensor Dora(Tensor x, Tensor weight, LoraAdapter adapter, Tensor baseResult)
+    {
+        ReplayEngine s = Engine;
+        (long outFeatures, long inFeatures) = (weight.Shape[0], weight.Shape[1]);
+        bool grad = s.GradEnabled;
+        Tensor eye = s.Empty([inFeatures, inFeatures], x.Type);
+        Tensor loraWeight = s.Linear(Operand.Take(s.Linear(eye, adapter.A)), adapter.B);
+        eye.Release();
+        loraWeight = s.View(Operand.Take(loraWeight), [outFeatures, inFeatures]);
+        s.GradEnabled = false;
+        Tensor dense = weight.Type != x.Type ? s.To(weight, x.Type) : s.Empty(weight.Shape, x.Type);
+        Tensor scaled = s.Scale(loraWeight);
+        Tensor sum = s.Add(dense, scaled);
+        Blocks.Release(scaled, dense);
+        Tensor norm = s.Empty([outFeatures], x.Type);
+        sum.Release();
+        s.GradEnabled = grad;
+        loraWeight.Release();
+        Tensor magnitude = s.Binary(adapter.Magnitude!, norm, BinaryKind.Div);
+        Tensor loraResult = s.Linear(Operand.Take(s.Linear(x, adapter.A)), adapter.B);
+        Tensor t1 = s.Mul(Operand.Take(s.AddScalar(magnitude)), baseResult);
+        Tensor t2 = s.Scale(Operand.Take(s.Mul(magnitude, loraResult)));
+        Tensor y = s.Add(t1, t2);
+        Blocks.Release(norm, magnitude, loraResult, t1, t2);
+        return y;
+    }
+}
+
+/// <summary>What a forward returns: the loss, and the outputs and cache its caller drops with the output object.</summary>
+internal sealed record ForwardResult(Tensor? Loss, IReadOnlyList<Tensor> Outputs, KvCache? Cache)
+{
+    /// <summary>Drops the output object except the loss the caller took.</summary>
+    public void ReleaseOutputs()
+    {
+        foreach (Tensor output in Outputs)
+        {
+            output.Release();
+        }
+
+        Cache?.Release();
+    }
+}

@@ -1,0 +1,82 @@
+using LlmMemory.Models;
+
+namespace LlmMemory.Estimation.Replay;
+
+/// <summary>The model's parameters on the device, by checkpoint name, and the LoRA adapters created after them.</summary>
+internal sealed class ModelWeights
+{
+    private readonly Dictionary<string, Tensor> _byName = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, LoraAdapter> _adapters = new(StringComparer.Ordinal);
+    private readonly List<Tensor> _parameters = [];
+
+    /// <summary>
+    /// Allocates the parameters in <paramref name="order"/>, the order the model's modules create them (indices into the
+    /// tensor inventory; a group of several is one fused parameter, as transformers 5 stores experts' gate and up
+    /// projections), then the non-parameter buffers a program needs (rotary <c>inv_freq</c>, fp32).
+    /// </summary>
+    public ModelWeights(ReplayEngine engine, ModelArchitecture model, ReplayOptions options, IEnumerable<int[]> order, IEnumerable<long> buffers)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        IReadOnlyList<TensorSpec> tensors = model.Tensors.Tensors;
+        foreach (int[] group in order)
+        {
+            StoredWeight stored = options.Weights[group[0]];
+            bool trainable = options.TrainBase && stored.Type.IsFloatingPoint();
+            Tensor p = engine.Parameter([.. tensors[group[0]].Shape], stored.Type, trainable, MemoryTag.Weight, group.Sum(i => options.Weights[i].Bytes));
+            foreach (int i in group)
+            {
+                _byName[tensors[i].Name] = p;
+            }
+
+            if (trainable)
+            {
+                _parameters.Add(p);
+            }
+        }
+
+        foreach (long elements in buffers)
+        {
+            Buffers.Add(engine.Empty([elements], ScalarType.Float32, MemoryTag.Weight));
+        }
+    }
+
+    /// <summary>Non-parameter buffers, kept for the whole run.</summary>
+    public List<Tensor> Buffers { get; } = [];
+
+    /// <summary>The parameters the optimizer steps, in creation order.</summary>
+    public IReadOnlyList<Tensor> Trainable => _parameters;
+
+    public Tensor this[string name] => _byName.TryGetValue(name, out Tensor? t) ? t : throw new InvalidOperationException($"The replay needs {name}, which the inventory lacks.");
+
+    public Tensor? Find(string name) => _byName.GetValueOrDefault(name);
+
+    public LoraAdapter? AdapterOf(string weightName) => _adapters.GetValueOrDefault(weightName);
+
+    /// <summary>
+    /// Creates the adapters after the base model, as PEFT does (each moved to the base layer's device as it is made):
+    /// A [r, in], B [out, r] and, for DoRA, the magnitude [out].
+    /// </summary>
+    public void AddAdapters(ReplayEngine engine, LoraReplay lora)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(lora);
+        foreach (TensorSpec target in lora.Targets)
+        {
+            Tensor a = engine.Parameter([lora.Rank, target.InFeatures], lora.Type, true, MemoryTag.Adapter);
+            Tensor b = engine.Parameter([target.OutFeatures, lora.Rank], lora.Type, true, MemoryTag.Adapter);
+            Tensor? magnitude = lora.Dora ? engine.Parameter([target.OutFeatures], lora.Type, true, MemoryTag.Adapter) : null;
+            _adapters[target.Name] = new LoraAdapter(a, b, magnitude);
+            _parameters.Add(a);
+            _parameters.Add(b);
+            if (magnitude is not null)
+            {
+                _parameters.Add(magnitude);
+            }
+        }
+    }
+}
+
+/// <summary>One adapted linear's LoRA matrices and DoRA magnitude.</summary>
+internal sealed record LoraAdapter(Tensor A, Tensor B, Tensor? Magnitude);

@@ -1,0 +1,345 @@
+namespace LlmMemory.Estimation.Replay;
+
+/// <summary>Autograd: node recording, checkpointed regions with recomputation, and the backward engine.</summary>
+internal sealed partial class ReplayEngine
+{
+    private long _sequence;
+    private Region? _recording;
+    private Region? _recomputing;
+
+    /// <summary>
+    /// Set once a recomputation has recorded the last op that saves something: the rest of the region runs without
+    /// allocating, as if it had stopped there (the early stop of non-reentrant checkpointing).
+    /// </summary>
+    private bool _dry;
+
+    /// <summary>
+    /// Records the node of an op whose input requires grad: <paramref name="output"/> then requires grad and refers to it,
+    /// and the node keeps <paramref name="saved"/> for backward. Inside a checkpointed region the saved tensors are not
+    /// kept; inside a recomputation they are stored for the region's nodes and nothing is recorded.
+    /// </summary>
+    public void Record(Tensor output, ReadOnlySpan<Tensor?> inputs, ReadOnlySpan<Tensor?> saved, BackwardFormula formula)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        if (_dry || !GradEnabled || !AnyRequiresGrad(inputs))
+        {
+            return;
+        }
+
+        output.RequiresGrad = true;
+        Tensor[] kept = Kept(saved);
+        if (_recomputing is { } recomputed)
+        {
+            int index = recomputed.Count++;
+            if (kept.Length > 0)
+            {
+                recomputed.Store![index] = Hold(kept);
+            }
+
+            _dry = index >= recomputed.LastSaving;
+            return;
+        }
+
+        var edges = new GradNode?[inputs.Length];
+        var metas = new TensorMeta?[inputs.Length];
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            Tensor? input = inputs[i];
+            metas[i] = input is null ? null : new TensorMeta(input.Shape, input.Type);
+            edges[i] = input is { RequiresGrad: true } ? EdgeOf(input).Retain() : null;
+        }
+
+        Region? region = _recording;
+        var node = new GradNode(++_sequence, formula)
+        {
+            Edges = edges,
+            Inputs = metas,
+            Region = region,
+            RegionIndex = region?.Count ?? 0,
+            Layer = Layer,
+        };
+        if (region is not null)
+        {
+            region.Retain();
+            if (kept.Length > 0)
+            {
+                region.LastSaving = region.Count;
+            }
+
+            region.Count++;
+        }
+        else
+        {
+            node.Saved = Hold(kept);
+        }
+
+        output.Fn = node.Retain();
+    }
+
+    /// <summary>
+    /// <c>torch.utils.checkpoint(forward, input, use_reentrant=False)</c>. The region keeps its input (in host memory when
+    /// <paramref name="offload"/>, as torchtune's activation offloading does) and <paramref name="captured"/>, the tensors
+    /// its forward closes over, until the graph is released.
+    /// </summary>
+    public Tensor Checkpoint(Func<Tensor, Tensor> forward, Tensor input, IReadOnlyList<Tensor?> captured, bool offload)
+    {
+        ArgumentNullException.ThrowIfNull(forward);
+        ArgumentNullException.ThrowIfNull(input);
+        var region = new Region(forward, input.Retain(), Autocast, captured.OfType<Tensor>().Select(t => t.Retain()).ToArray());
+        Region? outer = _recording;
+        _recording = region;
+        Tensor output = forward(input);
+        _recording = outer;
+        if (offload)
+        {
+            region.Offloaded = new TensorMeta(input.Shape, input.Type);
+            region.DropInput();
+        }
+
+        region.Release();
+        return output;
+    }
+
+    /// <summary>
+    /// <c>loss.backward()</c>: runs the ready node with the highest sequence number first (<c>AccumulateGrad</c> as soon as
+    /// it is ready), frees each node's saved tensors and incoming gradient right after it ran, sums several gradients of
+    /// one input in place and steals a leaf's first gradient into <c>.grad</c>. Backward GEMMs run on the autograd thread,
+    /// which has its own cuBLAS workspace.
+    /// </summary>
+    public void Backward(Tensor root)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        string phase = Phase;
+        _onAutogradThread = true;
+        GradNode start = root.Fn ?? throw new InvalidOperationException("backward of a tensor without grad_fn");
+        Dictionary<GradNode, int> dependencies = Dependencies(start);
+        var buffers = new Dictionary<GradNode, Tensor?>(ReferenceEqualityComparer.Instance) { [start] = Empty(root.Shape, root.Type) };
+        var ready = new ReadyQueue();
+        ready.Push(start);
+
+        // The reference replay's loop variables keep the last edge's gradient and the last saved tensor of a node alive
+        // until they are rebound (sim.py backward); the port keeps them as long, so both free at the same moments.
+        Tensor? lastGradient = null;
+        Tensor? lastSaved = null;
+        while (ready.Count > 0)
+        {
+            GradNode node = ready.Pop();
+            buffers.Remove(node, out Tensor? gradient);
+            if (node is AccumulateGrad accumulate)
+            {
+                lastGradient?.Release();
+                lastGradient = null;
+                Accumulate(accumulate.Leaf, gradient);
+                continue;
+            }
+
+            BackwardLayer = node.Layer;
+            if (node.Layer != _lastBackwardLayer)
+            {
+                _lastBackwardLayer = node.Layer;
+                Mark($"{phase}:layer{node.Layer}");
+            }
+
+            IReadOnlyList<Tensor> saved = SavedOf(node);
+            Tensor?[] grads = node.Formula!(this, node, gradient);
+            gradient?.Release();
+            foreach (Tensor s in saved)
+            {
+                s.Storage?.AddSaver(-1);
+            }
+
+            if (saved.Count > 0)
+            {
+                lastSaved?.Release();
+                lastSaved = saved[^1].Retain();
+            }
+
+            node.Saved = [];
+            foreach (Tensor s in saved)
+            {
+                s.Release();
+            }
+
+            if (node is { Region: { } region, RegionIndex: 0 })
+            {
+                region.DropInput();
+            }
+
+            lastGradient?.Release();
+            lastGradient = grads.Length > 0 ? grads[^1]?.Retain() : null;
+            for (int i = 0; i < grads.Length; i++)
+            {
+                GradNode? edge = node.Edges[i];
+                Tensor? g = grads[i];
+                if (edge is null)
+                {
+                    g?.Release();
+                    continue;
+                }
+
+                if (g is not null && buffers.TryGetValue(edge, out Tensor? existing) && existing is not null)
+                {
+                    g.Release(); // summed in place into the existing buffer
+                }
+                else if (g is not null || !buffers.ContainsKey(edge))
+                {
+                    buffers[edge] = g;
+                }
+
+                if (--dependencies[edge] == 0)
+                {
+                    ready.Push(edge);
+                }
+            }
+        }
+
+        lastGradient?.Release();
+        lastSaved?.Release();
+        BackwardLayer = null;
+        _lastBackwardLayer = int.MinValue;
+        _onAutogradThread = false;
+        Phase = phase;
+    }
+
+    private int _lastBackwardLayer = int.MinValue;
+
+    private static bool AnyRequiresGrad(ReadOnlySpan<Tensor?> inputs)
+    {
+        foreach (Tensor? input in inputs)
+        {
+            if (input is { RequiresGrad: true })
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static Tensor[] Kept(ReadOnlySpan<Tensor?> saved)
+    {
+        var kept = new List<Tensor>(saved.Length);
+        foreach (Tensor? s in saved)
+        {
+            if (s is not null)
+            {
+                kept.Add(s);
+            }
+        }
+
+        return [.. kept];
+    }
+
+    /// <summary>Takes a reference to each saved tensor and counts the node as a saver of its block.</summary>
+    private static Tensor[] Hold(Tensor[] saved)
+    {
+        foreach (Tensor s in saved)
+        {
+            s.Retain();
+            s.Storage?.AddSaver(1);
+        }
+
+        return saved;
+    }
+
+    private static GradNode EdgeOf(Tensor input)
+    {
+        if (input.Fn is { } fn)
+        {
+            return fn;
+        }
+
+        input.Accumulator ??= (AccumulateGrad)new AccumulateGrad(input).Retain();
+        return input.Accumulator;
+    }
+
+    private static Dictionary<GradNode, int> Dependencies(GradNode start)
+    {
+        var dependencies = new Dictionary<GradNode, int>(ReferenceEqualityComparer.Instance);
+        var seen = new HashSet<GradNode>(ReferenceEqualityComparer.Instance) { start };
+        var stack = new Stack<GradNode>();
+        stack.Push(start);
+        while (stack.Count > 0)
+        {
+            foreach (GradNode? edge in stack.Pop().Edges)
+            {
+                if (edge is null)
+                {
+                    continue;
+                }
+
+                dependencies[edge] = dependencies.GetValueOrDefault(edge) + 1;
+                if (seen.Add(edge))
+                {
+                    stack.Push(edge);
+                }
+            }
+        }
+
+        return dependencies;
+    }
+
+    /// <summary>AccumulateGrad: the first gradient of a leaf becomes its <c>.grad</c> when it can be stolen, else a new one.</summary>
+    private void Accumulate(Tensor leaf, Tensor? gradient)
+    {
+        if (leaf.IsAlive && gradient is not null)
+        {
+            if (OnGradient is not null)
+            {
+                OnGradient(leaf, gradient);
+            }
+            else if (leaf.Grad is null)
+            {
+                if (gradient.Storage!.Tag != MemoryTag.Gradient && gradient.Type == leaf.Type && gradient.Shape.AsSpan().SequenceEqual(leaf.Shape))
+                {
+                    gradient.Storage.Retag(MemoryTag.Gradient);
+                    leaf.Grad = gradient.Retain();
+                }
+                else
+                {
+                    leaf.Grad = Empty(leaf.Shape, leaf.Type, MemoryTag.Gradient);
+                }
+            }
+        }
+
+        gradient?.Release();
+    }
+
+    private IReadOnlyList<Tensor> SavedOf(GradNode node)
+    {
+        if (node.Region is not { } region)
+        {
+            return node.Saved;
+        }
+
+        if (region.Store is null)
+        {
+            Recompute(region);
+        }
+
+        node.Saved = region.Store!.Remove(node.RegionIndex, out Tensor[]? saved) ? saved : [];
+        return node.Saved;
+    }
+
+    /// <summary>Reruns a region's forward with grad enabled (under its autocast state) to refill its saved tensors.</summary>
+    private void Recompute(Region region)
+    {
+        region.Store = [];
+        region.Count = 0;
+        string phase = Phase;
+        Phase = phase + "/recompute";
+        (Region? recording, bool grad, ScalarType? autocast) = (_recording, GradEnabled, Autocast);
+        (_recomputing, _recording, GradEnabled, Autocast) = (region, null, true, region.Autocast);
+        Tensor input = region.Offloaded is TensorMeta host ? Empty(host.Shape, host.Type, requiresGrad: true) : region.Input!.Retain();
+        Tensor output = region.Forward(input);
+        output.Release();
+        input.Release();
+        if (Autocast is not null)
+        {
+            ClearAutocastCache();
+        }
+
+        (_recomputing, _recording, GradEnabled, Autocast, _dry) = (null, recording, grad, autocast, false);
+        Phase = phase;
+    }
+}

@@ -1,0 +1,160 @@
+namespace LlmMemory.Estimation.Replay;
+
+/// <summary>
+/// A shape-only imitation of PyTorch eager execution whose every allocation goes through <see cref="CachingAllocator"/>:
+/// tensors, autograd with saved tensors and checkpointed regions, autocast, and the cuBLAS workspaces
+/// (research/torch SPEC §1; a port of its <c>sim.py</c>).
+/// </summary>
+internal sealed partial class ReplayEngine
+{
+    private static readonly int TagCount = Enum.GetValues<MemoryTag>().Length;
+    private readonly long[] _live = new long[TagCount];
+    private readonly Dictionary<Tensor, Tensor> _autocastCache = new(ReferenceEqualityComparer.Instance);
+    private readonly List<ReplayPoint> _timeline = [];
+    private Tensor? _mainWorkspace;
+    private Tensor? _autogradWorkspace;
+    private bool _onAutogradThread;
+
+    public ReplayEngine(long? capacity, long workspaceBytes)
+    {
+        Allocator = new CachingAllocator(capacity);
+        WorkspaceBytes = workspaceBytes;
+    }
+
+    public CachingAllocator Allocator { get; }
+
+    /// <summary>Bytes of the cuBLAS workspace each GEMM thread allocates at its first GEMM and keeps.</summary>
+    public long WorkspaceBytes { get; }
+
+    /// <summary>Whether ops record autograd nodes (<c>torch.is_grad_enabled</c>).</summary>
+    public bool GradEnabled { get; set; } = true;
+
+    /// <summary>The lower-precision type of the active <c>torch.autocast</c> region; null outside one.</summary>
+    public ScalarType? Autocast { get; set; }
+
+    /// <summary>What new blocks hold, for the breakdown.</summary>
+    public MemoryTag Tag { get; set; } = MemoryTag.Activation;
+
+    /// <summary>Where the replay is ("step2.backward", "forward:layer3").</summary>
+    public string Phase { get; private set; } = "init";
+
+    /// <summary>The block index the forward is in (-1 outside the blocks), stamped on nodes for the backward timeline.</summary>
+    public int Layer { get; set; } = -1;
+
+    /// <summary>Whether allocations count toward the peak (off while the model is built).</summary>
+    public bool Tracking { get; set; }
+
+    /// <summary>Called with each leaf and its gradient instead of accumulating it (optimizer step in backward).</summary>
+    public Action<Tensor, Tensor>? OnGradient { get; set; }
+
+    public long Peak { get; private set; }
+
+    public string? PeakPhase { get; private set; }
+
+    /// <summary>Block index of the backward node that ran at the peak; -1 outside the blocks, null outside backward.</summary>
+    public int? PeakBackwardLayer { get; private set; }
+
+    /// <summary>Live bytes per <see cref="MemoryTag"/> at the peak.</summary>
+    public IReadOnlyList<long> PeakBreakdown { get; private set; } = new long[TagCount];
+
+    /// <summary>Allocated and reserved bytes at each phase boundary, in order.</summary>
+    public IReadOnlyList<ReplayPoint> Timeline => _timeline;
+
+    private int? BackwardLayer { get; set; }
+
+    public void SetPhase(string phase)
+    {
+        Phase = phase;
+        Mark(phase);
+    }
+
+    /// <summary>Starts tracking the peak from the current state (<c>reset_peak_memory_stats</c>).</summary>
+    public void StartTracking()
+    {
+        Allocator.ResetPeaks();
+        Peak = Allocator.Allocated;
+        Tracking = true;
+    }
+
+    /// <summary>A new tensor over a new block.</summary>
+    public Tensor Empty(long[] shape, ScalarType type, MemoryTag? tag = null, bool requiresGrad = false) =>
+        new(shape, type, _dry ? null : NewStorage(checked(Tensor.ElementsOf(shape) * type.Bits() / 8), tag ?? Tag), requiresGrad);
+
+    /// <summary>A parameter (leaf) of <paramref name="bytes"/> bytes when its storage is not shape × type (quantized weights).</summary>
+    public Tensor Parameter(long[] shape, ScalarType type, bool requiresGrad, MemoryTag tag, long? bytes = null) =>
+        new(shape, type, NewStorage(bytes ?? checked(Tensor.ElementsOf(shape) * type.Bits() / 8), tag), requiresGrad) { IsParameter = true };
+
+    public void Free(Storage storage)
+    {
+        _live[(int)Category(storage)] -= storage.Block.Size;
+        Allocator.Free(storage.Block);
+    }
+
+    /// <summary>Moves a block's bytes to its new breakdown category after <paramref name="change"/>.</summary>
+    public void Recount(Storage storage, Action change)
+    {
+        ArgumentNullException.ThrowIfNull(storage);
+        ArgumentNullException.ThrowIfNull(change);
+        _live[(int)Category(storage)] -= storage.Block.Size;
+        change();
+        _live[(int)Category(storage)] += storage.Block.Size;
+    }
+
+    /// <summary>Allocates the current GEMM thread's cuBLAS workspace at its first GEMM.</summary>
+    public void NeedWorkspace()
+    {
+        if (WorkspaceBytes == 0 || _dry)
+        {
+            return;
+        }
+
+        if (_onAutogradThread)
+        {
+            _autogradWorkspace ??= Empty([WorkspaceBytes], ScalarType.UInt8, MemoryTag.Workspace);
+        }
+        else
+        {
+            _mainWorkspace ??= Empty([WorkspaceBytes], ScalarType.UInt8, MemoryTag.Workspace);
+        }
+    }
+
+    /// <summary>Exits the autocast region: the cached casts of the weights are dropped (<c>clear_autocast_cache</c>).</summary>
+    public void ClearAutocastCache()
+    {
+        foreach (Tensor cast in _autocastCache.Values)
+        {
+            cast.Release();
+        }
+
+        _autocastCache.Clear();
+    }
+
+    private static MemoryTag Category(Storage storage) =>
+        storage.Tag == MemoryTag.Activation && storage.SavedBy > 0 ? MemoryTag.SavedActivation : storage.Tag;
+
+    private Storage NewStorage(long bytes, MemoryTag tag)
+    {
+        var storage = new Storage(this, Allocator.Malloc(bytes), tag);
+        _live[(int)tag] += storage.Block.Size;
+        if (Tracking && Allocator.Allocated > Peak)
+        {
+            Peak = Allocator.Allocated;
+            PeakPhase = Phase;
+            PeakBackwardLayer = BackwardLayer;
+            PeakBreakdown = (long[])_live.Clone();
+        }
+
+        return storage;
+    }
+
+    private void Mark(string phase)
+    {
+        if (Tracking)
+        {
+            _timeline.Add(new ReplayPoint(phase, Allocator.Allocated, Allocator.Reserved));
+        }
+    }
+}
+
+/// <summary>Allocator counters at one moment of the replay.</summary>
+internal readonly record struct ReplayPoint(string Phase, long Allocated, long Reserved);

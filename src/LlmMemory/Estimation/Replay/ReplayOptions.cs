@@ -1,0 +1,126 @@
+using LlmMemory.Models;
+
+namespace LlmMemory.Estimation.Replay;
+
+/// <summary>What the replayed run does: the script, the model's program style, the optimizer and the device limits.</summary>
+internal sealed record ReplayOptions
+{
+    public required int Batch { get; init; }
+
+    public required int Seq { get; init; }
+
+    /// <summary>Training steps (forward, backward, optimizer step, <c>zero_grad(set_to_none=True)</c>); false: one forward under <c>no_grad</c>.</summary>
+    public bool Training { get; init; }
+
+    /// <summary>How each parameter tensor is stored, aligned with the model's tensor inventory.</summary>
+    public required IReadOnlyList<StoredWeight> Weights { get; init; }
+
+    /// <summary>Every parameter trains (full fine-tuning); false: frozen base (inference, LoRA).</summary>
+    public bool TrainBase { get; init; }
+
+    /// <summary><c>torch.autocast</c> type around the forward (mixed precision); null for none.</summary>
+    public ScalarType? Autocast { get; init; }
+
+    public LoraReplay? Lora { get; init; }
+
+    /// <summary>transformers' <c>eager_attention_forward</c> (materialised scores) instead of SDPA.</summary>
+    public bool EagerAttention { get; init; }
+
+    /// <summary>Per-layer non-reentrant activation checkpointing.</summary>
+    public bool Checkpointing { get; init; }
+
+    /// <summary>Checkpointed layer inputs live in host memory (torchtune activation offloading).</summary>
+    public bool OffloadCheckpoints { get; init; }
+
+    public ReplayOptimizer Optimizer { get; init; } = ReplayOptimizer.AdamW;
+
+    /// <summary>The optimizer steps each parameter inside backward and frees its gradient at once.</summary>
+    public bool OptimizerInBackward { get; init; }
+
+    public int Steps { get; init; } = 3;
+
+    /// <summary>Micro-batches replayed per optimizer step (gradient accumulation; the second repeats for the rest).</summary>
+    public int MicroBatches { get; init; } = 1;
+
+    /// <summary>Bytes the allocator may reserve (device total − memory outside the allocator); null for no limit.</summary>
+    public long? Capacity { get; init; }
+
+    /// <summary>cuBLAS workspace per GEMM thread.</summary>
+    public long WorkspaceBytes { get; init; }
+
+    /// <summary>Whether the training forward builds a KV cache (transformers follows <c>config.use_cache</c>; torchtune never does).</summary>
+    public bool CacheInTraining { get; init; }
+
+    /// <summary>torchtune's model code: LoRA in the model dtype without the fp32 input cast, k/v expanded to all heads before SDPA.</summary>
+    public bool Torchtune { get; init; }
+
+    public LossStyle Loss { get; init; } = LossStyle.Transformers;
+
+    /// <summary>The classification head's outputs for encoders (BERT sequence classification).</summary>
+    public int Labels { get; init; } = 2;
+
+    /// <summary>Dropout probability of encoder blocks in training (BERT <c>hidden_dropout_prob</c>).</summary>
+    public bool Dropout { get; init; }
+
+    /// <summary>Gradients are zeroed in place instead of freed between steps (<c>zero_grad(set_to_none=False)</c>, torch &lt; 2.0).</summary>
+    public bool KeepGradients { get; init; }
+}
+
+/// <summary>How one parameter tensor is stored: its bytes and the element type ops see.</summary>
+/// <param name="Bytes">Stored bytes, quantization scales included.</param>
+/// <param name="Type">Element type; <see cref="ScalarType.Nf4"/> for 4-bit weights that are dequantized for each matmul, <see cref="ScalarType.UInt8"/> for other quantized storage.</param>
+internal readonly record struct StoredWeight(long Bytes, ScalarType Type);
+
+/// <summary>LoRA/DoRA adapters of a replay.</summary>
+/// <param name="Targets">The adapted linear weights, in model order.</param>
+/// <param name="Rank">r.</param>
+/// <param name="Dora">A magnitude vector per adapted module and the DoRA forward.</param>
+/// <param name="Type">Adapter type: fp32 for PEFT (<c>autocast_adapter_dtype</c>), the model dtype for torchtune.</param>
+internal sealed record LoraReplay(IReadOnlyList<TensorSpec> Targets, int Rank, bool Dora, ScalarType Type);
+
+/// <summary>Optimizer implementations, by the states and temporaries they allocate (research/torch SPEC §6).</summary>
+internal enum ReplayOptimizer
+{
+    /// <summary><c>torch.optim.AdamW</c> foreach: two states of the parameter type; <c>_foreach_sqrt</c> copies the second moment of each type group.</summary>
+    AdamW,
+
+    /// <summary><c>torch.optim.AdamW(fused=True)</c>: two states, no temporary.</summary>
+    AdamWFused,
+
+    /// <summary>transformers' own <c>AdamW</c> (2022): a per-parameter loop whose <c>exp_avg_sq.sqrt()</c> is one parameter-sized temporary.</summary>
+    AdamWPerParameter,
+
+    /// <summary>bitsandbytes 8-bit blockwise AdamW: uint8 states and fp32 absmax per 256 values; tensors under 4096 elements keep fp32 states.</summary>
+    AdamW8Bit,
+
+    /// <summary>bitsandbytes paged optimizers: states in CUDA managed memory, outside the caching allocator (nothing replayed).</summary>
+    Paged,
+
+    /// <summary>transformers' <c>Adafactor</c> (beta1 None): factored fp32 second moment for matrices, fp32 vectors; two fp32 temporaries per parameter.</summary>
+    Adafactor,
+
+    /// <summary>SGD with momentum: one buffer of the parameter type, created from the first gradient.</summary>
+    SgdMomentum,
+
+    /// <summary>Plain SGD: in place, no state.</summary>
+    Sgd,
+
+    /// <summary>Lion (lion-pytorch): one momentum of the parameter type; the update makes two parameter-sized temporaries.</summary>
+    Lion,
+}
+
+/// <summary>How logits and the loss are computed.</summary>
+internal enum LossStyle
+{
+    /// <summary>transformers 5 <c>ForCausalLMLoss</c>: bf16 logits, <c>logits.float()</c>, log-softmax and nll.</summary>
+    Transformers,
+
+    /// <summary>torchtune: <c>self.output(h).float()</c>, then cross-entropy.</summary>
+    Float,
+
+    /// <summary>torchtune <c>CEWithChunkedOutputLoss</c>: the output in 8 chunks, each upcast on its own for its loss.</summary>
+    Chunked,
+
+    /// <summary>Chunked, with the loss compiled (or a fused kernel): the fp32 upcast and softmax stay inside the kernel; each chunk saves only its logits and a per-row log-sum-exp.</summary>
+    ChunkedFused,
+}

@@ -1,0 +1,114 @@
+using LlmMemory.Estimation.Training;
+using LlmMemory.Estimation.Weights;
+using LlmMemory.Hardware;
+using LlmMemory.Models;
+using LlmMemory.Numerics;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Estimation.Replay;
+
+/// <summary>A scenario translated into the run to replay, with what the estimate reports beside it.</summary>
+/// <param name="Options">The replay.</param>
+/// <param name="Layout">Stored bytes of each weight tensor.</param>
+/// <param name="Format">The weight format's name.</param>
+/// <param name="Adapters">The LoRA adapters, exact.</param>
+/// <param name="Context">Memory outside the allocator: CUDA context and kernels (zero on the host).</param>
+/// <param name="Notes">What was assumed.</param>
+internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, string Format, LoraAdapters? Adapters, ByteSize Context,
+    IReadOnlyList<string> Notes)
+{
+    public static ReplayPlan For(ModelArchitecture model, Scenario scenario, Gpu? gpu)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(scenario);
+        bool training = scenario.IsTraining;
+        bool torchtune = scenario.Engine is Engine.Torchtune or Engine.Torchtitan;
+        Precision precision = scenario.Precision ?? Precision.MixedBf16;
+        var notes = new List<string>();
+        (WeightLayout layout, string format) = ChooseLayout(model, scenario, precision);
+        LoraAdapters? adapters = scenario.Mode is Mode.Lora or Mode.Qlora
+            ? LoraAdapters.For(model, scenario.Lora ?? throw new ModelFormatException("scenario", "lora", $"is required for mode {Names.Of(scenario.Mode)}."))
+            : null;
+        StoredWeight[] weights = [.. layout.Tensors.Select(Stored)];
+        ScalarType embedding = weights[0].Type;
+        bool flash = scenario.Attention != AttentionKernel.Eager && (embedding != ScalarType.Float32 || Autocast(precision, training) is not null);
+        bool host = gpu?.IsHost == true;
+        ByteSize context = host ? ByteSize.Zero : Constants.CudaContext(gpu, training, flash);
+        var options = new ReplayOptions
+        {
+            Batch = scenario.Batch,
+            Seq = scenario.Seq,
+            Training = training,
+            Weights = weights,
+            TrainBase = scenario.Mode == Mode.Training,
+            Autocast = Autocast(precision, training),
+            Lora = adapters is null ? null : new LoraReplay(adapters.Targets, adapters.Rank, adapters.Dora, torchtune ? embedding : ScalarType.Float32),
+            EagerAttention = scenario.Attention == AttentionKernel.Eager,
+            Checkpointing = scenario.GradientCheckpointing != Checkpointing.None,
+            OffloadCheckpoints = scenario.GradientCheckpointing == Checkpointing.Offload,
+            Optimizer = Optimizer(scenario.Optimizer ?? OptimizerKind.AdamW, torchtune),
+            OptimizerInBackward = scenario.OptimizerInBackward,
+            MicroBatches = Math.Min(scenario.GradientAccumulation, 2),
+            Capacity = gpu?.Budget is ByteSize budget && !host ? budget.Bytes - context.Bytes : null,
+            WorkspaceBytes = host ? 0 : Constants.CublasWorkspace(gpu).Bytes,
+            CacheInTraining = !torchtune,
+            Torchtune = torchtune,
+            Loss = Loss(scenario, torchtune),
+        };
+        return new ReplayPlan(options, layout, format, adapters, context, notes);
+    }
+
+    /// <summary>
+    /// Training stores parameters as the precision says (fp32 for fp32 and mixed precision, bf16 for pure bf16) unless the
+    /// scenario names a format; QLoRA's base defaults to NF4. Inference uses the model's own format.
+    /// </summary>
+    private static (WeightLayout Layout, string Format) ChooseLayout(ModelArchitecture model, Scenario scenario, Precision precision)
+    {
+        if (!scenario.IsTraining || scenario.Weights is not null)
+        {
+            WeightLayout chosen = WeightChoice.Layout(model, scenario, out string name);
+            return (chosen, name);
+        }
+
+        WeightFormat format = scenario.Mode == Mode.Qlora ? WeightFormats.Nf4
+            : precision == Precision.Bf16 ? WeightFormats.Bf16 : WeightFormats.Fp32;
+        DataType unquantized = model.StoredType is DataType s && s.BlockBytes == 2 ? s : DataTypes.BF16;
+        return (WeightStorage.Layout(model, format, unquantized), format.Name);
+    }
+
+    /// <summary>Plain tensors keep their float type; 4-bit bitsandbytes weights are dequantized per matmul; other quantized storage is opaque bytes.</summary>
+    private static StoredWeight Stored(StoredTensor tensor)
+    {
+        ScalarType type = DataTypes.TryParse(tensor.Storage, out DataType parsed) && parsed == DataTypes.F32 ? ScalarType.Float32
+            : DataTypes.TryParse(tensor.Storage, out parsed) && parsed == DataTypes.BF16 ? ScalarType.BFloat16
+            : DataTypes.TryParse(tensor.Storage, out parsed) && parsed == DataTypes.F16 ? ScalarType.Float16
+            : tensor.Storage is "NF4+DQ" or "4-bit + fp32 absmax" ? ScalarType.Nf4
+            : ScalarType.UInt8;
+        return new StoredWeight(tensor.Bytes, type);
+    }
+
+    private static ScalarType? Autocast(Precision precision, bool training) => !training ? null : precision switch
+    {
+        Precision.MixedBf16 or Precision.Fp8 => ScalarType.BFloat16,
+        Precision.MixedFp16 => ScalarType.Float16,
+        _ => null,
+    };
+
+    private static ReplayOptimizer Optimizer(OptimizerKind kind, bool torchtune) => kind switch
+    {
+        OptimizerKind.AdamW => torchtune ? ReplayOptimizer.AdamWFused : ReplayOptimizer.AdamW,
+        OptimizerKind.AdamW8Bit => ReplayOptimizer.AdamW8Bit,
+        OptimizerKind.PagedAdamW or OptimizerKind.PagedAdamW8Bit => ReplayOptimizer.Paged,
+        OptimizerKind.Adafactor => ReplayOptimizer.Adafactor,
+        OptimizerKind.SgdMomentum => ReplayOptimizer.SgdMomentum,
+        OptimizerKind.Lion => ReplayOptimizer.Lion,
+        _ => ReplayOptimizer.Sgd,
+    };
+
+    private static LossStyle Loss(Scenario scenario, bool torchtune) => scenario.CrossEntropy switch
+    {
+        CrossEntropyKind.Chunked => scenario.Compile ? LossStyle.ChunkedFused : LossStyle.Chunked,
+        CrossEntropyKind.Fused => LossStyle.ChunkedFused,
+        _ => torchtune ? LossStyle.Float : LossStyle.Transformers,
+    };
+}

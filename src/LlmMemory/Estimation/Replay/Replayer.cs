@@ -1,0 +1,93 @@
+using LlmMemory.Models;
+
+namespace LlmMemory.Estimation.Replay;
+
+/// <summary>
+/// Replays what a PyTorch script does with the model (research/torch model.py <c>simulate</c>): load the model, take a
+/// batch of ids, reset the peak counters, then one forward under <c>no_grad</c> (inference) or steps of forward (under
+/// autocast for mixed precision), backward, <c>optimizer.step()</c> and <c>zero_grad(set_to_none=True)</c>.
+/// </summary>
+internal static class Replayer
+{
+    public static ReplayResult Run(ModelArchitecture model, ReplayOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        var engine = new ReplayEngine(options.Capacity, options.WorkspaceBytes);
+        ModelProgram program = Program(engine, model, options);
+        program.Ids = engine.Empty([options.Batch, options.Seq], ScalarType.Int64, MemoryTag.Inputs);
+        engine.StartTracking();
+        string? outOfMemory = null;
+        try
+        {
+            if (options.Training)
+            {
+                Train(engine, program, options);
+            }
+            else
+            {
+                engine.GradEnabled = false;
+                engine.SetPhase("forward");
+                program.Forward(labels: false, training: false).ReleaseOutputs();
+            }
+        }
+        catch (ReplayOutOfMemoryException e)
+        {
+            outOfMemory = $"{engine.Phase}: {e.Message}";
+        }
+
+        return new ReplayResult(program.LoadedBytes, engine.Allocator.PeakAllocated, engine.Allocator.PeakReserved, engine.PeakPhase ?? "load",
+            engine.PeakBackwardLayer, engine.PeakBreakdown, engine.Timeline, outOfMemory);
+    }
+
+    private static void Train(ReplayEngine engine, ModelProgram program, ReplayOptions options)
+    {
+        var optimizer = new OptimizerReplay(engine, program.Weights.Trainable, options.Optimizer, options.OptimizerInBackward);
+        for (int step = 1; step <= options.Steps; step++)
+        {
+            for (int micro = 1; micro <= options.MicroBatches; micro++)
+            {
+                string tag = options.MicroBatches > 1 ? $"step{step}.mb{micro}" : $"step{step}";
+                engine.SetPhase(tag + ".forward");
+                engine.Autocast = options.Autocast;
+                ForwardResult output = program.Forward(labels: true, training: true);
+                output.ReleaseOutputs();
+                engine.Autocast = null;
+                engine.ClearAutocastCache();
+                engine.SetPhase(tag + ".backward");
+                engine.Backward(output.Loss!);
+                output.Loss!.Release();
+            }
+
+            engine.SetPhase($"step{step}.optimizer");
+            optimizer.Step();
+            if (!options.KeepGradients)
+            {
+                optimizer.ZeroGrad();
+            }
+        }
+    }
+
+    private static ModelProgram Program(ReplayEngine engine, ModelArchitecture model, ReplayOptions options) => model.Family switch
+    {
+        ModelFamily.LlamaLike => new DecoderProgram(engine, model, options),
+        ModelFamily.Gpt2 or ModelFamily.GptNeoX or ModelFamily.GptJ or ModelFamily.Falcon or ModelFamily.Opt or ModelFamily.Bloom
+            => new ClassicProgram(engine, model, options),
+        _ => throw new ModelFormatException("model", "model_type", $"is {model.ModelType}, whose {model.Family} blocks the PyTorch replay does not implement."),
+    };
+}
+
+/// <summary>What a replay measured.</summary>
+/// <param name="LoadedBytes">Allocated after loading the base model (<c>memory_allocated()</c>, allocator blocks).</param>
+/// <param name="PeakAllocated"><c>max_memory_allocated()</c> after the reset.</param>
+/// <param name="PeakReserved"><c>max_memory_reserved()</c>.</param>
+/// <param name="PeakPhase">Where the allocated peak happened ("step2.backward", "forward:head").</param>
+/// <param name="PeakBackwardLayer">The block whose backward ran at the peak (-1: outside the blocks); null outside backward.</param>
+/// <param name="Breakdown">Live bytes per <see cref="MemoryTag"/> at the peak.</param>
+/// <param name="Timeline">Allocator counters at phase boundaries.</param>
+/// <param name="OutOfMemory">Where and why the run needed more than the capacity; null when it fit.</param>
+internal sealed record ReplayResult(long LoadedBytes, long PeakAllocated, long PeakReserved, string PeakPhase, int? PeakBackwardLayer,
+    IReadOnlyList<long> Breakdown, IReadOnlyList<ReplayPoint> Timeline, string? OutOfMemory)
+{
+    public long Live(MemoryTag tag) => Breakdown[(int)tag];
+}

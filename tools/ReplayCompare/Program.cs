@@ -1,0 +1,47 @@
+using System.Diagnostics;
+using System.Text.Json;
+using LlmMemory;
+using LlmMemory.Estimation;
+using LlmMemory.Estimation.Replay;
+using LlmMemory.Hardware;
+using LlmMemory.Workloads;
+
+// One JSON scenario (or case) per stdin line -> one JSON result per stdout line: the replay's raw counters.
+var extra = new HashSet<string>(["id", "measured"]);
+string? line;
+while ((line = Console.ReadLine()) is not null)
+{
+    if (line.Trim().Length == 0)
+    {
+        continue;
+    }
+
+    using JsonDocument document = JsonDocument.Parse(line);
+    string id = document.RootElement.TryGetProperty("id", out JsonElement idElement) ? idElement.GetString()! : "";
+    try
+    {
+        Scenario scenario = ScenarioReader.Read(document.RootElement, "stdin", Environment.CurrentDirectory, extra);
+        ResolvedModel model = ModelResolver.Resolve(scenario.Model, scenario.BaseDirectory);
+        Gpu? gpu = scenario.Gpu is null ? null : GpuCatalog.Find(scenario.Gpu);
+        ReplayPlan plan = ReplayPlan.For(model.Architecture!, scenario, gpu);
+        var watch = Stopwatch.StartNew();
+        ReplayResult result = Replayer.Run(model.Architecture!, plan.Options);
+        watch.Stop();
+        Console.WriteLine(JsonSerializer.Serialize(new
+        {
+            id,
+            weights = result.LoadedBytes,
+            peak_allocated = result.PeakAllocated,
+            peak_reserved = result.PeakReserved,
+            device_used = result.PeakReserved + plan.Context.Bytes,
+            phase = result.PeakPhase,
+            oom = result.OutOfMemory,
+            breakdown = Enum.GetValues<MemoryTag>().ToDictionary(t => t.ToString(), result.Live),
+            ms = watch.Elapsed.TotalMilliseconds,
+        }));
+    }
+    catch (Exception e) when (e is ModelFormatException or FormatException or InvalidOperationException)
+    {
+        Console.WriteLine(JsonSerializer.Serialize(new { id, error = e.Message }));
+    }
+}
