@@ -23,7 +23,13 @@ public static class MemoryEstimator
             : throw new ModelFormatException("scenario", "gpu", $"is \"{scenario.Gpu}\", which is not in the GPU catalog (known: {string.Join(", ", GpuCatalog.All.Select(g => g.Id))}).");
         MemoryEstimate estimate = model.Architecture is null
             ? RuleOfThumb.Estimate(model, scenario)
-            : scenario.IsTraining ? Replay.ReplayEstimate.Build(model, scenario, gpu) : Inference.InferenceEstimator.Estimate(model, scenario, gpu);
+            : scenario.IsTraining
+                ? IsParallel(scenario.Parallel) ? Essay.Estimate(model, scenario) : Training.TrainingEstimator.Estimate(model, scenario, gpu)
+                : Inference.InferenceEstimator.Estimate(model, scenario, gpu);
         return estimate with { Gpu = gpu };
     }
+
+    /// <summary>More than one GPU, or sharding (ZeRO, FSDP) even on one.</summary>
+    private static bool IsParallel(ParallelSettings parallel) =>
+        parallel.Gpus > 1 || parallel.Zero > 0 || parallel.Fsdp != FsdpMode.None || parallel.Offload != OffloadMode.None;
 }

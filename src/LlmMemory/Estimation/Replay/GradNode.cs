@@ -34,8 +34,11 @@ internal class GradNode(long sequence, BackwardFormula? formula)
 
     public int RegionIndex { get; init; }
 
-    /// <summary>The forward position it was created at (a block index, or -1 outside the blocks), for the timeline.</summary>
+    /// <summary>The forward position it was created at: a block index, -1 before the blocks, the block count in the head.</summary>
     public int Layer { get; init; }
+
+    /// <summary>What the gradients it allocates hold, for the breakdown: the loss region's own, or activation gradients.</summary>
+    public MemoryTag Tag { get; init; } = MemoryTag.Activation;
 
     public GradNode Retain()
     {
@@ -106,20 +109,34 @@ internal sealed class AccumulateGrad(Tensor leaf) : GradNode(long.MaxValue, null
 /// the last op that saves something. It lives while its nodes do, and keeps what its forward closes over (masks, rotary
 /// tables) as long.
 /// </summary>
-internal sealed class Region(Func<Tensor, Tensor> forward, Tensor input, ScalarType? autocast, Tensor[] captured)
+internal sealed class Region
 {
+    private readonly Tensor[] _captured;
     private int _references = 1;
 
-    public Func<Tensor, Tensor> Forward { get; } = forward;
+    /// <summary>Keeps <paramref name="input"/> and <paramref name="captured"/> (references taken by the caller) as saved for backward.</summary>
+    public Region(Func<Tensor, Tensor> forward, Tensor input, ScalarType? autocast, Tensor[] captured)
+    {
+        Forward = forward;
+        Input = input;
+        Autocast = autocast;
+        _captured = captured;
+        foreach (Tensor kept in captured.Prepend(input))
+        {
+            kept.Storage?.AddSaver(1);
+        }
+    }
+
+    public Func<Tensor, Tensor> Forward { get; }
 
     /// <summary>The region input on the device; null once dropped (after its first node ran in backward, or offloaded).</summary>
-    public Tensor? Input { get; private set; } = input;
+    public Tensor? Input { get; private set; }
 
     /// <summary>Shape and type of an input that was offloaded to host memory (torchtune activation offloading).</summary>
     public TensorMeta? Offloaded { get; set; }
 
     /// <summary>The autocast state the region ran under; the recomputation runs under it again.</summary>
-    public ScalarType? Autocast { get; } = autocast;
+    public ScalarType? Autocast { get; }
 
     /// <summary>Nodes recorded in the forward (and, while recomputing, ops replayed).</summary>
     public int Count { get; set; }
@@ -132,6 +149,7 @@ internal sealed class Region(Func<Tensor, Tensor> forward, Tensor input, ScalarT
 
     public void DropInput()
     {
+        Input?.Storage?.AddSaver(-1);
         Input?.Release();
         Input = null;
     }
@@ -146,8 +164,15 @@ internal sealed class Region(Func<Tensor, Tensor> forward, Tensor input, ScalarT
         }
 
         DropInput();
-        foreach (Tensor tensor in captured.Concat(Store?.Values.SelectMany(saved => saved) ?? []))
+        foreach (Tensor tensor in _captured)
         {
+            tensor.Storage?.AddSaver(-1);
+            tensor.Release();
+        }
+
+        foreach (Tensor tensor in Store?.Values.SelectMany(saved => saved) ?? [])
+        {
+            tensor.Storage?.AddSaver(-1);
             tensor.Release();
         }
     }

@@ -57,6 +57,7 @@ internal sealed partial class ReplayEngine
             Region = region,
             RegionIndex = region?.Count ?? 0,
             Layer = Layer,
+            Tag = Tag is MemoryTag.Logits or MemoryTag.Loss ? MemoryTag.Loss : MemoryTag.Activation,
         };
         if (region is not null)
         {
@@ -113,7 +114,7 @@ internal sealed partial class ReplayEngine
         _onAutogradThread = true;
         GradNode start = root.Fn ?? throw new InvalidOperationException("backward of a tensor without grad_fn");
         Dictionary<GradNode, int> dependencies = Dependencies(start);
-        var buffers = new Dictionary<GradNode, Tensor?>(ReferenceEqualityComparer.Instance) { [start] = Empty(root.Shape, root.Type) };
+        var buffers = new Dictionary<GradNode, Tensor?>(ReferenceEqualityComparer.Instance) { [start] = Empty(root.Shape, root.Type, MemoryTag.Loss) };
         var ready = new ReadyQueue();
         ready.Push(start);
 
@@ -141,7 +142,9 @@ internal sealed partial class ReplayEngine
             }
 
             IReadOnlyList<Tensor> saved = SavedOf(node);
+            Tag = node.Tag;
             Tensor?[] grads = node.Formula!(this, node, gradient);
+            Tag = MemoryTag.Activation;
             gradient?.Release();
             foreach (Tensor s in saved)
             {

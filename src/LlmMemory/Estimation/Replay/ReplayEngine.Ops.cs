@@ -60,10 +60,11 @@ internal sealed partial class ReplayEngine
     }
 
     /// <summary>
-    /// <c>torch.matmul</c> of 4-D operands (a <c>bmm</c> over batch × heads). <paramref name="copyA"/>: <c>a</c> is a
-    /// transposed view whose 3-D reshape cannot be a view, so matmul copies it and the bmm saves the copy.
+    /// <c>torch.matmul</c> of 4-D operands (a <c>bmm</c> over batch × heads). <paramref name="copyA"/>,
+    /// <paramref name="copyB"/>: the operand is a permuted view whose 3-D reshape cannot be a view, so matmul copies it
+    /// and the bmm saves the copy.
     /// </summary>
-    public Tensor Matmul(Operand a, Operand b, long[] shape, bool copyA = false)
+    public Tensor Matmul(Operand a, Operand b, long[] shape, bool copyA = false, bool copyB = false)
     {
         NeedWorkspace();
         Tensor left = Cast(a.Tensor);
@@ -72,9 +73,12 @@ internal sealed partial class ReplayEngine
         b.Done();
         if (copyA)
         {
-            Tensor copy = ContiguousCopy(left);
-            left.Release();
-            left = copy;
+            left = Blocks.Rebind(left, ContiguousCopy(left));
+        }
+
+        if (copyB)
+        {
+            right = Blocks.Rebind(right, ContiguousCopy(right));
         }
 
         Tensor y = Empty(shape, ScalarTypes.Promote(left.Type, right.Type));
@@ -114,6 +118,34 @@ internal sealed partial class ReplayEngine
     }
 
     public Tensor Mul(Operand a, Operand b) => Binary(a, b, BinaryKind.Mul);
+
+    /// <summary><c>target += other</c>: no new memory; the autograd history of <paramref name="target"/> now ends in the add.</summary>
+    public void AddInPlace(Tensor target, Operand other)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        GradNode? history = target.Fn;
+        Record(target, [target, other.Tensor], [], Derivatives.Binary(BinaryKind.Add));
+        if (!ReferenceEquals(history, target.Fn))
+        {
+            history?.Release();
+        }
+
+        other.Done();
+    }
+
+    /// <summary>
+    /// <c>F.dropout</c> in training (<c>native_dropout</c>): the output and a bool mask, which backward keeps
+    /// (<c>native_dropout_backward(grad, mask, scale)</c>).
+    /// </summary>
+    public Tensor Dropout(Operand x)
+    {
+        Tensor y = Empty(x.Tensor.Shape, x.Tensor.Type);
+        Tensor mask = Empty(x.Tensor.Shape, ScalarType.Bool);
+        Record(y, [x.Tensor], [mask], Derivatives.ShapeOfInput);
+        mask.Release();
+        x.Done();
+        return y;
+    }
 
     public Tensor Add(Operand a, Operand b) => Binary(a, b, BinaryKind.Add);
 

@@ -54,6 +54,9 @@ internal sealed partial class ReplayEngine
     /// <summary>Block index of the backward node that ran at the peak; -1 outside the blocks, null outside backward.</summary>
     public int? PeakBackwardLayer { get; private set; }
 
+    /// <summary>How many timeline points were recorded when the peak happened (it lies after them).</summary>
+    public int PeakTimelineIndex { get; private set; }
+
     /// <summary>Live bytes per <see cref="MemoryTag"/> at the peak.</summary>
     public IReadOnlyList<long> PeakBreakdown { get; private set; } = new long[TagCount];
 
@@ -141,6 +144,7 @@ internal sealed partial class ReplayEngine
             Peak = Allocator.Allocated;
             PeakPhase = Phase;
             PeakBackwardLayer = BackwardLayer;
+            PeakTimelineIndex = _timeline.Count;
             PeakBreakdown = (long[])_live.Clone();
         }
 

@@ -1,10 +1,16 @@
+using LlmMemory.Estimation.Inference;
+using LlmMemory.Estimation.Training;
 using LlmMemory.Hardware;
 using LlmMemory.Models;
+using LlmMemory.Numerics;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Estimation.Replay;
 
-/// <summary>Runs the replay of a scenario and turns its counters into an estimate.</summary>
+/// <summary>
+/// Runs the replay of a scenario and turns what was live at its peak into the estimate's components, in the essay's order,
+/// each with the closed form of research/torch SPEC §2–§6 as its formula.
+/// </summary>
 internal static class ReplayEstimate
 {
     public static MemoryEstimate Build(ResolvedModel resolved, Scenario scenario, Gpu? gpu)
@@ -14,18 +20,62 @@ internal static class ReplayEstimate
         ModelArchitecture model = resolved.Architecture!;
         ReplayPlan plan = ReplayPlan.For(model, scenario, gpu);
         ReplayResult result = Replayer.Run(model, plan.Options);
-        var components = new List<MemoryComponent>
+        var notes = new List<string>(plan.Notes);
+        if (result.OutOfMemory is string oom)
         {
-            new("allocated", ComponentKind.Activations, new ByteSize(result.PeakAllocated), "replayed"),
-            new("allocator_cache", ComponentKind.AllocatorReserve, new ByteSize(result.PeakReserved - result.PeakAllocated), "replayed", Counter: Counter.Reserved),
-            new("cuda_context", ComponentKind.Runtime, plan.Context, "context", Counter: Counter.Device),
-        };
+            notes.Add($"The replay ran out of memory on the {gpu?.Name}: {oom}. The figures are from a replay without the device limit.");
+            result = Replayer.Run(model, plan.Options with { Capacity = null });
+        }
+
+        var parts = new ReplayParts(model, scenario, plan, result, gpu?.IsHost == true);
+        IReadOnlyList<MemoryComponent> components = scenario.IsTraining ? parts.Training() : parts.Inference();
+        ByteSize outside = components.Where(c => c.Counter == Counter.Device && c.Residence == Residence.Device)
+            .Aggregate(ByteSize.Zero, (sum, c) => sum + c.Bytes);
         return new MemoryEstimate
         {
             Model = resolved,
-            Parameters = new ParameterSummary(model.ParameterCount, plan.Adapters?.TrainableParameters ?? (scenario.Mode == Mode.Training ? model.ParameterCount : 0), model.ActiveParameterCount),
+            Parameters = new ParameterSummary(model.ParameterCount, Trainable(model, scenario, plan), model.ActiveParameterCount),
             Components = components,
-            PeakPhase = result.PeakPhase,
+            PeakPhase = PeakMoment.Describe(result, model.LayerCount),
+            Timeline = PeakMoment.Timeline(result, outside),
+            Comparisons = scenario.IsTraining ? parts.Comparisons() : [],
+            Facts = scenario.IsTraining
+                ? [new("effective_batch", scenario.EffectiveBatch, "sequences per optimizer step (micro-batch × gradient accumulation × data-parallel GPUs); memory depends on the micro-batch")]
+                : [new("kv_bytes_per_token", parts.KvBytes / Math.Max(1L, (long)scenario.Batch * scenario.Seq), "KV cache bytes per token")],
+            Notes = [.. notes, .. Assumptions(scenario, plan)],
         };
+    }
+
+    /// <summary>Parameters with gradients: the adapters (exact, PEFT's count), every parameter for full training, none for inference.</summary>
+    private static long Trainable(ModelArchitecture model, Scenario scenario, ReplayPlan plan) =>
+        plan.Adapters?.TrainableParameters ?? (scenario.Mode == Mode.Training ? model.ParameterCount : 0);
+
+    private static IEnumerable<string> Assumptions(Scenario scenario, ReplayPlan plan)
+    {
+        yield return $"Weights in {plan.Format}; replayed on PyTorch's caching allocator: {(scenario.IsTraining ? $"{plan.Options.Steps} steps of forward, backward, optimizer step and zero_grad" : "one forward over the whole prompt with use_cache=True")}.";
+        if (scenario.Compile)
+        {
+            yield return "torch.compile is not simulated: the eager replay is an upper bound (inductor fusion and recomputation usually save activations).";
+        }
+
+        if (scenario.Packed)
+        {
+            yield return "Packed sequences are replayed as full sequences of seq tokens (flash attention's variable-length path saves the same tensors).";
+        }
+
+        if (scenario.GradientCheckpointing == Checkpointing.Selective)
+        {
+            yield return "Selective checkpointing is replayed as full per-layer checkpointing.";
+        }
+
+        if (scenario.Precision == Precision.Fp8)
+        {
+            yield return "fp8 training is replayed as bf16 autocast over fp32 parameters; float8 linears (which save fp8 inputs) are not simulated.";
+        }
+
+        if (scenario.GradientAccumulation > 2)
+        {
+            yield return $"Two of the {scenario.GradientAccumulation} micro-batches are replayed; the rest repeat the second.";
+        }
     }
 }

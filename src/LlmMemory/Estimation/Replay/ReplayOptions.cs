@@ -56,11 +56,11 @@ internal sealed record ReplayOptions
 
     public LossStyle Loss { get; init; } = LossStyle.Transformers;
 
-    /// <summary>The classification head's outputs for encoders (BERT sequence classification).</summary>
-    public int Labels { get; init; } = 2;
-
-    /// <summary>Dropout probability of encoder blocks in training (BERT <c>hidden_dropout_prob</c>).</summary>
-    public bool Dropout { get; init; }
+    /// <summary>
+    /// 4-bit weights compute in fp32: bitsandbytes' defaults (<c>load_in_4bit</c>: FP4, <c>bnb_4bit_compute_dtype</c> float32),
+    /// as opposed to the QLoRA configuration (NF4, double quantization, bf16 compute).
+    /// </summary>
+    public bool Float32Compute4Bit { get; init; }
 
     /// <summary>Gradients are zeroed in place instead of freed between steps (<c>zero_grad(set_to_none=False)</c>, torch &lt; 2.0).</summary>
     public bool KeepGradients { get; init; }

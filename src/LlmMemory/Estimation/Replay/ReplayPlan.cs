@@ -17,6 +17,8 @@ namespace LlmMemory.Estimation.Replay;
 internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, string Format, LoraAdapters? Adapters, ByteSize Context,
     IReadOnlyList<string> Notes)
 {
+    private static readonly string[][] PeftDefaultTargets = [["q_proj", "v_proj"], ["query", "value"], ["query_key_value"], ["c_attn"], ["qkv_proj"]];
+
     public static ReplayPlan For(ModelArchitecture model, Scenario scenario, Gpu? gpu)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -25,10 +27,25 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         bool torchtune = scenario.Engine is Engine.Torchtune or Engine.Torchtitan;
         Precision precision = scenario.Precision ?? Precision.MixedBf16;
         var notes = new List<string>();
+        bool trainer2022 = model.Family == ModelFamily.Bert && training;
+        if (trainer2022)
+        {
+            notes.Add("BERT is trained as the transformers single-GPU guide ran it (2022 Trainer, torch 1.x): transformers' own AdamW, gradients zeroed in place between steps, dropout masks kept for backward.");
+        }
+
         (WeightLayout layout, string format) = ChooseLayout(model, scenario, precision);
-        LoraAdapters? adapters = scenario.Mode is Mode.Lora or Mode.Qlora
-            ? LoraAdapters.For(model, scenario.Lora ?? throw new ModelFormatException("scenario", "lora", $"is required for mode {Names.Of(scenario.Mode)}."))
-            : null;
+        LoraAdapters? adapters = null;
+        if (scenario.Mode is Mode.Lora or Mode.Qlora)
+        {
+            LoraSettings lora = scenario.Lora ?? PeftDefault(model);
+            if (scenario.Lora is null)
+            {
+                notes.Add($"No LoRA settings given: PEFT's LoraConfig defaults, r = {lora.Rank} on {lora.Targets}.");
+            }
+
+            adapters = LoraAdapters.For(model, lora);
+        }
+
         StoredWeight[] weights = [.. layout.Tensors.Select(Stored)];
         ScalarType embedding = weights[0].Type;
         bool flash = scenario.Attention != AttentionKernel.Eager && (embedding != ScalarType.Float32 || Autocast(precision, training) is not null);
@@ -46,7 +63,10 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             EagerAttention = scenario.Attention == AttentionKernel.Eager,
             Checkpointing = scenario.GradientCheckpointing != Checkpointing.None,
             OffloadCheckpoints = scenario.GradientCheckpointing == Checkpointing.Offload,
-            Optimizer = Optimizer(scenario.Optimizer ?? OptimizerKind.AdamW, torchtune),
+            Optimizer = trainer2022 && scenario.Optimizer is null or OptimizerKind.AdamW ? ReplayOptimizer.AdamWPerParameter
+                : Optimizer(scenario.Optimizer ?? OptimizerKind.AdamW, torchtune),
+            KeepGradients = trainer2022,
+            Float32Compute4Bit = format == WeightFormats.Fp4.Name,
             OptimizerInBackward = scenario.OptimizerInBackward,
             MicroBatches = Math.Min(scenario.GradientAccumulation, 2),
             Capacity = gpu?.Budget is ByteSize budget && !host ? budget.Bytes - context.Bytes : null,
@@ -56,6 +76,17 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Loss = Loss(scenario, torchtune),
         };
         return new ReplayPlan(options, layout, format, adapters, context, notes);
+    }
+
+    /// <summary>
+    /// PEFT's <c>LoraConfig</c> defaults: r = 8 on the query and value projections
+    /// (<c>TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING</c>: q_proj/v_proj, fused query_key_value or c_attn, BERT query/value).
+    /// </summary>
+    private static LoraSettings PeftDefault(ModelArchitecture model)
+    {
+        IReadOnlyList<string> modules = LoraAdapters.LinearModules(model);
+        string[] targets = PeftDefaultTargets.FirstOrDefault(pair => pair.All(modules.Contains)) ?? PeftDefaultTargets[0];
+        return new LoraSettings(8, null, new LoraTargets(null, targets), false);
     }
 
     /// <summary>

@@ -37,7 +37,7 @@ internal static class Replayer
         }
 
         return new ReplayResult(program.LoadedBytes, engine.Allocator.PeakAllocated, engine.Allocator.PeakReserved, engine.PeakPhase ?? "load",
-            engine.PeakBackwardLayer, engine.PeakBreakdown, engine.Timeline, outOfMemory);
+            engine.PeakBackwardLayer, engine.PeakBreakdown, engine.Timeline, engine.PeakTimelineIndex, outOfMemory);
     }
 
     private static void Train(ReplayEngine engine, ModelProgram program, ReplayOptions options)
@@ -73,6 +73,7 @@ internal static class Replayer
         ModelFamily.LlamaLike => new DecoderProgram(engine, model, options),
         ModelFamily.Gpt2 or ModelFamily.GptNeoX or ModelFamily.GptJ or ModelFamily.Falcon or ModelFamily.Opt or ModelFamily.Bloom
             => new ClassicProgram(engine, model, options),
+        ModelFamily.Bert => new BertProgram(engine, model, options),
         _ => throw new ModelFormatException("model", "model_type", $"is {model.ModelType}, whose {model.Family} blocks the PyTorch replay does not implement."),
     };
 }
@@ -85,9 +86,10 @@ internal static class Replayer
 /// <param name="PeakBackwardLayer">The block whose backward ran at the peak (-1: outside the blocks); null outside backward.</param>
 /// <param name="Breakdown">Live bytes per <see cref="MemoryTag"/> at the peak.</param>
 /// <param name="Timeline">Allocator counters at phase boundaries.</param>
+/// <param name="PeakIndex">How many <paramref name="Timeline"/> points precede the peak.</param>
 /// <param name="OutOfMemory">Where and why the run needed more than the capacity; null when it fit.</param>
 internal sealed record ReplayResult(long LoadedBytes, long PeakAllocated, long PeakReserved, string PeakPhase, int? PeakBackwardLayer,
-    IReadOnlyList<long> Breakdown, IReadOnlyList<ReplayPoint> Timeline, string? OutOfMemory)
+    IReadOnlyList<long> Breakdown, IReadOnlyList<ReplayPoint> Timeline, int PeakIndex, string? OutOfMemory)
 {
     public long Live(MemoryTag tag) => Breakdown[(int)tag];
 }

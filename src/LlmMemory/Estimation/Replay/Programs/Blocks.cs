@@ -183,9 +183,24 @@ internal static class Blocks
     /// <summary>
     /// A 4-bit weight's matmul (bitsandbytes <c>MatMul4Bit</c>, torchao <c>linear_nf4</c>): the weight is dequantized to the
     /// input type for the GEMM and dropped; backward dequantizes it again for grad_input (the frozen base has no weight grad).
+    /// With bitsandbytes' default fp32 compute dtype (<paramref name="float32"/>), <c>Linear4bit</c> casts x to fp32 and
+    /// the dequantized 16-bit weight is copied to fp32 for the GEMM (<c>dequantize_4bit(B).to(A.dtype)</c>), the output cast back.
     /// </summary>
-    public static Tensor DequantizedLinear(ReplayEngine s, Tensor x, Tensor weight)
+    public static Tensor DequantizedLinear(ReplayEngine s, Tensor x, Tensor weight, bool float32 = false)
     {
+        if (float32)
+        {
+            Tensor input = s.To(x, ScalarType.Float32);
+            Tensor half = s.Empty(weight.Shape, x.Type);
+            Tensor full = s.Empty(weight.Shape, ScalarType.Float32);
+            half.Release();
+            Tensor product = s.Empty(input.WithLast(weight.Shape[0]), ScalarType.Float32);
+            full.Release();
+            s.Record(product, [input], [], Derivatives.DequantizedLinear(weight.Shape));
+            input.Release();
+            return s.To(Operand.Take(product), x.Type);
+        }
+
         Tensor dense = s.Empty(weight.Shape, x.Type);
         Tensor y = s.Empty(x.WithLast(weight.Shape[0]), x.Type);
         dense.Release();
@@ -227,9 +242,12 @@ internal static class Blocks
     }
 
     /// <summary>A slice of the last dimension (<c>x[..., i:j]</c>, <c>chunk</c>): a view whose backward allocates the input's full shape.</summary>
-    public static Tensor Slice(ReplayEngine s, Tensor x, long width)
+    public static Tensor Slice(ReplayEngine s, Tensor x, long width) => Select(s, x, x.WithLast(width));
+
+    /// <summary>A part of <paramref name="x"/> by indexing (<c>x[:, 0]</c>, a slice): a view whose backward allocates the input's full shape.</summary>
+    public static Tensor Select(ReplayEngine s, Tensor x, long[] shape)
     {
-        Tensor y = x.Alias(x.WithLast(width));
+        Tensor y = x.Alias(shape);
         s.Record(y, [x], [], Derivatives.ShapeOfInput);
         return y;
     }

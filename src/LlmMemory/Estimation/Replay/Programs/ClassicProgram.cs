@@ -34,7 +34,7 @@ internal sealed class ClassicProgram : ModelProgram
             [.. tensors.Where(t => t.Layer == layer && t.Role == TensorRole.FeedForward && t.Form == TensorForm.LinearWeight).Select(t => t.Name)],
             Norms(tensors.Where(t => t.Layer == layer && t.Role == TensorRole.Norm)))).ToArray();
         Weights = new ModelWeights(engine, model, options, Enumerable.Range(0, tensors.Count).Select(i => new[] { i }),
-            _style.Rotary ? [model.HeadDimension / 2] : []);
+            _style.Rotary ? [(model.HeadDimension / 2, ScalarType.Float32)] : []);
         LoadedBytes = engine.Allocator.Allocated;
         AddAdapters();
     }
@@ -43,6 +43,7 @@ internal sealed class ClassicProgram : ModelProgram
     {
         ReplayEngine s = Engine;
         (long b, long n) = (Ids.Shape[0], Ids.Shape[1]);
+        s.Layer = -1;
         bool eager = Options.EagerAttention || _style.AlwaysEager;
         Tensor positions = s.Empty([1, n], ScalarType.Int64);
         Tensor x = _positions is null ? s.Embedding(Ids, Weights[_embedding])
@@ -79,7 +80,7 @@ internal sealed class ClassicProgram : ModelProgram
             }
         }
 
-        s.Layer = -1;
+        s.Layer = Model.LayerCount;
         Blocks.Release(mask, rope?.Cos, rope?.Sin);
         s.SetPhase($"{step}:head");
         Tensor y = LayerNorm(x, _finalNorm);

@@ -31,6 +31,7 @@ internal sealed partial class DecoderProgram : ModelProgram
     {
         ReplayEngine s = Engine;
         (long b, long n) = (Ids.Shape[0], Ids.Shape[1]);
+        s.Layer = -1;
         bool useCache = !training || (Options.CacheInTraining && Model.UseCache && !Options.Checkpointing);
         Tensor x = s.Embedding(Ids, Weights["model.embed_tokens.weight"]);
         Tensor? normalizer = null;
@@ -72,7 +73,7 @@ internal sealed partial class DecoderProgram : ModelProgram
             }
         }
 
-        s.Layer = -1;
+        s.Layer = Model.LayerCount;
         // `rope` and `mask` (and the last rotary table's cos/sin, the last sliding mask) stay referenced by the forward's
         // locals until it returns; the dictionaries are deleted before the head.
         Tensor?[] locals = [rope.Cos?.Retain(), rope.Sin?.Retain(), mask?.Retain(), normalizer, positions, lastMaskLocal, .. rotaryLocals];

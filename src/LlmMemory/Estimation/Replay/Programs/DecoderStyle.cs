@@ -29,11 +29,12 @@ internal sealed record DecoderStyle(bool GemmaNorms, bool SandwichNorms, bool Qk
     }
 
     /// <summary>Elements of the non-parameter fp32 buffers, in creation order: rotary <c>inv_freq</c> (d/2 per table), <c>embed_scale</c>.</summary>
-    public IEnumerable<long> Buffers(ModelArchitecture model)
+    public IEnumerable<(long Elements, ScalarType Type)> Buffers(ModelArchitecture model)
     {
         ArgumentNullException.ThrowIfNull(model);
         long half = (model.LatentAttention?.RopeHeadDimension ?? model.HeadDimension) / 2;
-        return [half, .. LocalRotary ? [half] : Array.Empty<long>(), .. EmbedScaleBuffer ? [1L] : Array.Empty<long>()];
+        long[] elements = [half, .. LocalRotary ? [half] : Array.Empty<long>(), .. EmbedScaleBuffer ? [1L] : Array.Empty<long>()];
+        return elements.Select(n => (n, ScalarType.Float32));
     }
 
     /// <summary>

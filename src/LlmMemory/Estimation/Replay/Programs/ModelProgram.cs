@@ -58,7 +58,7 @@ internal abstract class ModelProgram
         Tensor x = input.Tensor;
         Tensor weight = Weights[weightName];
         Tensor? bias = Weights.Find(string.Concat(weightName.AsSpan(0, weightName.Length - ".weight".Length), ".bias"));
-        Tensor result = weight.Type == ScalarType.Nf4 ? Blocks.DequantizedLinear(s, x, weight) : s.Linear(x, weight, bias);
+        Tensor result = weight.Type == ScalarType.Nf4 ? Blocks.DequantizedLinear(s, x, weight, Options.Float32Compute4Bit) : s.Linear(x, weight, bias);
         if (Weights.AdapterOf(adapterKey ?? weightName) is not { } adapter)
         {
             input.Done();

@@ -8,13 +8,15 @@ internal sealed class ModelWeights
     private readonly Dictionary<string, Tensor> _byName = new(StringComparer.Ordinal);
     private readonly Dictionary<string, LoraAdapter> _adapters = new(StringComparer.Ordinal);
     private readonly List<Tensor> _parameters = [];
+    private readonly bool _trainBase;
 
     /// <summary>
     /// Allocates the parameters in <paramref name="order"/>, the order the model's modules create them (indices into the
     /// tensor inventory; a group of several is one fused parameter, as transformers 5 stores experts' gate and up
     /// projections), then the non-parameter buffers a program needs (rotary <c>inv_freq</c>, fp32).
     /// </summary>
-    public ModelWeights(ReplayEngine engine, ModelArchitecture model, ReplayOptions options, IEnumerable<int[]> order, IEnumerable<long> buffers)
+    public ModelWeights(ReplayEngine engine, ModelArchitecture model, ReplayOptions options, IEnumerable<int[]> order,
+        IEnumerable<(long Elements, ScalarType Type)> buffers)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(model);
@@ -36,9 +38,10 @@ internal sealed class ModelWeights
             }
         }
 
-        foreach (long elements in buffers)
+        _trainBase = options.TrainBase;
+        foreach ((long elements, ScalarType type) in buffers)
         {
-            Buffers.Add(engine.Empty([elements], ScalarType.Float32, MemoryTag.Weight));
+            Buffers.Add(engine.Empty([elements], type, MemoryTag.Weight));
         }
     }
 
@@ -53,6 +56,20 @@ internal sealed class ModelWeights
     public Tensor? Find(string name) => _byName.GetValueOrDefault(name);
 
     public LoraAdapter? AdapterOf(string weightName) => _adapters.GetValueOrDefault(weightName);
+
+    /// <summary>A parameter of the program that the tensor inventory does not list (a task head), trained with the base.</summary>
+    public Tensor AddParameter(ReplayEngine engine, string name, long[] shape, ScalarType type)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        Tensor p = engine.Parameter(shape, type, _trainBase, MemoryTag.Weight);
+        _byName[name] = p;
+        if (_trainBase)
+        {
+            _parameters.Add(p);
+        }
+
+        return p;
+    }
 
     /// <summary>
     /// Creates the adapters after the base model, as PEFT does (each moved to the base layer's device as it is made):

@@ -1,0 +1,213 @@
+using LlmMemory.Estimation.Training;
+using LlmMemory.Models;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Estimation.Replay;
+
+/// <summary>
+/// The components of a replayed estimate: the bytes each part held at the allocated peak (the replay's breakdown), with the
+/// closed forms of research/torch SPEC §2–§6 as formulas. The allocated components add up to the peak allocated; the
+/// allocator cache and the memory outside the allocator complete the device total.
+/// </summary>
+internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, ReplayPlan plan, ReplayResult result, bool host)
+{
+    private readonly ReplayOptions _options = plan.Options;
+    private readonly long _tokens = (long)scenario.Batch * scenario.Seq;
+
+    /// <summary>Bytes of the KV cache the replay held at the peak.</summary>
+    public long KvBytes => result.Live(MemoryTag.KvCache);
+
+    public IReadOnlyList<MemoryComponent> Training()
+    {
+        var parts = new List<MemoryComponent> { Weights() };
+        Add(parts, "autocast_copies", ComponentKind.MasterWeights, result.Live(MemoryTag.AutocastWeight), AutocastFormula);
+        Add(parts, "gradients", ComponentKind.Gradients, result.Live(MemoryTag.Gradient), GradientFormula);
+        Add(parts, "optimizer_states", ComponentKind.OptimizerStates, result.Live(MemoryTag.OptimizerState), StateFormula);
+        if (_options.Optimizer == ReplayOptimizer.Paged)
+        {
+            long paged = OptimizerStates.PagedBytes(Trained(), scenario.Optimizer == OptimizerKind.PagedAdamW8Bit);
+            parts.Add(new MemoryComponent("paged_optimizer_states", ComponentKind.OptimizerStates, new ByteSize(paged),
+                $"{OptimizerStates.PagedFormula(Trained(), scenario.Optimizer == OptimizerKind.PagedAdamW8Bit)} in CUDA managed memory (bitsandbytes paged optimizer): outside PyTorch's allocator, resident on the GPU unless memory runs short",
+                Counter: Counter.Device));
+        }
+
+        Add(parts, "lora_adapters", ComponentKind.Adapters, result.Live(MemoryTag.Adapter),
+            live => $"{Text.N(plan.Adapters!.TrainableParameters)} adapter params × {Bits(_options.Lora!.Type) / 8} B{Replayed(live, plan.Adapters.TrainableParameters * Bits(_options.Lora.Type) / 8)}");
+        Add(parts, "saved_activations", ComponentKind.Activations, result.Live(MemoryTag.SavedActivation), SavedFormula);
+        Add(parts, "activation_transients", ComponentKind.Activations, result.Live(MemoryTag.Activation) + result.Live(MemoryTag.Inputs),
+            live => $"working tensors at the peak: activation gradients, attention and MLP intermediates, token ids (replayed: {new ByteSize(live)})");
+        Add(parts, "logits_and_loss", ComponentKind.Logits, result.Live(MemoryTag.Logits) + result.Live(MemoryTag.Loss), LossFormula);
+        Add(parts, "kv_cache", ComponentKind.KvCache, KvBytes, live => $"K and V the cache holds during a training forward (config use_cache): {new ByteSize(live)} replayed");
+        Add(parts, "optimizer_temporaries", ComponentKind.Workspace, result.Live(MemoryTag.OptimizerTemporary), TemporaryFormula);
+        AddRuntime(parts);
+        if (_options.OffloadCheckpoints)
+        {
+            long offloaded = checked(model.LayerCount * _tokens * model.HiddenSize * Bits(ActivationType()) / 8);
+            parts.Add(new MemoryComponent("offloaded_checkpoints", ComponentKind.Activations, new ByteSize(offloaded),
+                $"{model.LayerCount} layers × {Text.N(_tokens)} tokens × {model.HiddenSize} × {Bits(ActivationType()) / 8} B checkpointed layer inputs in host memory (activation offloading)",
+                Residence.Host));
+        }
+
+        return parts;
+    }
+
+    public IReadOnlyList<MemoryComponent> Inference()
+    {
+        var parts = new List<MemoryComponent> { Weights() };
+        Add(parts, "kv_cache", ComponentKind.KvCache, KvBytes, KvFormula);
+        Add(parts, "activations", ComponentKind.Activations, result.Live(MemoryTag.Activation) + result.Live(MemoryTag.SavedActivation) + result.Live(MemoryTag.Inputs),
+            live => $"working tensors of the forward at the peak (hidden states, attention and MLP intermediates, masks, token ids): {new ByteSize(live)} replayed");
+        Add(parts, "logits", ComponentKind.Logits, result.Live(MemoryTag.Logits) + result.Live(MemoryTag.Loss),
+            live => $"{Text.N(_tokens)} tokens × {Text.N(model.VocabularySize)} vocab × {Bits(ActivationType()) / 8} B (every position's logits: no logits_to_keep){Replayed(live, _tokens * model.VocabularySize * Bits(ActivationType()) / 8)}");
+        AddRuntime(parts);
+        return parts;
+    }
+
+    /// <summary>The essay's rules of thumb beside the replayed figures.</summary>
+    public IReadOnlyList<MemoryComponent> Comparisons()
+    {
+        long beta = Bits(ActivationType()) / 8;
+        var lines = new List<MemoryComponent>
+        {
+            new("activations_rule_of_thumb", ComponentKind.Activations, new ByteSize(checked(model.LayerCount * model.HiddenSize * _tokens * beta)),
+                $"the essay's rough rule: {model.LayerCount} layers × {model.HiddenSize} hidden × {Text.N(scenario.Seq)} seq × {scenario.Batch} batch × {beta} B, against {new ByteSize(result.Live(MemoryTag.SavedActivation))} saved in the replay"),
+        };
+        if (scenario.Mode == Mode.Training)
+        {
+            lines.Add(new MemoryComponent("sixteen_bytes_per_parameter", ComponentKind.Weights, new ByteSize(checked(model.ParameterCount * 16)),
+                $"the essay's rule for AdamW in mixed precision: {Text.N(model.ParameterCount)} params × 16 B (2 + 4 weights, 2 gradients, 8 optimizer)"));
+        }
+
+        return lines;
+    }
+
+    private MemoryComponent Weights()
+    {
+        long live = result.Live(MemoryTag.Weight);
+        string masters = scenario.IsTraining && _options.TrainBase && _options.Autocast is not null ? " (the fp32 parameters are the master weights, updated in place)" : "";
+        return new MemoryComponent("weights", ComponentKind.Weights, new ByteSize(live),
+            $"{plan.Layout.Formula()}{masters}{(Math.Abs(live - plan.Layout.Bytes) > (1 << 20) ? $"; allocated {new ByteSize(live)} in allocator blocks (512-B rounding, unsplit segment tails, rotary and position buffers{(model.Family == ModelFamily.Bert ? ", classifier" : "")})" : "")}");
+    }
+
+    private void AddRuntime(List<MemoryComponent> parts)
+    {
+        long workspace = result.Live(MemoryTag.Workspace);
+        Add(parts, "cublas_workspaces", ComponentKind.Workspace, workspace,
+            live => $"{(scenario.IsTraining ? "2 GEMM threads (forward, autograd)" : "1 GEMM thread")} × {new ByteSize(_options.WorkspaceBytes)} cuBLAS workspace, allocated at each thread's first GEMM and kept{Replayed(live, (scenario.IsTraining ? 2 : 1) * _options.WorkspaceBytes)}");
+        if (!host)
+        {
+            parts.Add(new MemoryComponent("allocator_cache", ComponentKind.AllocatorReserve, new ByteSize(result.PeakReserved - result.PeakAllocated),
+                $"peak reserved {new ByteSize(result.PeakReserved)} − peak allocated {new ByteSize(result.PeakAllocated)}: freed blocks the caching allocator keeps, which could not serve the request that made its last segment (replayed)",
+                Counter: Counter.Reserved));
+            parts.Add(new MemoryComponent("cuda_context", ComponentKind.Runtime, plan.Context,
+                "CUDA context, kernel modules and library handles outside PyTorch's allocator (Constants.CudaContext)", Counter: Counter.Device));
+        }
+    }
+
+    private string AutocastFormula(long live)
+    {
+        long linear = model.Tensors.CountWhere(t => t.Form == TensorForm.LinearWeight) + (model.TiedEmbeddings ? model.Tensors.CountOf(TensorRole.TokenEmbedding) : 0);
+        return $"{Text.N(linear)} linear-weight params × 2 B: the 16-bit copies autocast casts once per forward; each is kept by its layer's nodes until that layer's backward{Replayed(live, linear * 2)}";
+    }
+
+    private string GradientFormula(long live)
+    {
+        (long count, long bytes) = (Trained().Sum(p => p.Elements), Trained().Sum(p => p.Bytes));
+        string keep = _options.KeepGradients ? "; zeroed in place between steps (zero_grad(set_to_none=False))" : "";
+        return $"{Text.N(count)} trainable params in the parameters' type = {new ByteSize(bytes)}{keep}{Replayed(live, bytes, "gradients appear as backward reaches each parameter")}";
+    }
+
+    private string StateFormula(long live)
+    {
+        long full = OptimizerStates.Bytes(Trained(), _options.Optimizer);
+        return $"{OptimizerStates.Formula(Trained(), _options.Optimizer)}{Replayed(live, full, "states are created in the first optimizer step")}";
+    }
+
+    private string TemporaryFormula(long live) => _options.Optimizer switch
+    {
+        ReplayOptimizer.AdamW => $"torch.optim.AdamW (foreach): _foreach_sqrt copies the second moment of each type group, {new ByteSize(Trained().Sum(p => p.Bytes))}{Replayed(live, Trained().Sum(p => p.Bytes))}",
+        _ => $"per-parameter temporaries of the optimizer step: {new ByteSize(live)} replayed",
+    };
+
+    private string SavedFormula(long live)
+    {
+        long layers = model.LayerCount;
+        if (_options.Checkpointing)
+        {
+            long beta = _options.TrainBase && _options.Autocast is not null ? 4 : Bits(ActivationType()) / 8;
+            long closed = checked((layers * _tokens * model.HiddenSize * beta) + (_tokens * 8L * model.HiddenSize));
+            return $"checkpointed layer inputs {layers} layers × {Text.N(_tokens)} tokens × {model.HiddenSize} × {beta} B{(_options.OffloadCheckpoints ? " (in host memory, see offloaded_checkpoints)" : "")} + head {Text.N(_tokens)} × 8·{model.HiddenSize} B = {new ByteSize(closed)}, plus one layer recomputed in backward{Replayed(live, closed)}";
+        }
+
+        if (ClosedForms.SavedPerTokenPerLayer(model, _options) is { } perToken)
+        {
+            long head = 8L * model.HiddenSize;
+            long closed = checked((layers * _tokens * perToken.Bytes) + (_tokens * head));
+            return $"{layers} layers × {Text.N(_tokens)} tokens × ({perToken.Text}) B + head {Text.N(_tokens)} × 8·{model.HiddenSize} B = {new ByteSize(closed)}{Replayed(live, closed)}";
+        }
+
+        return $"tensors autograd keeps for backward ({Text.N(_tokens)} tokens through {layers} layers): {new ByteSize(live)} replayed";
+    }
+
+    private string LossFormula(long live)
+    {
+        long tv = checked(_tokens * model.VocabularySize);
+        if (_options.Loss == LossStyle.Transformers && model.Family != ModelFamily.Bert && result.PeakPhase.Contains("backward", StringComparison.Ordinal)
+            && result.PeakBackwardLayer >= model.LayerCount)
+        {
+            return $"12 × {Text.N(_tokens)} tokens × {Text.N(model.VocabularySize)} vocab B: the fp32 log-softmax output and the loss backward's two fp32 gradients = {new ByteSize(12 * tv)}{Replayed(live, 12 * tv)}";
+        }
+
+        if (_options.Loss == LossStyle.Transformers && model.Family != ModelFamily.Bert && result.PeakPhase.EndsWith(":head", StringComparison.Ordinal))
+        {
+            return $"10 × {Text.N(_tokens)} tokens × {Text.N(model.VocabularySize)} vocab B: 16-bit logits, their fp32 copy and the log-softmax output = {new ByteSize(10 * tv)}{Replayed(live, 10 * tv)}";
+        }
+
+        return $"logits and the loss's own tensors and gradients at the peak: {new ByteSize(live)} replayed";
+    }
+
+    private string KvFormula(long live)
+    {
+        long perToken = checked(2L * model.LayerCount * model.KeyValueWidth * Bits(ActivationType()) / 8);
+        string sliding = model.SlidingWindow is int window && scenario.Seq > window
+            ? $"; the sliding layers hold all {Text.N(scenario.Seq)} prefill tokens too (a view of the full copy)" : "";
+        return $"{scenario.Batch} × {Text.N(scenario.Seq)} tokens × 2 × {model.LayerCount} layers × {Text.N(model.KeyValueWidth)} × {Bits(ActivationType()) / 8} B{sliding}{Replayed(live, checked(_tokens * perToken))}";
+    }
+
+    /// <summary>The parameters the optimizer steps, as the replay created them.</summary>
+    private IReadOnlyList<(long Elements, long Bytes, long[] Shape)> Trained() => _trained ??= TrainedParameters();
+
+    private IReadOnlyList<(long Elements, long Bytes, long[] Shape)>? _trained;
+
+    private (long, long, long[])[] TrainedParameters()
+    {
+        if (plan.Adapters is { } adapters)
+        {
+            long bytes = Bits(_options.Lora!.Type) / 8;
+            return [.. adapters.Targets.SelectMany(t => new[]
+            {
+                (adapters.Rank * t.InFeatures, adapters.Rank * t.InFeatures * bytes, new[] { (long)adapters.Rank, t.InFeatures }),
+                (adapters.Rank * t.OutFeatures, adapters.Rank * t.OutFeatures * bytes, new[] { t.OutFeatures, (long)adapters.Rank }),
+            }.Concat(adapters.Dora ? [(t.OutFeatures, t.OutFeatures * bytes, new[] { t.OutFeatures })] : []))];
+        }
+
+        return [.. model.Tensors.Tensors.Select((t, i) => (t.Elements, _options.Weights[i].Bytes, t.Shape.ToArray()))
+            .Where((_, i) => _options.Weights[i].Type.IsFloatingPoint())];
+    }
+
+    private ScalarType ActivationType() => _options.Autocast ?? _options.Weights[0].Type;
+
+    private static long Bits(ScalarType type) => type.Bits();
+
+    private static void Add(List<MemoryComponent> parts, string name, ComponentKind kind, long live, Func<long, string> formula)
+    {
+        if (live > 0)
+        {
+            parts.Add(new MemoryComponent(name, kind, new ByteSize(live), formula(live)));
+        }
+    }
+
+    /// <summary>"; replayed: X live at the peak (why)" when the replay's bytes differ from the closed form by more than 1 %.</summary>
+    private static string Replayed(long live, long closed, string? why = null) =>
+        Math.Abs(live - closed) <= closed / 100 ? "" : $"; replayed: {new ByteSize(live)} live at the peak{(why is null ? "" : $" ({why})")}";
+}
