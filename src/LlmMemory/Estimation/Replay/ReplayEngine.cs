@@ -132,8 +132,9 @@ internal sealed partial class ReplayEngine
         _autocastCache.Clear();
     }
 
+    /// <summary>An activation (or a K/V the training forward's cache made) that autograd keeps counts as saved.</summary>
     private static MemoryTag Category(Storage storage) =>
-        storage.Tag == MemoryTag.Activation && storage.SavedBy > 0 ? MemoryTag.SavedActivation : storage.Tag;
+        storage.Tag is MemoryTag.Activation or MemoryTag.KvCache && storage.SavedBy > 0 ? MemoryTag.SavedActivation : storage.Tag;
 
     private Storage NewStorage(long bytes, MemoryTag tag)
     {

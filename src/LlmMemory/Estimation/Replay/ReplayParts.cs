@@ -135,15 +135,16 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         if (_options.Checkpointing)
         {
             long beta = _options.TrainBase && _options.Autocast is not null ? 4 : Bits(ActivationType()) / 8;
-            long closed = checked((layers * _tokens * model.HiddenSize * beta) + (_tokens * 8L * model.HiddenSize));
-            return $"checkpointed layer inputs {layers} layers × {Text.N(_tokens)} tokens × {model.HiddenSize} × {beta} B{(_options.OffloadCheckpoints ? " (in host memory, see offloaded_checkpoints)" : "")} + head {Text.N(_tokens)} × 8·{model.HiddenSize} B = {new ByteSize(closed)}, plus one layer recomputed in backward{Replayed(live, closed)}";
+            long head = ClosedForms.HeadBytesPerToken(model, _options);
+            long closed = checked((layers * _tokens * model.HiddenSize * beta) + (_tokens * head));
+            return $"checkpointed layer inputs {layers} layers × {Text.N(_tokens)} tokens × {model.HiddenSize} × {beta} B{(_options.OffloadCheckpoints ? " (in host memory, see offloaded_checkpoints)" : "")} + head {Text.N(_tokens)} × {head / model.HiddenSize}·{model.HiddenSize} B = {new ByteSize(closed)}, plus one layer recomputed in backward{Replayed(live, closed)}";
         }
 
         if (ClosedForms.SavedPerTokenPerLayer(model, _options) is { } perToken)
         {
-            long head = 8L * model.HiddenSize;
+            long head = ClosedForms.HeadBytesPerToken(model, _options);
             long closed = checked((layers * _tokens * perToken.Bytes) + (_tokens * head));
-            return $"{layers} layers × {Text.N(_tokens)} tokens × ({perToken.Text}) B + head {Text.N(_tokens)} × 8·{model.HiddenSize} B = {new ByteSize(closed)}{Replayed(live, closed)}";
+            return $"{layers} layers × {Text.N(_tokens)} tokens × ({perToken.Text}) B + head {Text.N(_tokens)} × {head / model.HiddenSize}·{model.HiddenSize} B = {new ByteSize(closed)}{Replayed(live, closed)}";
         }
 
         return $"tensors autograd keeps for backward ({Text.N(_tokens)} tokens through {layers} layers): {new ByteSize(live)} replayed";

@@ -64,4 +64,16 @@ internal static class ClosedForms
 
         return (terms.Sum(t => t.Bytes), string.Join(" + ", terms.Select(t => t.Text)));
     }
+
+    /// <summary>
+    /// What the final norm saves per token (SPEC §4 "Head"): its fp32 input copy (4h) and, when its weight trains, the 16-bit
+    /// normalized tensor and its output (2h + 2h); a frozen norm and lm_head (LoRA) keep only the fp32 copy.
+    /// </summary>
+    public static long HeadBytesPerToken(ModelArchitecture model, ReplayOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
+        bool frozen = !options.TrainBase && options.Lora?.Targets.Any(t => t.Role == TensorRole.OutputHead) != true;
+        return (frozen ? 4L : 8L) * model.HiddenSize;
+    }
 }

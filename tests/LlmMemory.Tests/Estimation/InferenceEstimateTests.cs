@@ -1,0 +1,46 @@
+using LlmMemory.Estimation;
+using LlmMemory.Tests.Support;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Tests.Estimation;
+
+/// <summary>transformers prefill estimates against research/torch SPEC §3 and this project's H100 measurements.</summary>
+public sealed class InferenceEstimateTests
+{
+    [Fact]
+    public void Llama_3_1_8B_prefill_peaks_at_the_logits_of_every_position()
+    {
+        // SPEC §3: transformers 5 computes logits for all positions without logits_to_keep, so at the head
+        //   P_head = W + WS + KV + T·h·β (final normed hidden) + T·V·β
+        //   W  = 16,060,523,008 B (the measured `weights` of the run), WS = 32 MiB (one GEMM thread),
+        //   KV = 32 layers × 2 × 4096 tokens × 1024 × 2 B = 536,870,912, T·h·β = 4096 · 4096 · 2, T·V·β = 4096 · 128,256 · 2.
+        long weights = Measured("gpu-llama-3.1-8b-inf-b1-s4096-weights");
+        long derived = weights + (32L << 20) + 536_870_912 + (4096L * 4096 * 2) + (4096L * 128_256 * 2);
+        long measured = Measured("gpu-llama-3.1-8b-inf-b1-s4096-peak_allocated");
+        Assert.InRange(derived, measured * 0.999, measured * 1.001);
+
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named("llama-3.1-8b"), Weights = "bf16", Batch = 1, Seq = 4096, Gpu = "h100-80gb",
+        });
+        Assert.Equal("prefill: head (logits)", estimate.PeakPhase);
+        Assert.InRange(estimate.Quantity(MeasuredQuantity.Weights), weights - 4096, weights); // allocator blocks of every tensor (two 512-B buffers short)
+        Assert.Equal(536_870_912, estimate.Quantity(MeasuredQuantity.KvCache));
+        Assert.InRange(estimate.Quantity(MeasuredQuantity.PeakAllocated), derived * 0.999, derived * 1.001);
+    }
+
+    [Fact]
+    public void A_sliding_window_layer_still_holds_the_whole_prefill()
+    {
+        // SPEC §3: DynamicSlidingWindowLayer keeps a view of the full cat copy, so after a prefill longer than the window the
+        // sliding layers hold every token: Mistral-7B-v0.1 (window 4096) at 8192 tokens, 32 × 2 × 8192 × 1024 × 2 B.
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named("mistral-7b-v0.1"), Weights = "bf16", Batch = 1, Seq = 8192,
+        });
+        Assert.Equal(32L * 2 * 8192 * 1024 * 2, estimate.Quantity(MeasuredQuantity.KvCache));
+    }
+
+    private static long Measured(string id) =>
+        Corpus.Cases("gpu-h100-cases.jsonl").Single(c => c.GetProperty("id").GetString() == id).GetProperty("measured").GetProperty("bytes").GetInt64();
+}
