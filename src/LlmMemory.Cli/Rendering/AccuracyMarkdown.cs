@@ -60,7 +60,7 @@ internal static partial class AccuracyMarkdown
         foreach (TargetCheck check in AccuracyTargets.Check(report))
         {
             string missing = check.Met || check.Missing.Count == 0 ? ""
-                : "; missing: " + string.Join(", ", check.Missing.Take(3)) + (check.Missing.Count > 3 ? $" and {check.Missing.Count - 3} more" : "");
+                : "; worst: " + string.Join(", ", check.Missing.Take(3)) + (check.Missing.Count > 3 ? $" and {check.Missing.Count - 3} more" : "");
             w.WriteLine($"| {Cell(check.Target)} | {(check.Met ? "yes" : "**no**")} | {Cell(check.Figures + missing)} |");
         }
 

@@ -6,9 +6,9 @@ namespace LlmMemory.Validation;
 /// <summary>Estimates each case and compares it with its measurement on the quantity that was measured.</summary>
 /// <remarks>
 /// The estimate is asked for the measured quantity (<see cref="MemoryEstimate.Quantity"/>), so it includes exactly what
-/// that counter includes: allocator reserve and CUDA context for <c>device_used</c>, the reserve but not the context for
-/// <c>peak_reserved</c>, neither for <c>peak_allocated</c>; on the most loaded device or summed over devices as
-/// <c>measured.per</c> says. A case the estimator cannot do is kept as <see cref="CaseStatus.Unsupported"/> with the
+/// that counter sees (<see cref="Counter"/> of each component): live tensors for <c>peak_allocated</c>, plus the
+/// allocator's cache for <c>peak_reserved</c>, plus the CUDA context and other memory outside the allocator for
+/// <c>device_used</c>; on the most loaded device or summed over devices as <c>measured.per</c> says. A case the estimator cannot do is kept as <see cref="CaseStatus.Unsupported"/> with the
 /// reason: the estimator throws <see cref="NotSupportedException"/> for what it does not model yet, and a
 /// <see cref="FormatException"/> for a model or setting it cannot resolve; an estimate with no part of the measured
 /// kind (no KV cache, no compute buffer) is unsupported too. Any other exception is a bug and propagates.
