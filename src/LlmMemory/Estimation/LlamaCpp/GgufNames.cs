@@ -21,7 +21,9 @@ internal static class GgufNames
         return $"{stem}.{suffix}";
     }
 
-    private static string GlobalStem(TensorSpec t) => t.Role switch
+    private static string GlobalStem(TensorSpec t) => t.Module == "relative_attention_bias"
+        ? (t.Name.StartsWith("decoder", StringComparison.Ordinal) ? "dec" : "enc") + ".blk.0.attn_rel_b"
+        : t.Role switch
     {
         TensorRole.TokenEmbedding => "token_embd",
         TensorRole.PositionEmbedding => "position_embd",

@@ -1,6 +1,5 @@
 using LlmMemory.Hardware;
 using LlmMemory.Models;
-using LlmMemory.Numerics;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Estimation.LlamaCpp;
@@ -22,13 +21,23 @@ internal static class LlamaCppEstimator
         ArgumentNullException.ThrowIfNull(resolved);
         ModelArchitecture model = resolved.Architecture!;
         LlamaCppSettings settings = LlamaCppSettings.Resolve(model, scenario, gpu);
-        LlamaCppRun run = LlamaCppRun.For(model, scenario, settings);
-        IReadOnlyList<MemoryComponent> components = settings.Gpus == 0 ? CpuComponents(run) : GpuComponents(run, out int device);
-        string deviceLabel = settings.Gpus == 0 ? "host (CPU backend)" : settings.Gpus == 1 ? $"{settings.Backend}0" : $"{settings.Backend}{MostLoaded(run)} (most loaded of {settings.Gpus})";
+        LlamaCppRun run;
+        try
+        {
+            run = LlamaCppRun.For(model, scenario, settings);
+        }
+        catch (OverflowException)
+        {
+            // Every size is checked arithmetic on long: only absurd settings (millions of cells × ubatch × heads) get here.
+            throw new ModelFormatException("scenario", "engine_options",
+                "describes a llama.cpp context with a buffer beyond 2^63 bytes; lower n_ctx, n_ubatch or the number of sequences.");
+        }
+
+        int device = MostLoaded(run);
         var notes = new List<string>(settings.Notes)
         {
-            $"Weights: {run.WeightsLabel}.",
-            "Every buffer is reserved when the context is created (llama.cpp plans the compute buffers for a full cache), so this is the memory before the first token.",
+            $"Weights: {run.WeightsLabel}; tensor types {TypeMix(run)}.",
+            "Every buffer is reserved when the context is created (the compute buffers are planned for a full cache), so this is the memory before the first token.",
         };
         if (run.Model.Repacked > 0)
         {
@@ -39,59 +48,60 @@ internal static class LlamaCppEstimator
         {
             Model = resolved,
             Parameters = new ParameterSummary(model.ParameterCount, 0, model.ActiveParameterCount),
-            Components = components,
+            Components = settings.Gpus == 0 ? CpuComponents(run) : GpuComponents(run, device),
             PeakPhase = "context creation (llama.cpp reserves every buffer up front)",
             DeviceCount = Math.Max(1, settings.Gpus),
-            Device = deviceLabel,
+            Device = settings.Gpus switch
+            {
+                0 => "host (CPU backend)",
+                1 => $"{settings.Backend}0",
+                _ => $"{settings.Backend}{device}, the most loaded of {settings.Gpus}",
+            },
             Facts =
             [
                 new("kv_cells", run.Kv.Cells, "KV cells per stream (n_ctx padded as this build pads it)"),
                 new("kv_streams", run.Kv.Streams, "KV streams: one per parallel sequence unless the cache is unified"),
                 new("ubatch_tokens", run.Batch.Ubatch, "tokens of the worst-case ubatch the compute buffers are sized for"),
-                new("gpu_layers", run.Placement.BlocksOnGpus + (run.Placement.OnGpu(model.LayerCount) ? 1 : 0), "layers on GPUs, the output layer counted"),
+                new("gpu_layers", Enumerable.Range(0, model.LayerCount + 1).Count(run.Placement.OnGpu), "layers on GPUs, the output layer counted"),
             ],
             Notes = notes,
         };
     }
 
+    /// <summary>The GPU whose buffers (weights, KV, compute) add up to the most; 0 on a CPU run.</summary>
     private static int MostLoaded(LlamaCppRun run) =>
-        Enumerable.Range(0, run.Settings.Gpus).MaxBy(g => run.Model.PerGpu[g] + run.KvOn(g) + run.Compute[g]);
+        run.Settings.Gpus == 0 ? 0 : Enumerable.Range(0, run.Settings.Gpus).MaxBy(g => run.Model.PerGpu[g] + run.KvOn(g) + run.Compute[g]);
 
     private static List<MemoryComponent> CpuComponents(LlamaCppRun run)
     {
         int cpu = run.Cpu;
-        var list = new List<MemoryComponent>
-        {
-            new("weights", ComponentKind.Weights, new ByteSize(run.Model.Host), HostWeightsFormula(run)),
-        };
+        var list = new List<MemoryComponent> { new("weights", ComponentKind.Weights, new ByteSize(run.Model.Host), HostWeightsFormula(run)) };
         if (run.Model.Repacked > 0)
         {
             list.Add(new("weights_repacked", ComponentKind.Weights, new ByteSize(run.Model.Repacked), RepackFormula(run)));
         }
 
-        list.Add(new("kv_cache", ComponentKind.KvCache, new ByteSize(run.Kv.Bytes), KvFormula(run, run.Kv.LayerBytes.Length, run.Kv.Bytes)));
-        list.Add(new("compute_buffer", ComponentKind.ComputeBuffer, new ByteSize(run.Compute[cpu]), ComputeFormula(run, "CPU", run.Compute[cpu])));
+        list.Add(new("kv_cache", ComponentKind.KvCache, new ByteSize(run.Kv.Bytes), KvFormula(run, cpu)));
+        list.Add(new("compute_buffer", ComponentKind.ComputeBuffer, new ByteSize(run.Compute[cpu]), ComputeFormula(run, "CPU", cpu)));
         list.Add(new("output_buffer", ComponentKind.OutputBuffer, new ByteSize(run.Output), OutputFormula(run, "CPU")));
         return list;
     }
 
-    private static List<MemoryComponent> GpuComponents(LlamaCppRun run, out int device)
+    private static List<MemoryComponent> GpuComponents(LlamaCppRun run, int device)
     {
         LlamaCppSettings s = run.Settings;
-        int gpus = s.Gpus;
         int cpu = run.Cpu;
-        device = MostLoaded(run);
-        int d = device;
-        string name(int g) => $"{s.Backend}{g}";
-        ByteSize? all(Func<int, long> perGpu) => gpus > 1 ? new ByteSize(Enumerable.Range(0, gpus).Sum(perGpu)) : null;
-        string perDevice(Func<int, string> describe) => string.Join("; ", Enumerable.Range(0, gpus).Select(describe));
+        int[] gpus = [.. Enumerable.Range(0, s.Gpus)];
+        string Name(int g) => $"{s.Backend}{g}";
+        ByteSize? Sum(Func<int, long> perGpu) => gpus.Length > 1 ? new ByteSize(gpus.Sum(perGpu)) : null;
+        string PerGpu(Func<int, string> describe) => string.Join("; ", gpus.Select(describe));
 
         var list = new List<MemoryComponent>
         {
-            new("weights_gpu", ComponentKind.Weights, new ByteSize(run.Model.PerGpu[d]),
-                perDevice(g => $"{name(g)}: {run.Placement.Describe(g)}, {run.Model.TensorsPerGpu[g]} tensors each padded to 128 B "
+            new("weights_gpu", ComponentKind.Weights, new ByteSize(run.Model.PerGpu[device]),
+                PerGpu(g => $"{Name(g)}: {run.Placement.Describe(g)}, {Tensors(run.Model.TensorsPerGpu[g])} each padded to 128 B "
                     + $"(quantized rows to 512 elements) = {new ByteSize(run.Model.PerGpu[g])}"),
-                AllDevices: all(g => run.Model.PerGpu[g])),
+                AllDevices: Sum(g => run.Model.PerGpu[g])),
             new("weights_host", ComponentKind.Weights, new ByteSize(run.Model.Host), HostWeightsFormula(run), Residence.Host),
         };
         if (run.Model.Repacked > 0)
@@ -99,57 +109,66 @@ internal static class LlamaCppEstimator
             list.Add(new("weights_host_repacked", ComponentKind.Weights, new ByteSize(run.Model.Repacked), RepackFormula(run), Residence.Host));
         }
 
-        list.Add(new("kv_cache", ComponentKind.KvCache, new ByteSize(run.KvOn(d)),
-            perDevice(g => $"{name(g)}: {KvFormula(run, Layers(run, g), run.KvOn(g))}"), AllDevices: all(run.KvOn)));
-        long hostKv = run.KvOn(cpu);
-        if (hostKv > 0)
+        list.Add(new("kv_cache", ComponentKind.KvCache, new ByteSize(run.KvOn(device)), PerGpu(g => $"{Name(g)}: {KvFormula(run, g)}"),
+            AllDevices: Sum(run.KvOn)));
+        if (run.KvOn(cpu) > 0)
         {
-            list.Add(new("kv_cache_host", ComponentKind.KvCache, new ByteSize(hostKv), "CPU layers: " + KvFormula(run, Layers(run, cpu), hostKv), Residence.Host));
+            list.Add(new("kv_cache_host", ComponentKind.KvCache, new ByteSize(run.KvOn(cpu)), "CPU layers: " + KvFormula(run, cpu), Residence.Host));
         }
 
-        list.Add(new("compute_buffer", ComponentKind.ComputeBuffer, new ByteSize(run.Compute[d]),
-            perDevice(g => ComputeFormula(run, name(g), run.Compute[g])), AllDevices: all(g => run.Compute[g])));
-        list.Add(new("compute_buffer_host", ComponentKind.ComputeBuffer, new ByteSize(run.Compute[cpu]),
-            ComputeFormula(run, s.Backend + "_Host", run.Compute[cpu]), Residence.Host));
+        list.Add(new("compute_buffer", ComponentKind.ComputeBuffer, new ByteSize(run.Compute[device]), PerGpu(g => ComputeFormula(run, Name(g), g)),
+            AllDevices: Sum(g => run.Compute[g])));
+        list.Add(new("compute_buffer_host", ComponentKind.ComputeBuffer, new ByteSize(run.Compute[cpu]), ComputeFormula(run, s.Backend + "_Host", cpu),
+            Residence.Host));
         list.Add(new("output_buffer", ComponentKind.OutputBuffer, new ByteSize(run.Output), OutputFormula(run, s.Backend + "_Host"), Residence.Host));
         list.Add(new("cuda_context", ComponentKind.Runtime, Constants.CudaContext,
             "CUDA context, kernels and cuBLAS handles on each GPU (outside llama.cpp's buffers; visible in nvidia-smi)", Counter: Counter.Device));
         return list;
     }
 
-    private static int Layers(LlamaCppRun run, int device) => Enumerable.Range(0, run.Kv.LayerBytes.Length).Count(l => run.Placement.DeviceOf(l) == device);
+    private static string Tensors(int count) => count == 1 ? "1 tensor" : $"{Text.N(count)} tensors";
+
+    private static string TypeMix(LlamaCppRun run) =>
+        string.Join(", ", run.Types.Values.GroupBy(t => t.Name).OrderByDescending(g => g.Count()).Select(g => $"{g.Key} ×{g.Count()}"));
 
     private static string HostWeightsFormula(LlamaCppRun run)
     {
-        string what = run.Settings.Gpus == 0 ? "every tensor" : $"token_embd (always on the CPU){(run.Placement.Describe(run.Cpu) is var rest && rest != "no layer" ? " and " + rest : "")}";
+        string rest = run.Placement.Describe(run.Cpu);
+        string what = run.Settings.Gpus == 0 ? "every tensor"
+            : "token_embd (always on the CPU)" + (rest == "no layer" ? "" : " and " + rest);
         return run.Settings.Mmap
-            ? $"{what}: CPU_Mapped spans the file from the first to the last of {run.Model.HostTensors} tensors not repacked = {new ByteSize(run.Model.Host)}"
-            : $"{what}: {run.Model.HostTensors} tensors, each padded to 32 B (CPU buffer, no mmap) = {new ByteSize(run.Model.Host)}";
+            ? $"{what}: CPU_Mapped spans the file from the first to the last of {Tensors(run.Model.HostTensors)} not repacked = {new ByteSize(run.Model.Host)}"
+            : $"{what}: {Tensors(run.Model.HostTensors)}, each padded to 32 B (CPU buffer, no mmap) = {new ByteSize(run.Model.Host)}";
     }
 
     private static string RepackFormula(LlamaCppRun run) =>
-        $"{run.Model.RepackedNames.Count} host matrices in {string.Join("/", ModelBuffers.RepackedTypes.Select(t => t.Name))} copied interleaved for the CPU backend (CPU_REPACK) = {new ByteSize(run.Model.Repacked)}";
+        $"{Tensors(run.Model.RepackedNames.Count)} of the host in {string.Join("/", ModelBuffers.RepackedTypes.Select(t => t.Name))} copied interleaved for the CPU backend (CPU_REPACK) = {new ByteSize(run.Model.Repacked)}";
 
-    private static string KvFormula(LlamaCppRun run, int layers, long bytes)
+    /// <summary>"33 layers × 32,768 cells × 2 × 1,024 in Q8_0 (2,176 B per cell and layer) = 2.19 GiB" for the layers on one device.</summary>
+    private static string KvFormula(LlamaCppRun run, int device)
     {
         KvCache kv = run.Kv;
+        int layers = Enumerable.Range(0, kv.LayerBytes.Length).Count(l => run.Placement.DeviceOf(l) == device);
         string token = kv.Layout.ValueWidth == 0
             ? $"{Text.N(kv.Layout.KeyWidth)} latent in {kv.Layout.KeyType.Name}"
-            : kv.Layout.KeyType == kv.Layout.ValueType
+            : kv.Layout.KeyType == kv.Layout.ValueType && kv.Layout.KeyWidth == kv.Layout.ValueWidth
                 ? $"2 × {Text.N(kv.Layout.KeyWidth)} in {kv.Layout.KeyType.Name}"
                 : $"{Text.N(kv.Layout.KeyWidth)} in {kv.Layout.KeyType.Name} + {Text.N(kv.Layout.ValueWidth)} in {kv.Layout.ValueType.Name}";
         string streams = kv.Streams > 1 ? $" × {kv.Streams} streams" : "";
         string sliding = kv.SlidingCells is int swa ? $" (sliding-window layers {Text.N(swa)} cells)" : "";
-        return $"{layers} layers × {Text.N(kv.Cells)} cells{streams}{sliding} × {token} ({Text.N(kv.Layout.BytesPerTokenPerLayer)} B per cell and layer) = {new ByteSize(bytes)}";
+        return $"{layers} layers × {Text.N(kv.Cells)} cells{streams}{sliding} × {token} ({Text.N(kv.Layout.BytesPerTokenPerLayer)} B per cell and layer) = {new ByteSize(run.KvOn(device))}";
     }
 
-    private static string ComputeFormula(LlamaCppRun run, string backend, long bytes)
+    private static string ComputeFormula(LlamaCppRun run, string backend, int device)
     {
         ReservedBatch b = run.Batch;
         return $"{backend}: {run.ComputeMethod}, ubatch {b.Ubatch} tokens ({b.Outputs} logit rows) against {Text.N(b.KvCells)} cells"
-            + $"{(b.Streams > 1 ? $" × {b.Streams} streams" : "")}, flash attention {(b.FlashAttention ? "on" : "off")} = {new ByteSize(bytes)}";
+            + $"{(b.Streams > 1 ? $" × {b.Streams} streams" : "")}, flash attention {(b.FlashAttention ? "on" : "off")} = {new ByteSize(run.Compute[device])}";
     }
 
-    private static string OutputFormula(LlamaCppRun run, string backend) =>
-        $"{backend}: logits for one row per sequence, {Text.N(run.Output / 4 / Math.Max(1, run.Settings.Sequences))} vocab × 4 B × {Math.Max(1, run.Settings.Sequences)} sequence(s) = {new ByteSize(run.Output)}";
+    private static string OutputFormula(LlamaCppRun run, string backend)
+    {
+        int sequences = Math.Max(1, run.Settings.Sequences);
+        return $"{backend}: logits for one row per sequence, {Text.N(run.Output / 4 / sequences)} vocab × 4 B × {sequences} = {new ByteSize(run.Output)}";
+    }
 }

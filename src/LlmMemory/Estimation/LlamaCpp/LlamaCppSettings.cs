@@ -62,7 +62,8 @@ internal sealed record LlamaCppSettings(LlamaCppVersion Version, int Gpus, Gpu? 
         int sequences = o.NSeq ?? scenario.Batch;
         int context = o.NCtx switch
         {
-            null => checked(scenario.Seq * sequences),
+            null => (long)scenario.Seq * sequences <= Limits.MaxPositions ? scenario.Seq * sequences
+                : throw new ModelFormatException("scenario", "seq", $"× {sequences} sequences is {(long)scenario.Seq * sequences:N0} cells, above the limit of {Limits.MaxPositions:N0}."),
             0 => model.MaxPositions ?? throw new ModelFormatException("scenario", "engine_options.n_ctx",
                 "is 0 (use the training context), but the model's config gives no max_position_embeddings."),
             int n => n,

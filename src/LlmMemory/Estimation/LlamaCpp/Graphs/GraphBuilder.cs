@@ -23,6 +23,7 @@ internal sealed class GraphBuilder
     private GraphTensor _position = null!;
     private GraphTensor? _rotateK;
     private GraphTensor? _rotateV;
+    private GraphTensor _outputIds = null!;
 
     private GraphBuilder(GraphShape shape, GraphRequest request)
     {
@@ -83,7 +84,7 @@ internal sealed class GraphBuilder
         // Without flash attention V is stored transposed: one index per element.
         _vIndices = b.Leaf("v_idxs", DataTypes.Int64, transposedV ? [t * KvWidth] : [t], input: true);
         _mask = b.Leaf("kq_mask", _r.FlashAttention ? DataTypes.F16 : DataTypes.F32, [_r.KvCells, TokensPerStream, 1, _r.Streams], input: true);
-        Outputs = b.Leaf("out_ids", DataTypes.Int32, [_r.Outputs], input: true);
+        _outputIds = b.Leaf("out_ids", DataTypes.Int32, [_r.Outputs], input: true);
         if (_r.Version.RotatesQuantizedCache)
         {
             // PR #21038: a quantized K (V) cache with head_dim % 64 == 0 is Hadamard-rotated; K uses the largest power-of-two
@@ -115,8 +116,6 @@ internal sealed class GraphBuilder
 
         b.Layer = -1;
     }
-
-    private GraphTensor Outputs { get; set; } = null!;
 
     private GraphTensor Norm(GraphTensor x, int il, GraphTensor weight, GraphTensor? bias, bool rms, string name)
     {
@@ -239,8 +238,8 @@ internal sealed class GraphBuilder
         cur = Attention(il, q, k, v, b.Weight(p + "attn_output.weight", qWidth, e), null);
         if (last)
         {
-            cur = b.F32("attn_out_rows", GgmlOp.GetRows, [e, _r.Outputs], cur, Outputs);
-            inpSA = b.F32("inpSA_rows", GgmlOp.GetRows, [e, _r.Outputs], inpSA, Outputs);
+            cur = b.F32("attn_out_rows", GgmlOp.GetRows, [e, _r.Outputs], cur, _outputIds);
+            inpSA = b.F32("inpSA_rows", GgmlOp.GetRows, [e, _r.Outputs], inpSA, _outputIds);
         }
 
         int to = last ? _r.Outputs : t;
@@ -278,8 +277,8 @@ internal sealed class GraphBuilder
         cur = Attention(il, q, k, v, b.Weight(p + "attn_output.weight", qWidth, e), b.Weight(p + "attn_output.bias", e));
         if (last)
         {
-            cur = b.F32("attn_out_rows", GgmlOp.GetRows, [e, _r.Outputs], cur, Outputs);
-            inpL = b.F32("inpL_rows", GgmlOp.GetRows, [e, _r.Outputs], inpL, Outputs);
+            cur = b.F32("attn_out_rows", GgmlOp.GetRows, [e, _r.Outputs], cur, _outputIds);
+            inpL = b.F32("inpL_rows", GgmlOp.GetRows, [e, _r.Outputs], inpL, _outputIds);
         }
 
         int to = last ? _r.Outputs : t;
