@@ -20,6 +20,7 @@ public static class CliApp
             ParamsCommand.Create(io),
             DtypesCommand.Create(io),
             EstimateCommand.Create(io),
+            ServeCommand.Create(io),
         };
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
