@@ -128,6 +128,11 @@ public static partial class ApiEndpoints
         {
             return ApiProblem.Render(StatusCodes.Status400BadRequest, FieldOf(error), error.Message);
         }
+        catch (NotSupportedException error)
+        {
+            // The library throws this for what it does not model yet: the request is valid, the answer does not exist yet.
+            return ApiProblem.Render(StatusCodes.Status422UnprocessableEntity, null, error.Message);
+        }
         catch (Exception error) when (error is FormatException or ArgumentException or OverflowException)
         {
             return ApiProblem.Render(StatusCodes.Status400BadRequest, "body", error.Message);

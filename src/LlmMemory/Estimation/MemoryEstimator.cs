@@ -23,7 +23,7 @@ public static class MemoryEstimator
             : throw new ModelFormatException("scenario", "gpu", $"is \"{scenario.Gpu}\", which is not in the GPU catalog (known: {string.Join(", ", GpuCatalog.All.Select(g => g.Id))}).");
         MemoryEstimate estimate = model.Architecture is null
             ? RuleOfThumb.Estimate(model, scenario)
-            : Essay.Estimate(model, scenario);
+            : scenario.IsTraining ? Essay.Estimate(model, scenario) : Inference.InferenceEstimator.Estimate(model, scenario, gpu);
         return estimate with { Gpu = gpu };
     }
 }

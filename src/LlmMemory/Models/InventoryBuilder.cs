@@ -10,10 +10,11 @@ internal sealed class InventoryBuilder
     /// <summary>An <c>nn.Linear</c>: <c>{prefix}.{module}.weight</c> [out, in] and, when <paramref name="bias"/>, <c>.bias</c> [out].</summary>
     public void Linear(string prefix, string module, TensorRole role, int? layer, long outFeatures, long inFeatures, bool bias)
     {
-        Add($"{prefix}.{module}.weight", [outFeatures, inFeatures], role, TensorForm.LinearWeight, layer, module);
+        string name = prefix.Length == 0 ? module : $"{prefix}.{module}";
+        Add($"{name}.weight", [outFeatures, inFeatures], role, TensorForm.LinearWeight, layer, module);
         if (bias)
         {
-            Add($"{prefix}.{module}.bias", [outFeatures], role, TensorForm.Bias, layer, module);
+            Add($"{name}.bias", [outFeatures], role, TensorForm.Bias, layer, module);
         }
     }
 
