@@ -19,10 +19,15 @@ public static class WebServer
     /// <summary>Builds the application; <paramref name="args"/> are ASP.NET Core's (<c>--urls</c>, <c>--Logging:LogLevel:Default</c>, …).</summary>
     public static WebApplication Create(string[] args)
     {
+        ArgumentNullException.ThrowIfNull(args);
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
             Args = args,
             ApplicationName = typeof(WebServer).Assembly.GetName().Name,
+            // Nothing is read from the content root (the page is embedded), but the host watches it for appsettings.json
+            // changes: left at the working directory, `llm-memory serve` run from / or ~ spent seconds putting file
+            // watches on the whole tree. The install folder is small and fixed. Tests and --contentRoot still choose.
+            ContentRootPath = args.Any(a => a.StartsWith("--contentRoot", StringComparison.OrdinalIgnoreCase)) ? null : AppContext.BaseDirectory,
         });
         if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
         {
@@ -35,6 +40,7 @@ public static class WebServer
             kestrel.Limits.MaxRequestBodySize = JsonBody.MaxBytes;
         });
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
         builder.Services.AddOpenApi(options => options.AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = "llm-memory";

@@ -33,7 +33,8 @@ internal static class ServeCommand
                 }
             }
 
-            await using WebApplication app = WebServer.Create(["--urls", value]);
+            // The line below says where it listens; ASP.NET Core's own start-up lines would repeat it.
+            await using WebApplication app = WebServer.Create(["--urls", value, "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Warning"]);
             await app.StartAsync(cancellation);
             foreach (string address in app.Urls)
             {

@@ -143,7 +143,11 @@ export function drawCurve(svg, points, { xLabel, budget, budgetLabel, current })
   if (points.length === 0) return;
   const xs = points.map((p) => Math.log2(p.value));
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
-  const ymax = Math.max(...points.map((p) => p.total_bytes), budget ?? 0) * 1.08 || 1;
+  // With a budget, the axis stops at about twice it so the crossing stays readable; points above are drawn on the top
+  // edge as open triangles, and their values are in the title and the data table.
+  const highest = Math.max(...points.map((p) => p.total_bytes));
+  const ceiling = budget && highest > budget * 2.2 ? budget * 2 : highest;
+  const ymax = Math.max(ceiling, budget ?? 0) * 1.08 || 1;
   const x = (v) => left + (x1 === x0 ? 0.5 : (Math.log2(v) - x0) / (x1 - x0)) * (W - left - right);
   const y = (bytes) => H - bottom - (bytes / ymax) * (H - top - bottom);
 
@@ -171,18 +175,22 @@ export function drawCurve(svg, points, { xLabel, budget, budgetLabel, current })
     svg.append(el('text', { x: x(current) + (end ? -4 : 4), y: H - bottom - 6, 'text-anchor': end ? 'end' : 'start', class: 'tick' }, `current: ${current.toLocaleString('en-US')}`));
   }
 
-  svg.append(el('polyline', { points: points.map((p) => `${x(p.value)},${y(p.total_bytes)}`).join(' '), fill: 'none', stroke: '#2a5d8f', 'stroke-width': 2.5 }));
+  const clipped = (bytes) => Math.min(bytes, ymax);
+  svg.append(el('polyline', { points: points.map((p) => `${x(p.value)},${y(clipped(p.total_bytes))}`).join(' '), fill: 'none', stroke: '#2a5d8f', 'stroke-width': 2.5 }));
   for (const p of points) {
     const g = el('g');
     const verdict = p.fits === true ? 'fits' : p.fits === false ? 'does not fit' : 'no budget';
     g.append(el('title', {}, `${xLabel} ${p.value.toLocaleString('en-US')}: ${gib(p.total_bytes)} GiB, ${verdict}`));
-    const cx = x(p.value), cy = y(p.total_bytes);
-    if (p.fits === false) {
+    const cx = x(p.value), cy = y(clipped(p.total_bytes));
+    if (p.total_bytes > ymax) {
+      g.append(el('path', { d: `M${cx - 7},${cy + 8} L${cx},${cy - 4} L${cx + 7},${cy + 8} Z`, fill: '#ffffff', stroke: '#b00020', 'stroke-width': 2.5 }));
+    } else if (p.fits === false) {
       g.append(el('path', { d: `M${cx - 6},${cy - 6} L${cx + 6},${cy + 6} M${cx + 6},${cy - 6} L${cx - 6},${cy + 6}`, stroke: '#b00020', 'stroke-width': 3 }));
     } else {
       g.append(el('circle', { cx, cy, r: 5.5, fill: p.fits === true ? '#2a5d8f' : '#ffffff', stroke: '#2a5d8f', 'stroke-width': 2 }));
     }
     svg.append(g);
   }
-  svg.append(el('text', { x: left, y: 16, class: 'tick' }, budget ? '● fits    ✕ does not fit    - - - usable memory of the GPU    ⋯ current setting' : '● estimate    ⋯ current setting'));
+  const above = points.some((p) => p.total_bytes > ymax) ? '    △ above the chart (see the data)' : '';
+  svg.append(el('text', { x: left, y: 16, class: 'tick' }, (budget ? '● fits    ✕ does not fit    - - - usable memory of the GPU    ⋯ current setting' : '● estimate    ⋯ current setting') + above));
 }
