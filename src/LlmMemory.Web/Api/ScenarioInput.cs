@@ -29,14 +29,19 @@ internal static class ScenarioInput
     {
         if (model is ModelReference.Named named && !ModelCatalog.TryFind(named.Text, out _) && !ModelResolver.TryParseCount(named.Text, out _))
         {
+            // Suggestions cost an edit distance per catalog name; a megabyte-long "name" would make that seconds of CPU.
+            string suggestions = named.Text.Length <= MaxSuggestedLength ? $" (did you mean {string.Join(", ", ModelCatalog.Suggest(named.Text))}?)" : "";
             throw new ApiProblem(StatusCodes.Status400BadRequest, "model",
-                $"is \"{Shorten(named.Text)}\", which is not a catalog id or alias or a parameter count (did you mean {string.Join(", ", ModelCatalog.Suggest(named.Text))}?). "
+                $"is \"{Shorten(named.Text)}\", which is not a catalog id or alias or a parameter count{suggestions}. "
                 + "The server does not read files or fetch URLs: send the model's config.json inline as {\"model\": {\"config\": {…}}}, "
                 + "or drop the file on the page, which reads its header in the browser.");
         }
 
         return ModelResolver.Resolve(model, baseDirectory: null);
     }
+
+    /// <summary>Longest name offered "did you mean" suggestions: several times any real model id.</summary>
+    private const int MaxSuggestedLength = 256;
 
     private static string Shorten(string text) => text.Length <= 80 ? text : text[..80] + "…";
 }

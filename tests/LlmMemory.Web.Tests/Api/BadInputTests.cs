@@ -78,6 +78,17 @@ public sealed class BadInputTests(WebApplicationFactory<Program> factory) : ICla
     }
 
     [Fact]
+    public async Task A_huge_model_name_is_refused_without_the_costly_suggestions()
+    {
+        ApiResponse response = await _client.Post("/api/estimate", new JsonObject { ["model"] = new string('q', 1_000_000) });
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.Status);
+        Assert.Equal("model", response.Field);
+        Assert.DoesNotContain("did you mean", response.Detail, StringComparison.Ordinal);
+        Assert.True(response.Detail.Length < 1_000, "the detail quotes a shortened name");
+    }
+
+    [Fact]
     public async Task A_body_of_exactly_1_MiB_is_read_and_one_byte_more_is_a_413()
     {
         string scenario = """{"model": "llama-3.1-8b"}""";

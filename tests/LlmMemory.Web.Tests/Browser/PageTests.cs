@@ -133,6 +133,44 @@ public sealed class PageTests(BrowserFixture browser, ITestOutputHelper output) 
     }
 
     [SkippableFact]
+    public async Task A_pasted_config_and_a_dropped_safetensors_file_give_their_exact_counts()
+    {
+        var clock = Stopwatch.StartNew();
+        IPage page = await browser.NewPageAsync();
+        await page.GotoAsync("/");
+        await Settled(page);
+
+        await page.GetByText("Paste a config.json").ClickAsync();
+        await page.GetByLabel("config.json of a Hugging Face model").FillAsync(TinyLlama.Config().ToJsonString());
+        await page.GetByRole(AriaRole.Button, new() { Name = "Use this config" }).ClickAsync();
+        JsonNode pasted = await Settled(page);
+        await Assertions.Expect(page.Locator("#model-summary")).ToHaveAttributeAsync("data-parameters", TinyLlama.Parameters.ToString(CultureInfo.InvariantCulture));
+        Assert.Equal(100, pasted["model"]!["config"]!["vocab_size"]!.GetValue<int>());
+
+        // Two tensors (safetensors format: u64 header length, JSON header, data): a BF16 [100, 64] = 6,400 elements in
+        // 12,800 bytes and an F32 [64] = 64 elements in 256 bytes; 6,464 elements, 13,056 bytes.
+        await Drop(page, "model.safetensors", Safetensors(
+            """{"embed.weight": {"dtype": "BF16", "shape": [100, 64], "data_offsets": [0, 12800]}, "norm.weight": {"dtype": "F32", "shape": [64], "data_offsets": [12800, 13056]}, "__metadata__": {"format": "pt"}}""",
+            13_056));
+        JsonNode dropped = await Settled(page);
+
+        await Assertions.Expect(page.Locator("#file-format")).ToHaveTextAsync("safetensors");
+        await Assertions.Expect(page.Locator("#file-parameters")).ToHaveTextAsync("6,464");
+        await Assertions.Expect(page.Locator("#file-bytes")).ToContainTextAsync("13,056 bytes");
+        Assert.Equal("6464", dropped["model"]!.GetValue<string>());
+        Took(clock, "pasted config and safetensors drop");
+    }
+
+    private static byte[] Safetensors(string header, int dataBytes)
+    {
+        byte[] json = System.Text.Encoding.UTF8.GetBytes(header);
+        byte[] file = new byte[8 + json.Length + dataBytes];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(file, (ulong)json.Length);
+        json.CopyTo(file, 8);
+        return file;
+    }
+
+    [SkippableFact]
     public async Task A_broken_file_or_setting_is_reported_in_words_naming_it()
     {
         var clock = Stopwatch.StartNew();
