@@ -21,7 +21,7 @@ public static partial class ApiEndpoints
     public static IEndpointRouteBuilder MapLlmMemoryApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        RouteGroupBuilder api = app.MapGroup("/api");
+        RouteGroupBuilder api = app.MapGroup("/api").WithTags("llm-memory");
 
         api.MapPost("/estimate", Estimate)
             .WithName("estimate")
