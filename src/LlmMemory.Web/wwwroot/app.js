@@ -47,6 +47,7 @@ function fillCatalogs() {
   fillSelect('optimizer', catalog.choices.optimizer, 'default (adamw)');
   fillSelect('gradient_checkpointing', catalog.choices.gradient_checkpointing, 'default (none)');
   fillSelect('attention', catalog.choices.attention, 'default (sdpa)');
+  fillSelect('fsdp', catalog.choices.fsdp.filter((v) => v !== 'none'), 'none');
   const gpu = $('gpu');
   gpu.replaceChildren(new Option('none (total only)', ''));
   const vendors = new Map();
@@ -70,7 +71,7 @@ function showState() {
   $('model-search').value = state.config ? '' : state.model;
   for (const radio of document.querySelectorAll('input[name=mode]')) radio.checked = radio.value === state.mode;
   for (const key of ['engine', 'weights', 'kv_cache_dtype', 'batch', 'seq', 'precision', 'optimizer', 'gradient_checkpointing',
-    'gradient_accumulation', 'attention', 'lora_r', 'lora_targets', 'gpu', 'gpus', 'zero']) {
+    'gradient_accumulation', 'attention', 'lora_r', 'lora_targets', 'gpu', 'gpus', 'zero', 'fsdp', 'tp']) {
     const control = $(key);
     const value = String(state[key]);
     if (control.tagName === 'SELECT' && ![...control.options].some((o) => o.value === value)) control.append(new Option(value, value));
@@ -91,10 +92,10 @@ function showModeSettings() {
 /** Reads the controls into the state. Model choice is handled by its own events. */
 function readControls() {
   state.mode = document.querySelector('input[name=mode]:checked')?.value ?? 'inference';
-  for (const key of ['engine', 'weights', 'kv_cache_dtype', 'precision', 'optimizer', 'gradient_checkpointing', 'attention', 'lora_r', 'lora_targets', 'gpu', 'zero']) {
+  for (const key of ['engine', 'weights', 'kv_cache_dtype', 'precision', 'optimizer', 'gradient_checkpointing', 'attention', 'lora_r', 'lora_targets', 'gpu', 'zero', 'fsdp']) {
     state[key] = $(key).value.trim();
   }
-  for (const key of ['batch', 'seq', 'gradient_accumulation', 'gpus']) {
+  for (const key of ['batch', 'seq', 'gradient_accumulation', 'gpus', 'tp']) {
     const value = $(key).value.trim();
     state[key] = value === '' ? DEFAULTS[key] : Number(value);
   }

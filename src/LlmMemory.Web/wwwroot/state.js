@@ -22,9 +22,11 @@ export const DEFAULTS = Object.freeze({
   gpu: 'rtx-4090',
   gpus: 1,
   zero: '',
+  fsdp: '',
+  tp: 1,
 });
 
-const NUMBERS = new Set(['batch', 'seq', 'gradient_accumulation', 'gpus']);
+const NUMBERS = new Set(['batch', 'seq', 'gradient_accumulation', 'gpus', 'tp']);
 /** Always written to the URL, so a shared link reads as a sentence even when these are defaults. */
 const ALWAYS = new Set(['mode', 'gpu', 'batch', 'seq']);
 
@@ -87,9 +89,11 @@ export function toScenario(state) {
     if (state.lora_r) s.lora.r = Number(state.lora_r);
     if (state.lora_targets) s.lora.targets = state.lora_targets;
   }
-  if (state.gpus !== 1 || state.zero) {
+  if (state.gpus !== 1 || state.zero || state.fsdp || state.tp !== 1) {
     s.parallel = { gpus: state.gpus };
     if (state.zero) s.parallel.zero = Number(state.zero);
+    if (state.fsdp) s.parallel.fsdp = state.fsdp;
+    if (state.tp !== 1) s.parallel.tp = state.tp;
   }
   if (state.gpu) s.gpu = state.gpu;
   return s;
@@ -117,6 +121,8 @@ export function toCommand(state) {
   flag('--lora-targets', s.lora?.targets);
   flag('--gpus', s.parallel?.gpus);
   flag('--zero', s.parallel?.zero);
+  flag('--fsdp', s.parallel?.fsdp);
+  flag('--tp', s.parallel?.tp);
   flag('--gpu', s.gpu);
   return args.join(' ');
 }

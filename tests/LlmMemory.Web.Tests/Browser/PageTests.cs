@@ -79,7 +79,7 @@ public sealed class PageTests(BrowserFixture browser, ITestOutputHelper output) 
     {
         var clock = Stopwatch.StartNew();
         IPage page = await browser.NewPageAsync();
-        await page.GotoAsync("/#model=qwen2.5-7b&mode=lora&gpu=a100-80gb&batch=4&seq=4096&lora_r=32&optimizer=adamw-8bit");
+        await page.GotoAsync("/#model=qwen2.5-7b&mode=lora&gpu=a100-80gb&batch=4&seq=4096&lora_r=32&optimizer=adamw-8bit&gpus=2&fsdp=full_shard");
         JsonNode scenario = await Settled(page);
 
         await Assertions.Expect(page.GetByLabel("Search the catalog")).ToHaveValueAsync("qwen2.5-7b");
@@ -89,8 +89,12 @@ public sealed class PageTests(BrowserFixture browser, ITestOutputHelper output) 
         await Assertions.Expect(page.Locator("#seq")).ToHaveValueAsync("4096");
         await Assertions.Expect(page.Locator("#lora_r")).ToHaveValueAsync("32");
         await Assertions.Expect(page.Locator("#optimizer")).ToHaveValueAsync("adamw-8bit");
-        long expected = await ApiTotal(
-            """{"model": "qwen2.5-7b", "mode": "lora", "gpu": "a100-80gb", "batch": 4, "seq": 4096, "optimizer": "adamw-8bit", "lora": {"r": 32}}""");
+        await Assertions.Expect(page.Locator("#gpus")).ToHaveValueAsync("2");
+        await Assertions.Expect(page.Locator("#fsdp")).ToHaveValueAsync("full_shard");
+        long expected = await ApiTotal("""
+            {"model": "qwen2.5-7b", "mode": "lora", "gpu": "a100-80gb", "batch": 4, "seq": 4096, "optimizer": "adamw-8bit", "lora": {"r": 32},
+             "parallel": {"gpus": 2, "fsdp": "full_shard"}}
+            """);
         Assert.Equal(expected, await ShownTotal(page));
 
         // Change a setting in the page, then open its share link in a second page: same scenario, same total.
