@@ -186,10 +186,10 @@ internal sealed class ScenarioOptions
         double? alpha = parse.GetValue(LoraAlpha);
         if (rank is null && targets is null && dora is null && alpha is null)
         {
-            return scenario.Lora ?? (scenario.Mode is Workloads.Mode.Lora or Workloads.Mode.Qlora ? new LoraSettings(16, null, Workloads.LoraTargets.AllLinear, false) : null);
+            return scenario.Lora;
         }
 
-        LoraSettings current = scenario.Lora ?? new LoraSettings(16, null, Workloads.LoraTargets.AllLinear, false);
+        LoraSettings current = scenario.Lora ?? LoraSettings.Default;
         return current with
         {
             Rank = rank ?? current.Rank,
