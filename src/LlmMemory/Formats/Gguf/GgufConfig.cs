@@ -36,17 +36,13 @@ internal static class GgufConfig
         Set(c, "num_key_value_heads", m.Integer(GgufKeys.HeadCountKv));
         Set(c, "max_position_embeddings", m.Integer(GgufKeys.ContextLength));
         Set(c, "intermediate_size", m.Integer(GgufKeys.FeedForwardLength) ?? m.Integer(GgufKeys.ExpertFeedForwardLength));
-        if (modelType is not ("gpt_neox" or "gpt2"))
+        if (modelType != "gpt_neox")
         {
             Set(c, "head_dim", m.Integer(GgufKeys.KeyLength));
         }
 
         switch (modelType)
         {
-            case "gpt2":
-                c["n_positions"] = m.Integer(GgufKeys.ContextLength);
-                c["n_inner"] = m.Integer(GgufKeys.FeedForwardLength);
-                break;
             case "gemma2":
                 Set(c, "final_logit_softcapping", m.Real(GgufKeys.FinalLogitSoftcapping));
                 Set(c, "sliding_window", m.Integer(GgufKeys.SlidingWindow));

@@ -25,7 +25,7 @@ public static partial class GgufModel
     {
         ["llama"] = "llama", ["qwen2"] = "qwen2", ["qwen2moe"] = "qwen2_moe", ["qwen3"] = "qwen3", ["qwen3moe"] = "qwen3_moe",
         ["gemma"] = "gemma", ["gemma2"] = "gemma2", ["gemma3"] = "gemma3_text", ["phi3"] = "phi3", ["deepseek2"] = "deepseek_v2",
-        ["gpt-oss"] = "gpt_oss", ["granitemoe"] = "granitemoe", ["gptneox"] = "gpt_neox", ["gpt2"] = "gpt2",
+        ["gpt-oss"] = "gpt_oss", ["granitemoe"] = "granitemoe", ["gptneox"] = "gpt_neox",
     }.ToFrozenDictionary(StringComparer.Ordinal);
 
     /// <summary>The GGUF architectures this reader maps, sorted.</summary>

@@ -75,8 +75,6 @@ internal static partial class GgufTensorNames
         [("gpt_neox", "qkv_proj")] = "query_key_value", [("gpt_neox", "o_proj")] = "dense",
         [("gpt_neox", "up_proj")] = "dense_h_to_4h", [("gpt_neox", "down_proj")] = "dense_4h_to_h",
         [("gpt_neox", "embed_tokens")] = "embed_in", [("gpt_neox", "lm_head")] = "embed_out",
-        [("gpt2", "qkv_proj")] = "c_attn", [("gpt2", "o_proj")] = "c_proj", [("gpt2", "up_proj")] = "c_fc", [("gpt2", "down_proj")] = "c_proj",
-        [("gpt2", "embed_tokens")] = "wte", [("gpt2", "embed_positions")] = "wpe",
         [("phi3", "up_proj")] = "gate_up_proj",
         [("gpt_oss", "gate")] = "router",
         [("granitemoe", "gate")] = "layer",
