@@ -11,15 +11,12 @@ internal static class Essay
     {
         ModelArchitecture architecture = model.Architecture!;
         MemoryEstimate rough = RuleOfThumb.Estimate(model with { Architecture = null, BareParameterCount = architecture.ParameterCount }, scenario);
-        IReadOnlyList<MemoryComponent>? stored = StoredWeights.Components(architecture, scenario);
         return rough with
         {
             Model = model,
-            Components = stored ?? rough.Components,
             Parameters = new ParameterSummary(architecture.ParameterCount, scenario.IsTraining ? architecture.ParameterCount : 0,
                 architecture.ActiveParameterCount),
-            Notes = ["Weights and training states only; activations, KV cache and runtime overheads come in later estimators.",
-                .. architecture.WeightsFile?.Notes ?? []],
+            Notes = ["Weights and training states only; activations, KV cache and runtime overheads come in later estimators."],
         };
     }
 }

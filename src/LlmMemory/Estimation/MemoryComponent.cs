@@ -7,8 +7,26 @@ namespace LlmMemory.Estimation;
 /// <param name="Formula">How the bytes follow from the inputs, numbers substituted: "8,030,261,248 params × 2 B".</param>
 /// <param name="Residence">Where the bytes live.</param>
 /// <param name="AllDevices">Bytes summed over every device of the run, when it differs from <see cref="Bytes"/> × devices.</param>
+/// <param name="Counter">Which memory counter sees the bytes: live framework tensors, the allocator's cache, or only the device total.</param>
 public sealed record MemoryComponent(string Name, ComponentKind Kind, ByteSize Bytes, string Formula,
-    Residence Residence = Residence.Device, ByteSize? AllDevices = null);
+    Residence Residence = Residence.Device, ByteSize? AllDevices = null, Counter Counter = Counter.Allocated);
+
+/// <summary>
+/// Which counter includes a component: <c>torch.cuda.max_memory_allocated</c> sees live tensors; <c>max_memory_reserved</c>
+/// adds the caching allocator's free cached blocks; nvidia-smi (device used) adds what lives outside the allocator — the
+/// CUDA context, NCCL buffers, CUDA managed memory of paged optimizers.
+/// </summary>
+public enum Counter
+{
+    /// <summary>Live tensors of the framework's allocator.</summary>
+    Allocated,
+
+    /// <summary>Cached by the allocator but not live (reserved − allocated).</summary>
+    Reserved,
+
+    /// <summary>Outside the framework's allocator: visible only in the device total.</summary>
+    Device,
+}
 
 /// <summary>What a component's bytes are.</summary>
 public enum ComponentKind

@@ -31,6 +31,10 @@ public sealed record MemoryEstimate
     /// <summary>Derived numbers worth reporting (effective batch, KV tokens that fit, concurrency), keyed in snake_case.</summary>
     public IReadOnlyList<EstimateFact> Facts { get; init; } = [];
 
+    /// <summary>Device memory over one step (training: load, forward per layer, loss, backward, optimizer step; inference:
+    /// load, prefill, decode), in order; empty when the estimator has no time structure.</summary>
+    public IReadOnlyList<TimelinePoint> Timeline { get; init; } = [];
+
     /// <summary>Assumptions made and defaults applied, one sentence each.</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 
@@ -57,8 +61,8 @@ public sealed record MemoryEstimate
             MeasuredQuantity.Weights => c => c.Kind == ComponentKind.Weights,
             MeasuredQuantity.KvCache => c => c.Kind == ComponentKind.KvCache,
             MeasuredQuantity.ComputeBuffer => c => c.Kind == ComponentKind.ComputeBuffer,
-            MeasuredQuantity.PeakAllocated => c => c.Kind is not (ComponentKind.AllocatorReserve or ComponentKind.Runtime),
-            MeasuredQuantity.PeakReserved => c => c.Kind != ComponentKind.Runtime,
+            MeasuredQuantity.PeakAllocated => c => c.Counter == Counter.Allocated,
+            MeasuredQuantity.PeakReserved => c => c.Counter != Counter.Device,
             _ => _ => true,
         };
         return quantity switch
@@ -79,6 +83,11 @@ public sealed record MemoryEstimate
 /// <param name="Trainable">Parameters that receive gradients (0 for inference; adapters only for LoRA).</param>
 /// <param name="ActivePerToken">Parameters one token uses (differs from the total for MoE).</param>
 public sealed record ParameterSummary(long Total, long Trainable, long ActivePerToken);
+
+/// <summary>Memory allocated on the device at one moment of a step.</summary>
+/// <param name="Phase">The moment ("load", "forward layer 12", "loss", "backward layer 3", "optimizer step").</param>
+/// <param name="Bytes">Device memory at that moment, counted like <see cref="MemoryEstimate.DeviceTotal"/>.</param>
+public sealed record TimelinePoint(string Phase, ByteSize Bytes);
 
 /// <summary>A derived number with what it means.</summary>
 /// <param name="Key">snake_case key, stable in JSON (<c>effective_batch</c>, <c>kv_tokens</c>).</param>

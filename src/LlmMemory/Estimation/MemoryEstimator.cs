@@ -23,7 +23,8 @@ public static class MemoryEstimator
             : throw new ModelFormatException("scenario", "gpu", $"is \"{scenario.Gpu}\", which is not in the GPU catalog (known: {string.Join(", ", GpuCatalog.All.Select(g => g.Id))}).");
         MemoryEstimate estimate = model.Architecture is null
             ? RuleOfThumb.Estimate(model, scenario)
-            : Essay.Estimate(model, scenario);
-        return estimate with { Gpu = gpu };
+            : scenario.IsTraining ? Essay.Estimate(model, scenario) : Inference.InferenceEstimator.Estimate(model, scenario, gpu);
+        // What a weights-file reader noticed (a config/header mismatch, tensors outside the layout) travels with every estimate.
+        return estimate with { Gpu = gpu, Notes = [.. estimate.Notes, .. model.Architecture?.WeightsFile?.Notes ?? []] };
     }
 }

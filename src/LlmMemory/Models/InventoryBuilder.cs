@@ -10,20 +10,21 @@ internal sealed class InventoryBuilder
     /// <summary>An <c>nn.Linear</c>: <c>{prefix}.{module}.weight</c> [out, in] and, when <paramref name="bias"/>, <c>.bias</c> [out].</summary>
     public void Linear(string prefix, string module, TensorRole role, int? layer, long outFeatures, long inFeatures, bool bias)
     {
-        Add($"{Join(prefix, module)}.weight", [outFeatures, inFeatures], role, TensorForm.LinearWeight, layer, module);
+        string name = prefix.Length == 0 ? module : $"{prefix}.{module}";
+        Add($"{name}.weight", [outFeatures, inFeatures], role, TensorForm.LinearWeight, layer, module);
         if (bias)
         {
-            Add($"{Join(prefix, module)}.bias", [outFeatures], role, TensorForm.Bias, layer, module);
+            Add($"{name}.bias", [outFeatures], role, TensorForm.Bias, layer, module);
         }
     }
 
     /// <summary>A norm: weight [width] and, for LayerNorm, bias [width].</summary>
     public void Norm(string prefix, string module, int? layer, long width, bool withBias)
     {
-        Add($"{Join(prefix, module)}.weight", [width], TensorRole.Norm, TensorForm.Vector, layer, module);
+        Add($"{prefix}.{module}.weight", [width], TensorRole.Norm, TensorForm.Vector, layer, module);
         if (withBias)
         {
-            Add($"{Join(prefix, module)}.bias", [width], TensorRole.Norm, TensorForm.Vector, layer, module);
+            Add($"{prefix}.{module}.bias", [width], TensorRole.Norm, TensorForm.Vector, layer, module);
         }
     }
 
@@ -58,9 +59,6 @@ internal sealed class InventoryBuilder
             ? inventory
             : throw new ModelFormatException(source, null, $"describes {total:N0} parameters, above the limit of {Limits.MaxParameters:N0}.");
     }
-
-    /// <summary>The dotted module path; top-level modules (<c>lm_head</c>) have no prefix.</summary>
-    private static string Join(string prefix, string module) => prefix.Length == 0 ? module : $"{prefix}.{module}";
 
     private void Add(string name, ImmutableArray<long> shape, TensorRole role, TensorForm form, int? layer, string module) =>
         _tensors.Add(new TensorSpec(name, shape, role, form, layer, module));

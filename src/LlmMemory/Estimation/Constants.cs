@@ -1,0 +1,50 @@
+namespace LlmMemory.Estimation;
+
+/// <summary>
+/// Every empirical constant of the estimators, in one place, each with its source. Everything else is arithmetic on the
+/// model and the scenario.
+/// </summary>
+public static class Constants
+{
+    /// <summary>
+    /// vLLM memory outside torch's allocator on one GPU (NCCL off, cuBLAS handles, custom all-reduce off): 0.13 GiB,
+    /// "non-torch memory" in the vLLM V1 profiling log on an H100 (llm-d/llm-d-benchmark
+    /// config_explorer/empirical-vllm-memory-results.md; docs/memory-model.md §3.4).
+    /// </summary>
+    public static readonly ByteSize VllmNonTorchSingleGpu = ByteSize.FromGibibytes(0.13);
+
+    /// <summary>vLLM non-torch memory with tensor parallelism (NCCL and custom all-reduce buffers): 0.55 GiB at TP = 2 (same source).</summary>
+    public static readonly ByteSize VllmNonTorchMultiGpu = ByteSize.FromGibibytes(0.55);
+
+    /// <summary>vLLM's default <c>gpu_memory_utilization</c> (vllm/engine/arg_utils.py).</summary>
+    public const double VllmDefaultUtilization = 0.9;
+
+    /// <summary>vLLM's default KV block on CUDA: 16 tokens (CacheConfig; memory-model.md §2.7).</summary>
+    public const int VllmDefaultBlockSize = 16;
+
+    /// <summary>
+    /// Bytes the vLLM V1 dummy sampler run holds per element of its [max_num_seqs, vocab] logits at its peak (fp32 logits,
+    /// penalties, probabilities, sorted values and int64 indices for top-k/top-p, cumulative sums, log-probs). Calibrated
+    /// on llm-d's published H100 profiling table, which is not in the validation corpus: with the forward term of
+    /// <c>VllmProfilePeak</c>, 35 B gives Llama-3.1-8B 5.06 GiB (logged 4.76) and Qwen3-0.6B 5.24 GiB (logged 5.56) at
+    /// 8192 tokens and 1024 sequences (llm-d/llm-d-benchmark config_explorer/empirical-vllm-memory-results.md;
+    /// memory-model.md §2.7, §3.3).
+    /// </summary>
+    public const int VllmSamplerBytesPerLogit = 35;
+
+    /// <summary>
+    /// CUDA context, loaded kernels and library handles outside torch's allocator: device used − peak reserved of this
+    /// project's H100 inference runs (torch 2.11, CUDA 13, lazy module loading): 0.68 GiB (data/validation/gpu-h100-cases.jsonl).
+    /// PyTorch reports 287 MB lazy / 667 MB eager for the bare context (pytorch/pytorch#86509, memory-model.md §3.4).
+    /// </summary>
+    public static readonly ByteSize CudaContext = ByteSize.FromGibibytes(0.68);
+
+    /// <summary>SGLang's fallback <c>mem_fraction_static</c> (python/sglang/srt/server_args.py; memory-model.md §2.8).</summary>
+    public const double SglangDefaultMemFraction = 0.88;
+
+    /// <summary>
+    /// Share of the non-weight memory that PyTorch's caching allocator keeps cached but free at the peak
+    /// (reserved − allocated), memory-model.md §8: 0.05–0.15 for static shapes. Provisional until the allocator model lands.
+    /// </summary>
+    public const double AllocatorCacheShare = 0.10;
+}

@@ -1,0 +1,134 @@
+using LlmMemory.Estimation.Weights;
+using LlmMemory.Hardware;
+using LlmMemory.Models;
+using LlmMemory.Numerics;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Estimation.Inference;
+
+/// <summary>
+/// vLLM and SGLang, which size themselves: they take a fixed fraction of the GPU and fill what the model and the
+/// profiled activations leave with KV blocks (docs/memory-model.md §2.7, §2.8, §3.3).
+/// </summary>
+internal static class ServingEngines
+{
+    public static MemoryEstimate Estimate(ResolvedModel resolved, Scenario scenario, Gpu? gpu)
+    {
+        ModelArchitecture model = resolved.Architecture!;
+        if (gpu?.Usable is not ByteSize total || gpu.IsHost)
+        {
+            throw new ModelFormatException("scenario", "gpu",
+                $"is required for {Names.Of(scenario.Engine)}, which sizes its KV cache from the GPU's memory (e.g. --gpu h100-80gb).");
+        }
+
+        int tp = scenario.Parallel.Tp;
+        bool sglang = scenario.Engine == Engine.Sglang;
+        EngineOptions options = scenario.EngineOptions;
+        double fraction = options.GpuMemoryUtilization ?? (sglang ? Constants.SglangDefaultMemFraction : Constants.VllmDefaultUtilization);
+        int blockSize = options.BlockSize ?? (sglang ? 1 : Constants.VllmDefaultBlockSize);
+        int maxModelLen = options.MaxModelLen ?? model.MaxPositions ?? scenario.Seq;
+        bool large = total.Gibibytes >= 70;
+        int maxSeqs = options.MaxNumSeqs ?? (large ? 1024 : 256);
+        int batchedTokens = options.MaxNumBatchedTokens ?? (large ? 8192 : 2048);
+
+        WeightLayout layout = WeightChoice.Layout(model, scenario, out string format);
+        ByteSize weights = new ByteSize(PerDevice(layout, model, tp)) + RotaryCache(model, maxModelLen);
+        DataType kvType = KvType(scenario, model);
+        int kvHeads = model.LatentAttention is null ? Math.Max(1, model.KeyValueHeadCount / tp) : 1;
+        KvLayout kv = KvLayout.For(model, kvType, kvType, compressedLatent: true, kvHeads);
+        long perToken = checked(kv.BytesPerTokenPerLayer * model.LayerCount);
+        long pageBytes = checked(perToken * blockSize);
+        ByteSize budget = new((long)(total.Bytes * fraction));
+        ByteSize context = Constants.CudaContext;
+
+        var components = new List<MemoryComponent>
+        {
+            new("weights", ComponentKind.Weights, weights,
+                $"{layout.Formula()}{(tp > 1 ? $", ÷ {tp} GPUs (tensor parallel; norms replicated)" : "")} + rotary cos/sin cache {maxModelLen} × {model.HeadDimension} × 2 B"),
+        };
+
+        ByteSize activation;
+        ByteSize nonTorch;
+        ByteSize pool;
+        if (sglang)
+        {
+            // SGLang: rest = free after weights − total × (1 − mem_fraction_static); the fraction covers weights + KV only.
+            activation = new ByteSize((long)(total.Bytes * (1 - fraction)));
+            nonTorch = ByteSize.Zero;
+            pool = budget - weights - context;
+            components.Add(new MemoryComponent("activation_reserve", ComponentKind.Activations, activation,
+                $"left free for activations and CUDA graphs: {Text.N(total.Gibibytes)} GiB × (1 − {Text.N(fraction)})", Counter: Counter.Reserved));
+        }
+        else
+        {
+            activation = VllmProfilePeak(model, batchedTokens, maxSeqs, tp, out string how);
+            nonTorch = tp > 1 ? Constants.VllmNonTorchMultiGpu : Constants.VllmNonTorchSingleGpu;
+            pool = budget - weights - activation - nonTorch;
+            components.Add(new MemoryComponent("profiled_activations", ComponentKind.Activations, activation, how));
+            components.Add(new MemoryComponent("non_torch", ComponentKind.Runtime, nonTorch,
+                $"cuBLAS handles, NCCL{(tp > 1 ? " and custom all-reduce" : "")} outside torch (vLLM log)", Counter: Counter.Device));
+        }
+
+        if (pool.Bytes < pageBytes)
+        {
+            throw new ModelFormatException("scenario", "gpu",
+                $"leaves no room for a KV cache: {budget} budget − {weights} weights − {activation} activations; use a larger GPU, tensor parallelism or a smaller format.");
+        }
+
+        long blocks = pool.Bytes / pageBytes;
+        long tokens = blocks * blockSize;
+        var kvBytes = new ByteSize(blocks * pageBytes);
+        components.Add(new MemoryComponent("kv_cache", ComponentKind.KvCache, kvBytes,
+            $"({Text.N(fraction)} × {total} − weights − activations{(sglang ? "" : " − non-torch")}) ÷ {Text.N(pageBytes)} B per {blockSize}-token block = {Text.N(blocks)} blocks; per token {kv.Describe(model.LayerCount)}"));
+        components.Add(new MemoryComponent("cuda_context", ComponentKind.Runtime, context, "CUDA context and kernels (outside the engine's budget)", Counter: Counter.Device));
+
+        return new MemoryEstimate
+        {
+            Model = resolved,
+            Parameters = new ParameterSummary(model.ParameterCount, 0, model.ActiveParameterCount),
+            Components = components,
+            PeakPhase = "steady state (the pool is allocated at start-up)",
+            DeviceCount = tp,
+            Device = tp > 1 ? "each tensor-parallel GPU" : "the GPU",
+            Facts =
+            [
+                new("kv_tokens", tokens, "KV cache capacity in tokens"),
+                new("kv_blocks", blocks, "KV cache blocks"),
+                new("max_model_len", Math.Min(tokens, model.MaxPositions ?? tokens), "largest max_model_len one request can use"),
+                new("max_concurrency", tokens / Math.Max(1, maxModelLen), $"concurrent requests of {maxModelLen} tokens"),
+            ],
+            Notes =
+            [
+                $"Weights in {format}. {Names.Of(scenario.Engine)} reserves {Text.N(fraction)} of the GPU and fills what is left with KV blocks, so its memory use does not depend on the context you send.",
+            ],
+        };
+    }
+
+    /// <summary>
+    /// vLLM V1 profile run: one forward over <c>max_num_batched_tokens</c> tokens, whose widest moment holds the residual and
+    /// hidden states (2·2h), the fused gate/up output (2·2I) and the activation output (2I) per token, ÷ TP; plus a dummy
+    /// sampler pass over <c>max_num_seqs</c> rows of the vocabulary (<see cref="Constants.VllmSamplerBytesPerLogit"/>).
+    /// </summary>
+    private static ByteSize VllmProfilePeak(ModelArchitecture model, int tokens, int seqs, int tp, out string how)
+    {
+        long width = model.Experts is { } moe ? (long)moe.ActiveExperts * moe.ExpertIntermediateSize + moe.SharedExpertIntermediateSize : model.IntermediateSize;
+        long perToken = 4L * model.HiddenSize + 6 * width / tp;
+        long forward = checked(perToken * tokens);
+        long sampler = checked((long)seqs * model.VocabularySize * Constants.VllmSamplerBytesPerLogit);
+        how = $"profile run: {Text.N(tokens)} tokens × (4·{model.HiddenSize} + 6·{width}{(tp > 1 ? $"/{tp}" : "")}) B + sampler {seqs} seqs × {Text.N(model.VocabularySize)} vocab × {Constants.VllmSamplerBytesPerLogit} B";
+        return new ByteSize(forward + sampler);
+    }
+
+    /// <summary>Rotary embedding cos/sin cache vLLM keeps with the weights: [max positions, rotary dim] in the model dtype (2 B).</summary>
+    private static ByteSize RotaryCache(ModelArchitecture model, int maxModelLen) =>
+        new(2L * (model.MaxPositions ?? maxModelLen) * (model.LatentAttention?.RopeHeadDimension ?? model.HeadDimension));
+
+    /// <summary>Weights on one tensor-parallel GPU: sharded tensors ÷ tp, 1-D norms replicated.</summary>
+    private static long PerDevice(WeightLayout layout, ModelArchitecture model, int tp) =>
+        layout.Tensors.Sum(t => t.Tensor.Role == TensorRole.Norm || t.Tensor.Shape.Length == 1 && t.Tensor.Role != TensorRole.Attention
+            ? t.Bytes
+            : (t.Bytes + tp - 1) / tp);
+
+    private static DataType KvType(Scenario scenario, ModelArchitecture model) =>
+        scenario.KvCacheDtype is string name ? DataTypes.Parse(name) : model.StoredType is DataType s && s.BlockBytes == 2 ? s : DataTypes.BF16;
+}
