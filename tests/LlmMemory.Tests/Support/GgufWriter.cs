@@ -57,7 +57,8 @@ internal sealed class GgufWriter
         return this;
     }
 
-    public static long Bytes(long[] dims, int type) => dims.Aggregate(1L, (p, d) => checked(p * d)) / Types[type].Block * Types[type].Bytes;
+    /// <summary>ggml_nbytes; wraps silently (unchecked) so tests can write the absurd shapes a hostile file would hold.</summary>
+    public static long Bytes(long[] dims, int type) => unchecked(dims.Aggregate(1L, (p, d) => unchecked(p * d)) / Types[type].Block * Types[type].Bytes);
 
     public long Elements => _tensors.Sum(t => t.Dims.Aggregate(1L, (p, d) => p * d));
 
@@ -92,7 +93,7 @@ internal sealed class GgufWriter
 
             w.Write((uint)type);
             w.Write((ulong)offset);
-            offset = Align(offset + Bytes(dims, type));
+            offset = unchecked(Align(offset + Bytes(dims, type)));
         }
 
         w.Flush();
@@ -117,7 +118,7 @@ internal sealed class GgufWriter
         return [.. header, .. new byte[data]];
     }
 
-    private long Align(long value) => (value + Alignment - 1) / Alignment * Alignment;
+    private long Align(long value) => unchecked((value + Alignment - 1) / Alignment * Alignment);
 
     private GgufWriter Add(string key, int type, Action<BinaryWriter> value)
     {

@@ -109,7 +109,7 @@ public static class GgufReader
 
         if (r.Remaining is long left && (long)count > left / minimumBytesEach)
         {
-            throw r.Error($"declares {count:N0} {what}, but the {left:N0} bytes left could hold at most {left / minimumBytesEach:N0}.");
+            throw r.Error($"is truncated or corrupt: it declares {count:N0} {what}, but the {left:N0} bytes left could hold at most {left / minimumBytesEach:N0}.");
         }
 
         return (long)count;
