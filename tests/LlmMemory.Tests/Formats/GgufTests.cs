@@ -68,7 +68,7 @@ public sealed class GgufTests
 
     /// <summary>Parameters of <see cref="TinyLlama"/> by hand: embed and head 2·256·1000, norms 256 + 2·2·256,
     /// blocks 2·(256² + 2·128·256 + 256² + 3·512·256) = 2·589,824. The 32 rope frequencies are a buffer.</summary>
-    private const long TinyLlamaParameters = 512_000 + 1_280 + 1_179_648;
+    internal const long TinyLlamaParameters = 512_000 + 1_280 + 1_179_648;
 
     [Fact]
     public void Roles_modules_and_stored_types_follow_the_llama_cpp_names()
