@@ -8,6 +8,7 @@
 #   this project, and gpu-plan2.json) are kept: nothing is deleted.
 # - README.md is replaced by the shared one, but everything from the line "<!-- project cases -->" to the end of the
 #   current README (the sections on this project's own cases) is kept and appended.
+# - data/validation/patches.json is applied to the copies (fields the shared cases leave out; each patch says why).
 # Then run `dotnet test LlmMemory.slnx` (CorpusTests checks every file parses and ids are unique) and regenerate
 # docs/accuracy.md with the command at its top.
 set -euo pipefail
@@ -32,5 +33,6 @@ trap 'rm -f "$local_part"' EXIT
 sed -n "/^$marker\$/,\$p" "$target/README.md" >"$local_part"
 { cat "$shared/README.md"; echo; cat "$local_part"; } >"$target/README.md"
 
-echo "copied ${#files[@]} case files and README.md from $shared"
+python3 "$repo/tools/apply-corpus-patches.py"
+echo "copied ${#files[@]} case files and README.md from $shared, then applied data/validation/patches.json"
 git -C "$repo" status --short -- data/validation
