@@ -148,16 +148,18 @@ public sealed class HubClient : IDisposable
         try
         {
             using Stream body = response.Content.ReadAsStream();
-            byte[] buffer = new byte[(int)Math.Min(limit, response.Content.Headers.ContentLength ?? limit)];
+            using var received = new MemoryStream((int)Math.Min(limit, response.Content.Headers.ContentLength ?? 81920));
+            byte[] chunk = new byte[81920];
             int done = 0;
-            while (done < buffer.Length)
+            while (done < limit)
             {
-                int read = body.Read(buffer, done, buffer.Length - done);
+                int read = body.Read(chunk, 0, Math.Min(chunk.Length, limit - done));
                 if (read == 0)
                 {
                     break;
                 }
 
+                received.Write(chunk, 0, read);
                 done += read;
             }
 
@@ -166,7 +168,7 @@ public sealed class HubClient : IDisposable
                 throw new HubException($"{id.Repo}: the transfer of {file} was interrupted after {done:N0} of {declared:N0} bytes.");
             }
 
-            return done == buffer.Length ? buffer : buffer[..done];
+            return received.ToArray();
         }
         catch (Exception error) when (error is IOException and not HubException or HttpRequestException)
         {
