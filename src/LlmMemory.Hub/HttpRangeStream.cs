@@ -66,7 +66,9 @@ internal sealed class HttpRangeStream : Stream
 
         if (_position < _bufferStart || _position >= _bufferStart + _buffer.Length)
         {
-            bool sequential = _position == _bufferStart + _buffer.Length;
+            // Reading on, or skipping a little ahead (GGUF string arrays are skipped string by string), counts as sequential.
+            long end = _bufferStart + _buffer.Length;
+            bool sequential = _position >= end && _position - end < _chunk;
             _chunk = sequential ? Math.Min(_chunk * 2, MaxChunk) : FirstChunk;
             Fetch(_position, (int)Math.Min(Math.Max(_chunk, destination.Length), int.MaxValue / 2));
         }

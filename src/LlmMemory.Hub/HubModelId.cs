@@ -14,7 +14,7 @@ public sealed partial record HubModelId(string Repo, string Revision, string? Se
     {
         ArgumentNullException.ThrowIfNull(text);
         Match m = Pattern().Match(text.Trim());
-        return m.Success
+        return m.Success && !text.Split('/', ':', '@').Any(part => part is "." or "..")
             ? new HubModelId(m.Groups["repo"].Value, m.Groups["rev"].Success ? m.Groups["rev"].Value : "main", m.Groups["sel"].Success ? m.Groups["sel"].Value : null)
             : throw new FormatException($"'{text}' is not a Hugging Face model id (org/name, optionally @revision and :file-or-quant).");
     }

@@ -67,4 +67,17 @@ public sealed class FuzzTests
             GgufModel.FromFiles([read], "fuzz.gguf");
         }), iter: 2000, threads: 1);
     }
+
+    [Fact]
+    public void Mutated_moe_and_latent_attention_gguf_files_end_in_a_value_or_a_format_error()
+    {
+        // DeepSeek-V2-Lite as convert_hf_to_gguf.py writes it: MLA, routed and shared experts, a dense first layer.
+        Assert.True(LlmMemory.Catalog.ModelCatalog.TryFind("deepseek-v2-lite", out var model));
+        (byte[] header, _) = GgufFromConfig.Writer(model.Architecture).Build();
+        Mutated(header).Sample(file => EndsInValueOrFormatError(() =>
+        {
+            GgufFile read = GgufReader.Read(new MemoryStream(file), "fuzz.gguf");
+            GgufModel.FromFiles([read], "fuzz.gguf");
+        }), iter: 1000, threads: 1);
+    }
 }

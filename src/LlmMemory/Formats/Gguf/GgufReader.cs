@@ -64,7 +64,7 @@ public static class GgufReader
         for (long i = 0; i < keyCount; i++)
         {
             string key = r.ReadUtf8(r.ReadUInt64("a key length"), GgufLimits.MaxNameBytes, "a metadata key");
-            var type = (GgufValueType)r.ReadUInt32($"the type of '{key}'");
+            GgufValueType type = ValueType(r, r.ReadUInt32($"the type of '{key}'"), key);
             GgufValue value = ReadValue(r, type, key);
             if (!metadata.TryAdd(key, value))
             {
@@ -141,9 +141,14 @@ public static class GgufReader
             GgufValueType.UInt64 => r.ReadUInt64(what) is var u && u <= long.MaxValue ? new(type, Number: (long)u) : new(type),
             GgufValueType.Int64 => new(type, Number: (long)r.ReadUInt64(what)),
             GgufValueType.Float64 => new(type, Real: BitConverter.UInt64BitsToDouble(r.ReadUInt64(what))),
-            _ => throw new ModelFormatException(r.Source, key, $"has value type {(uint)type}, which is not a GGUF type (0–12)."),
+            _ => throw new InvalidOperationException($"Unhandled GGUF type {type}."),
         };
     }
+
+    /// <summary>A value type id, which must be one of gguf.h's 13 (0–12).</summary>
+    private static GgufValueType ValueType(HeaderReader r, uint raw, string key) =>
+        raw <= (uint)GgufValueType.Float64 ? (GgufValueType)(int)raw
+            : throw new ModelFormatException(r.Source, key, $"has value type {raw}, which is not a GGUF type (0–12).");
 
     private static GgufValue Bool(HeaderReader r, string what)
     {
@@ -154,7 +159,7 @@ public static class GgufReader
     /// <summary>An array: numbers are kept when short, strings are skipped (only the count is kept). Nested arrays are refused, as gguf.cpp does.</summary>
     private static GgufValue ReadArray(HeaderReader r, string key)
     {
-        var element = (GgufValueType)r.ReadUInt32($"the element type of '{key}'");
+        GgufValueType element = ValueType(r, r.ReadUInt32($"the element type of '{key}'"), key);
         int size = element switch
         {
             GgufValueType.UInt8 or GgufValueType.Int8 or GgufValueType.Bool => 1,
@@ -163,7 +168,7 @@ public static class GgufReader
             GgufValueType.UInt64 or GgufValueType.Int64 or GgufValueType.Float64 => 8,
             GgufValueType.String => 0,
             GgufValueType.Array => throw new ModelFormatException(r.Source, key, "is an array of arrays, which GGUF readers do not support."),
-            _ => throw new ModelFormatException(r.Source, key, $"is an array of type {(uint)element}, which is not a GGUF type."),
+            _ => throw new InvalidOperationException($"Unhandled GGUF type {element}."),
         };
         long count = Count(r, r.ReadUInt64($"the length of '{key}'"), GgufLimits.MaxArrayElements, size == 0 ? 8 : size, $"elements in '{key}'");
         if (size == 0)
