@@ -1,8 +1,10 @@
+using System.Text.Json;
 using LlmMemory.Catalog;
 using LlmMemory.Estimation;
 using LlmMemory.Formats.Safetensors;
 using LlmMemory.Models;
 using LlmMemory.Numerics;
+using LlmMemory.Tests.Cli;
 using LlmMemory.Tests.Support;
 using LlmMemory.Workloads;
 
@@ -229,5 +231,66 @@ public sealed class SafetensorsTests
         File.WriteAllText(index, json.ToJsonString());
         var error = Assert.Throws<ModelFormatException>(() => SafetensorsCheckpoint.ReadIndex(index));
         Assert.Contains("model.norm.weight", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_cli_takes_a_checkpoint_folder_an_index_or_one_file_and_estimates_the_stored_bytes()
+    {
+        Assert.True(ModelCatalog.TryFind("qwen2.5-0.5b", out CatalogModel model));
+        using var folder = new TempFolder();
+        WriteCheckpoint(folder, model, shards: 2);
+        (int code, string output, string error) = CliTests.Run("params", folder.File("model.safetensors.index.json"), "--json");
+        Assert.True(code == 0, error);
+        using (JsonDocument json = JsonDocument.Parse(output))
+        {
+            // Qwen2.5-0.5B: 494,032,768 parameters (data/models/qwen2.5-0.5b.json).
+            Assert.Equal(494_032_768, json.RootElement.GetProperty("parameters").GetProperty("total").GetInt64());
+        }
+
+        (code, output, error) = CliTests.Run("estimate", folder.Path, "--json");
+        Assert.True(code == 0, error);
+        using (JsonDocument json = JsonDocument.Parse(output))
+        {
+            long weights = json.RootElement.GetProperty("components").EnumerateArray()
+                .Where(c => c.GetProperty("name").GetString()!.Contains("weights", StringComparison.Ordinal)).Sum(c => c.GetProperty("bytes").GetInt64());
+            // BF16: 2 bytes per parameter, exactly the shards' data sections.
+            Assert.Equal(2 * 494_032_768L, weights);
+        }
+
+        using var single = new TempFolder();
+        WriteCheckpoint(single, model);
+        (code, _, error) = CliTests.Run("params", single.File("model.safetensors"));
+        Assert.True(code == 0, error);
+    }
+
+    [Fact]
+    public void Estimated_weights_of_a_quantized_checkpoint_include_its_scales()
+    {
+        // The GPTQ + NF4 block above: the as-stored weights are the file's tensor bytes, scales and zero points included.
+        using var folder = new TempFolder();
+        File.WriteAllText(folder.File("config.json"), """
+            {"model_type": "llama", "num_hidden_layers": 1, "hidden_size": 128, "num_attention_heads": 4, "intermediate_size": 256,
+             "vocab_size": 64, "tie_word_embeddings": true, "quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128}}
+            """);
+        var tensors = new List<(string, string, long[])>
+        {
+            ("model.embed_tokens.weight", "F16", [64, 128]), ("model.norm.weight", "F16", [128]),
+            ("model.layers.0.input_layernorm.weight", "F16", [128]), ("model.layers.0.post_attention_layernorm.weight", "F16", [128]),
+        };
+        foreach ((string module, long outF, long inF) in new[] { ("self_attn.q_proj", 128L, 128L), ("self_attn.k_proj", 128L, 128L),
+            ("self_attn.v_proj", 128L, 128L), ("self_attn.o_proj", 128L, 128L), ("mlp.gate_proj", 256L, 128L), ("mlp.up_proj", 256L, 128L),
+            ("mlp.down_proj", 128L, 256L) })
+        {
+            string p = $"model.layers.0.{module}";
+            tensors.AddRange([($"{p}.qweight", "I32", [inF / 8, outF]), ($"{p}.qzeros", "I32", [inF / 128, outF / 8]),
+                ($"{p}.scales", "F16", [inF / 128, outF]), ($"{p}.g_idx", "I32", [inF])]);
+        }
+
+        long bytes = SafetensorsWriter.Write(folder.File("model.safetensors"), tensors);
+        (int code, string output, string error) = CliTests.Run("estimate", folder.Path, "--json");
+        Assert.True(code == 0, error);
+        using JsonDocument json = JsonDocument.Parse(output);
+        Assert.Equal(bytes, json.RootElement.GetProperty("components").EnumerateArray()
+            .Where(c => c.GetProperty("name").GetString()!.Contains("weights", StringComparison.Ordinal)).Sum(c => c.GetProperty("bytes").GetInt64()));
     }
 }
