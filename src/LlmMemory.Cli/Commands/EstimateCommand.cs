@@ -19,7 +19,7 @@ internal static class EstimateCommand
         command.SetAction(parse =>
         {
             Scenario scenario = options.Read(parse);
-            MemoryEstimate estimate = MemoryEstimator.Estimate(scenario);
+            MemoryEstimate estimate = MemoryEstimator.Estimate(ModelSources.Resolve(scenario.Model, scenario.BaseDirectory, io), scenario);
             if (parse.GetValue(json))
             {
                 Output.Json(io, EstimateJson.Estimate(estimate, scenario));

@@ -6,7 +6,7 @@ namespace LlmMemory.Cli.Commands;
 /// <summary>The flags that describe a scenario; each has a field in docs/scenario.md and overrides the <c>--scenario</c> file.</summary>
 internal sealed class ScenarioOptions
 {
-    public Argument<string?> Model { get; } = new("model") { Description = "Catalog id or alias, config.json, model folder, or a count such as 7B.", Arity = ArgumentArity.ZeroOrOne };
+    public Argument<string?> Model { get; } = new("model") { Description = "Catalog id or alias, a .gguf / .safetensors / index / config.json path, a checkpoint folder, a Hugging Face id org/name[@rev][:quant], or a count such as 7B.", Arity = ArgumentArity.ZeroOrOne };
 
     public Option<string?> ScenarioFile { get; } = new("--scenario") { Description = "Read the scenario from a JSON file (docs/scenario.md); flags override it." };
 
