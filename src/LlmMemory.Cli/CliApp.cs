@@ -20,6 +20,9 @@ public static class CliApp
             ParamsCommand.Create(io),
             DtypesCommand.Create(io),
             EstimateCommand.Create(io),
+            GpusCommand.Create(io),
+            FitCommand.Create(io),
+            ExplainCommand.Create(io),
         };
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
