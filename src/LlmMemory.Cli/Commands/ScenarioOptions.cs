@@ -90,6 +90,8 @@ internal sealed class ScenarioOptions
 
     public Option<bool> NoMmap { get; } = new("--no-mmap") { Description = "llama.cpp: load weights without mmap." };
 
+    public Option<string?> EngineVersion { get; } = new("--engine-version") { Description = "Engine version where its accounting changed: vLLM 0.6.4 (V0), llama.cpp b4823; default: current." };
+
     public void AddTo(Command command)
     {
         command.Arguments.Add(Model);
@@ -98,7 +100,7 @@ internal sealed class ScenarioOptions
             ScenarioFile, Mode, Engine, Weights, Precision, Optimizer, OptimizerInBackward, Batch, Seq, GradientAccumulation, GradientCheckpointing,
             Attention, CrossEntropy, Compile, Packed, LoraRank, LoraAlpha, LoraTargets, Dora, KvCacheDtype, VCacheDtype, Gpus, Zero, Fsdp, Tp, Pp,
             Cp, Offload, Gpu, GpuMemoryUtilization, MaxModelLen, MaxNumSeqs, MaxNumBatchedTokens, BlockSize, NCtx, NBatch, NUbatch, NSeq,
-            NGpuLayers, FlashAttn, NoMmap,
+            NGpuLayers, FlashAttn, NoMmap, EngineVersion,
         })
         {
             command.Options.Add(option);
@@ -169,6 +171,7 @@ internal sealed class ScenarioOptions
                     string other => throw new FormatException($"--flash-attn '{other}' must be on or off."),
                 },
                 Mmap = Flag(parse, NoMmap) is true ? false : scenario.EngineOptions.Mmap,
+                Version = parse.GetValue(EngineVersion) ?? scenario.EngineOptions.Version,
             },
             Gpu = parse.GetValue(Gpu) ?? scenario.Gpu,
         };

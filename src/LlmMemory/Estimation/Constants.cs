@@ -33,6 +33,12 @@ public static class Constants
     public const int VllmSamplerBytesPerLogit = 35;
 
     /// <summary>
+    /// vLLM V0 (≤ 0.7) profile sampler: fp32 logits and their softmax over [max_num_seqs, vocab], 4 + 4 = 8 B per element
+    /// (vllm/model_executor/layers/sampler.py computes probs and logprobs from fp32 logits).
+    /// </summary>
+    public const int VllmV0SamplerBytesPerLogit = 8;
+
+    /// <summary>
     /// CUDA context, loaded kernels and library handles outside torch's allocator: device used − peak reserved of this
     /// project's H100 inference runs (torch 2.11, CUDA 13, lazy module loading): 0.68 GiB (data/validation/gpu-h100-cases.jsonl).
     /// PyTorch reports 287 MB lazy / 667 MB eager for the bare context (pytorch/pytorch#86509, memory-model.md §3.4).

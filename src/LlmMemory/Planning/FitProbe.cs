@@ -7,7 +7,8 @@ namespace LlmMemory.Planning;
 /// <remarks>
 /// A variant the solvers make up (a longer context, a smaller format, more GPUs) can be one the estimator refuses: a
 /// product beyond 2^63 bytes (<see cref="OverflowException"/> from checked arithmetic) certainly fits no device, and a
-/// serving engine says when the weights leave no room for a KV cache. Both count as "does not fit", with the reason kept.
+/// serving engine says when the weights leave no room for a KV cache, and a variant the estimator does not model yet
+/// (<see cref="NotSupportedException"/>) cannot be shown to fit. All count as "does not fit", with the reason kept.
 /// The scenario as given is estimated outside the probe, so a mistake in the user's input is still reported as one.
 /// </remarks>
 internal sealed class FitProbe(ResolvedModel model)
@@ -24,7 +25,7 @@ internal sealed class FitProbe(ResolvedModel model)
         {
             return new Probe(null, "needs more than 2^63 bytes");
         }
-        catch (ModelFormatException refused)
+        catch (Exception refused) when (refused is ModelFormatException or NotSupportedException)
         {
             return new Probe(null, refused.Message);
         }

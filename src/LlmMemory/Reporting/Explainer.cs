@@ -335,7 +335,7 @@ public static class Explainer
             {
                 return MemoryEstimator.Estimate(model, variant);
             }
-            catch (Exception error) when (error is ModelFormatException or OverflowException)
+            catch (Exception error) when (error is ModelFormatException or OverflowException or NotSupportedException)
             {
                 return null;
             }

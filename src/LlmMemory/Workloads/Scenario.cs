@@ -146,4 +146,10 @@ public sealed record EngineOptions
     public bool? FlashAttn { get; init; }
 
     public bool? Mmap { get; init; }
+
+    /// <summary>
+    /// The engine's version or build ("0.6.4" for vLLM, "b4823" for llama.cpp) where its accounting changed between
+    /// versions; null means the current release. A project extension of docs/scenario.md (docs/scenario-extensions.md).
+    /// </summary>
+    public string? Version { get; init; }
 }

@@ -182,7 +182,7 @@ public static class ScenarioReader
 
         var e = new Fields(o.Required("engine_options"), o.Source, "engine_options.");
         e.RejectUnknown(name => name is "gpu_memory_utilization" or "max_model_len" or "max_num_seqs" or "max_num_batched_tokens" or "block_size"
-            or "n_ctx" or "n_batch" or "n_ubatch" or "n_seq" or "n_gpu_layers" or "flash_attn" or "mmap");
+            or "n_ctx" or "n_batch" or "n_ubatch" or "n_seq" or "n_gpu_layers" or "flash_attn" or "mmap" or "version");
         return new EngineOptions
         {
             GpuMemoryUtilization = e.Double("gpu_memory_utilization", double.Epsilon, 1),
@@ -197,6 +197,7 @@ public static class ScenarioReader
             NGpuLayers = e.Int("n_gpu_layers", 0, Limits.MaxLayers + 1024),
             FlashAttn = e.Bool("flash_attn"),
             Mmap = e.Bool("mmap"),
+            Version = e.String("version"),
         };
     }
 
