@@ -10,13 +10,13 @@ internal static class FitReport
     public static void Write(CliOutput io, FitPlan plan)
     {
         Scenario s = plan.Scenario;
-        MemoryEstimate given = plan.AsGiven;
+        MemoryEstimate? given = plan.AsGiven;
         string unit = s.IsTraining ? "sequence length" : "context";
         string workload = $"{Names.Of(s.Mode)} with {Names.Of(s.Engine)}, batch {s.Batch}, {unit} {Output.Count(s.Seq)}"
             + (s.Parallel.Gpus > 1 ? $", {s.Parallel.Gpus} GPUs" : "");
         List<string[]> rows =
         [
-            ["Fits as given?", given.Fits == true ? "yes" : "no", $"{given.DeviceTotal} of {plan.Budget} at {given.PeakPhase}"],
+            ["Fits as given?", plan.Fits ? "yes" : "no", given is null ? plan.AsGivenRefusal ?? "refused" : $"{given.DeviceTotal} of {plan.Budget} at {given.PeakPhase}"],
             [$"Largest {unit} at batch {s.Batch}", Value(plan.MaxSeq, "tokens"), plan.MaxSeq.Reason],
             [$"Largest {(s.IsTraining ? "micro-batch" : "batch")} at {Output.Count(s.Seq)} tokens", Value(plan.MaxBatch, ""), plan.MaxBatch.Reason],
             ["Fewest GPUs", plan.MinGpus.Count is int n ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : "-", plan.MinGpus.Reason],
@@ -44,7 +44,7 @@ internal static class FitReport
         }
 
         Output.Table(io, ["Question", "Answer", "Why"], rows, rightAligned: [1],
-            caption: $"{given.Model.Name}: {workload} on {plan.Gpu.Name} ({plan.Budget} usable). Sizes in GiB = 2^30 bytes.");
+            caption: $"{plan.Model.Name}: {workload} on {plan.Gpu.Name} ({plan.Budget} usable). Sizes in GiB = 2^30 bytes.");
 
         if (plan.Formats.Count > 0)
         {
@@ -71,7 +71,7 @@ internal static class FitReport
     private static string[] Row(PlanOption option) =>
     [
         option.Name,
-        option.Estimate?.Components.Where(c => c.Kind == ComponentKind.Weights).Aggregate(ByteSize.Zero, (sum, c) => sum + c.Bytes).ToString() ?? "-",
+        option.Weights?.ToString() ?? "-",
         option.Estimate?.DeviceTotal.ToString() ?? "-",
         option.Fits ? "yes" : "no",
         option.Refusal ?? option.Cost,

@@ -14,8 +14,15 @@ public sealed record FitPlan
     /// <summary>The memory every answer must fit in (<see cref="Gpu.Budget"/>).</summary>
     public required ByteSize Budget { get; init; }
 
-    /// <summary>The estimate of the scenario exactly as given.</summary>
-    public required MemoryEstimate AsGiven { get; init; }
+    /// <summary>The model as resolved (once, for every estimate of the plan).</summary>
+    public required ResolvedModel Model { get; init; }
+
+    /// <summary>The estimate of the scenario exactly as given; null when the estimator says it cannot fit this GPU at all
+    /// (a serving engine whose weights leave no room for a KV cache), with the reason in <see cref="AsGivenRefusal"/>.</summary>
+    public MemoryEstimate? AsGiven { get; init; }
+
+    /// <summary>Why the scenario as given has no estimate on this GPU.</summary>
+    public string? AsGivenRefusal { get; init; }
 
     /// <summary>The largest sequence (context) length at the scenario's batch.</summary>
     public required SolvedValue MaxSeq { get; init; }
@@ -48,7 +55,7 @@ public sealed record FitPlan
     public IReadOnlyList<string> Notes { get; init; } = [];
 
     /// <summary>Whether the scenario as given fits (<see cref="MemoryEstimate.Fits"/>, the rule of <c>estimate --gpu</c>).</summary>
-    public bool Fits => AsGiven.Fits == true;
+    public bool Fits => AsGiven?.Fits == true;
 
     /// <summary>The cheapest change (or combination) that fits; null when the scenario fits or nothing tried does.</summary>
     public PlanOption? CheapestChange => Changes.FirstOrDefault(c => c.Fits);
@@ -96,6 +103,9 @@ public sealed record GpuCount(int? Count, string Layout, bool Supported, string 
 /// <param name="Refusal">The estimator's reason when it refused.</param>
 public sealed record PlanOption(string Name, string Cost, Scenario Scenario, MemoryEstimate? Estimate, string? Refusal)
 {
+    /// <summary>Weight bytes of the option, known even when its engine refused it (formats only).</summary>
+    public ByteSize? Weights { get; init; }
+
     public bool Fits => Estimate?.Fits == true;
 }
 

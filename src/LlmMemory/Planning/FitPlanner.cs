@@ -46,12 +46,12 @@ public static class FitPlanner
             throw new FormatException($"--target-batch must be at least 1, got {targetBatch}.");
         }
 
-        MemoryEstimate asGiven = MemoryEstimator.Estimate(model, scenario);
+        (MemoryEstimate? asGiven, string? refusal) = AsGiven(model, scenario);
         var probe = new FitProbe(model);
         var notes = new List<string>();
         bool serving = !scenario.IsTraining && scenario.Engine is Engine.Vllm or Engine.Sglang && model.Architecture is not null;
         SolvedValue maxSeq = serving
-            ? FromPool(asGiven, "max_model_len", model.Architecture!.MaxPositions)
+            ? FromPool(asGiven, refusal, "max_model_len", model.Architecture!.MaxPositions)
             : Solve(probe, n => scenario with { Seq = n }, MaxSeq, "sequence length", budget, notes);
         ServingCapacity? capacity = scenario.IsTraining || model.Architecture is null ? null : Serve(probe, scenario);
         SolvedValue maxBatch = serving
@@ -60,7 +60,7 @@ public static class FitPlanner
                     $"{Estimation.Text.N(c.KvTokens)} KV tokens ÷ {Estimation.Text.N(c.RequestTokens)} tokens per request", 1)
                 : new SolvedValue(null, SolveLimit.NothingFits, capacity?.Refusal ?? "no KV pool", 1)
             : Solve(probe, n => scenario with { Batch = n }, MaxBatch, "batch", budget, notes);
-        GpuCount minGpus = GpuCounts.Solve(probe, scenario, asGiven.Fits == true);
+        GpuCount minGpus = GpuCounts.Solve(probe, scenario, asGiven?.Fits == true);
 
         int? window = model.Architecture?.MaxPositions;
         if (window is int w && maxSeq.Value > w && !serving)
@@ -74,7 +74,9 @@ public static class FitPlanner
             Scenario = scenario,
             Gpu = gpu,
             Budget = budget,
+            Model = model,
             AsGiven = asGiven,
+            AsGivenRefusal = refusal,
             MaxSeq = maxSeq,
             MaxBatch = maxBatch,
             ContextWindow = window,
@@ -123,6 +125,23 @@ public static class FitPlanner
         return plan with { Accumulation = accumulation, Changes = changes };
     }
 
+    /// <summary>
+    /// The scenario's own estimate. The GPU was checked before, so an estimator error about the GPU can only mean the
+    /// work cannot fit it at all (a serving engine whose weights leave no KV room): that is an answer, "no", not bad input.
+    /// Every other error is the user's input and propagates.
+    /// </summary>
+    private static (MemoryEstimate? Estimate, string? Refusal) AsGiven(ResolvedModel model, Scenario scenario)
+    {
+        try
+        {
+            return (MemoryEstimator.Estimate(model, scenario), null);
+        }
+        catch (ModelFormatException refused) when (refused.Key == "gpu")
+        {
+            return (null, refused.Message);
+        }
+    }
+
     /// <summary>The largest n ≤ cap at which the scenario fits, and what the next value runs into.</summary>
     private static SolvedValue Solve(FitProbe probe, Func<int, Scenario> at, int cap, string what, ByteSize budget, List<string> notes)
     {
@@ -153,8 +172,13 @@ public static class FitPlanner
     }
 
     /// <summary>A serving engine sizes its KV pool from the GPU, so its limits are the estimate's facts, not a search.</summary>
-    private static SolvedValue FromPool(MemoryEstimate estimate, string fact, int? window)
+    private static SolvedValue FromPool(MemoryEstimate? estimate, string? refusal, string fact, int? window)
     {
+        if (estimate is null)
+        {
+            return new SolvedValue(null, SolveLimit.NothingFits, refusal ?? "refused", 0);
+        }
+
         long? value = estimate.Facts.FirstOrDefault(f => f.Key == fact)?.Value;
         long? pool = estimate.Facts.FirstOrDefault(f => f.Key == "kv_tokens")?.Value;
         if (value is not long v || pool is not long tokens)

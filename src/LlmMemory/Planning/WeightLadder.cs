@@ -39,12 +39,13 @@ internal static class WeightLadder
     /// room, so a format the scenario's engine refuses still sorts by its size.</remarks>
     public static IReadOnlyList<PlanOption> Estimate(FitProbe probe, Scenario scenario, IReadOnlyList<string> formats) =>
         formats.Select(name => probe.Option(name, Describe(name), scenario with { Weights = name }))
-            .OrderByDescending(o => WeightBytes(probe, o.Scenario))
+            .Select(o => o with { Weights = WeightBytes(probe, o.Scenario) is long bytes ? new ByteSize(bytes) : null })
+            .OrderByDescending(o => o.Weights?.Bytes ?? long.MaxValue)
             .ToArray();
 
-    private static long WeightBytes(FitProbe probe, Scenario scenario) =>
+    private static long? WeightBytes(FitProbe probe, Scenario scenario) =>
         probe.Try(scenario with { Mode = Mode.Inference, Engine = Engine.Transformers, Parallel = new ParallelSettings(), Gpu = null })
-            .Estimate?.Components.Where(c => c.Kind == ComponentKind.Weights).Sum(c => c.Bytes.Bytes) ?? long.MaxValue;
+            .Estimate?.Components.Where(c => c.Kind == ComponentKind.Weights).Sum(c => c.Bytes.Bytes);
 
     private static bool Same(string a, string b) =>
         WeightFormats.TryParse(a, out WeightFormat x) && WeightFormats.TryParse(b, out WeightFormat y) && x == y;

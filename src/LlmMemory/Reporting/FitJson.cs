@@ -19,7 +19,7 @@ public static class FitJson
         Scenario s = plan.Scenario;
         var json = new JsonObject
         {
-            ["model"] = EstimateJson.Model(plan.AsGiven.Model),
+            ["model"] = EstimateJson.Model(plan.Model),
             ["mode"] = Names.Of(s.Mode),
             ["engine"] = Names.Of(s.Engine),
             ["gpu"] = plan.Gpu.Id,
@@ -29,8 +29,9 @@ public static class FitJson
             ["batch"] = s.Batch,
             ["seq"] = s.Seq,
             ["fits"] = plan.Fits,
-            ["total_bytes"] = plan.AsGiven.DeviceTotal.Bytes,
-            ["peak_phase"] = plan.AsGiven.PeakPhase,
+            ["total_bytes"] = plan.AsGiven?.DeviceTotal.Bytes,
+            ["peak_phase"] = plan.AsGiven?.PeakPhase,
+            ["refusal"] = plan.AsGivenRefusal,
         };
         Solved(json, "max_seq", plan.MaxSeq);
         Solved(json, "max_batch", plan.MaxBatch);
@@ -53,7 +54,7 @@ public static class FitJson
         }
 
         json["notes"] = new JsonArray(plan.Notes.Select(n => (JsonNode?)JsonValue.Create(n)).ToArray());
-        json["estimate"] = EstimateJson.Estimate(plan.AsGiven, s);
+        json["estimate"] = plan.AsGiven is { } estimate ? EstimateJson.Estimate(estimate, s) : null;
         return json;
     }
 
@@ -81,7 +82,7 @@ public static class FitJson
             ["name"] = o.Name,
             ["cost"] = o.Cost,
             ["total_bytes"] = o.Estimate?.DeviceTotal.Bytes,
-            ["weights_bytes"] = o.Estimate?.Components.Where(c => c.Kind == ComponentKind.Weights).Sum(c => c.Bytes.Bytes),
+            ["weights_bytes"] = o.Weights?.Bytes,
             ["fits"] = o.Fits,
             ["refusal"] = o.Refusal,
         }).ToArray());
