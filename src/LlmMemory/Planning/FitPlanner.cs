@@ -65,8 +65,10 @@ public static class FitPlanner
         int? window = model.Architecture?.MaxPositions;
         if (window is int w && maxSeq.Value > w && !serving)
         {
-            notes.Add($"Memory allows {Estimation.Text.N(maxSeq.Value.Value)} tokens, beyond the model's context window of {Estimation.Text.N(w)} (max_position_embeddings); "
-                + "longer sequences need RoPE scaling or a long-context variant.");
+            notes.Add((maxSeq.Limit == SolveLimit.SearchLimit
+                    ? $"This estimate does not grow with the sequence length, so memory sets no limit; the model's context window is {Estimation.Text.N(w)} tokens"
+                    : $"Memory allows {Estimation.Text.N(maxSeq.Value.Value)} tokens, beyond the model's context window of {Estimation.Text.N(w)}")
+                + " (max_position_embeddings); longer sequences need RoPE scaling or a long-context variant.");
         }
 
         var plan = new FitPlan
