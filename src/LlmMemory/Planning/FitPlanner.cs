@@ -118,12 +118,27 @@ public static class FitPlanner
         }
 
         var changes = new List<PlanOption>(TrainingChanges.Estimate(probe, scenario));
+        var spread = new List<(int Gpus, PlanOption Option)>();
         if (plan.MinGpus.Count is int gpus && gpus > scenario.Parallel.Gpus)
         {
-            changes.Add(probe.Option($"{plan.MinGpus.Layout} over {gpus} GPUs", "more GPUs and communication; the same run",
-                GpuCounts.SpreadOver(probe, scenario, gpus)));
+            spread.Add((gpus, probe.Option($"{plan.MinGpus.Layout} over {gpus} GPUs", "more GPUs and communication; the same run",
+                GpuCounts.SpreadOver(probe, scenario, gpus))));
         }
 
+        // Sharding divides the states but not the activations, so with long sequences checkpointing first can save GPUs.
+        if (plan.MinGpus.Supported && scenario.GradientCheckpointing is Checkpointing.None or Checkpointing.Selective)
+        {
+            Scenario checkpointed = scenario with { GradientCheckpointing = Checkpointing.Full };
+            GpuCount fewer = GpuCounts.Solve(probe, checkpointed, probe.Try(checkpointed).Fits);
+            if (fewer.Count is int n && n > 1 && n < (plan.MinGpus.Count ?? int.MaxValue))
+            {
+                spread.Add((n, probe.Option($"gradient checkpointing + {fewer.Layout} over {n} GPUs",
+                    "more GPUs, communication and one extra forward pass per step", GpuCounts.SpreadOver(probe, checkpointed, n))));
+            }
+        }
+
+        // More GPUs cost the most, and fewer of them cost less: these come last, fewest GPUs first.
+        changes.AddRange(spread.OrderBy(s => s.Gpus).Select(s => s.Option));
         return plan with { Accumulation = accumulation, Changes = changes };
     }
 

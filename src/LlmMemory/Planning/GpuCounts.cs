@@ -21,6 +21,12 @@ internal static class GpuCounts
     public static GpuCount Solve(FitProbe probe, Scenario scenario, bool fitsAsGiven)
     {
         (string layout, Func<int, Scenario> spread, int[] candidates) = Layout(probe, scenario);
+        if (fitsAsGiven && scenario.Parallel.Gpus == 1)
+        {
+            // One GPU is the least there is; spreading over one (FSDP on a single rank) would only add its overheads.
+            return new GpuCount(1, layout, true, "the scenario as given fits one GPU.", 0);
+        }
+
         int? supportedAt = null;
         foreach (int count in candidates.Where(c => c > 1).Take(3))
         {

@@ -48,6 +48,26 @@ public sealed class MonotonicityTests
         yield return new Scenario { Model = named, Gpu = "h100-80gb", Mode = Mode.Training, GradientCheckpointing = Checkpointing.Full };
         yield return new Scenario { Model = named, Gpu = "h100-80gb", Mode = Mode.Lora, Lora = LlmMemory.Planning.TrainingChanges.DefaultLora };
         yield return new Scenario { Model = named, Gpu = "h100-80gb", Mode = Mode.Qlora, Lora = LlmMemory.Planning.TrainingChanges.DefaultLora };
+        yield return new Scenario { Model = named, Gpu = "h100-80gb", Mode = Mode.Training, Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard } };
+    }
+
+    [Theory]
+    [InlineData("llama-3.1-8b", "full_shard", 0)]
+    [InlineData("qwen3-30b-a3b", "none", 3)]
+    [InlineData("llama-3.1-70b", "full_shard", 0)]
+    [InlineData("gpt2", "none", 3)]
+    public void Memory_per_device_never_rises_as_sharding_spreads_over_more_gpus(string model, string fsdp, int zero)
+    {
+        Assert.True(Names.TryParse(fsdp, out FsdpMode mode));
+        var scenario = new Scenario { Model = new ModelReference.Named(model), Mode = Mode.Training, Gpu = "h100-80gb", Engine = zero > 0 ? Engine.Deepspeed : Engine.Transformers };
+        long previous = long.MaxValue;
+        foreach (int gpus in new[] { 1, 2, 3, 4, 7, 8, 16, 64, 1000, 16_384 })
+        {
+            long bytes = Bytes(scenario with { Parallel = new ParallelSettings { Gpus = gpus, Fsdp = mode, Zero = zero } }, out bool unsupported);
+            Assert.False(unsupported);
+            Assert.True(bytes <= previous, $"{model} on {gpus} GPUs needs {bytes:N0} B per device, more than with fewer GPUs ({previous:N0} B)");
+            previous = bytes;
+        }
     }
 
     private static void AssertNonDecreasing(IEnumerable<Scenario> scenarios, string what)
