@@ -92,7 +92,7 @@ public static class FitPlanner
     private static FitPlan Inference(FitPlan plan, FitProbe probe)
     {
         Scenario scenario = plan.Scenario;
-        IReadOnlyList<PlanOption> formats = WeightLadder.Estimate(probe, scenario, WeightLadder.For(scenario.Engine, scenario));
+        IReadOnlyList<PlanOption> formats = WeightLadder.Estimate(probe, scenario, WeightLadder.For(scenario.Engine, scenario, probe.Model.Architecture));
         PlanOption? needed = formats.FirstOrDefault(f => f.Fits);
         var notes = new List<string>(plan.Notes);
         if (needed is null && scenario.Engine != Engine.LlamaCpp)

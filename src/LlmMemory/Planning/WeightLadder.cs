@@ -19,8 +19,11 @@ internal static class WeightLadder
 
     private static readonly string[] LlamaCpp = ["f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_m", "q2_k"];
 
-    /// <summary>The formats of <paramref name="engine"/>, plus the model's own format when it is not one of them.</summary>
-    public static IReadOnlyList<string> For(Engine engine, Scenario scenario)
+    /// <summary>
+    /// The formats of <paramref name="engine"/>, plus the scenario's own — the format it names, or the one the model is
+    /// published in (a quantized checkpoint such as gpt-oss's MXFP4) — when it is not one of them.
+    /// </summary>
+    public static IReadOnlyList<string> For(Engine engine, Scenario scenario, Models.ModelArchitecture? model)
     {
         string[] ladder = engine switch
         {
@@ -28,7 +31,14 @@ internal static class WeightLadder
             Engine.LlamaCpp => LlamaCpp,
             _ => Transformers,
         };
-        return scenario.Weights is string given && !ladder.Any(f => Same(f, given)) ? [given, .. ladder] : ladder;
+        string? own = scenario.Weights;
+        if (own is null && model is not null)
+        {
+            Estimation.Weights.WeightChoice.Layout(model, scenario, out string published);
+            own = WeightFormats.TryParse(published, out _) ? published : null;
+        }
+
+        return own is string given && !ladder.Any(f => Same(f, given)) ? [given, .. ladder] : ladder;
     }
 
     /// <summary>The GGUF ladder, tried when nothing the scenario's engine runs fits.</summary>
