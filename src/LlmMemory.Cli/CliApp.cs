@@ -24,6 +24,7 @@ public static class CliApp
             GpusCommand.Create(io),
             FitCommand.Create(io),
             ExplainCommand.Create(io),
+            ServeCommand.Create(io),
         };
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json.Nodes;
 using LlmMemory.Cli.Rendering;
 using LlmMemory.Hardware;
+using LlmMemory.Reporting;
 
 namespace LlmMemory.Cli.Commands;
 
@@ -17,26 +17,7 @@ internal static class GpusCommand
         {
             if (parse.GetValue(json))
             {
-                var array = new JsonArray();
-                foreach (Gpu g in GpuCatalog.All)
-                {
-                    array.Add((JsonNode)new JsonObject
-                    {
-                        ["id"] = g.Id,
-                        ["name"] = g.Name,
-                        ["vendor"] = g.Vendor,
-                        ["memory_marketed"] = g.Marketed,
-                        ["memory_bytes"] = g.Memory?.Bytes,
-                        ["usable_bytes"] = g.Usable?.Bytes,
-                        ["usable_basis"] = g.UsableBasis,
-                        ["budget_bytes"] = g.Budget?.Bytes,
-                        ["bf16"] = g.Bf16,
-                        ["fp8"] = g.Fp8,
-                        ["source"] = g.Source,
-                    });
-                }
-
-                Output.Json(io, array);
+                Output.Json(io, CatalogJson.Gpus());
                 return 0;
             }
 
