@@ -123,7 +123,7 @@ internal sealed class ScenarioOptions
         scenario = scenario with
         {
             Mode = Enum(parse, Mode, scenario.Mode),
-            Engine = Enum(parse, Engine, scenario.Engine),
+            Engine = Enum(parse, Engine, file is null && IsGguf(model) ? Workloads.Engine.LlamaCpp : scenario.Engine),
             Weights = Checked(parse.GetValue(Weights), "--weights", n => Numerics.WeightFormats.TryParse(n, out _)) ?? scenario.Weights,
             Precision = parse.GetValue(Precision) is null ? scenario.Precision : Enum(parse, Precision, default(Precision)),
             Optimizer = parse.GetValue(Optimizer) is null ? scenario.Optimizer : Enum(parse, Optimizer, default(OptimizerKind)),
@@ -177,6 +177,11 @@ internal sealed class ScenarioOptions
         };
         return scenario;
     }
+
+    /// <summary>A GGUF file or a GGUF repo quant (<c>org/name:Q4_K_M</c>) is run by llama.cpp unless --engine says otherwise.</summary>
+    private static bool IsGguf(string? model) =>
+        model is not null && (model.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)
+            || (model.Contains('/', StringComparison.Ordinal) && model.Contains(':', StringComparison.Ordinal) && !Path.IsPathRooted(model)));
 
     private LoraSettings? ReadLora(ParseResult parse, Scenario scenario)
     {
