@@ -14,7 +14,12 @@ internal static class GgufTensorList
         ArgumentNullException.ThrowIfNull(model);
         if (IsGgufFile(model))
         {
-            return model.Tensors.Tensors.Select(t => FromFile(t, model.LayerCount)).ToArray();
+            // The file's own tensors, rope frequency tables included (the reader lists them as buffers); llama.cpp skips the
+            // multi-token-prediction layers (blk.N.nextn.*) when it loads a model.
+            return model.Tensors.Tensors
+                .Concat(model.Tensors.Buffers.Where(b => !b.Name.Contains(".nextn.", StringComparison.Ordinal)))
+                .Select(t => FromFile(t, model.LayerCount))
+                .ToArray();
         }
 
         var tensors = model.Tensors.Tensors
@@ -31,13 +36,11 @@ internal static class GgufTensorList
         return tensors;
     }
 
-    /// <summary>A model read from a GGUF file: every tensor has a stored ggml type and the names are llama.cpp's.</summary>
+    /// <summary>A model read from a GGUF file: its tensors carry llama.cpp names and their stored ggml types.</summary>
     public static bool IsGgufFile(ModelArchitecture model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        IReadOnlyList<TensorSpec> tensors = model.Tensors.Tensors;
-        return tensors.Count > 0 && tensors.All(t => t.Stored is not null)
-            && tensors.Any(t => t.Name == "token_embd.weight" || t.Name.StartsWith("blk.", StringComparison.Ordinal));
+        return model.WeightsFile?.Format == WeightsFileFormat.Gguf && model.Tensors.Tensors.All(t => t.Stored is not null);
     }
 
     private static GgufTensor FromFile(TensorSpec t, int layers) => new(t.Name, Ne(t.Shape), LayerOf(t.Name, layers), t.Stored, t);
