@@ -44,11 +44,16 @@ internal static class LlamaCppEstimator
             notes.Add("Host matrices in Q4_0, Q4_K or IQ4_NL get an interleaved copy for the CPU (CPU_REPACK), assuming an x86 CPU with AVX2; ARM CPUs repack other types.");
         }
 
+        List<MemoryComponent> components = settings.Gpus == 0 ? CpuComponents(run) : GpuComponents(run, device);
+        ByteSize loaded = Device(components, c => c.Kind is ComponentKind.Weights or ComponentKind.Runtime);
+        ByteSize created = Device(components, _ => true);
         return new MemoryEstimate
         {
             Model = resolved,
             Parameters = new ParameterSummary(model.ParameterCount, 0, model.ActiveParameterCount),
-            Components = settings.Gpus == 0 ? CpuComponents(run) : GpuComponents(run, device),
+            Components = components,
+            // llama.cpp allocates at two moments: the model at load, every context buffer at context creation; decoding adds nothing.
+            Timeline = [new("load the model", loaded), new("create the context (KV cache, compute and output buffers)", created), new("prompt and generation", created)],
             PeakPhase = "context creation (llama.cpp reserves every buffer up front)",
             DeviceCount = Math.Max(1, settings.Gpus),
             Device = settings.Gpus switch
@@ -67,6 +72,9 @@ internal static class LlamaCppEstimator
             Notes = notes,
         };
     }
+
+    private static ByteSize Device(IEnumerable<MemoryComponent> components, Func<MemoryComponent, bool> include) =>
+        components.Where(c => c.Residence == Residence.Device && include(c)).Aggregate(ByteSize.Zero, (sum, c) => sum + c.Bytes);
 
     /// <summary>The GPU whose buffers (weights, KV, compute) add up to the most; 0 on a CPU run.</summary>
     private static int MostLoaded(LlamaCppRun run) =>
@@ -137,7 +145,7 @@ internal static class LlamaCppEstimator
         string what = run.Settings.Gpus == 0 ? "every tensor"
             : "token_embd (always on the CPU)" + (rest == "no layer" ? "" : " and " + rest);
         return run.Settings.Mmap
-            ? $"{what}: CPU_Mapped spans the file from the first to the last of {Tensors(run.Model.HostTensors)} not repacked = {new ByteSize(run.Model.Host)}"
+            ? $"{what}, memory-mapped (CPU_Mapped): the file range of {Tensors(run.Model.HostTensors)}, first to last, not counting repacked ones at the ends = {new ByteSize(run.Model.Host)}"
             : $"{what}: {Tensors(run.Model.HostTensors)}, each padded to 32 B (CPU buffer, no mmap) = {new ByteSize(run.Model.Host)}";
     }
 
