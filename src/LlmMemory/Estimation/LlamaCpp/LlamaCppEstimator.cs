@@ -130,7 +130,7 @@ internal static class LlamaCppEstimator
             Residence.Host));
         list.Add(new("output_buffer", ComponentKind.OutputBuffer, new ByteSize(run.Output), OutputFormula(run, s.Backend + "_Host"), Residence.Host));
         list.Add(new("cuda_context", ComponentKind.Runtime, Constants.CudaContext,
-            "CUDA context, kernels and cuBLAS handles on each GPU (outside llama.cpp's buffers; visible in nvidia-smi)", Counter: Counter.Device));
+            $"{s.Backend} context, kernels and BLAS handles on each GPU, outside llama.cpp's buffers: only the device total (nvidia-smi) sees it", Counter: Counter.Device));
         return list;
     }
 

@@ -59,6 +59,11 @@ internal sealed record LlamaCppSettings(LlamaCppVersion Version, int Gpus, Gpu? 
             notes.Add($"No gpu given: assumed {(gpus == 1 ? "one CUDA GPU" : $"{gpus} CUDA GPUs")} (gpu: cpu for the CPU backend).");
         }
 
+        if (gpus > 1 && scenario.Parallel.Tp > 1)
+        {
+            notes.Add($"llama.cpp splits the {gpus} GPUs by layer (-sm layer, its default); the row split of -sm row is not modelled.");
+        }
+
         int sequences = o.NSeq ?? scenario.Batch;
         int context = o.NCtx switch
         {

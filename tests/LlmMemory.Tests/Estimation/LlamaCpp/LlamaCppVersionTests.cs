@@ -1,4 +1,7 @@
+using System.Text.Json;
 using LlmMemory.Estimation.LlamaCpp;
+using LlmMemory.Tests.Cli;
+using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Estimation.LlamaCpp;
 
@@ -40,5 +43,28 @@ public sealed class LlamaCppVersionTests
     {
         var error = Assert.Throws<FormatException>(() => LlamaCppVersion.Parse("v1.2"));
         Assert.Contains("b4823", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_scenario_names_the_build_with_a_string_only()
+    {
+        using JsonDocument good = JsonDocument.Parse("""{"model": "pythia-2.8b", "engine": "llama.cpp", "engine_options": {"version": "b4823"}}""");
+        Assert.Equal("b4823", ScenarioReader.Read(good.RootElement, "case", null, null).EngineOptions.Version);
+        using JsonDocument bad = JsonDocument.Parse("""{"model": "pythia-2.8b", "engine": "llama.cpp", "engine_options": {"version": 4823}}""");
+        var error = Assert.Throws<ModelFormatException>(() => ScenarioReader.Read(bad.RootElement, "case", null, null));
+        Assert.Contains("engine_options.version", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_engine_version_flag_selects_the_build()
+    {
+        // ggml-ci b4823 log, pythia-2.8b f16 -ngl 99 -c 0 (flash_attn = 0): "CUDA0 compute buffer size = 162.00 MiB".
+        (int code, string output, string error) = CliTests.Run("estimate", "pythia-2.8b", "--engine", "llama.cpp", "--gpu", "v100-16gb",
+            "--weights", "f16", "--context", "2048", "--flash-attn", "off", "--engine-version", "b4823", "--json");
+        Assert.True(code == 0, error);
+        using JsonDocument json = JsonDocument.Parse(output);
+        long compute = json.RootElement.GetProperty("components").EnumerateArray()
+            .Single(c => c.GetProperty("name").GetString() == "compute_buffer").GetProperty("bytes").GetInt64();
+        LlamaCppModels.Printed(162.00, compute);
     }
 }
