@@ -20,6 +20,11 @@ public static class CliApp
             ParamsCommand.Create(io),
             DtypesCommand.Create(io),
             EstimateCommand.Create(io),
+            ValidateCommand.Create(io),
+            GpusCommand.Create(io),
+            FitCommand.Create(io),
+            ExplainCommand.Create(io),
+            ServeCommand.Create(io),
         };
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -32,7 +37,7 @@ public static class CliApp
         {
             return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
         }
-        catch (Exception error) when (error is FormatException or IOException or UnauthorizedAccessException or ArgumentException)
+        catch (Exception error) when (error is FormatException or IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
             stderr.WriteLine($"error: {error.Message}");
             return BadInput;

@@ -34,6 +34,12 @@ public static class Constants
     /// </summary>
     public const int VllmSamplerBytesPerLogit = 35;
 
+    /// <summary>
+    /// vLLM V0 (≤ 0.7) profile sampler: fp32 logits and their softmax over [max_num_seqs, vocab], 4 + 4 = 8 B per element
+    /// (vllm/model_executor/layers/sampler.py computes probs and logprobs from fp32 logits).
+    /// </summary>
+    public const int VllmV0SamplerBytesPerLogit = 8;
+
     /// <summary>SGLang's fallback <c>mem_fraction_static</c> (python/sglang/srt/server_args.py; memory-model.md §2.8).</summary>
     public const double SglangDefaultMemFraction = 0.88;
 
@@ -70,4 +76,17 @@ public static class Constants
     /// </summary>
     public static ByteSize CublasWorkspace(Gpu? gpu) =>
         gpu?.ComputeCapability is { Major: < 9 } ? new ByteSize((4096 * 2 * 1024) + (16 * 8 * 1024)) : new ByteSize(32L << 20);
+
+    /// <summary>
+    /// NCCL buffers per communicator (data, tensor, pipeline groups): 0.5 GiB — "+0.5 GiB per process for NCCL with one
+    /// communicator" (memory-model.md §3.4 from NVIDIA/nccl issues #285, #864, #986: FIFOs of 4 MiB per channel per peer).
+    /// </summary>
+    public static readonly ByteSize NcclPerCommunicator = ByteSize.FromGibibytes(0.5);
+
+    /// <summary>
+    /// Share of activation memory the caching allocator keeps cached but free at the peak of a sharded run, where FSDP's
+    /// all-gather buffers and per-layer activations of varying lifetimes interleave: 0.10, the middle of the 0.05–0.15
+    /// band memory-model.md §8 gives for static shapes.
+    /// </summary>
+    public const double DistributedAllocatorShare = 0.10;
 }

@@ -21,15 +21,16 @@ public static class MemoryEstimator
         ArgumentNullException.ThrowIfNull(scenario);
         Gpu? gpu = scenario.Gpu is null ? null : GpuCatalog.TryFind(scenario.Gpu, out Gpu found) ? found
             : throw new ModelFormatException("scenario", "gpu", $"is \"{scenario.Gpu}\", which is not in the GPU catalog (known: {string.Join(", ", GpuCatalog.All.Select(g => g.Id))}).");
-        MemoryEstimate estimate = model.Architecture is null
+        MemoryEstimate estimate = model.Architecture is null || model.ParameterCount == 0
             ? RuleOfThumb.Estimate(model, scenario)
             : scenario.IsTraining
-                ? IsParallel(scenario.Parallel) ? Essay.Estimate(model, scenario) : Training.TrainingEstimator.Estimate(model, scenario, gpu)
+                ? IsDistributed(scenario.Parallel) ? Parallel.DistributedTraining.Estimate(model, scenario, gpu) : Training.TrainingEstimator.Estimate(model, scenario, gpu)
                 : Inference.InferenceEstimator.Estimate(model, scenario, gpu);
-        return estimate with { Gpu = gpu };
+        // What a weights-file reader noticed (a config/header mismatch, tensors outside the layout) travels with every estimate.
+        return estimate with { Gpu = gpu, Notes = [.. estimate.Notes, .. model.Architecture?.WeightsFile?.Notes ?? []] };
     }
 
-    /// <summary>More than one GPU, or sharding (ZeRO, FSDP) even on one.</summary>
-    private static bool IsParallel(ParallelSettings parallel) =>
-        parallel.Gpus > 1 || parallel.Zero > 0 || parallel.Fsdp != FsdpMode.None || parallel.Offload != OffloadMode.None;
+    /// <summary>Sharded, offloaded or model-parallel training, even on one GPU (ZeRO-3 with offload on a single device).</summary>
+    private static bool IsDistributed(ParallelSettings p) =>
+        p.Gpus > 1 || p.Zero > 0 || p.Fsdp != FsdpMode.None || p.Offload != OffloadMode.None || p.Tp * p.Pp * p.Cp > 1;
 }

@@ -1,4 +1,6 @@
 using System.Collections.Frozen;
+using LlmMemory.Estimation;
+using LlmMemory.Validation;
 
 namespace LlmMemory.Workloads;
 
@@ -35,6 +37,14 @@ public static class Names
             (FsdpMode.HybridShard, "hybrid_shard"),
         ],
         [typeof(OffloadMode)] = [(OffloadMode.None, "none"), (OffloadMode.Optimizer, "optimizer"), (OffloadMode.OptimizerAndParams, "optimizer+params")],
+        [typeof(MeasuredQuantity)] =
+        [
+            (MeasuredQuantity.Parameters, "parameters"), (MeasuredQuantity.TrainableParameters, "trainable_parameters"),
+            (MeasuredQuantity.Weights, "weights"), (MeasuredQuantity.KvCache, "kv_cache"), (MeasuredQuantity.ComputeBuffer, "compute_buffer"),
+            (MeasuredQuantity.PeakAllocated, "peak_allocated"), (MeasuredQuantity.PeakReserved, "peak_reserved"),
+            (MeasuredQuantity.DeviceUsed, "device_used"),
+        ],
+        [typeof(MeasurementScope)] = [(MeasurementScope.Gpu, "gpu"), (MeasurementScope.Total, "total")],
     }.ToFrozenDictionary();
 
     /// <summary>The scenario spelling of <paramref name="value"/>.</summary>

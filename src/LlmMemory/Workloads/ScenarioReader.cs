@@ -81,7 +81,10 @@ public static class ScenarioReader
 
     private static bool IsKvType(string name) => DataTypes.TryParse(name, out _);
 
-    private static string KnownKvTypes() => "fp16, bf16, fp32, fp8, fp8_e5m2, q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl";
+    /// <summary>The KV cache types a scenario may name (<c>kv_cache_dtype</c>, <c>v_cache_dtype</c>), as offered to people.</summary>
+    public static IReadOnlyList<string> KvCacheTypes { get; } = ["fp16", "bf16", "fp32", "fp8", "fp8_e5m2", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"];
+
+    private static string KnownKvTypes() => string.Join(", ", KvCacheTypes);
 
     private static ModelReference ReadModel(Fields o)
     {
@@ -182,7 +185,7 @@ public static class ScenarioReader
 
         var e = new Fields(o.Required("engine_options"), o.Source, "engine_options.");
         e.RejectUnknown(name => name is "gpu_memory_utilization" or "max_model_len" or "max_num_seqs" or "max_num_batched_tokens" or "block_size"
-            or "n_ctx" or "n_batch" or "n_ubatch" or "n_seq" or "n_gpu_layers" or "flash_attn" or "mmap");
+            or "n_ctx" or "n_batch" or "n_ubatch" or "n_seq" or "n_gpu_layers" or "flash_attn" or "mmap" or "version");
         return new EngineOptions
         {
             GpuMemoryUtilization = e.Double("gpu_memory_utilization", double.Epsilon, 1),
@@ -197,6 +200,7 @@ public static class ScenarioReader
             NGpuLayers = e.Int("n_gpu_layers", 0, Limits.MaxLayers + 1024),
             FlashAttn = e.Bool("flash_attn"),
             Mmap = e.Bool("mmap"),
+            Version = e.String("version"),
         };
     }
 

@@ -28,8 +28,9 @@ internal static class ServingEngines
         int blockSize = options.BlockSize ?? (sglang ? 1 : Constants.VllmDefaultBlockSize);
         int maxModelLen = options.MaxModelLen ?? model.MaxPositions ?? scenario.Seq;
         bool large = total.Gibibytes >= 70;
-        int maxSeqs = options.MaxNumSeqs ?? (large ? 1024 : 256);
-        int batchedTokens = options.MaxNumBatchedTokens ?? (large ? 8192 : 2048);
+        bool v0 = !sglang && IsVllmV0(options.Version);
+        int maxSeqs = options.MaxNumSeqs ?? (large && !v0 ? 1024 : 256);
+        int batchedTokens = options.MaxNumBatchedTokens ?? DefaultBatchedTokens(v0, large, maxModelLen);
 
         WeightLayout layout = WeightChoice.Layout(model, scenario, out string format);
         ByteSize weights = new ByteSize(PerDevice(layout, model, tp)) + RotaryCache(model, maxModelLen);
@@ -61,7 +62,7 @@ internal static class ServingEngines
         }
         else
         {
-            activation = VllmProfilePeak(model, batchedTokens, maxSeqs, tp, out string how);
+            activation = VllmProfilePeak(model, batchedTokens, maxSeqs, tp, v0 ? Constants.VllmV0SamplerBytesPerLogit : Constants.VllmSamplerBytesPerLogit, out string how);
             nonTorch = tp > 1 ? Constants.VllmNonTorchMultiGpu : Constants.VllmNonTorchSingleGpu;
             pool = budget - weights - activation - nonTorch;
             components.Add(new MemoryComponent("profiled_activations", ComponentKind.Activations, activation, how));
@@ -69,24 +70,32 @@ internal static class ServingEngines
                 $"cuBLAS handles, NCCL{(tp > 1 ? " and custom all-reduce" : "")} outside torch (vLLM log)", Counter: Counter.Device));
         }
 
-        if (pool.Bytes < pageBytes)
-        {
-            throw new ModelFormatException("scenario", "gpu",
-                $"leaves no room for a KV cache: {budget} budget − {weights} weights − {activation} activations; use a larger GPU, tensor parallelism or a smaller format.");
-        }
-
-        long blocks = pool.Bytes / pageBytes;
+        long blocks = Math.Max(0, pool.Bytes) / pageBytes;
         long tokens = blocks * blockSize;
         var kvBytes = new ByteSize(blocks * pageBytes);
         components.Add(new MemoryComponent("kv_cache", ComponentKind.KvCache, kvBytes,
             $"({Text.N(fraction)} × {total} − weights − activations{(sglang ? "" : " − non-torch")}) ÷ {Text.N(pageBytes)} B per {blockSize}-token block = {Text.N(blocks)} blocks; per token {kv.Describe(model.LayerCount)}"));
         components.Add(new MemoryComponent("cuda_context", ComponentKind.Runtime, context, "CUDA context and kernels (outside the engine's budget)", Counter: Counter.Device));
 
+        // Start-up check: the pool must hold one request of max_model_len tokens (vLLM errors out otherwise, §2.7).
+        bool accepts = tokens >= maxModelLen;
+        var notes = new List<string>
+        {
+            $"Weights in {format}. {Names.Of(scenario.Engine)} reserves {Text.N(fraction)} of the GPU and fills what is left with KV blocks, so its memory use does not depend on the context you send.",
+        };
+        if (!accepts)
+        {
+            notes.Add(blocks == 0
+                ? $"No room for a KV cache: the {budget} budget minus weights and activations is {pool}; use a larger GPU, tensor parallelism or a smaller format."
+                : $"The KV pool holds {Text.N(tokens)} tokens, fewer than max_model_len {Text.N(maxModelLen)}: the engine refuses to start; lower --max-model-len.");
+        }
+
         return new MemoryEstimate
         {
             Model = resolved,
             Parameters = new ParameterSummary(model.ParameterCount, 0, model.ActiveParameterCount),
             Components = components,
+            EngineAccepts = accepts,
             PeakPhase = "steady state (the pool is allocated at start-up)",
             DeviceCount = tp,
             Device = tp > 1 ? "each tensor-parallel GPU" : "the GPU",
@@ -97,10 +106,7 @@ internal static class ServingEngines
                 new("max_model_len", Math.Min(tokens, model.MaxPositions ?? tokens), "largest max_model_len one request can use"),
                 new("max_concurrency", tokens / Math.Max(1, maxModelLen), $"concurrent requests of {maxModelLen} tokens"),
             ],
-            Notes =
-            [
-                $"Weights in {format}. {Names.Of(scenario.Engine)} reserves {Text.N(fraction)} of the GPU and fills what is left with KV blocks, so its memory use does not depend on the context you send.",
-            ],
+            Notes = notes,
         };
     }
 
@@ -109,15 +115,27 @@ internal static class ServingEngines
     /// hidden states (2·2h), the fused gate/up output (2·2I) and the activation output (2I) per token, ÷ TP; plus a dummy
     /// sampler pass over <c>max_num_seqs</c> rows of the vocabulary (<see cref="Constants.VllmSamplerBytesPerLogit"/>).
     /// </summary>
-    private static ByteSize VllmProfilePeak(ModelArchitecture model, int tokens, int seqs, int tp, out string how)
+    private static ByteSize VllmProfilePeak(ModelArchitecture model, int tokens, int seqs, int tp, int bytesPerLogit, out string how)
     {
         long width = model.Experts is { } moe ? (long)moe.ActiveExperts * moe.ExpertIntermediateSize + moe.SharedExpertIntermediateSize : model.IntermediateSize;
         long perToken = 4L * model.HiddenSize + 6 * width / tp;
         long forward = checked(perToken * tokens);
-        long sampler = checked((long)seqs * model.VocabularySize * Constants.VllmSamplerBytesPerLogit);
-        how = $"profile run: {Text.N(tokens)} tokens × (4·{model.HiddenSize} + 6·{width}{(tp > 1 ? $"/{tp}" : "")}) B + sampler {seqs} seqs × {Text.N(model.VocabularySize)} vocab × {Constants.VllmSamplerBytesPerLogit} B";
+        long sampler = checked((long)seqs * model.VocabularySize * bytesPerLogit);
+        how = $"profile run: {Text.N(tokens)} tokens × (4·{model.HiddenSize} + 6·{width}{(tp > 1 ? $"/{tp}" : "")}) B + sampler {seqs} seqs × {Text.N(model.VocabularySize)} vocab × {bytesPerLogit} B";
         return new ByteSize(forward + sampler);
     }
+
+    /// <summary>
+    /// Tokens of the profile run. V1 (chunked prefill always on; vllm/engine/arg_utils.py usage-context defaults for the
+    /// OpenAI server): 8192 on GPUs of ≥ 70 GiB, 2048 otherwise. V0 (≤ 0.7): chunked prefill was off up to 32k contexts,
+    /// so the profile ran a whole max_model_len sequence (max(max_model_len, 2048)); on longer contexts it was on with 2048.
+    /// </summary>
+    private static int DefaultBatchedTokens(bool v0, bool large, int maxModelLen) =>
+        v0 ? maxModelLen <= 32768 ? Math.Max(maxModelLen, 2048) : 2048 : large ? 8192 : 2048;
+
+    /// <summary>vLLM before the V1 engine became the default (0.8): versions 0.0–0.7.</summary>
+    private static bool IsVllmV0(string? version) =>
+        version is not null && Version.TryParse(version.TrimStart('v'), out Version? parsed) && parsed.Major == 0 && parsed.Minor < 8;
 
     /// <summary>Rotary embedding cos/sin cache vLLM keeps with the weights: [max positions, rotary dim] in the model dtype (2 B).</summary>
     private static ByteSize RotaryCache(ModelArchitecture model, int maxModelLen) =>

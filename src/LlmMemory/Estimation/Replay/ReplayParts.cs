@@ -19,7 +19,8 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
 
     public IReadOnlyList<MemoryComponent> Training()
     {
-        var parts = new List<MemoryComponent> { Weights() };
+        var parts = new List<MemoryComponent>();
+        AddWeights(parts);
         Add(parts, "autocast_copies", ComponentKind.MasterWeights, result.Live(MemoryTag.AutocastWeight), AutocastFormula);
         Add(parts, "gradients", ComponentKind.Gradients, result.Live(MemoryTag.Gradient), GradientFormula);
         Add(parts, "optimizer_states", ComponentKind.OptimizerStates, result.Live(MemoryTag.OptimizerState), StateFormula);
@@ -53,7 +54,8 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
 
     public IReadOnlyList<MemoryComponent> Inference()
     {
-        var parts = new List<MemoryComponent> { Weights() };
+        var parts = new List<MemoryComponent>();
+        AddWeights(parts);
         Add(parts, "kv_cache", ComponentKind.KvCache, KvBytes, KvFormula);
         Add(parts, "activations", ComponentKind.Activations, result.Live(MemoryTag.Activation) + result.Live(MemoryTag.SavedActivation) + result.Live(MemoryTag.Inputs),
             live => $"working tensors of the forward at the peak (hidden states, attention and MLP intermediates, masks, token ids): {new ByteSize(live)} replayed");
@@ -81,12 +83,16 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         return lines;
     }
 
-    private MemoryComponent Weights()
+    /// <summary>
+    /// The weights as stored (exact), then what the allocator's blocks add to them: 512-B rounding, the tail of a segment
+    /// too small to split off (≤ 1 MiB each), the rotary and position buffers the model registers (and BERT's classifier).
+    /// </summary>
+    private void AddWeights(List<MemoryComponent> parts)
     {
-        long live = result.Live(MemoryTag.Weight);
         string masters = scenario.IsTraining && _options.TrainBase && _options.Autocast is not null ? " (the fp32 parameters are the master weights, updated in place)" : "";
-        return new MemoryComponent("weights", ComponentKind.Weights, new ByteSize(live),
-            $"{plan.Layout.Formula()}{masters}{(Math.Abs(live - plan.Layout.Bytes) > (1 << 20) ? $"; allocated {new ByteSize(live)} in allocator blocks (512-B rounding, unsplit segment tails, rotary and position buffers{(model.Family == ModelFamily.Bert ? ", classifier" : "")})" : "")}");
+        parts.Add(new MemoryComponent("weights", ComponentKind.Weights, new ByteSize(plan.Layout.Bytes), plan.Layout.Formula() + masters));
+        Add(parts, "weight_blocks", ComponentKind.Weights, result.Live(MemoryTag.Weight) - plan.Layout.Bytes,
+            extra => $"allocator blocks of the weights beyond their bytes: 512-B rounding, unsplit segment tails, rotary and position buffers{(model.Family == ModelFamily.Bert ? ", the classifier" : "")} ({new ByteSize(extra)}, replayed)");
     }
 
     private void AddRuntime(List<MemoryComponent> parts)
@@ -135,20 +141,28 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         if (_options.Checkpointing)
         {
             long beta = _options.TrainBase && _options.Autocast is not null ? 4 : Bits(ActivationType()) / 8;
-            long head = ClosedForms.HeadBytesPerToken(model, _options);
+            long head = SavedActivations.HeadPerToken(model, FrozenHead());
             long closed = checked((layers * _tokens * model.HiddenSize * beta) + (_tokens * head));
             return $"checkpointed layer inputs {layers} layers × {Text.N(_tokens)} tokens × {model.HiddenSize} × {beta} B{(_options.OffloadCheckpoints ? " (in host memory, see offloaded_checkpoints)" : "")} + head {Text.N(_tokens)} × {head / model.HiddenSize}·{model.HiddenSize} B = {new ByteSize(closed)}, plus one layer recomputed in backward{Replayed(live, closed)}";
         }
 
-        if (ClosedForms.SavedPerTokenPerLayer(model, _options) is { } perToken)
-        {
-            long head = ClosedForms.HeadBytesPerToken(model, _options);
-            long closed = checked((layers * _tokens * perToken.Bytes) + (_tokens * head));
-            return $"{layers} layers × {Text.N(_tokens)} tokens × ({perToken.Text}) B + head {Text.N(_tokens)} × {head / model.HiddenSize}·{model.HiddenSize} B = {new ByteSize(closed)}{Replayed(live, closed)}";
-        }
-
-        return $"tensors autograd keeps for backward ({Text.N(_tokens)} tokens through {layers} layers): {new ByteSize(live)} replayed";
+        (long perToken, string terms) = SavedActivations.PerToken(model, Regime(), plan.Adapters, scenario.Attention, scenario.Seq);
+        long headBytes = SavedActivations.HeadPerToken(model, FrozenHead());
+        long total = checked((layers * _tokens * perToken) + (_tokens * headBytes));
+        return $"{layers} layers × {Text.N(_tokens)} tokens × ({terms}) B + head {Text.N(_tokens)} × {headBytes / model.HiddenSize}·{model.HiddenSize} B = {new ByteSize(total)}{Replayed(live, total)}";
     }
+
+    /// <summary>The closed form's regime: what trains and in which types.</summary>
+    private SavedActivations.Regime Regime() => _options switch
+    {
+        { Lora: { } lora } => lora.Type == ScalarType.Float32 ? SavedActivations.Regime.LoraFp32Adapters : SavedActivations.Regime.LoraHalfAdapters,
+        { Autocast: not null } => SavedActivations.Regime.Mixed,
+        _ when _options.Weights[0].Type == ScalarType.Float32 => SavedActivations.Regime.Fp32,
+        _ => SavedActivations.Regime.Half,
+    };
+
+    /// <summary>A frozen final norm and head: LoRA without an adapter on <c>lm_head</c>.</summary>
+    private bool FrozenHead() => !_options.TrainBase && _options.Lora?.Targets.Any(t => t.Role == TensorRole.OutputHead) != true;
 
     private string LossFormula(long live)
     {

@@ -17,8 +17,6 @@ namespace LlmMemory.Estimation.Replay;
 internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, string Format, LoraAdapters? Adapters, ByteSize Context,
     IReadOnlyList<string> Notes)
 {
-    private static readonly string[][] PeftDefaultTargets = [["q_proj", "v_proj"], ["query", "value"], ["query_key_value"], ["c_attn"], ["qkv_proj"]];
-
     public static ReplayPlan For(ModelArchitecture model, Scenario scenario, Gpu? gpu)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -34,20 +32,15 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         }
 
         (WeightLayout layout, string format) = ChooseLayout(model, scenario, precision);
-        LoraAdapters? adapters = null;
-        if (scenario.Mode is Mode.Lora or Mode.Qlora)
+        LoraAdapters? adapters = scenario.EffectiveLora is { } lora ? LoraAdapters.For(model, lora) : null;
+        if (adapters is not null && scenario.Lora is null)
         {
-            LoraSettings lora = scenario.Lora ?? PeftDefault(model);
-            if (scenario.Lora is null)
-            {
-                notes.Add($"No LoRA settings given: PEFT's LoraConfig defaults, r = {lora.Rank} on {lora.Targets}.");
-            }
-
-            adapters = LoraAdapters.For(model, lora);
+            notes.Add($"No LoRA settings given: r = {adapters.Rank} on {scenario.EffectiveLora!.Targets} (the library's default).");
         }
 
-        StoredWeight[] weights = [.. layout.Tensors.Select(Stored)];
-        ScalarType embedding = weights[0].Type;
+        ScalarType compute = ComputeType(model, layout);
+        StoredWeight[] weights = [.. layout.Tensors.Select(t => Stored(t, compute))];
+        ScalarType embedding = compute;
         bool flash = scenario.Attention != AttentionKernel.Eager && (embedding != ScalarType.Float32 || Autocast(precision, training) is not null);
         bool host = gpu?.IsHost == true;
         ByteSize context = host ? ByteSize.Zero : Constants.CudaContext(gpu, training, flash);
@@ -79,17 +72,6 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     }
 
     /// <summary>
-    /// PEFT's <c>LoraConfig</c> defaults: r = 8 on the query and value projections
-    /// (<c>TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING</c>: q_proj/v_proj, fused query_key_value or c_attn, BERT query/value).
-    /// </summary>
-    private static LoraSettings PeftDefault(ModelArchitecture model)
-    {
-        IReadOnlyList<string> modules = LoraAdapters.LinearModules(model);
-        string[] targets = PeftDefaultTargets.FirstOrDefault(pair => pair.All(modules.Contains)) ?? PeftDefaultTargets[0];
-        return new LoraSettings(8, null, new LoraTargets(null, targets), false);
-    }
-
-    /// <summary>
     /// Training stores parameters as the precision says (fp32 for fp32 and mixed precision, bf16 for pure bf16) unless the
     /// scenario names a format; QLoRA's base defaults to NF4. Inference uses the model's own format.
     /// </summary>
@@ -108,15 +90,28 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     }
 
     /// <summary>Plain tensors keep their float type; 4-bit bitsandbytes weights are dequantized per matmul; other quantized storage is opaque bytes.</summary>
-    private static StoredWeight Stored(StoredTensor tensor)
-    {
-        ScalarType type = DataTypes.TryParse(tensor.Storage, out DataType parsed) && parsed == DataTypes.F32 ? ScalarType.Float32
-            : DataTypes.TryParse(tensor.Storage, out parsed) && parsed == DataTypes.BF16 ? ScalarType.BFloat16
-            : DataTypes.TryParse(tensor.Storage, out parsed) && parsed == DataTypes.F16 ? ScalarType.Float16
-            : tensor.Storage is "NF4+DQ" or "4-bit + fp32 absmax" ? ScalarType.Nf4
-            : ScalarType.UInt8;
-        return new StoredWeight(tensor.Bytes, type);
-    }
+    /// <summary>
+    /// What float tensors compute in: the embedding's type when it is stored as a float (fp32 models stay fp32), else the
+    /// 16-bit type of the model (transformers dequantizes a GGUF file to it).
+    /// </summary>
+    private static ScalarType ComputeType(ModelArchitecture model, WeightLayout layout) =>
+        Float(layout.Tensors[0].Storage) ?? (model.StoredType == DataTypes.F16 ? ScalarType.Float16 : ScalarType.BFloat16);
+
+    /// <summary>
+    /// The type ops see: every float tensor in the compute type (a GGUF file's F32 norms included), 4-bit bitsandbytes
+    /// weights dequantized per matmul, other quantized storage as opaque bytes; the bytes are always the stored ones.
+    /// </summary>
+    private static StoredWeight Stored(StoredTensor tensor, ScalarType compute) => new(tensor.Bytes,
+        Float(tensor.Storage) is not null ? compute
+        : tensor.Storage is "NF4+DQ" or "4-bit + fp32 absmax" ? ScalarType.Nf4
+        : ScalarType.UInt8);
+
+    private static ScalarType? Float(string storage) =>
+        !DataTypes.TryParse(storage, out DataType type) ? null
+        : type == DataTypes.F32 ? ScalarType.Float32
+        : type == DataTypes.BF16 ? ScalarType.BFloat16
+        : type == DataTypes.F16 ? ScalarType.Float16
+        : null;
 
     private static ScalarType? Autocast(Precision precision, bool training) => !training ? null : precision switch
     {

@@ -1,3 +1,4 @@
+using LlmMemory.Estimation.LlamaCpp;
 using LlmMemory.Models;
 using LlmMemory.Numerics;
 
@@ -21,30 +22,58 @@ internal static class WeightStorage
     private const int Fp8ScaleBlock = 128;
 
     /// <summary>The bytes a weights file holds for each tensor, from the types it stores (safetensors or GGUF headers).</summary>
+    /// <remarks>
+    /// Stored non-parameters (quantization scales, zero points, rope tables: <see cref="TensorInventory.Buffers"/>) add their
+    /// bytes to the parameter of the same block and module ("INT4 + scales"), or stand alone as "buffers", so the layout's
+    /// bytes are the file's tensor bytes exactly.
+    /// </remarks>
     public static WeightLayout AsStored(ModelArchitecture model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return new WeightLayout(model.Tensors.Tensors
-            .Select(t => t.Stored is DataType type ? new StoredTensor(t, type.BytesFor(t.Elements), type.Name)
-                : throw new InvalidOperationException($"{t.Name} has no stored type."))
-            .ToArray());
+        var extra = model.Tensors.Buffers.GroupBy(b => (b.Layer, b.Module)).ToDictionary(g => g.Key, g => g.Sum(b => Bytes(b)));
+        var stored = new List<StoredTensor>();
+        foreach (TensorSpec t in model.Tensors.Tensors)
+        {
+            long bytes = Bytes(t);
+            stored.Add(extra.Remove((t.Layer, t.Module), out long scales)
+                ? new StoredTensor(t, checked(bytes + scales), $"{t.Stored!.Name} + scales")
+                : new StoredTensor(t, bytes, t.Stored!.Name));
+        }
+
+        stored.AddRange(model.Tensors.Buffers.Where(b => extra.ContainsKey((b.Layer, b.Module))).Select(b => new StoredTensor(b with { Shape = [0] }, Bytes(b), "buffers")));
+        return new WeightLayout(stored);
+
+        static long Bytes(TensorSpec t) => t.Stored is DataType type ? type.BytesFor(t.Elements)
+            : throw new InvalidOperationException($"{t.Name} has no stored type.");
     }
 
-    public static WeightLayout Layout(ModelArchitecture model, WeightFormat format, DataType unquantized, GgufMixRules? gguf = null)
+    public static WeightLayout Layout(ModelArchitecture model, WeightFormat format, DataType unquantized)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(format);
-        return new WeightLayout(model.Tensors.Tensors.Select(t => Store(model, t, format, unquantized, gguf)).ToArray());
-    }
-
-    private static StoredTensor Store(ModelArchitecture model, TensorSpec t, WeightFormat format, DataType unquantized, GgufMixRules? gguf)
-    {
         if (format.Scheme is WeightScheme.GgufType or WeightScheme.GgufMix)
         {
-            DataType type = (gguf ?? GgufMixRules.For(model, format)).TypeOf(t);
-            return new StoredTensor(t, type.BytesFor(t.Elements), type.Name);
+            return Gguf(model, format);
         }
 
+        return new WeightLayout(model.Tensors.Tensors.Select(t => Store(model, t, format, unquantized)).ToArray());
+    }
+
+    /// <summary>
+    /// A llama.cpp file type: each tensor of the GGUF that <c>convert_hf_to_gguf.py</c> would write, typed by llama-quant.cpp's
+    /// rules (<see cref="QuantRules"/>, the one implementation the llama.cpp estimator uses too).
+    /// </summary>
+    private static WeightLayout Gguf(ModelArchitecture model, WeightFormat format)
+    {
+        IReadOnlyList<GgufTensor> tensors = GgufTensorList.Of(model);
+        IReadOnlyDictionary<string, DataType> types = QuantRules.TypesOf(tensors, LlamaCppArch.Of(model), GgufFileType.From(format));
+        return new WeightLayout(tensors.Where(t => t.Source is not null)
+            .Select(t => new StoredTensor(t.Source!, t.BytesIn(types[t.Name]), types[t.Name].Name))
+            .ToArray());
+    }
+
+    private static StoredTensor Store(ModelArchitecture model, TensorSpec t, WeightFormat format, DataType unquantized)
+    {
         if (format.Scheme == WeightScheme.Dense)
         {
             return Plain(t, format.Type);

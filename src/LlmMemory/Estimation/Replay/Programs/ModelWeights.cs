@@ -29,7 +29,7 @@ internal sealed class ModelWeights
             Tensor p = engine.Parameter([.. tensors[group[0]].Shape], stored.Type, trainable, MemoryTag.Weight, group.Sum(i => options.Weights[i].Bytes));
             foreach (int i in group)
             {
-                _byName[tensors[i].Name] = p;
+                _byName[Canonical(tensors[i].Name)] = p;
             }
 
             if (trainable)
@@ -39,6 +39,13 @@ internal sealed class ModelWeights
         }
 
         _trainBase = options.TrainBase;
+
+        // What a weights file stores besides parameters (quantization scales, zero points), then the program's own buffers.
+        foreach (StoredWeight stored in options.Weights.Skip(tensors.Count))
+        {
+            Buffers.Add(engine.Parameter([stored.Bytes], ScalarType.UInt8, false, MemoryTag.Weight));
+        }
+
         foreach ((long elements, ScalarType type) in buffers)
         {
             Buffers.Add(engine.Empty([elements], type, MemoryTag.Weight));
@@ -54,6 +61,13 @@ internal sealed class ModelWeights
     public Tensor this[string name] => _byName.TryGetValue(name, out Tensor? t) ? t : throw new InvalidOperationException($"The replay needs {name}, which the inventory lacks.");
 
     public Tensor? Find(string name) => _byName.GetValueOrDefault(name);
+
+    /// <summary>The name a program asks for: a packed quantized tensor (<c>q_proj.qweight</c>, <c>weight_packed</c>) is its module's <c>.weight</c>.</summary>
+    private static string Canonical(string name)
+    {
+        int dot = name.LastIndexOf('.');
+        return dot < 0 || name.EndsWith(".bias", StringComparison.Ordinal) ? name : string.Concat(name.AsSpan(0, dot), ".weight");
+    }
 
     public LoraAdapter? AdapterOf(string weightName) => _adapters.GetValueOrDefault(weightName);
 

@@ -1,0 +1,155 @@
+using System.Collections.Frozen;
+using System.Text;
+using System.Text.Json;
+using LlmMemory.Estimation;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Validation;
+
+/// <summary>Reads case files: JSON Lines, one case per line (docs/scenario.md, "Case fields").</summary>
+/// <remarks>
+/// Every line is read strictly: an unknown field, a wrong type, an out-of-range value or a repeated id is a
+/// <see cref="ModelFormatException"/> whose message names the file, the line and the field. Blank lines are skipped.
+/// </remarks>
+public static class CaseReader
+{
+    /// <summary>Bytes of one case file: the public corpus is under 1 MiB in all; 64 MiB keeps a hostile file from exhausting memory.</summary>
+    public const long MaxFileBytes = 64L << 20;
+
+    /// <summary>Largest measured figure: 2^56 bytes (64 PiB) is far above any device or cluster; it keeps sums and differences in range.</summary>
+    public const long MaxMeasuredValue = 1L << 56;
+
+    private static readonly FrozenSet<string> CaseFields = FrozenSet.ToFrozenSet(["id", "source", "measured"]);
+
+    /// <summary>Reads every case of several files, in order; an id may appear once across all of them.</summary>
+    public static IReadOnlyList<ValidationCase> ReadFiles(IEnumerable<string> paths)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        var cases = new List<ValidationCase>();
+        var first = new Dictionary<string, ValidationCase>(StringComparer.Ordinal);
+        foreach (string path in paths)
+        {
+            foreach (ValidationCase read in ReadFile(path))
+            {
+                if (!first.TryAdd(read.Id, read))
+                {
+                    throw new ModelFormatException(read.Location, "id", $"is \"{read.Id}\", which {first[read.Id].Location} already uses; ids must be unique.");
+                }
+
+                cases.Add(read);
+            }
+        }
+
+        return cases;
+    }
+
+    /// <summary>Reads every case of a file; relative model paths are resolved against the file's folder.</summary>
+    public static IReadOnlyList<ValidationCase> ReadFile(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (!File.Exists(path))
+        {
+            throw new ModelFormatException(path, null, "does not exist.");
+        }
+
+        if (new FileInfo(path).Length > MaxFileBytes)
+        {
+            throw new ModelFormatException(path, null, $"is larger than {MaxFileBytes:N0} bytes.");
+        }
+
+        string text;
+        try
+        {
+            text = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(path));
+        }
+        catch (DecoderFallbackException)
+        {
+            throw new ModelFormatException(path, null, "is not UTF-8 text.");
+        }
+
+        return ReadLines(text.TrimStart('\uFEFF').Split('\n'), path, Path.GetDirectoryName(Path.GetFullPath(path)));
+    }
+
+    /// <summary>Reads cases from lines of text; <paramref name="name"/> names them in messages ("NAME line 3: …").</summary>
+    public static IReadOnlyList<ValidationCase> ReadLines(IEnumerable<string> lines, string name, string? baseDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(lines);
+        var cases = new List<ValidationCase>();
+        var firstLine = new Dictionary<string, int>(StringComparer.Ordinal);
+        int number = 0;
+        foreach (string line in lines)
+        {
+            number++;
+            if (string.IsNullOrWhiteSpace(line))
+            {
+                continue;
+            }
+
+            string location = $"{name} line {number}";
+            ValidationCase read = ReadLine(line, location, baseDirectory);
+            if (!firstLine.TryAdd(read.Id, number))
+            {
+                throw new ModelFormatException(location, "id", $"is \"{read.Id}\", which line {firstLine[read.Id]} already uses; ids must be unique.");
+            }
+
+            cases.Add(read);
+        }
+
+        return cases;
+    }
+
+    /// <summary>Reads one case from its JSON text; <paramref name="location"/> starts every message.</summary>
+    public static ValidationCase ReadLine(string json, string location, string? baseDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 64 });
+            return Read(document.RootElement, location, baseDirectory);
+        }
+        catch (JsonException error)
+        {
+            throw new ModelFormatException(location, null, $"is not valid JSON ({error.Message.Split('.')[0]}).");
+        }
+    }
+
+    private static ValidationCase Read(JsonElement root, string location, string? baseDirectory)
+    {
+        var o = new ScenarioReader.Fields(root, location);
+        string id = NonEmpty(o, "id");
+        string source = NonEmpty(o, "source");
+        Measurement measured = ReadMeasurement(o);
+        Scenario scenario = ScenarioReader.Read(root, location, baseDirectory, CaseFields);
+        return new ValidationCase
+        {
+            Id = id,
+            Source = source,
+            Measured = measured,
+            Scenario = scenario,
+            LowConfidence = root.TryGetProperty("confidence", out JsonElement confidence) && confidence.ValueKind == JsonValueKind.String
+                && string.Equals(confidence.GetString()?.Trim(), "low", StringComparison.OrdinalIgnoreCase),
+            Location = location,
+        };
+    }
+
+    private static string NonEmpty(ScenarioReader.Fields o, string name)
+    {
+        o.Required(name);
+        string text = o.String(name)!;
+        return string.IsNullOrWhiteSpace(text) ? throw o.Error(name, "must not be empty") : text;
+    }
+
+    private static Measurement ReadMeasurement(ScenarioReader.Fields o)
+    {
+        var m = new ScenarioReader.Fields(o.Required("measured"), o.Source, "measured.");
+        m.RejectUnknown(name => name is "what" or "bytes" or "per" or "exact" or "tolerance_bytes");
+        m.Required("what");
+        MeasuredQuantity what = m.OptionalEnum<MeasuredQuantity>("what")!.Value;
+        m.Required("bytes");
+        long value = m.Long("bytes", 1, MaxMeasuredValue)!.Value;
+        m.Required("exact");
+        bool exact = m.Bool("exact")!.Value;
+        long? tolerance = m.Long("tolerance_bytes", 0, value);
+        return new Measurement(what, value, m.Enum("per", MeasurementScope.Gpu), exact, tolerance);
+    }
+}
