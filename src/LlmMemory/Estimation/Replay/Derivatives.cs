@@ -26,7 +26,13 @@ internal static class Derivatives
     public static Tensor?[] Linear(ReplayEngine engine, GradNode node, Tensor? g)
     {
         engine.NeedWorkspace();
-        return [.. Enumerable.Range(0, node.Edges.Length).Select(i => node.Edges[i] is null ? null : engine.Empty(Meta(node, i).Shape, g!.Type))];
+        var grads = new Tensor?[node.Edges.Length];
+        for (int i = 0; i < grads.Length; i++)
+        {
+            grads[i] = node.Edges[i] is null ? null : engine.Empty(Meta(node, i).Shape, g!.Type);
+        }
+
+        return grads;
     }
 
     public static Tensor?[] Bmm(ReplayEngine engine, GradNode node, Tensor? g) => Linear(engine, node, g);

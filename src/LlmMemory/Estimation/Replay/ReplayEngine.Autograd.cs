@@ -221,16 +221,28 @@ internal sealed partial class ReplayEngine
 
     private static Tensor[] Kept(ReadOnlySpan<Tensor?> saved)
     {
-        var kept = new List<Tensor>(saved.Length);
+        int count = 0;
+        foreach (Tensor? s in saved)
+        {
+            count += s is null ? 0 : 1;
+        }
+
+        if (count == 0)
+        {
+            return [];
+        }
+
+        var kept = new Tensor[count];
+        count = 0;
         foreach (Tensor? s in saved)
         {
             if (s is not null)
             {
-                kept.Add(s);
+                kept[count++] = s;
             }
         }
 
-        return [.. kept];
+        return kept;
     }
 
     /// <summary>Takes a reference to each saved tensor and counts the node as a saver of its block.</summary>

@@ -25,7 +25,18 @@ internal sealed partial class DecoderProgram : ModelProgram
         AddAdapters();
     }
 
-    private static string Prefix(int layer) => $"model.layers.{layer}.";
+    private readonly Dictionary<int, string> _prefixes = [];
+
+    private string Prefix(int layer)
+    {
+        if (!_prefixes.TryGetValue(layer, out string? prefix))
+        {
+            prefix = $"model.layers.{layer}.";
+            _prefixes[layer] = prefix;
+        }
+
+        return prefix;
+    }
 
     public override ForwardResult Forward(bool labels, bool training)
     {
