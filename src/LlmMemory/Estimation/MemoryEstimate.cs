@@ -90,7 +90,8 @@ public sealed record ParameterSummary(long Total, long Trainable, long ActivePer
 
 /// <summary>Memory allocated on the device at one moment of a step.</summary>
 /// <param name="Phase">The moment ("load", "forward layer 12", "loss", "backward layer 3", "optimizer step").</param>
-/// <param name="Bytes">Device memory at that moment, counted like <see cref="MemoryEstimate.DeviceTotal"/>.</param>
+/// <param name="Bytes">Device memory at that moment, counted like <see cref="MemoryEstimate.DeviceTotal"/>; a replayed PyTorch run
+/// counts its live tensors there (the allocator's cache, which only grows, is left out so the step's shape shows).</param>
 public sealed record TimelinePoint(string Phase, ByteSize Bytes);
 
 /// <summary>A derived number with what it means.</summary>

@@ -51,22 +51,42 @@ internal static class PeakMoment
             ReplayPoint p = result.Timeline[i];
             if (i == result.PeakIndex)
             {
-                points.Add(new TimelinePoint($"peak: {result.PeakPhase}", new ByteSize(result.PeakAllocated) + outside));
+                points.Add(new TimelinePoint("peak", new ByteSize(result.PeakAllocated) + outside));
             }
 
             if (p.Phase.StartsWith(unit + ".", StringComparison.Ordinal) || p.Phase.StartsWith(step + ".optimizer", StringComparison.Ordinal)
                 || p.Phase.StartsWith(unit + ":", StringComparison.Ordinal) || p.Phase == unit)
             {
-                points.Add(new TimelinePoint(p.Phase, new ByteSize(p.Allocated) + outside));
+                points.Add(new TimelinePoint(Label(p.Phase), new ByteSize(p.Allocated) + outside));
             }
         }
 
         if (result.PeakIndex >= result.Timeline.Count)
         {
-            points.Add(new TimelinePoint($"peak: {result.PeakPhase}", new ByteSize(result.PeakAllocated) + outside));
+            points.Add(new TimelinePoint("peak", new ByteSize(result.PeakAllocated) + outside));
         }
 
         return points;
+    }
+
+    /// <summary>"forward layer 3", "loss", "backward layer 3", "optimizer step"; inference "prefill layer 3", "head (logits)".</summary>
+    private static string Label(string phase)
+    {
+        bool inference = phase.StartsWith("forward", StringComparison.Ordinal);
+        string where = phase.Contains(':', StringComparison.Ordinal) ? phase[(phase.IndexOf(':', StringComparison.Ordinal) + 1)..] : "";
+        string what = phase.EndsWith(".optimizer", StringComparison.Ordinal) ? "optimizer step"
+            : inference ? "prefill"
+            : phase.Contains(".forward", StringComparison.Ordinal) ? "forward" : "backward";
+        return (what, where) switch
+        {
+            ("optimizer step", _) => what,
+            ("prefill", "head") => "head (logits)",
+            ("forward", "head") => "loss",
+            ("backward", "") => "backward (loss)",
+            (_, "") => what,
+            (_, _) when where.StartsWith("layer", StringComparison.Ordinal) => $"{what} layer {where[5..]}",
+            _ => $"{what} {where}",
+        };
     }
 
     private static string After(string text, string marker) => text[(text.IndexOf(marker, StringComparison.Ordinal) + marker.Length)..].Split('/')[0];

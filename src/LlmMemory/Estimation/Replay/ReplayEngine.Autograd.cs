@@ -138,7 +138,7 @@ internal sealed partial class ReplayEngine
             if (node.Layer != _lastBackwardLayer)
             {
                 _lastBackwardLayer = node.Layer;
-                Mark($"{phase}:layer{node.Layer}");
+                Mark(node.Layer switch { HeadLayer => $"{phase}:head", -1 => $"{phase}:embeddings", int l => $"{phase}:layer{l}" });
             }
 
             IReadOnlyList<Tensor> saved = SavedOf(node);

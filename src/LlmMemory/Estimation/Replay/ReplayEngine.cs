@@ -38,7 +38,10 @@ internal sealed partial class ReplayEngine
     /// <summary>Where the replay is ("step2.backward", "forward:layer3").</summary>
     public string Phase { get; private set; } = "init";
 
-    /// <summary>The block index the forward is in (-1 outside the blocks), stamped on nodes for the backward timeline.</summary>
+    /// <summary>Where nodes made in the head are stamped (after every block).</summary>
+    public const int HeadLayer = int.MaxValue;
+
+    /// <summary>The block index the forward is in (-1 before the blocks, <see cref="HeadLayer"/> in the head), stamped on nodes for the backward timeline.</summary>
     public int Layer { get; set; } = -1;
 
     /// <summary>Whether allocations count toward the peak (off while the model is built).</summary>

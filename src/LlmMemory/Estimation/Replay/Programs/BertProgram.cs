@@ -47,7 +47,7 @@ internal sealed class BertProgram : ModelProgram
                 : Layer(layer, x, mask, training));
         }
 
-        s.Layer = Model.LayerCount;
+        s.Layer = ReplayEngine.HeadLayer;
         s.SetPhase($"{step}:head");
         Tensor first = Blocks.Select(s, x, [b, h]);
         Tensor pooled = s.Unary(Operand.Take(Linear("bert.pooler.dense.weight", first)), UnaryKind.Tanh);

@@ -80,7 +80,7 @@ internal sealed class ClassicProgram : ModelProgram
             }
         }
 
-        s.Layer = Model.LayerCount;
+        s.Layer = ReplayEngine.HeadLayer;
         Blocks.Release(mask, rope?.Cos, rope?.Sin);
         s.SetPhase($"{step}:head");
         Tensor y = LayerNorm(x, _finalNorm);

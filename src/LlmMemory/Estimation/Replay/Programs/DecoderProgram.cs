@@ -84,7 +84,7 @@ internal sealed partial class DecoderProgram : ModelProgram
             }
         }
 
-        s.Layer = Model.LayerCount;
+        s.Layer = ReplayEngine.HeadLayer;
         // `rope` and `mask` (and the last rotary table's cos/sin, the last sliding mask) stay referenced by the forward's
         // locals until it returns; the dictionaries are deleted before the head.
         Tensor?[] locals = [rope.Cos?.Retain(), rope.Sin?.Retain(), mask?.Retain(), normalizer, positions, lastMaskLocal, .. rotaryLocals];
