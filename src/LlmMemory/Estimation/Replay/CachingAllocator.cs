@@ -225,7 +225,4 @@ internal sealed class CachingAllocator(long? capacity = null)
 
 /// <summary>The replayed run needs a segment the device cannot hold (<c>torch.OutOfMemoryError</c>).</summary>
 internal sealed class ReplayOutOfMemoryException(long request, long reserved, long allocated, long capacity)
-    : Exception($"cannot reserve {request / (double)(1 << 20):0.#} MiB: reserved {reserved / (double)(1 << 20):0.#} MiB, allocated {allocated / (double)(1 << 20):0.#} MiB, capacity {capacity / (double)(1 << 20):0.#} MiB")
-{
-    public long Request { get; } = request;
-}
+    : Exception($"cannot reserve {request / (double)(1 << 20):0.#} MiB: reserved {reserved / (double)(1 << 20):0.#} MiB, allocated {allocated / (double)(1 << 20):0.#} MiB, capacity {capacity / (double)(1 << 20):0.#} MiB");

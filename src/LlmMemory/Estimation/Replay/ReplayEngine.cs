@@ -45,7 +45,7 @@ internal sealed partial class ReplayEngine
     public int Layer { get; set; } = -1;
 
     /// <summary>Whether allocations count toward the peak (off while the model is built).</summary>
-    public bool Tracking { get; set; }
+    public bool Tracking { get; private set; }
 
     /// <summary>Called with each leaf and its gradient instead of accumulating it (optimizer step in backward).</summary>
     public Action<Tensor, Tensor>? OnGradient { get; set; }
@@ -159,10 +159,10 @@ internal sealed partial class ReplayEngine
     {
         if (Tracking)
         {
-            _timeline.Add(new ReplayPoint(phase, Allocator.Allocated, Allocator.Reserved));
+            _timeline.Add(new ReplayPoint(phase, Allocator.Allocated));
         }
     }
 }
 
-/// <summary>Allocator counters at one moment of the replay.</summary>
-internal readonly record struct ReplayPoint(string Phase, long Allocated, long Reserved);
+/// <summary>Bytes of live tensors at one moment of the replay.</summary>
+internal readonly record struct ReplayPoint(string Phase, long Allocated);

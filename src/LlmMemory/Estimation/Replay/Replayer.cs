@@ -91,7 +91,7 @@ internal static class Replayer
 /// <param name="PeakPhase">Where the allocated peak happened ("step2.backward", "forward:head").</param>
 /// <param name="PeakBackwardLayer">The block whose backward ran at the peak (-1: outside the blocks); null outside backward.</param>
 /// <param name="Breakdown">Live bytes per <see cref="MemoryTag"/> at the peak.</param>
-/// <param name="Timeline">Allocator counters at phase boundaries.</param>
+/// <param name="Timeline">Live bytes at phase boundaries.</param>
 /// <param name="PeakIndex">How many <paramref name="Timeline"/> points precede the peak.</param>
 /// <param name="OutOfMemory">Where and why the run needed more than the capacity; null when it fit.</param>
 internal sealed record ReplayResult(long LoadedBytes, long PeakAllocated, long PeakReserved, string PeakPhase, int? PeakBackwardLayer,

@@ -7,7 +7,6 @@ internal enum ScalarType
     Float16,
     Float32,
     Int64,
-    Int32,
     Bool,
     UInt8,
 
@@ -19,7 +18,7 @@ internal static class ScalarTypes
 {
     public static int Bits(this ScalarType type) => type switch
     {
-        ScalarType.Float32 or ScalarType.Int32 => 32,
+        ScalarType.Float32 => 32,
         ScalarType.Int64 => 64,
         ScalarType.Bool or ScalarType.UInt8 => 8,
         ScalarType.Nf4 => 4,
