@@ -53,4 +53,30 @@ public static class Constants
     /// (reserved − allocated), memory-model.md §8: 0.05–0.15 for static shapes. Provisional until the allocator model lands.
     /// </summary>
     public const double AllocatorCacheShare = 0.10;
+
+    /// <summary>
+    /// cuBLAS workspace of one GEMM thread, allocated through the caching allocator at its first GEMM and kept: 32 MiB on
+    /// Hopper with cuBLASLt (pytorch/pytorch#120925; memory-model.md §3.4). Pinned by this project's H100 runs: 8 or
+    /// 64 MiB would shift every inference residual by −22 or +34 MiB (research notes, docs/estimation.md).
+    /// </summary>
+    public static readonly ByteSize CublasWorkspace = ByteSize.FromMebibytes(32);
+
+    /// <summary>
+    /// CUDA context of a training process (backward and optimizer kernels loaded): device used − peak reserved of this
+    /// project's H100 training runs with flash attention, identical across models: 766.8 MiB (gpu-h100-cases.jsonl).
+    /// </summary>
+    public static readonly ByteSize CudaContextTraining = ByteSize.FromMebibytes(766.8);
+
+    /// <summary>
+    /// NCCL buffers per communicator (data, tensor, pipeline groups): 0.5 GiB — "+0.5 GiB per process for NCCL with one
+    /// communicator" (memory-model.md §3.4 from NVIDIA/nccl issues #285, #864, #986: FIFOs of 4 MiB per channel per peer).
+    /// </summary>
+    public static readonly ByteSize NcclPerCommunicator = ByteSize.FromGibibytes(0.5);
+
+    /// <summary>
+    /// Share of activation memory the caching allocator keeps cached but free at the peak of a sharded run, where FSDP's
+    /// all-gather buffers and per-layer activations of varying lifetimes interleave: 0.10, the middle of the 0.05–0.15
+    /// band memory-model.md §8 gives for static shapes.
+    /// </summary>
+    public const double DistributedAllocatorShare = 0.10;
 }

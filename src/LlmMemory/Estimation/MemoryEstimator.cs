@@ -21,9 +21,15 @@ public static class MemoryEstimator
         ArgumentNullException.ThrowIfNull(scenario);
         Gpu? gpu = scenario.Gpu is null ? null : GpuCatalog.TryFind(scenario.Gpu, out Gpu found) ? found
             : throw new ModelFormatException("scenario", "gpu", $"is \"{scenario.Gpu}\", which is not in the GPU catalog (known: {string.Join(", ", GpuCatalog.All.Select(g => g.Id))}).");
-        MemoryEstimate estimate = model.Architecture is null
+        MemoryEstimate estimate = model.Architecture is null || model.ParameterCount == 0
             ? RuleOfThumb.Estimate(model, scenario)
-            : scenario.IsTraining ? Essay.Estimate(model, scenario) : Inference.InferenceEstimator.Estimate(model, scenario, gpu);
+            : scenario.IsTraining
+                ? IsDistributed(scenario.Parallel) ? Parallel.DistributedTraining.Estimate(model, scenario, gpu) : Essay.Estimate(model, scenario)
+                : Inference.InferenceEstimator.Estimate(model, scenario, gpu);
         return estimate with { Gpu = gpu };
     }
+
+    /// <summary>Sharded, offloaded or model-parallel training, even on one GPU (ZeRO-3 with offload on a single device).</summary>
+    private static bool IsDistributed(ParallelSettings p) =>
+        p.Gpus > 1 || p.Zero > 0 || p.Fsdp != FsdpMode.None || p.Offload != OffloadMode.None || p.Tp * p.Pp * p.Cp > 1;
 }

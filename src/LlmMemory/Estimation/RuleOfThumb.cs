@@ -23,10 +23,13 @@ internal static class RuleOfThumb
         }
         else
         {
-            components.Add(Part("weights", ComponentKind.Weights, p, 2, "bf16/fp16 compute copy"));
-            components.Add(Part("master_weights", ComponentKind.MasterWeights, p, 4, "fp32 master copy"));
-            components.Add(Part("gradients", ComponentKind.Gradients, p, 2, "16-bit gradients"));
-            components.Add(Part("optimizer_states", ComponentKind.OptimizerStates, p, 8, "AdamW: two fp32 moments"));
+            // ZeRO paper (arXiv:1910.02054) Figure 1: stage 1 shards the optimizer states (fp32 master + moments, K = 12),
+            // stage 2 also the gradients, stage 3 also the 16-bit parameters, each over the N_d data-parallel ranks.
+            Parallel.ShardPlan plan = Parallel.ShardPlan.For(scenario);
+            components.Add(Part("weights", ComponentKind.Weights, p, 2, "bf16/fp16 compute copy", plan.ParameterShards));
+            components.Add(Part("master_weights", ComponentKind.MasterWeights, p, 4, "fp32 master copy", plan.OptimizerShards));
+            components.Add(Part("gradients", ComponentKind.Gradients, p, 2, "16-bit gradients", plan.GradientShards));
+            components.Add(Part("optimizer_states", ComponentKind.OptimizerStates, p, 8, "AdamW: two fp32 moments", plan.OptimizerShards));
         }
 
         return new MemoryEstimate
@@ -42,7 +45,7 @@ internal static class RuleOfThumb
         };
     }
 
-    private static MemoryComponent Part(string name, ComponentKind kind, long parameters, double bytesPerParameter, string what) =>
-        new(name, kind, new ByteSize(checked((long)Math.Round(parameters * bytesPerParameter))),
-            $"{Text.N(parameters)} params × {Text.Bytes(bytesPerParameter)} ({what})");
+    private static MemoryComponent Part(string name, ComponentKind kind, long parameters, double bytesPerParameter, string what, int shards = 1) =>
+        new(name, kind, new ByteSize(checked((long)Math.Round(parameters * bytesPerParameter / shards))),
+            $"{Text.N(parameters)} params × {Text.Bytes(bytesPerParameter)} ({what}){(shards > 1 ? $" ÷ {shards} ranks" : "")}");
 }

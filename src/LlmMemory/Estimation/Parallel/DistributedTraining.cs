@@ -1,0 +1,229 @@
+using LlmMemory.Estimation.Training;
+using LlmMemory.Estimation.Weights;
+using LlmMemory.Hardware;
+using LlmMemory.Models;
+using LlmMemory.Numerics;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Estimation.Parallel;
+
+/// <summary>
+/// Memory of the most loaded GPU of a multi-GPU training run: sharded model states, the parameters a sharded run gathers,
+/// the activations of the local micro-batch split by tensor, context and pipeline parallelism, the loss region, and
+/// communication buffers (docs/memory-model.md §7).
+/// </summary>
+internal static class DistributedTraining
+{
+    public static MemoryEstimate Estimate(ResolvedModel resolved, Scenario scenario, Gpu? gpu)
+    {
+        ModelArchitecture m = resolved.Architecture!;
+        ShardPlan plan = ShardPlan.For(scenario);
+        bool lora = scenario.Mode is Mode.Lora or Mode.Qlora;
+        LoraAdapters? adapters = lora ? LoraAdapters.For(m, scenario.Lora ?? new LoraSettings(16, null, LoraTargets.AllLinear, false)) : null;
+        long trainable = adapters?.TrainableParameters ?? m.ParameterCount;
+        StateBytes states = StatesFor(m, scenario, lora);
+        WeightLayout layout = WeightStorage.Layout(m, states.WeightFormat, DataTypes.BF16);
+
+        long stageShare(long bytes) => StageBytes(m, bytes, plan.Pp);
+        var components = new List<MemoryComponent>();
+        bool paramsOffloaded = plan.Offload == OffloadMode.OptimizerAndParams;
+        long weights = stageShare(layout.Bytes) / (plan.Tp * (long)plan.ParameterShards);
+        components.Add(new MemoryComponent("weights", ComponentKind.Weights, new ByteSize(weights),
+            $"{layout.Formula()}{Split(plan.Tp, plan.ParameterShards, plan.Pp)}", paramsOffloaded ? Residence.Host : Residence.Device));
+
+        double trainableStage = stageShare(trainable) / (double)plan.Tp;
+        if (states.MasterBytes > 0)
+        {
+            components.Add(States(plan, "master_weights", ComponentKind.MasterWeights, trainableStage, states.MasterBytes, plan.OptimizerShards,
+                "fp32 master copy", plan.Offload != OffloadMode.None));
+        }
+
+        components.Add(States(plan, "gradients", ComponentKind.Gradients, trainableStage, states.GradientBytes, plan.GradientShards,
+            "gradients", plan.Offload != OffloadMode.None && scenario.Engine == Engine.Deepspeed));
+        components.Add(States(plan, "optimizer_states", ComponentKind.OptimizerStates, trainableStage, OptimizerBytes(scenario), plan.OptimizerShards,
+            "AdamW moments", plan.Offload != OffloadMode.None));
+
+        long block = BlockParameters(m);
+        if (plan.ParameterShards > 1 || paramsOffloaded)
+        {
+            // FSDP/ZeRO-3 all-gather the unit being computed and prefetch the next: two blocks, cast to bf16 when the
+            // shards are full precision, in their stored bytes when quantized (FSDP gathers the NF4 storage as is).
+            long stored = layout.Tensors.Where(t => t.Tensor.Layer == 0).Sum(t => t.Bytes);
+            long blockBytes = states.WeightFormat.Type.IsQuantized ? stored : block * 2;
+            components.Add(new MemoryComponent("gathered_parameters", ComponentKind.Weights, new ByteSize(2 * blockBytes / plan.Tp),
+                $"current and prefetched block: 2 × {new ByteSize(blockBytes)} ({Text.N(block)} params{(states.WeightFormat.Type.IsQuantized ? $" in {states.WeightFormat.Name}" : " × 2 B")}){(plan.Tp > 1 ? $" ÷ {plan.Tp}" : "")}"));
+        }
+
+        if (plan.Pp > 1 && scenario.Engine == Engine.Torchtitan && !lora)
+        {
+            // torchtitan keeps a pipeline stage unsharded between micro-batches (reshard_after_forward off): bf16 parameters
+            // and fp32 gradients of the whole stage until the last micro-batch reduce-scatters them.
+            long stageParams = stageShare(m.ParameterCount) / plan.Tp;
+            components.Add(new MemoryComponent("unsharded_stage", ComponentKind.Gradients, new ByteSize(stageParams * (2 + 4)),
+                $"{Text.N(stageParams)} stage params × (2 B bf16 parameters + 4 B fp32 gradients), kept across micro-batches"));
+        }
+
+        AddActivations(components, m, scenario, plan, adapters, lora);
+        components.Add(new MemoryComponent("cublas_workspaces", ComponentKind.Workspace, Constants.CublasWorkspace * 2,
+            $"2 GEMM threads (forward and autograd) × {Constants.CublasWorkspace}"));
+        long transient = components.Where(c => c.Kind is ComponentKind.Activations or ComponentKind.Logits).Sum(c => c.Bytes.Bytes);
+        components.Add(new MemoryComponent("allocator_cache", ComponentKind.AllocatorReserve,
+            new ByteSize((long)(transient * Constants.DistributedAllocatorShare)),
+            $"{Text.N(Constants.DistributedAllocatorShare)} × {new ByteSize(transient)} of activation memory cached by the allocator", Counter: Counter.Reserved));
+        int communicators = new[] { plan.Dp * plan.Cp, plan.Tp, plan.Pp }.Count(d => d > 1);
+        components.Add(new MemoryComponent("nccl_buffers", ComponentKind.Communication, Constants.NcclPerCommunicator * communicators,
+            $"{communicators} communicators × {Constants.NcclPerCommunicator}", Counter: Counter.Device));
+        components.Add(new MemoryComponent("cuda_context", ComponentKind.Runtime, Constants.CudaContextTraining,
+            "CUDA context, kernels and library handles", Counter: Counter.Device));
+
+        return new MemoryEstimate
+        {
+            Model = resolved,
+            Parameters = new ParameterSummary(m.ParameterCount, trainable, m.ActiveParameterCount),
+            Components = components,
+            PeakPhase = "start of backward (all saved activations and the loss region live)",
+            DeviceCount = plan.Gpus,
+            Device = plan.Pp > 1 ? "a GPU of the first pipeline stage (most in-flight activations)" : "each GPU",
+            Comparisons = DeepSpeedEstimators.Lines(m, plan, scenario),
+            Facts = [new("effective_batch", scenario.EffectiveBatch, "effective batch (micro-batch × accumulation × data-parallel GPUs)")],
+            Notes =
+            [
+                $"{plan.Describe()}. States: {states.Description}.",
+                .. scenario.Compile ? ["torch.compile is not modelled: the eager figure is an upper bound."] : Array.Empty<string>(),
+            ],
+        };
+    }
+
+    private sealed record StateBytes(WeightFormat WeightFormat, double MasterBytes, double GradientBytes, string Description);
+
+    /// <summary>
+    /// Bytes per parameter of each state by framework: torchtitan FSDP2 keeps fp32 sharded parameters (its master copy),
+    /// fp32 gradients (reduce dtype) and fp32 AdamW; DeepSpeed bf16 keeps 16-bit parameters and gradients and an fp32 master
+    /// copy in the optimizer partition (ZeRO paper: 2 + 2 + 12); FSDP via accelerate keeps frozen weights in their loaded
+    /// dtype (validation/README audit note) and computes in bf16; LoRA trains adapters only.
+    /// </summary>
+    private static StateBytes StatesFor(ModelArchitecture m, Scenario scenario, bool lora)
+    {
+        WeightFormat format = scenario.Weights is string w ? WeightFormats.Parse(w)
+            : scenario.Engine == Engine.Torchtitan || scenario.Precision == Precision.Fp32 ? WeightFormats.Fp32 : WeightFormats.Bf16;
+        bool deepspeedMixed = scenario.Engine == Engine.Deepspeed && scenario.Precision is Precision.MixedBf16 or Precision.MixedFp16 or null;
+        if (lora)
+        {
+            return new StateBytes(format, deepspeedMixed ? 4 : 0, 4, $"frozen base in {format.Name}, adapters with fp32 gradients and optimizer states");
+        }
+
+        return deepspeedMixed
+            ? new StateBytes(WeightFormats.Bf16, 4, 2, "16-bit parameters and gradients, fp32 master and AdamW moments (ZeRO 2 + 2 + 12 B)")
+            : new StateBytes(format, 0, format.Type.BitsPerElement / 8, $"{format.Name} parameters and gradients, fp32 AdamW moments");
+    }
+
+    private static double OptimizerBytes(Scenario scenario) => (scenario.Optimizer ?? OptimizerKind.AdamW) switch
+    {
+        OptimizerKind.Sgd or OptimizerKind.None => 0,
+        OptimizerKind.SgdMomentum or OptimizerKind.Lion => 4,
+        OptimizerKind.AdamW8Bit or OptimizerKind.PagedAdamW8Bit => 2 + 8.0 / 256,
+        _ => 8,
+    };
+
+    private static MemoryComponent States(ShardPlan plan, string name, ComponentKind kind, double parameters, double bytesPerParameter, int shards,
+        string what, bool offloaded)
+    {
+        long bytes = (long)(parameters * bytesPerParameter / shards);
+        return new MemoryComponent(name, kind, new ByteSize(bytes),
+            $"{Text.N((long)parameters)} params{(plan.Tp > 1 || plan.Pp > 1 ? " on this GPU's slice" : "")} × {Text.Bytes(bytesPerParameter)} ({what}) ÷ {shards} shards{(offloaded ? ", offloaded to host memory" : "")}",
+            offloaded ? Residence.Host : Residence.Device);
+    }
+
+    /// <summary>
+    /// Activations of the local micro-batch: tokens = batch × seq ÷ cp; tensor parallelism with sequence parallelism divides
+    /// them by tp; a 1F1B pipeline keeps up to pp micro-batches (torchtitan's default micro-batch is one sequence) of its
+    /// layers in flight on the first stage (Korthikanti et al. 2022 §4.3). Full checkpointing keeps the block inputs plus
+    /// one recomputed block; the loss region holds the fp32 log-softmax and two fp32 gradients of the logits, 12 B per
+    /// token and vocabulary entry (÷ tp with a vocabulary-parallel loss).
+    /// </summary>
+    private static void AddActivations(List<MemoryComponent> components, ModelArchitecture m, Scenario scenario, ShardPlan plan,
+        LoraAdapters? adapters, bool lora)
+    {
+        int seq = Math.Max(1, scenario.Seq / plan.Cp);
+        int microBatch = plan.Pp > 1 ? 1 : scenario.Batch;
+        int inFlight = plan.Pp > 1 ? Math.Min(plan.Pp, scenario.Batch) : 1;
+        long tokens = (long)microBatch * seq;
+        int layers = (m.LayerCount + plan.Pp - 1) / plan.Pp;
+        SavedActivations.Regime regime = lora ? SavedActivations.Regime.LoraHalfAdapters : SavedActivations.Regime.Half;
+        (long perToken, string formula) = SavedActivations.PerToken(m, regime, adapters, scenario.Attention, seq);
+        long tp = plan.Tp;
+        long saved;
+        string how;
+        if (scenario.GradientCheckpointing == Checkpointing.Selective && scenario.Engine == Engine.Torchtitan)
+        {
+            long kept = SelectiveOpKept(m);
+            saved = (layers * tokens * kept * inFlight + tokens * perToken) / tp;
+            how = $"op-level selective checkpointing: {layers} layers × {inFlight} micro-batches × {Text.N(tokens)} tokens × {Text.N(kept)} B kept (half the matmul outputs, attention output and log-sum-exp, block input){TpText(plan)} + one recomputed block {Text.N(tokens)} × ({formula})";
+        }
+        else if (scenario.GradientCheckpointing is Checkpointing.Full or Checkpointing.Offload)
+        {
+            long inputs = layers * tokens * m.HiddenSize * 2L * inFlight / tp;
+            saved = inputs + tokens * perToken / tp;
+            how = $"block inputs {layers} layers × {inFlight} micro-batches × {Text.N(tokens)} tokens × {m.HiddenSize} × 2 B{TpText(plan)} + one recomputed block {Text.N(tokens)} × ({formula})";
+        }
+        else
+        {
+            saved = layers * tokens * perToken * inFlight / tp;
+            how = $"{layers} layers × {inFlight} micro-batches × {Text.N(tokens)} tokens × ({formula}){TpText(plan)}";
+        }
+
+        components.Add(new MemoryComponent("activations", ComponentKind.Activations, new ByteSize(saved), how,
+            scenario.GradientCheckpointing == Checkpointing.Offload ? Residence.Host : Residence.Device));
+        long loss = Loss(m, scenario, tokens, tp, out string lossFormula);
+        components.Add(new MemoryComponent("logits_and_loss", ComponentKind.Logits, new ByteSize(loss), lossFormula));
+    }
+
+    private static long Loss(ModelArchitecture m, Scenario scenario, long tokens, long tp, out string formula)
+    {
+        long vocab = m.VocabularySize;
+        if (scenario.CrossEntropy is CrossEntropyKind.Chunked or CrossEntropyKind.Fused)
+        {
+            // Chunked or fused cross-entropy never holds the full fp32 T × V: one bf16 logits copy and a chunk of fp32 work.
+            formula = $"{Text.N(tokens)} tokens × {Text.N(vocab)} vocab × 2 B (bf16 logits; fp32 work per chunk){(tp > 1 ? $" ÷ {tp}" : "")}";
+            return tokens * vocab * 2 / tp;
+        }
+
+        formula = $"12 B × {Text.N(tokens)} tokens × {Text.N(vocab)} vocab (fp32 log-softmax + two fp32 logit gradients){(tp > 1 ? $" ÷ {tp}" : "")}";
+        return 12 * tokens * vocab / tp;
+    }
+
+    /// <summary>
+    /// torchtitan's op-level selective checkpointing (<c>selective_ac_option = "op"</c>) keeps the outputs of every other
+    /// matmul and of the attention kernel and recomputes the rest: per token per block ½ × (q, k, v, o, gate, up, down
+    /// outputs = 2·(3h + 2·h_kv + 2I)) + attention output 2·a·d + fp32 log-sum-exp 4a + the block input 2h, in bf16.
+    /// </summary>
+    private static long SelectiveOpKept(ModelArchitecture m)
+    {
+        long h = m.HiddenSize;
+        long ffn = SavedActivations.FeedForwardWidth(m);
+        long matmuls = 2 * (3 * h + 2 * m.KeyValueWidth + 2 * ffn);
+        return matmuls / 2 + 2L * m.AttentionHeadCount * m.HeadDimension + 4L * m.AttentionHeadCount + 2 * h;
+    }
+
+    /// <summary>Bytes of the most loaded pipeline stage: its blocks plus the larger of the embedding and the head.</summary>
+    private static long StageBytes(ModelArchitecture m, long modelBytes, int pp)
+    {
+        if (pp <= 1)
+        {
+            return modelBytes;
+        }
+
+        long total = m.ParameterCount;
+        long ends = Math.Max(m.Tensors.CountOf(TensorRole.TokenEmbedding), m.Tensors.CountOf(TensorRole.OutputHead));
+        long stage = (m.LayerCount + pp - 1) / pp * BlockParameters(m) + ends;
+        return (long)(modelBytes * (stage / (double)total));
+    }
+
+    /// <summary>Parameters of one transformer block (the FSDP wrapping unit).</summary>
+    public static long BlockParameters(ModelArchitecture m) => m.Tensors.CountWhere(t => t.Layer == 0);
+
+    private static string Split(int tp, int shards, int pp) =>
+        (pp > 1 ? $", the first stage's share of {pp} stages" : "") + (tp > 1 ? $" ÷ {tp} (tensor parallel)" : "") + (shards > 1 ? $" ÷ {shards} shards" : "");
+
+    private static string TpText(ShardPlan plan) => plan.Tp > 1 ? $" ÷ {plan.Tp} (tensor and sequence parallel)" : "";
+}

@@ -1,0 +1,85 @@
+using LlmMemory.Models;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Estimation.Training;
+
+/// <summary>Activation bytes a training step saves for backward, per token per block, in closed form.</summary>
+/// <remarks>
+/// Llama-style blocks (RMSNorm, RoPE, GQA, gated MLP, no dropout) follow the op-by-op derivation of docs/memory-model.md
+/// §5.3 as measured on H100 with transformers 5 (data/validation/gpu-h100-cases.jsonl): each RMSNorm keeps its fp32 input
+/// copy (4h), its normalized tensor (2h) and its output (2h); SDPA/flash keeps q, k, v, the output (2·a·d + 4·h_kv + 2·a·d)
+/// and an fp32 log-sum-exp per head (4a); the gated MLP keeps gate, silu(gate), up and their product (4 × 2I). Blocks with
+/// LayerNorm, GELU and dropout (GPT-2, BERT, NeoX, …) use Korthikanti et al. 2022 (arXiv:2205.05198) eq. 2:
+/// 34h + 5·a·s with eager attention, 34h with flash.
+/// </remarks>
+internal static class SavedActivations
+{
+    /// <summary>How the block's tensors are stored while training.</summary>
+    public enum Regime
+    {
+        /// <summary>Parameters and activations in bf16/fp16.</summary>
+        Half,
+
+        /// <summary>fp32 parameters with autocast: fp32 residual stream and a bf16 input copy per linear (+10h).</summary>
+        Mixed,
+
+        /// <summary>Everything in fp32.</summary>
+        Fp32,
+
+        /// <summary>LoRA on a frozen 16-bit base; adapters cast their input to fp32 (PEFT's <c>_cast_input_dtype</c>).</summary>
+        LoraFp32Adapters,
+
+        /// <summary>LoRA with adapters in the compute dtype (torchtune, FSDP/DeepSpeed mixed precision).</summary>
+        LoraHalfAdapters,
+    }
+
+    /// <summary>Saved bytes per token per block without checkpointing, and how they were counted.</summary>
+    public static (long Bytes, string Formula) PerToken(ModelArchitecture m, Regime regime, LoraAdapters? lora, AttentionKernel attention, int seq)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        long h = m.HiddenSize;
+        long ad = (long)m.AttentionHeadCount * m.HeadDimension;
+        long kv = m.KeyValueWidth;
+        long a = m.AttentionHeadCount;
+        long ffn = FeedForwardWidth(m);
+        if (m.Family != ModelFamily.LlamaLike)
+        {
+            long eager = attention == AttentionKernel.Eager ? 5 * a * seq : 0;
+            long bytes = (34 * h + eager) * (regime == Regime.Fp32 ? 2 : 1);
+            return (bytes, $"34·{h}{(eager > 0 ? $" + 5·{a}·{seq}" : "")} B{(regime == Regime.Fp32 ? " × 2 (fp32)" : "")} (Korthikanti et al. 2022, eq. 2)");
+        }
+
+        long norms = m.ModelType.StartsWith("gemma", StringComparison.Ordinal) ? 36 * h : 16 * h;
+        long attentionSaved = 4 * ad + 4 * kv + 4 * a;
+        long qkNorm = m.ModelType is "qwen3" or "qwen3_moe" or "gemma3_text" ? 6 * (ad + kv) : 0;
+        long eagerExtra = attention == AttentionKernel.Eager ? 6 * a * seq + 4 * (ad - kv) : 0;
+        (long total, string text) = regime switch
+        {
+            Regime.Mixed => (26 * h + attentionSaved + 8 * ffn + qkNorm, $"26·{h} + 4·{ad} + 4·{kv} + 4·{a} + 8·{ffn}"),
+            Regime.Fp32 => (2 * (norms + attentionSaved + 8 * ffn + qkNorm), $"2 × (16·{h} + 4·{ad} + 4·{kv} + 4·{a} + 8·{ffn})"),
+            Regime.LoraFp32Adapters or Regime.LoraHalfAdapters => LoraPerToken(m, regime, lora, attentionSaved, ffn, qkNorm),
+            _ => (norms + attentionSaved + 8 * ffn + qkNorm, $"{norms / h}·{h} + 4·{ad} + 4·{kv} + 4·{a} + 8·{ffn}"),
+        };
+        return (total + eagerExtra, eagerExtra > 0 ? $"{text} + eager scores 6·{a}·{seq} + 4·({ad} − {kv})" : text);
+    }
+
+    /// <summary>
+    /// LoRA: frozen norms keep only their fp32 input (4h each), the attention core as above, the MLP keeps gate, silu and
+    /// up (6I), and every adapted module keeps its own input (4·d_in when cast to fp32, else 2·d_in shared by modules that
+    /// read the same tensor) plus its rank-r intermediate.
+    /// </summary>
+    private static (long, string) LoraPerToken(ModelArchitecture m, Regime regime, LoraAdapters? lora, long attentionSaved, long ffn, long qkNorm)
+    {
+        long h = m.HiddenSize;
+        IEnumerable<TensorSpec> targets = lora?.Targets.Where(t => t.Layer == 0) ?? [];
+        long adapters = regime == Regime.LoraFp32Adapters
+            ? targets.Sum(t => 4 * t.InFeatures + 4L * lora!.Rank)
+            : targets.GroupBy(t => t.InFeatures).Sum(g => 2 * g.Key) + targets.Sum(_ => 2L * lora!.Rank);
+        long total = 8 * h + adapters + attentionSaved + 6 * ffn + 2 * qkNorm / 3;
+        return (total, $"8·{h} + adapters {Text.N(adapters)} + attention {Text.N(attentionSaved)} + 6·{ffn}");
+    }
+
+    /// <summary>FFN width a token passes through: the dense width, or top-k experts plus shared experts.</summary>
+    public static long FeedForwardWidth(ModelArchitecture m) =>
+        m.Experts is { } moe ? (long)moe.ActiveExperts * moe.ExpertIntermediateSize + moe.SharedExpertIntermediateSize : m.IntermediateSize;
+}
