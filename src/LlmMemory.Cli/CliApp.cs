@@ -21,6 +21,7 @@ public static class CliApp
             DtypesCommand.Create(io),
             EstimateCommand.Create(io),
             ValidateCommand.Create(io),
+            ServeCommand.Create(io),
         };
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using LlmMemory.Cli.Rendering;
 using LlmMemory.Numerics;
+using LlmMemory.Reporting;
 
 namespace LlmMemory.Cli.Commands;
 
@@ -38,37 +39,7 @@ internal static class DtypesCommand
     {
         if (json)
         {
-            var array = new JsonArray();
-            foreach (DataType t in DataTypes.All)
-            {
-                var row = new JsonObject
-                {
-                    ["name"] = t.Name.ToLowerInvariant(),
-                    ["block_size"] = t.BlockSize,
-                    ["block_bytes"] = t.BlockBytes,
-                    ["bits_per_element"] = t.BitsPerElement,
-                    ["ggml_id"] = t.GgmlId,
-                    ["description"] = t.Description,
-                };
-                if (t.Float is FloatLayout f)
-                {
-                    row["exponent_bits"] = f.ExponentBits;
-                    row["mantissa_bits"] = f.MantissaBits;
-                    row["max_finite"] = f.MaxFinite;
-                    row["smallest_normal"] = f.SmallestNormal;
-                    row["epsilon"] = f.Epsilon;
-                }
-
-                array.Add((JsonNode)row);
-            }
-
-            var formats = new JsonArray();
-            foreach (WeightFormat f in WeightFormats.All)
-            {
-                formats.Add((JsonNode)new JsonObject { ["name"] = f.Name, ["scheme"] = f.Scheme.ToString(), ["type"] = f.Type.Name.ToLowerInvariant(), ["description"] = f.Description });
-            }
-
-            Output.Json(io, new JsonObject { ["dtypes"] = array, ["weight_formats"] = formats });
+            Output.Json(io, CatalogJson.Dtypes());
             return;
         }
 

@@ -1,7 +1,7 @@
 using System.CommandLine;
-using System.Text.Json.Nodes;
 using LlmMemory.Catalog;
 using LlmMemory.Cli.Rendering;
+using LlmMemory.Reporting;
 
 namespace LlmMemory.Cli.Commands;
 
@@ -17,20 +17,7 @@ internal static class ModelsCommand
             IReadOnlyList<CatalogModel> models = ModelCatalog.All;
             if (parse.GetValue(json))
             {
-                var array = new JsonArray();
-                foreach (CatalogModel m in models)
-                {
-                    array.Add((JsonNode)new JsonObject
-                    {
-                        ["alias"] = m.Alias,
-                        ["hf_id"] = m.HfId,
-                        ["parameters"] = m.Architecture.ParameterCount,
-                        ["model_type"] = m.Architecture.ModelType,
-                        ["dtype"] = m.Architecture.StoredType?.Name.ToLowerInvariant(),
-                    });
-                }
-
-                Output.Json(io, array);
+                Output.Json(io, CatalogJson.Models());
                 return 0;
             }
 

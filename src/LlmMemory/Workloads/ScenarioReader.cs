@@ -81,7 +81,10 @@ public static class ScenarioReader
 
     private static bool IsKvType(string name) => DataTypes.TryParse(name, out _);
 
-    private static string KnownKvTypes() => "fp16, bf16, fp32, fp8, fp8_e5m2, q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl";
+    /// <summary>The KV cache types a scenario may name (<c>kv_cache_dtype</c>, <c>v_cache_dtype</c>), as offered to people.</summary>
+    public static IReadOnlyList<string> KvCacheTypes { get; } = ["fp16", "bf16", "fp32", "fp8", "fp8_e5m2", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"];
+
+    private static string KnownKvTypes() => string.Join(", ", KvCacheTypes);
 
     private static ModelReference ReadModel(Fields o)
     {

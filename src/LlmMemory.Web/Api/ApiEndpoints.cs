@@ -1,0 +1,162 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LlmMemory.Estimation;
+using LlmMemory.Reporting;
+using LlmMemory.Workloads;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace LlmMemory.Web.Api;
+
+/// <summary>The JSON API: each handler reads, calls the library once, and renders with the library's JSON (no arithmetic here).</summary>
+public static partial class ApiEndpoints
+{
+    private const string Json = "application/json";
+
+    public static IEndpointRouteBuilder MapLlmMemoryApi(this IEndpointRouteBuilder app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        RouteGroupBuilder api = app.MapGroup("/api").WithTags("llm-memory");
+
+        api.MapPost("/estimate", Estimate)
+            .WithName("estimate")
+            .WithSummary("Estimate the memory of one scenario")
+            .WithDescription("The body is a scenario (docs/scenario.md). The response is the same JSON as `llm-memory estimate --json`: "
+                + "components with bytes and formula, total_bytes on the most loaded device, and fits/gpu_bytes when a gpu is given.")
+            .Accepts<JsonElement>(Json)
+            .Produces(StatusCodes.Status200OK, contentType: Json)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
+
+        api.MapPost("/sweep", Sweep)
+            .WithName("sweep")
+            .WithSummary("Memory of one scenario at several sequence lengths or batch sizes")
+            .WithDescription("The body is {\"scenario\": {…}, \"vary\": \"seq\" | \"batch\", \"values\": [1024, 2048, …]} with at most "
+                + "64 values. Each point is what /api/estimate answers for the scenario with that one field changed.")
+            .Accepts<JsonElement>(Json)
+            .Produces(StatusCodes.Status200OK, contentType: Json)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
+
+        api.MapPost("/fit", Fit)
+            .WithName("fit")
+            .WithSummary("What fits on the scenario's GPU: largest context, largest batch, fewest GPUs")
+            .WithDescription("The body is a scenario with a gpu. Until the planning solvers are part of the library this answers 501; "
+                + "/api/estimate with a gpu already says whether the scenario fits.")
+            .Accepts<JsonElement>(Json)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status501NotImplemented);
+
+        api.MapGet("/models", () => JsonText(CatalogJson.Models()))
+            .WithName("models").WithSummary("The embedded model catalog").Produces(StatusCodes.Status200OK, contentType: Json);
+        api.MapGet("/gpus", () => JsonText(CatalogJson.Gpus()))
+            .WithName("gpus").WithSummary("The GPU catalog with exact bytes and sources").Produces(StatusCodes.Status200OK, contentType: Json);
+        api.MapGet("/dtypes", () => JsonText(CatalogJson.Dtypes()))
+            .WithName("dtypes").WithSummary("Numeric and weight formats").Produces(StatusCodes.Status200OK, contentType: Json);
+        api.MapGet("/choices", () => JsonText(CatalogJson.ScenarioChoices()))
+            .WithName("choices").WithSummary("The accepted spellings of every choice-valued scenario field").Produces(StatusCodes.Status200OK, contentType: Json);
+        return app;
+    }
+
+    private static Task<IResult> Estimate(HttpRequest request) => Guarded(request, body =>
+    {
+        (Scenario scenario, ResolvedModel model) = ScenarioInput.Read(body.RootElement);
+        return JsonText(EstimateJson.Estimate(MemoryEstimator.Estimate(model, scenario), scenario));
+    });
+
+    private static Task<IResult> Sweep(HttpRequest request) => Guarded(request, body =>
+    {
+        SweepRequest sweep = SweepRequest.Read(body.RootElement);
+        ResolvedModel model = ScenarioInput.Resolve(sweep.ScenarioAt(0).Model);
+        var points = new JsonArray();
+        JsonNode? gpuBytes = null;
+        for (int i = 0; i < sweep.Values.Count; i++)
+        {
+            Scenario scenario = sweep.ScenarioAt(i);
+            MemoryEstimate estimate = MemoryEstimator.Estimate(model, scenario);
+            JsonObject json = EstimateJson.Estimate(estimate, scenario);
+            gpuBytes ??= json["gpu_bytes"]?.DeepClone();
+            var components = new JsonObject();
+            foreach (JsonNode? component in json["components"]!.AsArray())
+            {
+                components[component!["name"]!.GetValue<string>()] = component["bytes"]!.DeepClone();
+            }
+
+            points.Add((JsonNode)new JsonObject
+            {
+                ["value"] = sweep.Values[i],
+                ["total_bytes"] = json["total_bytes"]!.DeepClone(),
+                ["fits"] = json["fits"]?.DeepClone(),
+                ["components"] = components,
+            });
+        }
+
+        return JsonText(new JsonObject { ["vary"] = sweep.Vary, ["gpu_bytes"] = gpuBytes, ["points"] = points });
+    });
+
+    private static Task<IResult> Fit(HttpRequest request) => Guarded(request, body =>
+    {
+        (Scenario scenario, _) = ScenarioInput.Read(body.RootElement);
+        if (scenario.Gpu is null)
+        {
+            throw new ApiProblem(StatusCodes.Status400BadRequest, "gpu", "is required: fit answers are for one device (h100-80gb, rtx-4090, …).");
+        }
+
+        throw new ApiProblem(StatusCodes.Status501NotImplemented, null,
+            "The planning solvers (largest context, largest batch, fewest GPUs) are not in this version yet. "
+            + "POST /api/estimate with the same body says whether the scenario fits (fits, gpu_bytes, total_bytes).");
+    });
+
+    /// <summary>Reads the body and runs <paramref name="handle"/>; bad input of any kind becomes a problem response, never a 500.</summary>
+    private static async Task<IResult> Guarded(HttpRequest request, Func<JsonDocument, IResult> handle)
+    {
+        try
+        {
+            using JsonDocument body = await JsonBody.ReadAsync(request);
+            return handle(body);
+        }
+        catch (ApiProblem problem)
+        {
+            return problem.ToResult();
+        }
+        catch (ModelFormatException error)
+        {
+            return ApiProblem.Render(StatusCodes.Status400BadRequest, FieldOf(error), error.Message);
+        }
+        catch (NotSupportedException error)
+        {
+            // The library throws this for what it does not model yet: the request is valid, the answer does not exist yet.
+            return ApiProblem.Render(StatusCodes.Status422UnprocessableEntity, null, error.Message);
+        }
+        catch (Exception error) when (error is FormatException or ArgumentException or OverflowException)
+        {
+            return ApiProblem.Render(StatusCodes.Status400BadRequest, "body", error.Message);
+        }
+        catch (Exception error) when (error is not OperationCanceledException)
+        {
+            LogUnexpected(request.HttpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ApiEndpoints)), error, request.Path);
+            return ApiProblem.Render(StatusCodes.Status500InternalServerError, null, "The server failed on this input; please report it with the request body.");
+        }
+    }
+
+    /// <summary>The JSON path of the field a library error names: scenario fields as they are, config keys under <c>model.config</c>.</summary>
+    private static string FieldOf(ModelFormatException error) => error.Input switch
+    {
+        ScenarioInput.Source or "scenario" or null => error.Key ?? "body",
+        string input when input.StartsWith("model", StringComparison.Ordinal) => error.Key is null ? input : $"{input}.{error.Key}",
+        _ => error.Key ?? "body",
+    };
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Unexpected error answering {Path}")]
+    private static partial void LogUnexpected(ILogger logger, Exception error, string path);
+
+    /// <summary>Readable JSON: non-ASCII (×, …) as itself, as the CLI prints it. Safe here: the content type is JSON and sniffing is off.</summary>
+    internal static readonly JsonSerializerOptions Output = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static ContentHttpResult JsonText(JsonNode json) => TypedResults.Content(json.ToJsonString(Output), Json + "; charset=utf-8");
+}

@@ -1,0 +1,490 @@
+// The page: a form over the scenario, the API's answers drawn as a bar, curves and tables. No arithmetic on memory
+// happens here: every number shown comes from the API (the library); the page only formats and draws it.
+
+import { DEFAULTS, fromHash, toHash, toScenario, toCommand } from './state.js';
+import { drawBar, drawCurve, swatch, gib } from './charts.js';
+import { readModelFile, ggufConfig, ggufWeights, HeaderError } from './headers.js';
+
+const $ = (id) => document.getElementById(id);
+const number = (n) => Number(n).toLocaleString('en-US');
+
+const catalog = { models: [], gpus: [], dtypes: [], choices: {} };
+let state = { ...DEFAULTS };
+let fileHeader = null;
+let fileNote = '';
+let inflight = null;
+let timer = 0;
+
+async function getJson(path) {
+  const response = await fetch(path);
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+async function postJson(path, body, signal) {
+  const response = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+  let json = null;
+  try { json = await response.json(); } catch { json = null; }
+  return { ok: response.ok, status: response.status, json };
+}
+
+// ---------------------------------------------------------------- form
+
+function fillSelect(id, values, defaultLabel = 'default') {
+  const select = $(id);
+  select.replaceChildren(new Option(defaultLabel, ''), ...values.map((v) => new Option(v, v)));
+}
+
+function fillCatalogs() {
+  $('model-list').replaceChildren(...catalog.models.flatMap((m) => [
+    new Option(`${m.hf_id}: ${(m.parameters / 1e9).toFixed(2)} B parameters, ${m.model_type}`, m.alias),
+    new Option(m.alias, m.hf_id),
+  ]));
+  fillSelect('engine', catalog.choices.engine, 'default (transformers)');
+  fillSelect('weights', catalog.choices.weights, "the model's own dtype");
+  fillSelect('kv_cache_dtype', catalog.choices.kv_cache_dtype, 'default (compute dtype)');
+  fillSelect('precision', catalog.choices.precision, 'default (mixed-bf16)');
+  fillSelect('optimizer', catalog.choices.optimizer, 'default (adamw)');
+  fillSelect('gradient_checkpointing', catalog.choices.gradient_checkpointing, 'default (none)');
+  fillSelect('attention', catalog.choices.attention, 'default (sdpa)');
+  fillSelect('fsdp', catalog.choices.fsdp.filter((v) => v !== 'none'), 'none');
+  const gpu = $('gpu');
+  gpu.replaceChildren(new Option('none (total only)', ''));
+  const vendors = new Map();
+  for (const g of catalog.gpus) {
+    if (!vendors.has(g.vendor)) vendors.set(g.vendor, []);
+    vendors.get(g.vendor).push(g);
+  }
+  for (const [vendor, gpus] of vendors) {
+    const group = document.createElement('optgroup');
+    group.label = vendor === 'cpu' ? 'host memory' : vendor.toUpperCase();
+    for (const g of gpus) {
+      const budget = g.budget_bytes ? `: ${gib(g.budget_bytes)} GiB usable` : '';
+      group.append(new Option(`${g.name}${budget}`, g.id));
+    }
+    gpu.append(group);
+  }
+}
+
+/** Puts the state into the controls (on load, and when a shared link is opened). */
+function showState() {
+  $('model-search').value = state.config ? '' : state.model;
+  for (const radio of document.querySelectorAll('input[name=mode]')) radio.checked = radio.value === state.mode;
+  for (const key of ['engine', 'weights', 'kv_cache_dtype', 'batch', 'seq', 'precision', 'optimizer', 'gradient_checkpointing',
+    'gradient_accumulation', 'attention', 'lora_r', 'lora_targets', 'gpu', 'gpus', 'zero', 'fsdp', 'tp']) {
+    const control = $(key);
+    const value = String(state[key]);
+    if (control.tagName === 'SELECT' && ![...control.options].some((o) => o.value === value)) control.append(new Option(value, value));
+    control.value = value;
+  }
+  showModeSettings();
+}
+
+function showModeSettings() {
+  const training = state.mode !== 'inference';
+  $('training-settings').hidden = !training;
+  $('inference-settings').hidden = training;
+  $('lora-settings').hidden = !(state.mode === 'lora' || state.mode === 'qlora');
+  $('seq-label').textContent = training ? 'Sequence length (tokens)' : 'Context length (tokens)';
+  $('batch-label').textContent = training ? 'Micro-batch (sequences)' : 'Batch (sequences at once)';
+}
+
+/** Reads the controls into the state. Model choice is handled by its own events. */
+function readControls() {
+  state.mode = document.querySelector('input[name=mode]:checked')?.value ?? 'inference';
+  for (const key of ['engine', 'weights', 'kv_cache_dtype', 'precision', 'optimizer', 'gradient_checkpointing', 'attention', 'lora_r', 'lora_targets', 'gpu', 'zero', 'fsdp']) {
+    state[key] = $(key).value.trim();
+  }
+  for (const key of ['batch', 'seq', 'gradient_accumulation', 'gpus', 'tp']) {
+    const value = $(key).value.trim();
+    state[key] = value === '' ? DEFAULTS[key] : Number(value);
+  }
+}
+
+function chooseCatalogModel(text) {
+  const wanted = text.trim().toLowerCase();
+  const model = catalog.models.find((m) => m.alias.toLowerCase() === wanted || m.hf_id.toLowerCase() === wanted);
+  if (!model && !/^\d+(\.\d+)?([eE][+-]?\d+)?\s*[kKmMbBtT]?$/.test(text.trim())) return false;
+  state.model = model ? model.alias : text.trim();
+  state.config = null;
+  state.label = '';
+  hideFile();
+  return true;
+}
+
+function useConfig(config, label) {
+  state.config = config;
+  state.model = '';
+  state.label = label;
+  $('model-search').value = '';
+}
+
+function hideFile() {
+  fileHeader = null;
+  $('file-info').hidden = true;
+}
+
+// ---------------------------------------------------------------- files
+
+async function onFile(file) {
+  try {
+    const header = await readModelFile(file, catalog.dtypes);
+    if (header.format === 'config.json') {
+      hideFile();
+      useConfig(header.config, header.name);
+      $('config-text').value = JSON.stringify(header.config, null, 2);
+    } else {
+      showFile(header);
+    }
+    schedule(0);
+  } catch (e) {
+    showProblem({ detail: e instanceof HeaderError ? e.message : `${file.name}: ${e.message}`, field: 'file' });
+  }
+}
+
+function showFile(header) {
+  fileHeader = header;
+  const arch = header.meta['general.architecture'];
+  const weights = header.format.startsWith('GGUF') ? ggufWeights(header) : null;
+  const facts = [
+    ['file-name', 'File', header.name],
+    ['file-format', 'Format', header.format],
+    ['file-arch', 'Architecture', typeof arch === 'string' ? arch : 'not stated'],
+    ['file-size', 'File size', `${number(header.size)} bytes`],
+    ['file-header-bytes', 'Header read', `${number(header.headerBytes)} bytes`],
+    ['file-tensors', 'Tensors', number(header.tensors.length)],
+    ['file-parameters', 'Parameters (tensor elements)', number(header.elements)],
+    ['file-bytes', 'Tensor bytes', `${number(header.bytes)} bytes (${gib(header.bytes)} GiB)`],
+    ['file-weights', 'Weight format', weights ?? 'not stated'],
+  ];
+  $('file-facts').replaceChildren(...facts.flatMap(([id, term, value]) => {
+    const dt = document.createElement('dt');
+    dt.textContent = term;
+    const dd = document.createElement('dd');
+    dd.textContent = value;
+    dd.id = id;
+    return [dt, dd];
+  }));
+  $('file-types').tBodies[0].replaceChildren(...header.byType.map((row) => tableRow([row.type, number(row.tensors), number(row.elements), number(row.bytes)], [1, 2, 3])));
+  $('file-info').hidden = false;
+
+  const config = header.format.startsWith('GGUF') ? ggufConfig(header) : null;
+  if (config) {
+    useConfig(config, header.name);
+    if (weights) state.weights = weights;
+    state.engine = 'llama.cpp';
+    fileNote = `Estimating with a config.json derived from the file's ${arch} metadata`
+      + (weights ? ` and its ${weights} weight format.` : '.');
+  } else {
+    state.config = null;
+    state.label = '';
+    state.model = String(header.elements);
+    $('model-search').value = state.model;
+    fileNote = header.format === 'safetensors'
+      ? 'A safetensors file holds no architecture, so this is the rule-of-thumb estimate from its element count; paste the neighbouring config.json for the full estimate.'
+      : `The ${arch ?? 'unknown'} architecture is not mapped to a config, so this is the rule-of-thumb estimate from the element count.`;
+  }
+  $('file-note').textContent = fileNote;
+  showState();
+}
+
+// ---------------------------------------------------------------- results
+
+function tableRow(cells, numeric = []) {
+  const tr = document.createElement('tr');
+  cells.forEach((cell, i) => {
+    const td = document.createElement(i === 0 ? 'th' : 'td');
+    if (i === 0) td.scope = 'row';
+    if (numeric.includes(i)) td.className = 'num';
+    if (cell instanceof Node) td.append(cell); else td.textContent = cell;
+    tr.append(td);
+  });
+  return tr;
+}
+
+function gpuOf(id) {
+  return catalog.gpus.find((g) => g.id === id);
+}
+
+function budgetLabel(estimate) {
+  const g = gpuOf(estimate.gpu);
+  return g ? `${g.name.replace(/^(NVIDIA|AMD) /, '')}: ${gib(estimate.gpu_bytes)} GiB usable` : '';
+}
+
+function renderEstimate(estimate) {
+  const total = estimate.total_bytes;
+  $('total-gib').textContent = `${gib(total)} GiB`;
+  $('total-bytes').textContent = `(${number(total)} bytes${estimate.devices > 1 ? `; ${number(estimate.all_devices_bytes)} on all ${estimate.devices} devices` : ''}${estimate.host_bytes ? `; ${gib(estimate.host_bytes)} GiB in host memory` : ''})`;
+  $('total-bytes').dataset.bytes = String(total);
+
+  const p = estimate.parameters;
+  const m = estimate.model;
+  const shape = m.layers ? `, ${m.model_type}, ${m.layers} layers, hidden ${number(m.hidden_size)}, ${m.attention_heads} heads (${m.kv_heads} KV)` : '';
+  $('model-summary').textContent = `${m.hf_id ?? state.label ?? m.name}: ${number(p.total)} parameters${shape}.`;
+  $('model-summary').dataset.parameters = String(p.total);
+  if (fileHeader && state.config) {
+    const same = p.total === fileHeader.elements;
+    $('file-note').textContent = fileNote
+      + (same ? ` The derived config counts ${number(p.total)} parameters, the same as the file's tensors.`
+        : ` The derived config counts ${number(p.total)} parameters but the file holds ${number(fileHeader.elements)} tensor elements; the estimate follows the config.`);
+  }
+
+  const device = estimate.components.filter((c) => c.residence === 'device');
+  drawBar($('bar'), device, estimate.gpu_bytes ?? null, budgetLabel(estimate));
+  $('bar-desc').textContent = device.map((c) => `${c.name.replace(/_/g, ' ')} ${gib(c.bytes)} GiB`).join(', ')
+    + (estimate.gpu_bytes ? `; the GPU allows ${gib(estimate.gpu_bytes)} GiB.` : '.');
+  $('components').tBodies[0].replaceChildren(...estimate.components.map((c) => tableRow([
+    c.name.replace(/_/g, ' ') + (c.residence === 'host' ? ' (host memory)' : ''),
+    swatch(c.kind),
+    gib(c.bytes),
+    number(c.bytes),
+    c.residence === 'device' && total > 0 ? `${((c.bytes / total) * 100).toFixed(1)}%` : 'n/a',
+    c.formula,
+  ], [2, 3, 4])));
+  const notes = [...estimate.notes, ...estimate.comparisons.map((c) => `For comparison, ${c.name.replace(/_/g, ' ')}: ${gib(c.bytes)} GiB (${c.formula}).`)];
+  $('notes').replaceChildren(...notes.map((n) => Object.assign(document.createElement('li'), { textContent: n })));
+  $('notes-section').hidden = notes.length === 0;
+
+  const line = $('fit-line');
+  if (estimate.fits === true) {
+    line.textContent = `✓ Fits: ${gib(estimate.gpu_bytes - total)} GiB to spare on ${budgetLabel(estimate)}.`;
+  } else if (estimate.fits === false) {
+    line.textContent = `✗ Does not fit: ${gib(total - estimate.gpu_bytes)} GiB over ${budgetLabel(estimate)}.`;
+  } else {
+    line.textContent = estimate.gpu ? 'No memory budget is known for this device.' : 'Choose a GPU to see whether it fits.';
+  }
+  line.dataset.fits = String(estimate.fits ?? 'unknown');
+}
+
+function sweepValues(current, top, bottom) {
+  const values = new Set([current]);
+  for (let v = bottom; v <= top; v *= 2) values.add(v);
+  return [...values].sort((a, b) => a - b).slice(-40);
+}
+
+function renderCurve(which, sweep, xLabel, current) {
+  drawCurve($(`${which}-chart`), sweep.points, { xLabel, budget: sweep.gpu_bytes, budgetLabel: sweep.gpu_bytes ? `usable ${gib(sweep.gpu_bytes)} GiB` : '', current });
+  const table = $(`${which}-table`);
+  const head = document.createElement('thead');
+  head.append(tableRow([xLabel, 'GiB per device', 'Bytes', 'Fits']));
+  head.querySelectorAll('th, td').forEach((c) => { const th = document.createElement('th'); th.scope = 'col'; th.textContent = c.textContent; c.replaceWith(th); });
+  const body = document.createElement('tbody');
+  body.append(...sweep.points.map((p) => tableRow([number(p.value), gib(p.total_bytes), number(p.total_bytes), p.fits === true ? 'yes' : p.fits === false ? 'no' : 'n/a'], [1, 2])));
+  table.replaceChildren(head, body);
+  const fitting = sweep.points.filter((p) => p.fits === true);
+  $(`${which}-desc`).textContent = `${sweep.points.length} points from ${number(sweep.points[0].value)} to ${number(sweep.points.at(-1).value)}; `
+    + (sweep.gpu_bytes ? `${fitting.length} fit.` : 'no GPU chosen.');
+}
+
+/** Largest charted value that fits, and the next charted value that does not. */
+function charted(sweep) {
+  let best = null, next = null;
+  for (const p of sweep.points) {
+    if (p.fits === true) best = p.value;
+    else if (p.fits === false && best !== null && next === null) next = p.value;
+  }
+  return { best, next, anyFalse: sweep.points.some((p) => p.fits === false) };
+}
+
+function renderFit(fit, seqSweep, batchSweep, estimate) {
+  const box = $('fit-answers');
+  box.replaceChildren();
+  const add = (text, id) => box.append(Object.assign(document.createElement('p'), { textContent: text, id: id ?? '' }));
+  if (!estimate.gpu_bytes) {
+    add('Choose a GPU to see what fits on it.');
+    return;
+  }
+  const name = budgetLabel(estimate);
+  if (fit.ok && fit.json) {
+    const dl = document.createElement('dl');
+    for (const [key, value] of Object.entries(fit.json)) {
+      if (value === null || typeof value === 'object') continue;
+      dl.append(Object.assign(document.createElement('dt'), { textContent: key.replace(/_/g, ' ') }),
+        Object.assign(document.createElement('dd'), { textContent: typeof value === 'number' ? number(value) : String(value) }));
+    }
+    box.append(dl);
+  }
+  const describe = (sweep, what, unit) => {
+    const { best, next, anyFalse } = charted(sweep);
+    if (best === null) return `No charted ${what} fits on ${name}.`;
+    if (!anyFalse) return `Every charted ${what} fits on ${name}, up to ${number(sweep.points.at(-1).value)} ${unit}.`;
+    return `Of the charted values, the largest ${what} that fits on ${name} is ${number(best)} ${unit}` + (next ? ` (${number(next)} does not).` : '.');
+  };
+  add(describe(seqSweep, state.mode === 'inference' ? 'context length' : 'sequence length', 'tokens') + ` At batch ${number(state.batch)}.`, 'fit-seq');
+  add(describe(batchSweep, 'batch', 'sequences') + ` At ${number(state.seq)} tokens.`, 'fit-batch');
+  if (!fit.ok && fit.json?.detail && fit.status === 501) {
+    add(`Exact answers (solvers): ${fit.json.detail}`);
+  }
+}
+
+function showProblem(problem) {
+  const box = $('error');
+  box.textContent = problem?.field && problem.field !== 'body' && problem.field !== 'file'
+    ? `${problem.detail} (field: ${problem.field})`
+    : problem?.detail ?? 'The estimate failed.';
+  box.hidden = false;
+  document.querySelectorAll('[aria-invalid]').forEach((c) => c.removeAttribute('aria-invalid'));
+  const control = problem?.field && document.querySelector(`[data-field="${CSS.escape(problem.field)}"]`);
+  if (control) control.setAttribute('aria-invalid', 'true');
+  $('results').dataset.status = 'error';
+}
+
+function clearProblem() {
+  $('error').hidden = true;
+  document.querySelectorAll('[aria-invalid]').forEach((c) => c.removeAttribute('aria-invalid'));
+}
+
+// ---------------------------------------------------------------- update cycle
+
+/** Marks the results stale at once, drops any answer still on its way, and asks again after a short pause. */
+function schedule(delay = 200) {
+  $('results').dataset.status = 'loading';
+  inflight?.abort();
+  inflight = null;
+  clearTimeout(timer);
+  timer = setTimeout(refresh, delay);
+}
+
+async function refresh() {
+  inflight?.abort();
+  const controller = new AbortController();
+  inflight = controller;
+  const signal = controller.signal;
+  const scenario = toScenario(state);
+  const hash = toHash(state);
+  if (location.hash !== hash) history.replaceState(null, '', hash);
+  $('share-url').value = location.href;
+  $('cli-command').textContent = toCommand(state);
+  $('scenario-json').textContent = JSON.stringify(scenario, null, 2);
+  try {
+    const estimate = await postJson('/api/estimate', scenario, signal);
+    if (signal.aborted) return;
+    if (!estimate.ok) {
+      showProblem(estimate.json ?? { detail: `HTTP ${estimate.status}` });
+      return;
+    }
+    clearProblem();
+    renderEstimate(estimate.json);
+    const top = Math.min(Math.max(estimate.json.model.max_positions ?? 131072, 1024), 1 << 20);
+    const seqValues = sweepValues(state.seq, top, Math.max(1, top >> 10));
+    const batchValues = sweepValues(state.batch, Math.max(256, state.batch), 1);
+    const [seqSweep, batchSweep, fit] = await Promise.all([
+      postJson('/api/sweep', { scenario, vary: 'seq', values: seqValues }, signal),
+      postJson('/api/sweep', { scenario, vary: 'batch', values: batchValues }, signal),
+      postJson('/api/fit', scenario, signal),
+    ]);
+    if (signal.aborted) return;
+    if (!seqSweep.ok || !batchSweep.ok) {
+      showProblem((seqSweep.ok ? batchSweep : seqSweep).json);
+      return;
+    }
+    renderCurve('seq', seqSweep.json, state.mode === 'inference' ? 'Context length' : 'Sequence length', state.seq);
+    renderCurve('batch', batchSweep.json, 'Batch size', state.batch);
+    renderFit(fit, seqSweep.json, batchSweep.json, estimate.json);
+    if (signal.aborted) return;
+    $('results').dataset.scenario = JSON.stringify(scenario);
+    $('results').dataset.status = 'ready';
+  } catch (e) {
+    if (e.name !== 'AbortError') showProblem({ detail: `The server could not be reached (${e.message}).` });
+  }
+}
+
+// ---------------------------------------------------------------- wiring
+
+function wire() {
+  const form = $('form');
+  form.addEventListener('submit', (e) => e.preventDefault());
+  form.addEventListener('change', (e) => {
+    if (e.target.id === 'model-search' || e.target.id === 'file-input' || e.target.id === 'config-text') return;
+    readControls();
+    showModeSettings();
+    schedule();
+  });
+  form.addEventListener('input', (e) => {
+    if (e.target.type === 'number') { readControls(); schedule(400); }
+  });
+  const search = $('model-search');
+  const pick = () => {
+    if (chooseCatalogModel(search.value)) {
+      search.removeAttribute('aria-invalid');
+      schedule(0);
+    } else if (search.value.trim() !== '') {
+      search.setAttribute('aria-invalid', 'true');
+      $('model-summary').textContent = `"${search.value}" is not in the catalog; try an alias such as llama-3.1-8b, a count such as 7B, or paste a config.json.`;
+    }
+  };
+  search.addEventListener('change', pick);
+  search.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); pick(); } });
+  search.addEventListener('input', () => {
+    const wanted = search.value.trim().toLowerCase();
+    if (catalog.models.some((m) => m.alias.toLowerCase() === wanted || m.hf_id.toLowerCase() === wanted)) pick();
+  });
+
+  $('config-use').addEventListener('click', () => {
+    let config;
+    try {
+      config = JSON.parse($('config-text').value);
+    } catch (e) {
+      showProblem({ detail: `The pasted config.json is not valid JSON (${e.message}).`, field: 'model.config' });
+      return;
+    }
+    hideFile();
+    useConfig(config, 'pasted config.json');
+    schedule(0);
+  });
+
+  $('file-input').addEventListener('change', (e) => {
+    const file = e.target.files?.[0];
+    if (file) onFile(file);
+  });
+  const zone = $('drop-zone');
+  for (const type of ['dragenter', 'dragover']) {
+    zone.addEventListener(type, (e) => { e.preventDefault(); zone.classList.add('over'); });
+  }
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    zone.classList.remove('over');
+    const file = e.dataTransfer?.files?.[0];
+    if (file) onFile(file);
+  });
+  // A file dropped beside the zone must not replace the page.
+  window.addEventListener('dragover', (e) => e.preventDefault());
+  window.addEventListener('drop', (e) => e.preventDefault());
+
+  $('copy-url').addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText($('share-url').value);
+      $('copy-status').textContent = 'Link copied.';
+    } catch {
+      $('share-url').select();
+      $('copy-status').textContent = 'Select the link and copy it (Ctrl+C).';
+    }
+  });
+  window.addEventListener('hashchange', () => {
+    if (location.hash === toHash(state)) return;
+    state = fromHash(location.hash);
+    hideFile();
+    showState();
+    schedule(0);
+  });
+}
+
+async function start() {
+  try {
+    [catalog.models, catalog.gpus, catalog.dtypes, catalog.choices] = await Promise.all([
+      getJson('/api/models'), getJson('/api/gpus'), getJson('/api/dtypes').then((d) => d.dtypes), getJson('/api/choices'),
+    ]);
+  } catch (e) {
+    showProblem({ detail: `The catalogs could not be loaded (${e.message}).` });
+    return;
+  }
+  fillCatalogs();
+  state = fromHash(location.hash);
+  if (state.config) $('config-text').value = JSON.stringify(state.config, null, 2);
+  showState();
+  wire();
+  schedule(0);
+}
+
+start();

@@ -1,0 +1,144 @@
+// The page's whole state, its URL form (the part after '#', so it never reaches the server) and the scenario it asks
+// the API about. The scenario is docs/scenario.md's: fields left at "default" are not sent, so the library's defaults
+// apply exactly as they would to a scenario file.
+
+export const DEFAULTS = Object.freeze({
+  model: 'llama-3.1-8b',
+  config: null,
+  label: '',
+  mode: 'inference',
+  engine: '',
+  weights: '',
+  kv_cache_dtype: '',
+  batch: 1,
+  seq: 2048,
+  precision: '',
+  optimizer: '',
+  gradient_checkpointing: '',
+  gradient_accumulation: 1,
+  attention: '',
+  lora_r: '',
+  lora_targets: '',
+  gpu: 'rtx-4090',
+  gpus: 1,
+  zero: '',
+  fsdp: '',
+  tp: 1,
+});
+
+const NUMBERS = new Set(['batch', 'seq', 'gradient_accumulation', 'gpus', 'tp']);
+/** Always written to the URL, so a shared link reads as a sentence even when these are defaults. */
+const ALWAYS = new Set(['mode', 'gpu', 'batch', 'seq']);
+
+/** Reads a state from a URL hash such as "#model=llama-3.1-8b&mode=qlora&gpu=rtx-4090". Unknown keys are ignored. */
+export function fromHash(hash) {
+  const params = new URLSearchParams(hash.replace(/^#/, ''));
+  const state = { ...DEFAULTS };
+  for (const key of Object.keys(DEFAULTS)) {
+    if (!params.has(key) || key === 'config') continue;
+    const value = params.get(key);
+    state[key] = NUMBERS.has(key) ? Number(value) : value;
+  }
+  if (params.has('config')) {
+    try {
+      state.config = JSON.parse(decodeBase64Url(params.get('config')));
+      state.model = '';
+    } catch {
+      state.config = null;
+    }
+  }
+  return state;
+}
+
+/** The URL hash of a state: the fields that differ from the defaults, plus mode, gpu, batch and seq. */
+export function toHash(state) {
+  const params = new URLSearchParams();
+  if (state.config) {
+    params.set('config', encodeBase64Url(JSON.stringify(state.config)));
+    if (state.label) params.set('label', state.label);
+  } else {
+    params.set('model', state.model);
+  }
+  for (const key of Object.keys(DEFAULTS)) {
+    if (key === 'model' || key === 'config' || key === 'label') continue;
+    if (ALWAYS.has(key) || String(state[key]) !== String(DEFAULTS[key])) params.set(key, String(state[key]));
+  }
+  return '#' + params.toString();
+}
+
+const training = (state) => state.mode !== 'inference';
+const lora = (state) => state.mode === 'lora' || state.mode === 'qlora';
+
+/** The scenario (docs/scenario.md) that the state describes; settings that do not apply to the mode are left out. */
+export function toScenario(state) {
+  const s = { model: state.config ? { config: state.config } : state.model, mode: state.mode };
+  if (state.engine) s.engine = state.engine;
+  if (state.weights) s.weights = state.weights;
+  if (!training(state) && state.kv_cache_dtype) s.kv_cache_dtype = state.kv_cache_dtype;
+  s.batch = state.batch;
+  s.seq = state.seq;
+  if (training(state)) {
+    if (state.precision) s.precision = state.precision;
+    if (state.optimizer) s.optimizer = state.optimizer;
+    if (state.gradient_checkpointing) s.gradient_checkpointing = state.gradient_checkpointing;
+    if (state.gradient_accumulation !== 1) s.gradient_accumulation = state.gradient_accumulation;
+    if (state.attention) s.attention = state.attention;
+  }
+  if (lora(state) && (state.lora_r || state.lora_targets)) {
+    s.lora = {};
+    if (state.lora_r) s.lora.r = Number(state.lora_r);
+    if (state.lora_targets) s.lora.targets = state.lora_targets;
+  }
+  if (state.gpus !== 1 || state.zero || state.fsdp || state.tp !== 1) {
+    s.parallel = { gpus: state.gpus };
+    if (state.zero) s.parallel.zero = Number(state.zero);
+    if (state.fsdp) s.parallel.fsdp = state.fsdp;
+    if (state.tp !== 1) s.parallel.tp = state.tp;
+  }
+  if (state.gpu) s.gpu = state.gpu;
+  return s;
+}
+
+/** The same estimate from the command line. */
+export function toCommand(state) {
+  if (state.config) {
+    return "# save the scenario below as scenario.json, then:\nllm-memory estimate --scenario scenario.json";
+  }
+  const s = toScenario(state);
+  const args = ['llm-memory', 'estimate', quote(state.model), '--mode', s.mode];
+  const flag = (name, value) => { if (value !== undefined && value !== '') args.push(name, quote(String(value))); };
+  flag('--engine', s.engine);
+  flag('--weights', s.weights);
+  flag('--kv-cache-dtype', s.kv_cache_dtype);
+  flag('--batch', s.batch);
+  flag('--seq', s.seq);
+  flag('--precision', s.precision);
+  flag('--optimizer', s.optimizer);
+  flag('--gradient-checkpointing', s.gradient_checkpointing);
+  flag('--gradient-accumulation', s.gradient_accumulation);
+  flag('--attention', s.attention);
+  flag('--lora-r', s.lora?.r);
+  flag('--lora-targets', s.lora?.targets);
+  flag('--gpus', s.parallel?.gpus);
+  flag('--zero', s.parallel?.zero);
+  flag('--fsdp', s.parallel?.fsdp);
+  flag('--tp', s.parallel?.tp);
+  flag('--gpu', s.gpu);
+  return args.join(' ');
+}
+
+function quote(text) {
+  return /^[A-Za-z0-9._\/:+-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`;
+}
+
+function encodeBase64Url(text) {
+  const bytes = new TextEncoder().encode(text);
+  let binary = '';
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function decodeBase64Url(text) {
+  const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+  return new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
+}

@@ -1,0 +1,106 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LlmMemory.Cli;
+using LlmMemory.Estimation;
+using LlmMemory.Web.Tests.Support;
+using LlmMemory.Workloads;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace LlmMemory.Web.Tests.Api;
+
+public sealed class EstimateApiTests(WebApplicationFactory<Program> factory) : IClassFixture<WebApplicationFactory<Program>>
+{
+    private readonly HttpClient _client = factory.CreateClient();
+
+    [Fact]
+    public async Task Estimate_answers_the_same_json_as_the_cli_estimate_json()
+    {
+        const string scenario = """{"model": "llama-3.1-8b", "mode": "qlora", "gpu": "rtx-4090", "seq": 4096, "lora": {"r": 16, "targets": "all-linear"}}""";
+        ApiResponse api = await _client.Post("/api/estimate", scenario);
+
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        int code = CliApp.Run(["estimate", "llama-3.1-8b", "--mode", "qlora", "--gpu", "rtx-4090", "--seq", "4096", "--lora-r", "16",
+            "--lora-targets", "all-linear", "--json"], stdout, stderr);
+
+        Assert.Equal(0, code);
+        Assert.Equal(HttpStatusCode.OK, api.Status);
+        Assert.Equal("application/json", api.MediaType);
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(stdout.ToString()), api.Body), $"API:\n{api.Body}\nCLI:\n{stdout}");
+    }
+
+    [Theory]
+    [InlineData("""{"model": "llama-3.1-8b"}""")]
+    [InlineData("""{"model": "meta-llama/Llama-3.1-8B", "mode": "training", "batch": 4, "seq": 1024, "gpu": "h100-80gb"}""")]
+    [InlineData("""{"model": "qwen2.5-7b", "mode": "lora", "lora": {"r": 64, "targets": ["q_proj", "v_proj"]}, "gpu": "a100-80gb"}""")]
+    [InlineData("""{"model": {"parameters": 7000000000}, "mode": "training"}""")]
+    [InlineData("""{"model": "mixtral-8x7b", "weights": "q4_k_m", "engine": "llama.cpp", "seq": 32768, "gpu": "rtx-3090"}""")]
+    public async Task The_total_is_the_librarys_total_for_the_same_scenario(string scenario)
+    {
+        ApiResponse api = await _client.Post("/api/estimate", scenario);
+
+        using JsonDocument document = JsonDocument.Parse(scenario);
+        Scenario read = ScenarioReader.Read(document.RootElement, "test", null, null);
+        MemoryEstimate library = MemoryEstimator.Estimate(read);
+        Assert.Equal(HttpStatusCode.OK, api.Status);
+        Assert.Equal(library.DeviceTotal.Bytes, api.Body!["total_bytes"]!.GetValue<long>());
+        Assert.Equal(library.Fits, api.Body["fits"]?.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task Llama_3_1_8B_weights_are_its_published_parameter_count_times_two_bytes()
+    {
+        ApiResponse api = await _client.Post("/api/estimate", """{"model": "llama-3.1-8b", "weights": "bf16"}""");
+
+        // Meta-Llama-3.1-8B: 8,030,261,248 parameters (Hugging Face safetensors index; data/models/llama-3.1-8b.json), bf16 = 2 bytes each.
+        JsonNode weights = api.Body!["components"]!.AsArray().Single(c => c!["name"]!.GetValue<string>() == "weights")!;
+        Assert.Equal(8_030_261_248L * 2, weights["bytes"]!.GetValue<long>());
+        Assert.Equal(8_030_261_248L, api.Body["parameters"]!["total"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task An_inline_config_is_counted_exactly()
+    {
+        var scenario = new JsonObject { ["model"] = new JsonObject { ["config"] = TinyLlama.Config() } };
+
+        ApiResponse api = await _client.Post("/api/estimate", scenario);
+
+        Assert.Equal(HttpStatusCode.OK, api.Status);
+        Assert.Equal(TinyLlama.Parameters, api.Body!["parameters"]!["total"]!.GetValue<long>());
+        Assert.Equal("inline config", api.Body["model"]!["origin"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Each_sweep_point_is_what_the_estimate_endpoint_answers_for_that_value()
+    {
+        const string scenario = """{"model": "llama-3.1-8b", "gpu": "rtx-4090", "mode": "training"}""";
+        ApiResponse sweep = await _client.Post("/api/sweep", $$"""{"scenario": {{scenario}}, "vary": "batch", "values": [1, 3, 64]}""");
+
+        Assert.Equal(HttpStatusCode.OK, sweep.Status);
+        JsonArray points = sweep.Body!["points"]!.AsArray();
+        Assert.Equal([1L, 3L, 64L], points.Select(p => p!["value"]!.GetValue<long>()));
+        foreach (JsonNode? point in points)
+        {
+            long batch = point!["value"]!.GetValue<long>();
+            ApiResponse one = await _client.Post("/api/estimate", scenario.Replace("}", $", \"batch\": {batch}}}", StringComparison.Ordinal));
+            Assert.Equal(one.Body!["total_bytes"]!.GetValue<long>(), point["total_bytes"]!.GetValue<long>());
+            Assert.Equal(one.Body["fits"]!.GetValue<bool>(), point["fits"]!.GetValue<bool>());
+        }
+
+        Assert.Equal(25_386_352_640, sweep.Body["gpu_bytes"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task Fit_says_plainly_that_the_solvers_are_not_there_yet_and_still_checks_its_input()
+    {
+        ApiResponse withGpu = await _client.Post("/api/fit", """{"model": "llama-3.1-8b", "gpu": "rtx-4090"}""");
+        ApiResponse withoutGpu = await _client.Post("/api/fit", """{"model": "llama-3.1-8b"}""");
+
+        Assert.Equal(HttpStatusCode.NotImplemented, withGpu.Status);
+        Assert.Equal("application/problem+json", withGpu.MediaType);
+        Assert.Contains("/api/estimate", withGpu.Detail, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.BadRequest, withoutGpu.Status);
+        Assert.Equal("gpu", withoutGpu.Field);
+    }
+}

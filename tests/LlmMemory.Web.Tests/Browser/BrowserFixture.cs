@@ -1,0 +1,76 @@
+using LlmMemory.Web.Tests.Support;
+using Microsoft.Playwright;
+
+namespace LlmMemory.Web.Tests.Browser;
+
+/// <summary>
+/// The app on a real loopback port and one headless Debian Chromium, shared by the browser tests of a class.
+/// Playwright's .NET driver ships in its NuGet package; the browser is the system's (no <c>playwright install</c>).
+/// </summary>
+public sealed class BrowserFixture : IAsyncLifetime
+{
+    /// <summary>Debian's chromium package (<c>apt-get install chromium</c>; .ci/run installs it).</summary>
+    public const string ChromiumPath = "/usr/bin/chromium";
+
+    private IPlaywright? _playwright;
+
+    public KestrelApp? App { get; private set; }
+
+    public IBrowser? Browser { get; private set; }
+
+    /// <summary>Why the browser tests cannot run here, or null when they can.</summary>
+    public string? Missing { get; private set; }
+
+    public async Task InitializeAsync()
+    {
+        if (!File.Exists(ChromiumPath))
+        {
+            Missing = $"{ChromiumPath} is missing; install Debian's chromium (apt-get install -y chromium) to run the browser tests.";
+            return;
+        }
+
+        App = new KestrelApp();
+        _playwright = await Playwright.CreateAsync();
+        Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = ChromiumPath,
+            Headless = true,
+            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Browser is not null)
+        {
+            await Browser.DisposeAsync();
+        }
+
+        _playwright?.Dispose();
+        if (App is not null)
+        {
+            await App.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// A fresh page on the app. Without Chromium the test fails when CI is set (CI must run it) and is skipped otherwise.
+    /// </summary>
+    public async Task<IPage> NewPageAsync()
+    {
+        if (Missing is not null)
+        {
+            Assert.True(Environment.GetEnvironmentVariable("CI") is null, Missing);
+            Skip.If(true, Missing);
+        }
+
+        IBrowserContext context = await Browser!.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = App!.Address.ToString(),
+            ViewportSize = new ViewportSize { Width = 1400, Height = 1000 },
+        });
+        context.SetDefaultTimeout(15_000);
+        return await context.NewPageAsync();
+    }
+}

@@ -1,0 +1,257 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using LlmMemory.Web.Tests.Support;
+using Microsoft.Playwright;
+using Xunit.Abstractions;
+
+namespace LlmMemory.Web.Tests.Browser;
+
+/// <summary>End-to-end: the page in real Chromium against the real server, checked against the API's own answers.</summary>
+public sealed class PageTests(BrowserFixture browser, ITestOutputHelper output) : IClassFixture<BrowserFixture>
+{
+    /// <summary>Waits until the page shows the answers for the scenario it last sent, and returns that scenario.</summary>
+    private static async Task<JsonNode> Settled(IPage page)
+    {
+        ILocator results = page.Locator("#results[data-status=ready]");
+        await results.WaitForAsync();
+        return JsonNode.Parse((await results.GetAttributeAsync("data-scenario"))!)!;
+    }
+
+    private static async Task<long> ShownTotal(IPage page) =>
+        long.Parse((await page.Locator("#total-bytes").GetAttributeAsync("data-bytes"))!, CultureInfo.InvariantCulture);
+
+    private async Task<long> ApiTotal(string scenario)
+    {
+        using var client = new HttpClient { BaseAddress = browser.App!.Address };
+        ApiResponse response = await client.Post("/api/estimate", scenario);
+        return response.Body!["total_bytes"]!.GetValue<long>();
+    }
+
+    private void Took(Stopwatch clock, string what) => output.WriteLine($"{what}: {clock.Elapsed.TotalSeconds:F2} s");
+
+    [SkippableFact]
+    public async Task Choosing_Llama_3_1_8B_QLoRA_on_a_24_GB_GPU_shows_the_APIs_total()
+    {
+        var clock = Stopwatch.StartNew();
+        IPage page = await browser.NewPageAsync();
+        await page.GotoAsync("/#model=gpt2&gpu=");
+        await Settled(page);
+
+        await page.GetByLabel("Search the catalog").FillAsync("meta-llama/Llama-3.1-8B");
+        await page.GetByLabel("QLoRA").CheckAsync();
+        await page.GetByLabel("GPU", new() { Exact = true }).SelectOptionAsync("rtx-4090");
+        JsonNode scenario = await Settled(page);
+        long shown = await ShownTotal(page);
+
+        long api = await ApiTotal("""{"model": "llama-3.1-8b", "mode": "qlora", "gpu": "rtx-4090", "batch": 1, "seq": 2048}""");
+        Assert.Equal(api, shown);
+        Assert.Equal("llama-3.1-8b", scenario["model"]!.GetValue<string>());
+        string gib = (api / (double)(1L << 30)).ToString("F2", CultureInfo.InvariantCulture) + " GiB";
+        await Assertions.Expect(page.Locator("#total-gib")).ToHaveTextAsync(gib);
+        await Assertions.Expect(page.Locator("#fit-line")).ToContainTextAsync("RTX 4090");
+        Assert.True(await page.Locator("#bar rect[fill^='url(#bar-']").CountAsync() >= 1);
+        Assert.True(await page.Locator("#seq-chart polyline").CountAsync() == 1);
+        Assert.True(await page.Locator("#components tbody tr").CountAsync() >= 1);
+        Took(clock, "QLoRA on a 24 GB GPU");
+    }
+
+    /// <summary>The README's picture: the Quick start's scenario (Llama-3.1-8B at an 8k context) on a 24 GB card.</summary>
+    [SkippableFact]
+    public async Task The_page_for_the_quick_start_scenario_is_photographed()
+    {
+        var clock = Stopwatch.StartNew();
+        IPage page = await browser.NewPageAsync();
+        await page.GotoAsync("/#model=llama-3.1-8b&mode=inference&gpu=rtx-4090&batch=1&seq=8192");
+        await Settled(page);
+        long api = await ApiTotal("""{"model": "llama-3.1-8b", "gpu": "rtx-4090", "batch": 1, "seq": 8192}""");
+        Assert.Equal(api, await ShownTotal(page));
+
+        string png = Path.Combine(AppContext.BaseDirectory, "serve.png");
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = png, FullPage = true });
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(png).Take(4));
+        KeepScreenshot(png);
+        Took(clock, "quick-start scenario with screenshot");
+    }
+
+    [SkippableFact]
+    public async Task A_shared_link_restores_the_same_state_and_total()
+    {
+        var clock = Stopwatch.StartNew();
+        IPage page = await browser.NewPageAsync();
+        await page.GotoAsync("/#model=qwen2.5-7b&mode=lora&gpu=a100-80gb&batch=4&seq=4096&lora_r=32&optimizer=adamw-8bit&gpus=2&fsdp=full_shard");
+        JsonNode scenario = await Settled(page);
+
+        await Assertions.Expect(page.GetByLabel("Search the catalog")).ToHaveValueAsync("qwen2.5-7b");
+        await Assertions.Expect(page.GetByLabel("LoRA", new() { Exact = true })).ToBeCheckedAsync();
+        await Assertions.Expect(page.GetByLabel("GPU", new() { Exact = true })).ToHaveValueAsync("a100-80gb");
+        await Assertions.Expect(page.Locator("#batch")).ToHaveValueAsync("4");
+        await Assertions.Expect(page.Locator("#seq")).ToHaveValueAsync("4096");
+        await Assertions.Expect(page.Locator("#lora_r")).ToHaveValueAsync("32");
+        await Assertions.Expect(page.Locator("#optimizer")).ToHaveValueAsync("adamw-8bit");
+        await Assertions.Expect(page.Locator("#gpus")).ToHaveValueAsync("2");
+        await Assertions.Expect(page.Locator("#fsdp")).ToHaveValueAsync("full_shard");
+        long expected = await ApiTotal("""
+            {"model": "qwen2.5-7b", "mode": "lora", "gpu": "a100-80gb", "batch": 4, "seq": 4096, "optimizer": "adamw-8bit", "lora": {"r": 32},
+             "parallel": {"gpus": 2, "fsdp": "full_shard"}}
+            """);
+        Assert.Equal(expected, await ShownTotal(page));
+
+        // Change a setting in the page, then open its share link in a second page: same scenario, same total.
+        await page.Locator("#batch").FillAsync("8");
+        await page.Locator("#batch").PressAsync("Tab");
+        JsonNode changed = await Settled(page);
+        Assert.Equal(8, changed["batch"]!.GetValue<int>());
+        string link = await page.Locator("#share-url").InputValueAsync();
+        IPage second = await browser.NewPageAsync();
+        await second.GotoAsync(link);
+        JsonNode reopened = await Settled(second);
+
+        Assert.True(JsonNode.DeepEquals(changed, reopened), $"{changed} != {reopened}");
+        Assert.Equal(await ShownTotal(page), await ShownTotal(second));
+        Assert.False(JsonNode.DeepEquals(scenario, changed));
+        Took(clock, "shared link");
+    }
+
+    [SkippableFact]
+    public async Task Dropping_a_GGUF_file_shows_its_parameters_read_from_the_header()
+    {
+        var clock = Stopwatch.StartNew();
+        IPage page = await browser.NewPageAsync();
+        await page.GotoAsync("/");
+        await Settled(page);
+
+        await Drop(page, "tiny-llama-Q8_0.gguf", TinyLlama.Gguf());
+        JsonNode scenario = await Settled(page);
+
+        await Assertions.Expect(page.Locator("#file-parameters")).ToHaveTextAsync(TinyLlama.Parameters.ToString("N0", CultureInfo.InvariantCulture));
+        await Assertions.Expect(page.Locator("#file-bytes")).ToContainTextAsync(TinyLlama.GgufTensorBytes.ToString("N0", CultureInfo.InvariantCulture) + " bytes");
+        await Assertions.Expect(page.Locator("#file-arch")).ToHaveTextAsync("llama");
+        await Assertions.Expect(page.Locator("#file-weights")).ToHaveTextAsync("q8_0");
+        await Assertions.Expect(page.Locator("#file-tensors")).ToHaveTextAsync("12");
+        // The library's count from the config derived from the metadata equals the header's element count.
+        await Assertions.Expect(page.Locator("#model-summary")).ToHaveAttributeAsync("data-parameters", TinyLlama.Parameters.ToString(CultureInfo.InvariantCulture));
+        Assert.Equal(64, scenario["model"]!["config"]!["hidden_size"]!.GetValue<int>());
+        Assert.Equal("q8_0", scenario["weights"]!.GetValue<string>());
+        Took(clock, "GGUF drop");
+    }
+
+    [SkippableFact]
+    public async Task A_pasted_config_and_a_dropped_safetensors_file_give_their_exact_counts()
+    {
+        var clock = Stopwatch.StartNew();
+        IPage page = await browser.NewPageAsync();
+        await page.GotoAsync("/");
+        await Settled(page);
+
+        await page.GetByText("Paste a config.json").ClickAsync();
+        await page.GetByLabel("config.json of a Hugging Face model").FillAsync(TinyLlama.Config().ToJsonString());
+        await page.GetByRole(AriaRole.Button, new() { Name = "Use this config" }).ClickAsync();
+        JsonNode pasted = await Settled(page);
+        await Assertions.Expect(page.Locator("#model-summary")).ToHaveAttributeAsync("data-parameters", TinyLlama.Parameters.ToString(CultureInfo.InvariantCulture));
+        Assert.Equal(100, pasted["model"]!["config"]!["vocab_size"]!.GetValue<int>());
+
+        // Two tensors (safetensors format: u64 header length, JSON header, data): a BF16 [100, 64] = 6,400 elements in
+        // 12,800 bytes and an F32 [64] = 64 elements in 256 bytes; 6,464 elements, 13,056 bytes.
+        await Drop(page, "model.safetensors", Safetensors(
+            """{"embed.weight": {"dtype": "BF16", "shape": [100, 64], "data_offsets": [0, 12800]}, "norm.weight": {"dtype": "F32", "shape": [64], "data_offsets": [12800, 13056]}, "__metadata__": {"format": "pt"}}""",
+            13_056));
+        JsonNode dropped = await Settled(page);
+
+        await Assertions.Expect(page.Locator("#file-format")).ToHaveTextAsync("safetensors");
+        await Assertions.Expect(page.Locator("#file-parameters")).ToHaveTextAsync("6,464");
+        await Assertions.Expect(page.Locator("#file-bytes")).ToContainTextAsync("13,056 bytes");
+        Assert.Equal("6464", dropped["model"]!.GetValue<string>());
+        Took(clock, "pasted config and safetensors drop");
+    }
+
+    private static byte[] Safetensors(string header, int dataBytes)
+    {
+        byte[] json = System.Text.Encoding.UTF8.GetBytes(header);
+        byte[] file = new byte[8 + json.Length + dataBytes];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(file, (ulong)json.Length);
+        json.CopyTo(file, 8);
+        return file;
+    }
+
+    [SkippableFact]
+    public async Task A_broken_file_or_setting_is_reported_in_words_naming_it()
+    {
+        var clock = Stopwatch.StartNew();
+        IPage page = await browser.NewPageAsync();
+        await page.GotoAsync("/");
+        await Settled(page);
+
+        byte[] gguf = TinyLlama.Gguf();
+        await Drop(page, "truncated.gguf", gguf[..200]);
+        await Assertions.Expect(page.Locator("#error")).ToContainTextAsync("truncated.gguf");
+
+        await page.Locator("#seq").FillAsync("0");
+        await page.Locator("#seq").PressAsync("Tab");
+        await Assertions.Expect(page.Locator("#error")).ToContainTextAsync("seq");
+        await Assertions.Expect(page.Locator("#seq")).ToHaveAttributeAsync("aria-invalid", "true");
+        Took(clock, "errors");
+    }
+
+    [SkippableFact]
+    public async Task Every_control_has_a_label_and_the_form_works_from_the_keyboard()
+    {
+        var clock = Stopwatch.StartNew();
+        IPage page = await browser.NewPageAsync();
+        await page.GotoAsync("/");
+        await Settled(page);
+
+        string[] unlabelled = await page.EvaluateAsync<string[]>(
+            "() => [...document.querySelectorAll('input, select, textarea, button')].filter(c => c.labels?.length === 0 && !c.getAttribute('aria-label') && !c.textContent.trim()).map(c => c.id || c.name)");
+        Assert.Empty(unlabelled);
+
+        await page.Locator("#model-search").FocusAsync();
+        await page.Keyboard.PressAsync("Control+A");
+        await page.Keyboard.TypeAsync("qwen2.5-0.5b");
+        await page.Keyboard.PressAsync("Enter");
+        await page.GetByLabel("Inference").FocusAsync();
+        await page.Keyboard.PressAsync("ArrowRight");
+        await Assertions.Expect(page.GetByLabel("Full training")).ToBeCheckedAsync();
+        JsonNode scenario = await Settled(page);
+
+        Assert.Equal("qwen2.5-0.5b", scenario["model"]!.GetValue<string>());
+        Assert.Equal("training", scenario["mode"]!.GetValue<string>());
+        Took(clock, "keyboard");
+    }
+
+    /// <summary>Drops a file on the drop zone as a user's drag and drop does: a DataTransfer holding a File.</summary>
+    private static async Task Drop(IPage page, string name, byte[] bytes) =>
+        await page.EvaluateAsync("""
+            ([name, base64]) => {
+              const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+              const transfer = new DataTransfer();
+              transfer.items.add(new File([bytes], name));
+              const zone = document.getElementById('drop-zone');
+              for (const type of ['dragenter', 'dragover', 'drop']) {
+                zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+              }
+            }
+            """, new[] { name, Convert.ToBase64String(bytes) });
+
+    /// <summary>With LLM_MEMORY_UPDATE_SCREENSHOT=1 the screenshot replaces docs/serve.png (the README's picture).</summary>
+    private void KeepScreenshot(string png)
+    {
+        if (Environment.GetEnvironmentVariable("LLM_MEMORY_UPDATE_SCREENSHOT") != "1")
+        {
+            return;
+        }
+
+        DirectoryInfo? root = new(AppContext.BaseDirectory);
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "LlmMemory.slnx")))
+        {
+            root = root.Parent;
+        }
+
+        if (root is not null)
+        {
+            Directory.CreateDirectory(Path.Combine(root.FullName, "docs"));
+            File.Copy(png, Path.Combine(root.FullName, "docs", "serve.png"), overwrite: true);
+            output.WriteLine($"screenshot kept in {Path.Combine(root.FullName, "docs", "serve.png")}");
+        }
+    }
+}
