@@ -33,6 +33,8 @@ function setup(thread)
 end
 
 function init(args)
+  -- "wrk ... -s mixed-bodies.lua URL -- no-oversized" leaves the oversized bodies out (to tell their cost apart).
+  oversizedShare = (args[1] == "no-oversized") and 0 or 2
   n = 0
   -- Connections interleave, so a response cannot be matched to its body here; expected statuses are counted per kind
   -- when sent and compared with the statuses received in done().
@@ -48,7 +50,7 @@ function request()
     body, want = valid[(n % #valid) + 1], 200
   elseif k < 92 then
     body, want = inline, 200
-  elseif k < 98 then
+  elseif k < 100 - oversizedShare then
     body, want = malformed[(n % #malformed) + 1], 400
   else
     body, want = oversized, 413
