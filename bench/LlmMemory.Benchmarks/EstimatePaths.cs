@@ -22,4 +22,20 @@ public static class EstimatePaths
 
         return 0;
     }
+
+    /// <summary><c>loop NAME SECONDS</c>: estimates one scenario over and over, for a profiler (<c>dotnet-trace collect -- …</c>).</summary>
+    public static int Loop(string name, double seconds)
+    {
+        Workloads.Scenario scenario = Scenarios.All.Single(s => s.Name == name).Scenario;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long count = 0;
+        while (clock.Elapsed.TotalSeconds < seconds)
+        {
+            _ = MemoryEstimator.Estimate(scenario);
+            count++;
+        }
+
+        Console.WriteLine($"{name}: {count:N0} estimates, {clock.Elapsed.TotalMicroseconds / count:F2} µs each");
+        return 0;
+    }
 }

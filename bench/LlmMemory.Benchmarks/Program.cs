@@ -9,6 +9,7 @@ using LlmMemory.Benchmarks;
 return args switch
 {
     ["paths", ..] => EstimatePaths.Print(Console.Out),
+    ["loop", string name, string seconds] => EstimatePaths.Loop(name, double.Parse(seconds, System.Globalization.CultureInfo.InvariantCulture)),
     ["gguf-file", ..] => GgufCommands.Write(args[1..]),
     ["gguf-time", ..] => GgufCommands.Time(args[1..]),
     ["safetensors-files", ..] => SafetensorsCommands.Write(args[1..]),
