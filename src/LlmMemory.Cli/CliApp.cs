@@ -21,6 +21,9 @@ public static class CliApp
             DtypesCommand.Create(io),
             EstimateCommand.Create(io),
             ValidateCommand.Create(io),
+            GpusCommand.Create(io),
+            FitCommand.Create(io),
+            ExplainCommand.Create(io),
             ServeCommand.Create(io),
         };
         ParseResult parsed = root.Parse(args);

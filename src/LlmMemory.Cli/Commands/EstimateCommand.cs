@@ -13,13 +13,15 @@ internal static class EstimateCommand
     {
         var options = new ScenarioOptions();
         var json = new Option<bool>("--json") { Description = "Print the estimate as JSON (components with bytes and formula, total_bytes)." };
+        var timeline = new Option<bool>("--timeline") { Description = "Also chart device memory over one step (load, forward, loss, backward, optimizer; prefill, decode)." };
         var command = new Command("estimate", "Estimate the memory of running, training or fine-tuning a model, part by part.");
         options.AddTo(command);
         command.Options.Add(json);
+        command.Options.Add(timeline);
         command.SetAction(parse =>
         {
             Scenario scenario = options.Read(parse);
-            MemoryEstimate estimate = MemoryEstimator.Estimate(scenario);
+            MemoryEstimate estimate = MemoryEstimator.Estimate(ModelSources.Resolve(scenario.Model, scenario.BaseDirectory, io), scenario);
             if (parse.GetValue(json))
             {
                 Output.Json(io, EstimateJson.Estimate(estimate, scenario));
@@ -27,6 +29,10 @@ internal static class EstimateCommand
             else
             {
                 EstimateTable.Write(io, estimate, scenario);
+                if (parse.GetValue(timeline))
+                {
+                    TimelineChart.Write(io, estimate);
+                }
             }
 
             return 0;

@@ -11,12 +11,12 @@ internal static class ParamsCommand
 {
     public static Command Create(CliOutput io)
     {
-        var model = new Argument<string>("model") { Description = "Catalog id or alias, config.json path, model folder, or a count such as 7B." };
+        var model = new Argument<string>("model") { Description = "Catalog id or alias, a .gguf / .safetensors / model.safetensors.index.json / config.json path, a checkpoint folder, a Hugging Face id org/name[@rev][:quant], or a count such as 7B." };
         var json = new Option<bool>("--json") { Description = "Print JSON: {\"model\": {...}, \"parameters\": {\"total\": N, ...}}." };
         var command = new Command("params", "Exact parameter count, by role (embeddings, attention, MLP or experts, norms, output head).") { model, json };
         command.SetAction(parse =>
         {
-            ResolvedModel resolved = ModelResolver.Resolve(new ModelReference.Named(parse.GetValue(model)!));
+            ResolvedModel resolved = ModelSources.Resolve(new ModelReference.Named(parse.GetValue(model)!), null, io);
             if (parse.GetValue(json))
             {
                 Output.Json(io, new System.Text.Json.Nodes.JsonObject

@@ -6,7 +6,7 @@ namespace LlmMemory.Cli.Commands;
 /// <summary>The flags that describe a scenario; each has a field in docs/scenario.md and overrides the <c>--scenario</c> file.</summary>
 internal sealed class ScenarioOptions
 {
-    public Argument<string?> Model { get; } = new("model") { Description = "Catalog id or alias, config.json, model folder, or a count such as 7B.", Arity = ArgumentArity.ZeroOrOne };
+    public Argument<string?> Model { get; } = new("model") { Description = "Catalog id or alias, a .gguf / .safetensors / index / config.json path, a checkpoint folder, a Hugging Face id org/name[@rev][:quant], or a count such as 7B.", Arity = ArgumentArity.ZeroOrOne };
 
     public Option<string?> ScenarioFile { get; } = new("--scenario") { Description = "Read the scenario from a JSON file (docs/scenario.md); flags override it." };
 
@@ -123,7 +123,7 @@ internal sealed class ScenarioOptions
         scenario = scenario with
         {
             Mode = Enum(parse, Mode, scenario.Mode),
-            Engine = Enum(parse, Engine, scenario.Engine),
+            Engine = Enum(parse, Engine, file is null && IsGguf(model) ? Workloads.Engine.LlamaCpp : scenario.Engine),
             Weights = Checked(parse.GetValue(Weights), "--weights", n => Numerics.WeightFormats.TryParse(n, out _)) ?? scenario.Weights,
             Precision = parse.GetValue(Precision) is null ? scenario.Precision : Enum(parse, Precision, default(Precision)),
             Optimizer = parse.GetValue(Optimizer) is null ? scenario.Optimizer : Enum(parse, Optimizer, default(OptimizerKind)),
@@ -178,6 +178,11 @@ internal sealed class ScenarioOptions
         return scenario;
     }
 
+    /// <summary>A GGUF file or a GGUF repo quant (<c>org/name:Q4_K_M</c>) is run by llama.cpp unless --engine says otherwise.</summary>
+    private static bool IsGguf(string? model) =>
+        model is not null && (model.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)
+            || (model.Contains('/', StringComparison.Ordinal) && model.Contains(':', StringComparison.Ordinal) && !Path.IsPathRooted(model)));
+
     private LoraSettings? ReadLora(ParseResult parse, Scenario scenario)
     {
         int? rank = Positive(parse, LoraRank, "--lora-r");
@@ -186,10 +191,10 @@ internal sealed class ScenarioOptions
         double? alpha = parse.GetValue(LoraAlpha);
         if (rank is null && targets is null && dora is null && alpha is null)
         {
-            return scenario.Lora ?? (scenario.Mode is Workloads.Mode.Lora or Workloads.Mode.Qlora ? new LoraSettings(16, null, Workloads.LoraTargets.AllLinear, false) : null);
+            return scenario.Lora;
         }
 
-        LoraSettings current = scenario.Lora ?? new LoraSettings(16, null, Workloads.LoraTargets.AllLinear, false);
+        LoraSettings current = scenario.Lora ?? LoraSettings.Default;
         return current with
         {
             Rank = rank ?? current.Rank,

@@ -46,11 +46,13 @@ public static partial class ApiEndpoints
         api.MapPost("/fit", Fit)
             .WithName("fit")
             .WithSummary("What fits on the scenario's GPU: largest context, largest batch, fewest GPUs")
-            .WithDescription("The body is a scenario with a gpu. Until the planning solvers are part of the library this answers 501; "
-                + "/api/estimate with a gpu already says whether the scenario fits.")
+            .WithDescription("The body is a scenario with a gpu; ?target_batch=N sets the effective batch training plans for (default 16). "
+                + "The response is the same JSON as `llm-memory fit --json`: fits, max_seq, max_batch, min_gpus, gpu_bytes, each with its "
+                + "limit and reason, then the weight formats (inference) or the changes that make training fit.")
             .Accepts<JsonElement>(Json)
+            .Produces(StatusCodes.Status200OK, contentType: Json)
             .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status501NotImplemented);
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
         api.MapGet("/models", () => JsonText(CatalogJson.Models()))
             .WithName("models").WithSummary("The embedded model catalog").Produces(StatusCodes.Status200OK, contentType: Json);
@@ -101,15 +103,17 @@ public static partial class ApiEndpoints
 
     private static Task<IResult> Fit(HttpRequest request) => Guarded(request, body =>
     {
-        (Scenario scenario, _) = ScenarioInput.Read(body.RootElement);
+        (Scenario scenario, ResolvedModel model) = ScenarioInput.Read(body.RootElement);
         if (scenario.Gpu is null)
         {
             throw new ApiProblem(StatusCodes.Status400BadRequest, "gpu", "is required: fit answers are for one device (h100-80gb, rtx-4090, …).");
         }
 
-        throw new ApiProblem(StatusCodes.Status501NotImplemented, null,
-            "The planning solvers (largest context, largest batch, fewest GPUs) are not in this version yet. "
-            + "POST /api/estimate with the same body says whether the scenario fits (fits, gpu_bytes, total_bytes).");
+        string? target = request.Query["target_batch"];
+        int targetBatch = target is null ? Planning.FitPlanner.DefaultTargetBatch
+            : int.TryParse(target, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= 1 ? n
+            : throw new ApiProblem(StatusCodes.Status400BadRequest, "target_batch", $"is \"{target}\"; expected a whole number of at least 1.");
+        return JsonText(FitJson.Plan(Planning.FitPlanner.Plan(model, scenario, targetBatch)));
     });
 
     /// <summary>Reads the body and runs <paramref name="handle"/>; bad input of any kind becomes a problem response, never a 500.</summary>

@@ -48,8 +48,12 @@ public sealed record MemoryEstimate
     public ByteSize AllDevicesTotal => Components.Where(c => c.Residence == Residence.Device)
         .Aggregate(ByteSize.Zero, (sum, c) => sum + (c.AllDevices ?? c.Bytes * DeviceCount));
 
-    /// <summary>Whether <see cref="DeviceTotal"/> fits the device's budget; null without a device.</summary>
-    public bool? Fits => Gpu?.Budget is ByteSize budget ? DeviceTotal <= budget : null;
+    /// <summary>An engine's own start-up check, for engines that size themselves (vLLM needs room for one request of
+    /// <c>max_model_len</c> tokens in its KV pool); null when the engine has none.</summary>
+    public bool? EngineAccepts { get; init; }
+
+    /// <summary>Whether <see cref="DeviceTotal"/> fits the device's budget and the engine accepts the run; null without a device.</summary>
+    public bool? Fits => Gpu?.Budget is ByteSize budget ? DeviceTotal <= budget && EngineAccepts != false : null;
 
     /// <summary>The estimate of a measured quantity, on the most loaded device or summed over devices.</summary>
     public long Quantity(MeasuredQuantity quantity, bool allDevices = false)

@@ -26,7 +26,8 @@ public static class MemoryEstimator
             : scenario.IsTraining
                 ? IsDistributed(scenario.Parallel) ? Parallel.DistributedTraining.Estimate(model, scenario, gpu) : Essay.Estimate(model, scenario)
                 : Inference.InferenceEstimator.Estimate(model, scenario, gpu);
-        return estimate with { Gpu = gpu };
+        // What a weights-file reader noticed (a config/header mismatch, tensors outside the layout) travels with every estimate.
+        return estimate with { Gpu = gpu, Notes = [.. estimate.Notes, .. model.Architecture?.WeightsFile?.Notes ?? []] };
     }
 
     /// <summary>Sharded, offloaded or model-parallel training, even on one GPU (ZeRO-3 with offload on a single device).</summary>

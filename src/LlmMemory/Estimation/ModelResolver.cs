@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using LlmMemory.Catalog;
+using LlmMemory.Formats.Gguf;
 using LlmMemory.Formats.HuggingFace;
+using LlmMemory.Formats.Safetensors;
 using LlmMemory.Models;
 using LlmMemory.Workloads;
 
@@ -10,11 +12,17 @@ namespace LlmMemory.Estimation;
 /// <summary>Turns a scenario's <see cref="ModelReference"/> into a <see cref="ResolvedModel"/>.</summary>
 /// <remarks>
 /// A name is tried, in order, as a catalog id or alias, a parameter count ("7B", "6.7e9"), then a path relative to the
-/// scenario's folder: a <c>.json</c> config (not a safetensors index) or a folder holding <c>config.json</c>.
+/// scenario's folder: a <c>.gguf</c> file (or the first of its splits), a <c>.safetensors</c> file or
+/// <c>model.safetensors.index.json</c> (with <c>config.json</c> beside it), a <c>.json</c> config, or a folder holding
+/// <c>config.json</c> (and safetensors weights, when present). Last, an <c>org/name</c> id goes to the host's Hub resolver.
 /// </remarks>
 public static partial class ModelResolver
 {
-    public static ResolvedModel Resolve(ModelReference reference, string? baseDirectory = null)
+    /// <param name="reference">The model reference.</param>
+    /// <param name="baseDirectory">Folder relative paths are resolved against.</param>
+    /// <param name="remote">Resolves a Hugging Face id (<c>org/name[@revision]</c>) that is neither in the catalog nor a path;
+    /// the library does no HTTP, so hosts pass the Hub client here. Null: such ids are unknown.</param>
+    public static ResolvedModel Resolve(ModelReference reference, string? baseDirectory = null, Func<string, ResolvedModel>? remote = null)
     {
         ArgumentNullException.ThrowIfNull(reference);
         return reference switch
@@ -22,7 +30,7 @@ public static partial class ModelResolver
             ModelReference.ParameterCount count => Counted(count.Count, count.ToString()),
             ModelReference.InlineConfig inline => new ResolvedModel("inline config", null, "inline config",
                 ConfigJsonReader.Read(inline.Config, "model.config")),
-            ModelReference.Named named => ResolveName(named.Text, baseDirectory),
+            ModelReference.Named named => ResolveName(named.Text, baseDirectory, remote),
             _ => throw new ArgumentOutOfRangeException(nameof(reference)),
         };
     }
@@ -55,7 +63,7 @@ public static partial class ModelResolver
         return true;
     }
 
-    private static ResolvedModel ResolveName(string text, string? baseDirectory)
+    private static ResolvedModel ResolveName(string text, string? baseDirectory, Func<string, ResolvedModel>? remote)
     {
         if (ModelCatalog.TryFind(text, out CatalogModel model))
         {
@@ -70,30 +78,64 @@ public static partial class ModelResolver
         string path = baseDirectory is null ? text : Path.Combine(baseDirectory, text);
         if (Directory.Exists(path))
         {
+            string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(path));
             string config = Path.Combine(path, "config.json");
-            return File.Exists(config)
-                ? FromConfig(config, Path.GetFileName(Path.TrimEndingDirectorySeparator(path)))
-                : throw new ModelFormatException(path, null, "is a folder without a config.json.");
+            return !File.Exists(config) ? throw new ModelFormatException(path, null, "is a folder without a config.json.")
+                : SafetensorsCheckpoint.HasWeights(path) ? new ResolvedModel(name, null, path, SafetensorsCheckpoint.ReadFolder(path))
+                : FromConfig(config, name);
         }
 
         if (File.Exists(path))
         {
-            if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && !path.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase))
-            {
-                return FromConfig(path, Path.GetFileNameWithoutExtension(path));
-            }
+            return FromFile(path);
+        }
 
-            throw new ModelFormatException(path, null, "is not a config.json; supported model files are .json configs and folders holding config.json.");
+        if (remote is not null && HubId().IsMatch(text.Trim()))
+        {
+            return remote(text.Trim());
         }
 
         IReadOnlyList<string> near = ModelCatalog.Suggest(text);
-        throw new ModelFormatException($"Unknown model '{text}': not a catalog id or alias, a parameter count or an existing path. Did you mean {string.Join(", ", near)}?");
+        throw new ModelFormatException($"Unknown model '{text}': not a catalog id or alias, a parameter count, an existing path{(remote is null ? "" : " or a Hugging Face id")}. Did you mean {string.Join(", ", near)}?");
     }
+
+    /// <summary>A model file: a GGUF (or the first of its splits), a safetensors file or index, or a config.json.</summary>
+    private static ResolvedModel FromFile(string path)
+    {
+        string file = Path.GetFileName(path);
+        if (file.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase))
+        {
+            return new ResolvedModel(Path.GetFileNameWithoutExtension(path), null, path, GgufModel.ReadFile(path));
+        }
+
+        if (file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+        {
+            return new ResolvedModel(FolderName(path), null, path, SafetensorsCheckpoint.ReadFile(path));
+        }
+
+        if (file.EndsWith(".safetensors.index.json", StringComparison.OrdinalIgnoreCase))
+        {
+            return new ResolvedModel(FolderName(path), null, path, SafetensorsCheckpoint.ReadIndex(path));
+        }
+
+        return file.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && !file.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase)
+            ? FromConfig(path, Path.GetFileNameWithoutExtension(path))
+            : throw new ModelFormatException(path, null,
+                "is not a model file; supported are .gguf, .safetensors, model.safetensors.index.json, config.json and folders holding config.json.");
+    }
+
+    private static string FolderName(string path) => Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path))) ?? path;
 
     private static ResolvedModel FromConfig(string path, string name) =>
         new(name, null, path, ConfigJsonReader.ReadFile(path));
 
     private static ResolvedModel Counted(long count, string name) => new(name, null, "parameter count", null, count);
+
+    /// <summary>Whether <paramref name="text"/> has the shape of a Hugging Face id: <c>org/name</c>, optionally <c>@revision</c> and <c>:file-or-quant</c>.</summary>
+    public static bool IsHubId(string text) => text is not null && HubId().IsMatch(text.Trim());
+
+    [GeneratedRegex(@"^[A-Za-z0-9][\w.\-]{0,95}/[\w.\-]{1,96}(@[\w.\-/]{1,200})?(:[\w.\-/]{1,200})?$")]
+    private static partial Regex HubId();
 
     [GeneratedRegex(@"^(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([kKmMbBtT]?)$")]
     private static partial Regex CountPattern();

@@ -9,7 +9,10 @@ namespace LlmMemory.Hardware;
 /// <param name="Bf16">Hardware bf16 support; null when it depends on the exact chip.</param>
 /// <param name="Fp8">Hardware fp8 support; null when it depends on the exact chip.</param>
 /// <param name="Source">Datasheet and readings the numbers come from.</param>
-public sealed record Gpu(string Id, string Name, string Vendor, ByteSize? Memory, ByteSize? Usable, bool? Bf16, bool? Fp8, string Source)
+/// <param name="Marketed">The vendor's own wording of the capacity ("80 GB HBM3").</param>
+/// <param name="UsableBasis">Which reading <paramref name="Usable"/> comes from (CUDA total, nvidia-smi, or a share of unified memory).</param>
+public sealed record Gpu(string Id, string Name, string Vendor, ByteSize? Memory, ByteSize? Usable, bool? Bf16, bool? Fp8, string Source,
+    string? Marketed = null, string? UsableBasis = null)
 {
     /// <summary>The budget an estimate must fit in: the usable total when known, else the stated capacity.</summary>
     public ByteSize? Budget => Usable ?? Memory;

@@ -35,9 +35,11 @@ public static class GpuCatalog
     {
         ByteSize? memory = Bytes(e, "memory_bytes");
         ByteSize? usable = Bytes(e, "reported_total_bytes");
+        string? basis = usable is null ? null : Text(e, "reported_by");
         if (usable is null && memory is ByteSize m && e.TryGetProperty("gpu_usable_fraction", out JsonElement fraction) && fraction.ValueKind == JsonValueKind.Number)
         {
             usable = new ByteSize((long)(m.Bytes * fraction.GetDouble()));
+            basis = $"{fraction.GetDouble():0.####} of unified memory (the GPU's default working-set share; no exact reading)";
         }
 
         return new Gpu(
@@ -48,8 +50,13 @@ public static class GpuCatalog
             usable,
             Flag(e, "bf16"),
             Flag(e, "fp8"),
-            e.GetProperty("source").GetString() ?? "");
+            e.GetProperty("source").GetString() ?? "",
+            Text(e, "memory_marketed"),
+            basis);
     }
+
+    private static string? Text(JsonElement e, string key) =>
+        e.TryGetProperty(key, out JsonElement value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
     private static ByteSize? Bytes(JsonElement e, string key) =>
         e.TryGetProperty(key, out JsonElement value) && value.ValueKind == JsonValueKind.Number ? new ByteSize(value.GetInt64()) : null;

@@ -78,6 +78,9 @@ public sealed record ModelArchitecture
     /// <summary>Parameters of DeepSeek's multi-token-prediction layers, kept apart from the main count (models/README.md trap 3).</summary>
     public long PredictionLayerParameters { get; init; }
 
+    /// <summary>The weights file(s) the tensors were read from; null when only a config described the model.</summary>
+    public WeightsFile? WeightsFile { get; init; }
+
     /// <summary>Every parameter tensor.</summary>
     public required TensorInventory Tensors { get; init; }
 

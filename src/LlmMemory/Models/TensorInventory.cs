@@ -1,9 +1,16 @@
 namespace LlmMemory.Models;
 
 /// <summary>Every parameter tensor of a model, whatever source described it (config.json, safetensors, GGUF).</summary>
-/// <remarks>Non-parameters (rotary <c>inv_freq</c> buffers, causal-mask buffers, quantization scales) are never in it.</remarks>
+/// <remarks>
+/// Non-parameters (rotary <c>inv_freq</c> buffers, causal-mask buffers, quantization scales) are never in
+/// <see cref="Tensors"/>; when a weights file stores them they are listed in <see cref="Buffers"/>, so that the file's
+/// bytes are all accounted for while the parameter count stays the model's.
+/// </remarks>
 public sealed record TensorInventory(IReadOnlyList<TensorSpec> Tensors)
 {
+    /// <summary>Tensors a weights file stores that are not parameters (quantization scales and zero points, rotary tables, masks).</summary>
+    public IReadOnlyList<TensorSpec> Buffers { get; init; } = [];
+
     /// <summary>Total parameter count: the sum of every tensor's elements (tied tensors appear once).</summary>
     public long ParameterCount => Tensors.Sum(t => t.Elements);
 
@@ -12,4 +19,9 @@ public sealed record TensorInventory(IReadOnlyList<TensorSpec> Tensors)
 
     /// <summary>Parameters of the tensors matching <paramref name="predicate"/>.</summary>
     public long CountWhere(Func<TensorSpec, bool> predicate) => Tensors.Where(predicate).Sum(t => t.Elements);
+
+    /// <summary>Exact bytes of every stored tensor, parameters and buffers; null unless a weights file gave every tensor's type.</summary>
+    public long? StoredBytes => Tensors.Concat(Buffers).All(t => t.Stored is not null)
+        ? Tensors.Concat(Buffers).Sum(t => t.StoredBytes!.Value)
+        : null;
 }

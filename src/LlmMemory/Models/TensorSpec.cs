@@ -16,6 +16,9 @@ public sealed record TensorSpec(string Name, ImmutableArray<long> Shape, TensorR
     /// <summary>Number of elements (product of the shape).</summary>
     public long Elements => Shape.Aggregate(1L, (product, dimension) => checked(product * dimension));
 
+    /// <summary>Exact bytes in the weights file (<see cref="Stored"/> over <see cref="Elements"/>); null when no file gave the type.</summary>
+    public long? StoredBytes => Stored?.BytesFor(Elements);
+
     /// <summary>Input features of a linear weight (last dimension).</summary>
     public long InFeatures => Shape[^1];
 

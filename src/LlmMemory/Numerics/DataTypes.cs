@@ -26,6 +26,11 @@ public static class DataTypes
     public static readonly DataType Int32 = new("I32", 1, 4, null, 26, "32-bit signed integer");
     public static readonly DataType Int64 = new("I64", 1, 8, null, 27, "64-bit signed integer");
     public static readonly DataType Bool = new("BOOL", 1, 1, null, null, "boolean, one byte");
+    public static readonly DataType UInt16 = new("U16", 1, 2, null, null, "16-bit unsigned integer (safetensors U16)");
+    public static readonly DataType UInt32 = new("U32", 1, 4, null, null, "32-bit unsigned integer (safetensors U32)");
+    public static readonly DataType UInt64 = new("U64", 1, 8, null, null, "64-bit unsigned integer (safetensors U64)");
+    public static readonly DataType F6E2M3 = new("F6_E2M3", 4, 3, null, null, "OCP MX FP6 E2M3 codes, four per three bytes (safetensors F6_E2M3)");
+    public static readonly DataType F6E3M2 = new("F6_E3M2", 4, 3, null, null, "OCP MX FP6 E3M2 codes, four per three bytes (safetensors F6_E3M2)");
 
     public static readonly DataType Q4_0 = Ggml("Q4_0", 2, 32, 18, "fp16 scale + 16 B of nibbles");
     public static readonly DataType Q4_1 = Ggml("Q4_1", 3, 32, 20, "fp16 scale and min + 16 B");
@@ -58,7 +63,7 @@ public static class DataTypes
     /// <summary>Every type, in catalog order.</summary>
     public static IReadOnlyList<DataType> All { get; } =
     [
-        F64, F32, F16, BF16, F8E4M3, F8E5M2, E8M0, FP4, NF4, Int4, Int8, UInt8, Int16, Int32, Int64, Bool,
+        F64, F32, F16, BF16, F8E4M3, F8E5M2, E8M0, FP4, NF4, Int4, Int8, UInt8, Int16, Int32, Int64, Bool, UInt16, UInt32, UInt64, F6E2M3, F6E3M2,
         Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K,
         IQ2_XXS, IQ2_XS, IQ3_XXS, IQ1_S, IQ4_NL, IQ3_S, IQ2_S, IQ4_XS, IQ1_M, TQ1_0, TQ2_0, MXFP4, NVFP4, Q1_0, Q2_0,
     ];
@@ -128,6 +133,10 @@ public static class DataTypes
         Add(Int32, "int32", "torch.int32");
         Add(Int64, "int64", "torch.int64");
         Add(Bool, "torch.bool");
+        Add(FP4, "f4");
+        Add(UInt16, "uint16", "torch.uint16");
+        Add(UInt32, "uint32", "torch.uint32");
+        Add(UInt64, "uint64", "torch.uint64");
         return map.ToFrozenDictionary();
     }
 }

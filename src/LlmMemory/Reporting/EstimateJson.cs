@@ -115,8 +115,16 @@ public static class EstimateJson
         }
 
         json["comparisons"] = comparisons;
+        json["timeline"] = Timeline(estimate.Timeline);
         json["notes"] = new JsonArray(estimate.Notes.Select(n => (JsonNode?)JsonValue.Create(n)).ToArray());
         return json;
+    }
+
+    /// <summary>Device memory over one step, in order: <c>[{"phase": "load", "bytes": N}, …]</c>; empty when not modelled.</summary>
+    public static JsonArray Timeline(IReadOnlyList<TimelinePoint> timeline)
+    {
+        ArgumentNullException.ThrowIfNull(timeline);
+        return new JsonArray(timeline.Select(p => (JsonNode?)new JsonObject { ["phase"] = p.Phase, ["bytes"] = p.Bytes.Bytes }).ToArray());
     }
 
     private static JsonObject Component(MemoryComponent c) => new()

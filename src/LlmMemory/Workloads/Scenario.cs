@@ -59,6 +59,10 @@ public sealed record Scenario
     /// <summary>Effective batch: micro-batch × gradient accumulation × data-parallel GPUs.</summary>
     public long EffectiveBatch => (long)Batch * GradientAccumulation * Parallel.DataParallel;
 
+    /// <summary>LoRA settings in effect: the given ones, or r = 16 on all linear layers for a LoRA/QLoRA run that names none
+    /// (the rank of the essay's example; PEFT's <c>all-linear</c>); null outside LoRA modes.</summary>
+    public LoraSettings? EffectiveLora => Mode is Mode.Lora or Mode.Qlora ? Lora ?? LoraSettings.Default : null;
+
     /// <summary>True for training, LoRA and QLoRA.</summary>
     public bool IsTraining => Mode != Mode.Inference;
 }
@@ -68,7 +72,11 @@ public sealed record Scenario
 /// <param name="Alpha">Scaling numerator; does not change memory.</param>
 /// <param name="Targets">Module names, or a preset.</param>
 /// <param name="Dora">Weight-decomposed LoRA: adds a trainable magnitude vector per adapted module.</param>
-public sealed record LoraSettings(int Rank, double? Alpha, LoraTargets Targets, bool Dora);
+public sealed record LoraSettings(int Rank, double? Alpha, LoraTargets Targets, bool Dora)
+{
+    /// <summary>r = 16 on every linear layer but the head.</summary>
+    public static LoraSettings Default { get; } = new(16, null, LoraTargets.AllLinear, false);
+}
 
 /// <summary>Which linear modules get adapters: a preset (<c>all-linear</c>, <c>attention</c>) or explicit names.</summary>
 public sealed record LoraTargets(string? Preset, IReadOnlyList<string> Modules)

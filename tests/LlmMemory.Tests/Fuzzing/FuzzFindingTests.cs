@@ -20,7 +20,7 @@ public sealed class FuzzFindingTests
 
         var error = Assert.Throws<ModelFormatException>(() => ConfigJsonReader.Read(json, "config.json"));
 
-        Assert.Equal("config.json: is not valid UTF-8 text.", error.Message);
+        Assert.Equal("config.json: is not valid UTF-8.", error.Message);
     }
 
     [Fact]

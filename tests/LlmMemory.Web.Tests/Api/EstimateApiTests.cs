@@ -92,15 +92,22 @@ public sealed class EstimateApiTests(WebApplicationFactory<Program> factory) : I
     }
 
     [Fact]
-    public async Task Fit_says_plainly_that_the_solvers_are_not_there_yet_and_still_checks_its_input()
+    public async Task Fit_answers_like_the_cli_and_its_max_seq_is_the_boundary_of_estimate()
     {
-        ApiResponse withGpu = await _client.Post("/api/fit", """{"model": "llama-3.1-8b", "gpu": "rtx-4090"}""");
+        ApiResponse fit = await _client.Post("/api/fit", """{"model": "llama-3.1-8b", "gpu": "rtx-4090"}""");
         ApiResponse withoutGpu = await _client.Post("/api/fit", """{"model": "llama-3.1-8b"}""");
+        ApiResponse badTarget = await _client.Post("/api/fit?target_batch=0", """{"model": "llama-3.1-8b", "gpu": "rtx-4090"}""");
 
-        Assert.Equal(HttpStatusCode.NotImplemented, withGpu.Status);
-        Assert.Equal("application/problem+json", withGpu.MediaType);
-        Assert.Contains("/api/estimate", withGpu.Detail, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, fit.Status);
+        long maxSeq = fit.Body!["max_seq"]!.GetValue<long>();
+        ApiResponse at = await _client.Post("/api/estimate", $$"""{"model": "llama-3.1-8b", "gpu": "rtx-4090", "seq": {{maxSeq}}}""");
+        ApiResponse past = await _client.Post("/api/estimate", $$"""{"model": "llama-3.1-8b", "gpu": "rtx-4090", "seq": {{maxSeq + 1}}}""");
+        Assert.True(at.Body!["fits"]!.GetValue<bool>());
+        Assert.False(past.Body!["fits"]!.GetValue<bool>());
+        Assert.Equal(25_386_352_640, fit.Body["gpu_bytes"]!.GetValue<long>());
         Assert.Equal(HttpStatusCode.BadRequest, withoutGpu.Status);
         Assert.Equal("gpu", withoutGpu.Field);
+        Assert.Equal(HttpStatusCode.BadRequest, badTarget.Status);
+        Assert.Equal("target_batch", badTarget.Field);
     }
 }

@@ -70,24 +70,32 @@ internal static class ServingEngines
                 $"cuBLAS handles, NCCL{(tp > 1 ? " and custom all-reduce" : "")} outside torch (vLLM log)", Counter: Counter.Device));
         }
 
-        if (pool.Bytes < pageBytes)
-        {
-            throw new ModelFormatException("scenario", "gpu",
-                $"leaves no room for a KV cache: {budget} budget − {weights} weights − {activation} activations; use a larger GPU, tensor parallelism or a smaller format.");
-        }
-
-        long blocks = pool.Bytes / pageBytes;
+        long blocks = Math.Max(0, pool.Bytes) / pageBytes;
         long tokens = blocks * blockSize;
         var kvBytes = new ByteSize(blocks * pageBytes);
         components.Add(new MemoryComponent("kv_cache", ComponentKind.KvCache, kvBytes,
             $"({Text.N(fraction)} × {total} − weights − activations{(sglang ? "" : " − non-torch")}) ÷ {Text.N(pageBytes)} B per {blockSize}-token block = {Text.N(blocks)} blocks; per token {kv.Describe(model.LayerCount)}"));
         components.Add(new MemoryComponent("cuda_context", ComponentKind.Runtime, context, "CUDA context and kernels (outside the engine's budget)", Counter: Counter.Device));
 
+        // Start-up check: the pool must hold one request of max_model_len tokens (vLLM errors out otherwise, §2.7).
+        bool accepts = tokens >= maxModelLen;
+        var notes = new List<string>
+        {
+            $"Weights in {format}. {Names.Of(scenario.Engine)} reserves {Text.N(fraction)} of the GPU and fills what is left with KV blocks, so its memory use does not depend on the context you send.",
+        };
+        if (!accepts)
+        {
+            notes.Add(blocks == 0
+                ? $"No room for a KV cache: the {budget} budget minus weights and activations is {pool}; use a larger GPU, tensor parallelism or a smaller format."
+                : $"The KV pool holds {Text.N(tokens)} tokens, fewer than max_model_len {Text.N(maxModelLen)}: the engine refuses to start; lower --max-model-len.");
+        }
+
         return new MemoryEstimate
         {
             Model = resolved,
             Parameters = new ParameterSummary(model.ParameterCount, 0, model.ActiveParameterCount),
             Components = components,
+            EngineAccepts = accepts,
             PeakPhase = "steady state (the pool is allocated at start-up)",
             DeviceCount = tp,
             Device = tp > 1 ? "each tensor-parallel GPU" : "the GPU",
@@ -98,10 +106,7 @@ internal static class ServingEngines
                 new("max_model_len", Math.Min(tokens, model.MaxPositions ?? tokens), "largest max_model_len one request can use"),
                 new("max_concurrency", tokens / Math.Max(1, maxModelLen), $"concurrent requests of {maxModelLen} tokens"),
             ],
-            Notes =
-            [
-                $"Weights in {format}. {Names.Of(scenario.Engine)} reserves {Text.N(fraction)} of the GPU and fills what is left with KV blocks, so its memory use does not depend on the context you send.",
-            ],
+            Notes = notes,
         };
     }
 

@@ -19,7 +19,7 @@ internal static class DistributedTraining
         ModelArchitecture m = resolved.Architecture!;
         ShardPlan plan = ShardPlan.For(scenario);
         bool lora = scenario.Mode is Mode.Lora or Mode.Qlora;
-        LoraAdapters? adapters = lora ? LoraAdapters.For(m, scenario.Lora ?? new LoraSettings(16, null, LoraTargets.AllLinear, false)) : null;
+        LoraAdapters? adapters = scenario.EffectiveLora is LoraSettings settings ? LoraAdapters.For(m, settings) : null;
         long trainable = adapters?.TrainableParameters ?? m.ParameterCount;
         StateBytes states = StatesFor(m, scenario, lora);
         WeightLayout layout = WeightStorage.Layout(m, states.WeightFormat, DataTypes.BF16);

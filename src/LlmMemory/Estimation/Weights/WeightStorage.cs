@@ -21,13 +21,29 @@ internal static class WeightStorage
     private const int Fp8ScaleBlock = 128;
 
     /// <summary>The bytes a weights file holds for each tensor, from the types it stores (safetensors or GGUF headers).</summary>
+    /// <remarks>
+    /// Stored non-parameters (quantization scales, zero points, rope tables: <see cref="TensorInventory.Buffers"/>) add their
+    /// bytes to the parameter of the same block and module ("INT4 + scales"), or stand alone as "buffers", so the layout's
+    /// bytes are the file's tensor bytes exactly.
+    /// </remarks>
     public static WeightLayout AsStored(ModelArchitecture model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return new WeightLayout(model.Tensors.Tensors
-            .Select(t => t.Stored is DataType type ? new StoredTensor(t, type.BytesFor(t.Elements), type.Name)
-                : throw new InvalidOperationException($"{t.Name} has no stored type."))
-            .ToArray());
+        var extra = model.Tensors.Buffers.GroupBy(b => (b.Layer, b.Module)).ToDictionary(g => g.Key, g => g.Sum(b => Bytes(b)));
+        var stored = new List<StoredTensor>();
+        foreach (TensorSpec t in model.Tensors.Tensors)
+        {
+            long bytes = Bytes(t);
+            stored.Add(extra.Remove((t.Layer, t.Module), out long scales)
+                ? new StoredTensor(t, checked(bytes + scales), $"{t.Stored!.Name} + scales")
+                : new StoredTensor(t, bytes, t.Stored!.Name));
+        }
+
+        stored.AddRange(model.Tensors.Buffers.Where(b => extra.ContainsKey((b.Layer, b.Module))).Select(b => new StoredTensor(b with { Shape = [0] }, Bytes(b), "buffers")));
+        return new WeightLayout(stored);
+
+        static long Bytes(TensorSpec t) => t.Stored is DataType type ? type.BytesFor(t.Elements)
+            : throw new InvalidOperationException($"{t.Name} has no stored type.");
     }
 
     public static WeightLayout Layout(ModelArchitecture model, WeightFormat format, DataType unquantized, GgufMixRules? gguf = null)

@@ -96,7 +96,7 @@ public static class ConfigJsonReader
     {
         if (!System.Text.Unicode.Utf8.IsValid(json))
         {
-            throw new ModelFormatException(source, null, "is not valid UTF-8 text.");
+            throw new ModelFormatException(source, null, "is not valid UTF-8.");
         }
 
         if (json.IndexOf("\\u"u8) < 0)

@@ -1,0 +1,30 @@
+namespace LlmMemory.Hub;
+
+/// <summary>Where the Hub is, who is asking, and where its local cache lives; read from the same variables huggingface_hub reads.</summary>
+/// <param name="Endpoint">Hub address (<c>HF_ENDPOINT</c>, default https://huggingface.co).</param>
+/// <param name="Token">Access token for gated and private repos (<c>HF_TOKEN</c>, also the older <c>HUGGING_FACE_HUB_TOKEN</c>).</param>
+/// <param name="Offline">Use only the local cache (<c>HF_HUB_OFFLINE=1</c>).</param>
+/// <param name="CacheDirectory">The hub cache (<c>HF_HUB_CACHE</c>, else <c>$HF_HOME/hub</c>, else <c>~/.cache/huggingface/hub</c>).</param>
+public sealed record HubSettings(Uri Endpoint, string? Token, bool Offline, string CacheDirectory)
+{
+    /// <summary>The default Hub.</summary>
+    public static readonly Uri DefaultEndpoint = new("https://huggingface.co");
+
+    /// <summary>Settings from environment variables, resolved as huggingface_hub's <c>constants.py</c> does.</summary>
+    public static HubSettings FromEnvironment(Func<string, string?>? variable = null)
+    {
+        variable ??= Environment.GetEnvironmentVariable;
+        string? Get(string name) => variable(name) is { Length: > 0 } value ? value : null;
+        string home = Get("HF_HOME")
+            ?? Path.Combine(Get("XDG_CACHE_HOME") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "huggingface");
+        string cache = Get("HF_HUB_CACHE") ?? Get("HUGGINGFACE_HUB_CACHE") ?? Path.Combine(home, "hub");
+        string endpoint = Get("HF_ENDPOINT") ?? DefaultEndpoint.ToString();
+        if (!Uri.TryCreate(endpoint.TrimEnd('/') + "/", UriKind.Absolute, out Uri? uri) || uri.Scheme is not ("http" or "https"))
+        {
+            throw new FormatException($"HF_ENDPOINT \"{endpoint}\" is not an http(s) URL.");
+        }
+
+        bool offline = Get("HF_HUB_OFFLINE")?.ToUpperInvariant() is "1" or "TRUE" or "YES" or "ON";
+        return new HubSettings(uri, Get("HF_TOKEN") ?? Get("HUGGING_FACE_HUB_TOKEN"), offline, cache);
+    }
+}

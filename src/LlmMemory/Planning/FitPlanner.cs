@@ -1,0 +1,228 @@
+using LlmMemory.Estimation;
+using LlmMemory.Hardware;
+using LlmMemory.Models;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Planning;
+
+/// <summary>
+/// Turns an estimate into decisions: how long a context or how large a batch fits on a GPU, which format or change
+/// makes a scenario fit, how many GPUs it needs. Every answer comes from <see cref="MemoryEstimator.Estimate(ResolvedModel, Scenario)"/>
+/// and the same fit rule (<see cref="MemoryEstimate.Fits"/>): an answer fits and one more does not.
+/// </summary>
+public static class FitPlanner
+{
+    /// <summary>Largest batch tried: 2^20 sequences, the scenario format's bound on counts (far above any micro-batch).</summary>
+    public const int MaxBatch = 1 << 20;
+
+    /// <summary>Largest sequence tried: <see cref="Limits.MaxPositions"/> (2^28 tokens, above every published context).</summary>
+    public const int MaxSeq = Limits.MaxPositions;
+
+    /// <summary>
+    /// The default target effective batch: 16 sequences per optimizer step. The essay tunes the effective batch into the
+    /// 4–16 range; the top of that range is the most data per update it recommends, and a smaller target is one flag away
+    /// (<c>--target-batch</c>).
+    /// </summary>
+    public const int DefaultTargetBatch = 16;
+
+    /// <summary>Resolves the scenario's model once and plans.</summary>
+    /// <exception cref="FormatException">No GPU, an unknown GPU, one without a known memory size, or a bad scenario.</exception>
+    public static FitPlan Plan(Scenario scenario, int targetBatch = DefaultTargetBatch)
+    {
+        ArgumentNullException.ThrowIfNull(scenario);
+        return Plan(ModelResolver.Resolve(scenario.Model, scenario.BaseDirectory), scenario, targetBatch);
+    }
+
+    /// <inheritdoc cref="Plan(Scenario, int)"/>
+    public static FitPlan Plan(ResolvedModel model, Scenario scenario, int targetBatch = DefaultTargetBatch)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(scenario);
+        Gpu gpu = GpuCatalog.Find(scenario.Gpu ?? throw new FormatException("Planning needs a GPU: add --gpu ID (llm-memory gpus lists them)."));
+        ByteSize budget = gpu.Budget
+            ?? throw new FormatException($"'{gpu.Id}' has no fixed memory size in the catalog, so nothing can be solved against it; pick a GPU or an apple-m-* size.");
+        if (targetBatch < 1)
+        {
+            throw new FormatException($"--target-batch must be at least 1, got {targetBatch}.");
+        }
+
+        (MemoryEstimate? asGiven, string? refusal) = AsGiven(model, scenario);
+        var probe = new FitProbe(model);
+        var notes = new List<string>();
+        bool serving = !scenario.IsTraining && scenario.Engine is Engine.Vllm or Engine.Sglang && model.Architecture is not null;
+        SolvedValue maxSeq = serving
+            ? FromPool(asGiven, refusal, "max_model_len", model.Architecture!.MaxPositions)
+            : Solve(probe, n => scenario with { Seq = n }, MaxSeq, "sequence length", budget, notes);
+        ServingCapacity? capacity = scenario.IsTraining || model.Architecture is null ? null : Serve(probe, scenario);
+        SolvedValue maxBatch = serving
+            ? capacity is { Estimate: not null } c
+                ? new SolvedValue((int)Math.Min(c.MaxConcurrency, int.MaxValue), SolveLimit.KvPool,
+                    $"{Estimation.Text.N(c.KvTokens)} KV tokens ÷ {Estimation.Text.N(c.RequestTokens)} tokens per request", 1)
+                : new SolvedValue(null, SolveLimit.NothingFits, capacity?.Refusal ?? "no KV pool", 1)
+            : Solve(probe, n => scenario with { Batch = n }, MaxBatch, "batch", budget, notes);
+        GpuCount minGpus = GpuCounts.Solve(probe, scenario, asGiven?.Fits == true);
+
+        int? window = model.Architecture?.MaxPositions;
+        if (window is int w && maxSeq.Value > w && !serving)
+        {
+            notes.Add((maxSeq.Limit == SolveLimit.SearchLimit
+                    ? $"This estimate does not grow with the sequence length, so memory sets no limit; the model's context window is {Estimation.Text.N(w)} tokens"
+                    : $"Memory allows {Estimation.Text.N(maxSeq.Value.Value)} tokens, beyond the model's context window of {Estimation.Text.N(w)}")
+                + " (max_position_embeddings); longer sequences need RoPE scaling or a long-context variant.");
+        }
+
+        var plan = new FitPlan
+        {
+            Scenario = scenario,
+            Gpu = gpu,
+            Budget = budget,
+            Model = model,
+            AsGiven = asGiven,
+            AsGivenRefusal = refusal,
+            MaxSeq = maxSeq,
+            MaxBatch = maxBatch,
+            ContextWindow = window,
+            MinGpus = minGpus,
+            Serving = serving ? null : capacity,
+            Notes = notes,
+        };
+        return scenario.IsTraining ? Training(plan, probe, targetBatch) : Inference(plan, probe);
+    }
+
+    private static FitPlan Inference(FitPlan plan, FitProbe probe)
+    {
+        Scenario scenario = plan.Scenario;
+        IReadOnlyList<PlanOption> formats = WeightLadder.Estimate(probe, scenario, WeightLadder.For(scenario.Engine, scenario, probe.Model.Architecture));
+        PlanOption? needed = formats.FirstOrDefault(f => f.Fits);
+        var notes = new List<string>(plan.Notes);
+        if (needed is null && scenario.Engine != Engine.LlamaCpp)
+        {
+            PlanOption? gguf = WeightLadder.Estimate(probe, scenario with { Engine = Engine.LlamaCpp }, WeightLadder.Gguf).FirstOrDefault(f => f.Fits);
+            notes.Add(gguf is null
+                ? $"No weight format fits one {plan.Gpu.Name} at this context; see the fewest GPUs."
+                : $"No {Names.Of(scenario.Engine)} format fits; with llama.cpp, {gguf.Name} would ({gguf.Estimate!.DeviceTotal}).");
+        }
+
+        return plan with { Formats = formats, FormatNeeded = needed?.Name, Notes = notes };
+    }
+
+    private static FitPlan Training(FitPlan plan, FitProbe probe, int targetBatch)
+    {
+        Scenario scenario = plan.Scenario;
+        AccumulationPlan? accumulation = plan.MaxBatch.Value is int largest
+            ? Accumulation.Plan(targetBatch, largest, scenario.Parallel.DataParallel)
+            : null;
+        if (plan.Fits)
+        {
+            return plan with { Accumulation = accumulation };
+        }
+
+        var changes = new List<PlanOption>(TrainingChanges.Estimate(probe, scenario));
+        var spread = new List<(int Gpus, PlanOption Option)>();
+        if (plan.MinGpus.Count is int gpus && gpus > scenario.Parallel.Gpus)
+        {
+            spread.Add((gpus, probe.Option($"{plan.MinGpus.Layout} over {gpus} GPUs", "more GPUs and communication; the same run",
+                GpuCounts.SpreadOver(probe, scenario, gpus))));
+        }
+
+        // Sharding divides the states but not the activations, so with long sequences checkpointing first can save GPUs.
+        if (plan.MinGpus.Supported && scenario.GradientCheckpointing is Checkpointing.None or Checkpointing.Selective)
+        {
+            Scenario checkpointed = scenario with { GradientCheckpointing = Checkpointing.Full };
+            GpuCount fewer = GpuCounts.Solve(probe, checkpointed, probe.Try(checkpointed).Fits);
+            if (fewer.Count is int n && n > 1 && n < (plan.MinGpus.Count ?? int.MaxValue))
+            {
+                spread.Add((n, probe.Option($"gradient checkpointing + {fewer.Layout} over {n} GPUs",
+                    "more GPUs, communication and one extra forward pass per step", GpuCounts.SpreadOver(probe, checkpointed, n))));
+            }
+        }
+
+        // More GPUs cost the most, and fewer of them cost less: these come last, fewest GPUs first.
+        changes.AddRange(spread.OrderBy(s => s.Gpus).Select(s => s.Option));
+        return plan with { Accumulation = accumulation, Changes = changes };
+    }
+
+    /// <summary>
+    /// The scenario's own estimate. The GPU was checked before, so an estimator error about the GPU can only mean the
+    /// work cannot fit it at all (a serving engine whose weights leave no KV room): that is an answer, "no", not bad input.
+    /// Every other error is the user's input and propagates.
+    /// </summary>
+    private static (MemoryEstimate? Estimate, string? Refusal) AsGiven(ResolvedModel model, Scenario scenario)
+    {
+        try
+        {
+            return (MemoryEstimator.Estimate(model, scenario), null);
+        }
+        catch (ModelFormatException refused) when (refused.Key == "gpu")
+        {
+            return (null, refused.Message);
+        }
+    }
+
+    /// <summary>The largest n ≤ cap at which the scenario fits, and what the next value runs into.</summary>
+    private static SolvedValue Solve(FitProbe probe, Func<int, Scenario> at, int cap, string what, ByteSize budget, List<string> notes)
+    {
+        var seen = new Dictionary<int, Probe>();
+        Boundary found = BoundarySearch.Largest(n => (seen[n] = probe.Try(at(n))).Fits, cap);
+        if (!found.Monotone)
+        {
+            notes.Add($"The estimate is not monotone in the {what}: a larger value fit beyond a first boundary, so the search went on from there.");
+        }
+
+        if (found.Value is not int value)
+        {
+            return new SolvedValue(null, SolveLimit.NothingFits, $"1 does not fit: {Describe(seen[1], budget)}", found.Questions);
+        }
+
+        if (found.AtCap)
+        {
+            return new SolvedValue(value, SolveLimit.SearchLimit,
+                $"memory does not limit the {what} up to {Estimation.Text.N(cap)} ({seen[value].Estimate!.DeviceTotal} there)", found.Questions);
+        }
+
+        Probe next = seen[value + 1];
+        ByteSize free = budget - seen[value].Estimate!.DeviceTotal;
+        string reason = next.Estimate is { } over
+            ? $"{Estimation.Text.N(value)} leaves {free} free; {Estimation.Text.N(value + 1)} needs {over.DeviceTotal}, {over.DeviceTotal - budget} more than the {budget} usable"
+            : $"{Estimation.Text.N(value)} leaves {free} free; {Estimation.Text.N(value + 1)}: {next.Refusal}";
+        return new SolvedValue(value, next.Refusal is null ? SolveLimit.Memory : SolveLimit.Estimator, reason, found.Questions);
+    }
+
+    /// <summary>A serving engine sizes its KV pool from the GPU, so its limits are the estimate's facts, not a search.</summary>
+    private static SolvedValue FromPool(MemoryEstimate? estimate, string? refusal, string fact, int? window)
+    {
+        if (estimate is null)
+        {
+            return new SolvedValue(null, SolveLimit.NothingFits, refusal ?? "refused", 0);
+        }
+
+        long? value = estimate.Facts.FirstOrDefault(f => f.Key == fact)?.Value;
+        long? pool = estimate.Facts.FirstOrDefault(f => f.Key == "kv_tokens")?.Value;
+        if (value is not long v || pool is not long tokens)
+        {
+            return new SolvedValue(null, SolveLimit.NothingFits, $"the estimate has no {fact} fact", 0);
+        }
+
+        string reason = window is int w && v == w && tokens > w
+            ? $"the model's context window ({Estimation.Text.N(w)}); the pool holds {Estimation.Text.N(tokens)} tokens"
+            : $"the KV pool holds {Estimation.Text.N(tokens)} tokens";
+        return new SolvedValue((int)Math.Min(v, int.MaxValue), SolveLimit.KvPool, reason, 0);
+    }
+
+    /// <summary>vLLM (or the scenario's SGLang) at the scenario's context: its pool in tokens and the requests it holds.</summary>
+    private static ServingCapacity Serve(FitProbe probe, Scenario scenario)
+    {
+        Engine engine = scenario.Engine == Engine.Sglang ? Engine.Sglang : Engine.Vllm;
+        int requestTokens = scenario.EngineOptions.MaxModelLen ?? scenario.Seq;
+        Probe served = probe.Try(scenario with
+        {
+            Engine = engine,
+            EngineOptions = scenario.EngineOptions with { MaxModelLen = requestTokens },
+        });
+        long Fact(string key) => served.Estimate?.Facts.FirstOrDefault(f => f.Key == key)?.Value ?? 0;
+        return new ServingCapacity(engine, served.Estimate, served.Refusal, Fact("kv_tokens"), Fact("max_model_len"), requestTokens, Fact("max_concurrency"));
+    }
+
+    private static string Describe(Probe probe, ByteSize budget) =>
+        probe.Estimate is { } e ? $"{e.DeviceTotal} of {budget}" : probe.Refusal ?? "refused";
+}

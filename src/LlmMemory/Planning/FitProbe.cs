@@ -1,0 +1,45 @@
+using LlmMemory.Estimation;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Planning;
+
+/// <summary>Estimates variants of a scenario for an already resolved model, turning the estimator's refusals into answers.</summary>
+/// <remarks>
+/// A variant the solvers make up (a longer context, a smaller format, more GPUs) can be one the estimator refuses: a
+/// product beyond 2^63 bytes (<see cref="OverflowException"/> from checked arithmetic) certainly fits no device, and a
+/// serving engine says when the weights leave no room for a KV cache, and a variant the estimator does not model yet
+/// (<see cref="NotSupportedException"/>) cannot be shown to fit. All count as "does not fit", with the reason kept.
+/// The scenario as given is estimated outside the probe, so a mistake in the user's input is still reported as one.
+/// </remarks>
+internal sealed class FitProbe(ResolvedModel model)
+{
+    public ResolvedModel Model { get; } = model;
+
+    public Probe Try(Scenario scenario)
+    {
+        try
+        {
+            return new Probe(MemoryEstimator.Estimate(Model, scenario), null);
+        }
+        catch (OverflowException)
+        {
+            return new Probe(null, "needs more than 2^63 bytes");
+        }
+        catch (Exception refused) when (refused is ModelFormatException or NotSupportedException)
+        {
+            return new Probe(null, refused.Message);
+        }
+    }
+
+    public PlanOption Option(string name, string cost, Scenario scenario)
+    {
+        Probe probe = Try(scenario);
+        return new PlanOption(name, cost, scenario, probe.Estimate, probe.Refusal);
+    }
+}
+
+/// <summary>An estimate, or the estimator's reason for refusing the scenario.</summary>
+internal sealed record Probe(MemoryEstimate? Estimate, string? Refusal)
+{
+    public bool Fits => Estimate?.Fits == true;
+}

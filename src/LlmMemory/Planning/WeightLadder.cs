@@ -1,0 +1,64 @@
+using LlmMemory.Estimation;
+using LlmMemory.Numerics;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Planning;
+
+/// <summary>The weight formats each inference engine can run, for "which format is needed to fit at all".</summary>
+/// <remarks>
+/// Formats a user of the engine would reach for, not every format the estimator knows: transformers loads bitsandbytes
+/// int8/NF4, GPTQ, AWQ and fp8 checkpoints; vLLM and SGLang serve fp8, GPTQ, AWQ and bitsandbytes 4-bit; llama.cpp runs
+/// GGUF mixes (llama-quant.cpp's presets from Q8_0 down to Q2_K). The ladder is ordered by the weight bytes the estimator
+/// computes for the model at hand, most first, so "most bits" means what it means for this model's tensors.
+/// </remarks>
+internal static class WeightLadder
+{
+    private static readonly string[] Transformers = ["bf16", "fp8", "int8", "gptq-int4", "awq-int4", "nf4"];
+
+    private static readonly string[] Serving = ["bf16", "fp8", "gptq-int4", "awq-int4", "nf4"];
+
+    private static readonly string[] LlamaCpp = ["f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_m", "q2_k"];
+
+    /// <summary>
+    /// The formats of <paramref name="engine"/>, plus the scenario's own — the format it names, or the one the model is
+    /// published in (a quantized checkpoint such as gpt-oss's MXFP4) — when it is not one of them.
+    /// </summary>
+    public static IReadOnlyList<string> For(Engine engine, Scenario scenario, Models.ModelArchitecture? model)
+    {
+        string[] ladder = engine switch
+        {
+            Engine.Vllm or Engine.Sglang => Serving,
+            Engine.LlamaCpp => LlamaCpp,
+            _ => Transformers,
+        };
+        string? own = scenario.Weights;
+        if (own is null && model is not null)
+        {
+            Estimation.Weights.WeightChoice.Layout(model, scenario, out string published);
+            own = WeightFormats.TryParse(published, out _) ? published : null;
+        }
+
+        return own is string given && !ladder.Any(f => Same(f, given)) ? [given, .. ladder] : ladder;
+    }
+
+    /// <summary>The GGUF ladder, tried when nothing the scenario's engine runs fits.</summary>
+    public static IReadOnlyList<string> Gguf => LlamaCpp;
+
+    /// <summary>Estimates each format at the scenario's batch and context; most weight bytes first.</summary>
+    /// <remarks>The order comes from a plain single-GPU transformers estimate of each format, which never refuses for lack of
+    /// room, so a format the scenario's engine refuses still sorts by its size.</remarks>
+    public static IReadOnlyList<PlanOption> Estimate(FitProbe probe, Scenario scenario, IReadOnlyList<string> formats) =>
+        formats.Select(name => probe.Option(name, Describe(name), scenario with { Weights = name }))
+            .Select(o => o with { Weights = WeightBytes(probe, o.Scenario) is long bytes ? new ByteSize(bytes) : null })
+            .OrderByDescending(o => o.Weights?.Bytes ?? long.MaxValue)
+            .ToArray();
+
+    private static long? WeightBytes(FitProbe probe, Scenario scenario) =>
+        probe.Try(scenario with { Mode = Mode.Inference, Engine = Engine.Transformers, Parallel = new ParallelSettings(), Gpu = null })
+            .Estimate?.Components.Where(c => c.Kind == ComponentKind.Weights).Sum(c => c.Bytes.Bytes);
+
+    private static bool Same(string a, string b) =>
+        WeightFormats.TryParse(a, out WeightFormat x) && WeightFormats.TryParse(b, out WeightFormat y) && x == y;
+
+    private static string Describe(string name) => WeightFormats.TryParse(name, out WeightFormat format) ? format.Description : name;
+}

@@ -1,0 +1,176 @@
+using System.Text.Json;
+using LlmMemory.Catalog;
+using LlmMemory.Estimation;
+using LlmMemory.Hub;
+using LlmMemory.Tests.Cli;
+using LlmMemory.Tests.Support;
+
+namespace LlmMemory.Tests.Formats;
+
+/// <summary>The Hub path against a local Hub-like server on 127.0.0.1; no test touches the internet.</summary>
+[Collection("environment")]
+public sealed class HubTests : IDisposable
+{
+    private readonly FakeHub _hub = new();
+    private readonly TempFolder _cache = new();
+
+    public void Dispose()
+    {
+        _hub.Dispose();
+        _cache.Dispose();
+    }
+
+    private HubSettings Settings(string? token = null, bool offline = false) => new(_hub.Endpoint, token, offline, _cache.Path);
+
+    private ResolvedModel Resolve(string id, string? token = null, bool offline = false)
+    {
+        using var client = new HubClient(Settings(token, offline));
+        return new HubModelSource(client).Resolve(id);
+    }
+
+    /// <summary>Serves a catalog model's config.json and a sharded sparse BF16 checkpoint as repo <paramref name="repo"/>.</summary>
+    private CatalogModel Serve(string repo, string alias, int shards)
+    {
+        Assert.True(ModelCatalog.TryFind(alias, out CatalogModel model));
+        using var folder = new TempFolder();
+        SafetensorsTests.WriteCheckpoint(folder, model, shards);
+        _hub.AddFolder(repo, folder.Path);
+        return model;
+    }
+
+    [Fact]
+    public void A_sharded_checkpoint_is_read_with_range_requests_for_its_headers_only()
+    {
+        CatalogModel model = Serve("meta-llama/Llama-3.1-8B-copy", "llama-3.1-8b", shards: 4);
+        ResolvedModel read = Resolve("meta-llama/Llama-3.1-8B-copy");
+        // Meta-Llama-3.1-8B: 8,030,261,248 parameters (data/models/llama-3.1-8b.json), 16 GB in BF16.
+        Assert.Equal(8_030_261_248, read.ParameterCount);
+        Assert.Equal(model.Architecture.ParameterCount, read.ParameterCount);
+        Assert.Equal(4, read.Architecture!.WeightsFile!.Files.Count);
+        // Header-only: four shards of 4 GB each cost a few 64 KiB ranges, not gigabytes.
+        Assert.InRange(_hub.BytesServed, 1, 4 * 1024 * 1024);
+        Assert.Contains(_hub.Requests, r => r.StartsWith("cdn/meta-llama/Llama-3.1-8B-copy/model-00001-of-00004.safetensors bytes=0-", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_gated_repo_needs_the_token_and_says_so()
+    {
+        Serve("meta-llama/Gated", "smollm2-135m", shards: 1);
+        _hub.Gate("meta-llama/Gated");
+        var error = Assert.Throws<HubException>(() => Resolve("meta-llama/Gated"));
+        Assert.Contains("HF_TOKEN", error.Message, StringComparison.Ordinal);
+        Assert.Contains("refused", Assert.Throws<HubException>(() => Resolve("meta-llama/Gated", token: "hf_wrong")).Message, StringComparison.Ordinal);
+        // SmolLM2-135M: 134,515,008 parameters (data/models/smollm2-135m.json).
+        Assert.Equal(134_515_008, Resolve("meta-llama/Gated", token: FakeHub.Token).ParameterCount);
+    }
+
+    [Fact]
+    public void A_missing_repo_revision_or_file_is_a_404_message()
+    {
+        var error = Assert.Throws<HubException>(() => Resolve("nobody/nothing"));
+        Assert.Contains("nobody/nothing", error.Message, StringComparison.Ordinal);
+        Assert.Contains("not found", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_interrupted_transfer_is_reported_not_half_read()
+    {
+        Serve("org/broken", "smollm2-135m", shards: 1);
+        _hub.Interrupt("org/broken", "model.safetensors");
+        var error = Assert.Throws<HubException>(() => Resolve("org/broken"));
+        Assert.Contains("interrupted", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_gguf_repo_is_read_by_quant_tag_and_lists_its_quants_when_ambiguous()
+    {
+        (byte[] header, long data) = GgufTests.TinyLlama().Build();
+        _hub.Add("org/tiny-GGUF", "tiny-Q4_K_M.gguf", header, header.Length + data)
+            .Add("org/tiny-GGUF", "tiny-Q8_0.gguf", header, header.Length + data)
+            .Add("org/tiny-GGUF", "README.md", "# tiny"u8.ToArray());
+        ResolvedModel read = Resolve("org/tiny-GGUF:Q4_K_M");
+        Assert.Equal(GgufTests.TinyLlamaParameters, read.ParameterCount);
+        Assert.Equal("hub:org/tiny-GGUF:Q4_K_M", read.Origin);
+        var ambiguous = Assert.Throws<HubException>(() => Resolve("org/tiny-GGUF"));
+        Assert.Contains("Q4_K_M", ambiguous.Message, StringComparison.Ordinal);
+        Assert.Contains("Q8_0", ambiguous.Message, StringComparison.Ordinal);
+        Assert.Equal(GgufTests.TinyLlamaParameters, Resolve("org/tiny-GGUF:tiny-Q8_0.gguf").ParameterCount);
+    }
+
+    [Fact]
+    public void The_local_cache_is_used_first_and_alone_when_offline()
+    {
+        // huggingface_hub layout: refs/main holds the commit, snapshots/<commit>/ the files.
+        Assert.True(ModelCatalog.TryFind("qwen2.5-0.5b", out CatalogModel model));
+        string repo = Path.Combine(_cache.Path, "models--Qwen--Qwen2.5-0.5B");
+        string snapshot = Path.Combine(repo, "snapshots", "0123456789abcdef0123456789abcdef01234567");
+        Directory.CreateDirectory(snapshot);
+        Directory.CreateDirectory(Path.Combine(repo, "refs"));
+        File.WriteAllText(Path.Combine(repo, "refs", "main"), "0123456789abcdef0123456789abcdef01234567");
+        File.WriteAllText(Path.Combine(snapshot, "config.json"), model.Config.GetRawText());
+        SafetensorsWriter.Write(Path.Combine(snapshot, "model.safetensors"), SafetensorsTests.CheckpointTensors(model.Architecture));
+
+        // Qwen2.5-0.5B: 494,032,768 parameters (data/models/qwen2.5-0.5b.json).
+        Assert.Equal(494_032_768, Resolve("Qwen/Qwen2.5-0.5B", offline: true).ParameterCount);
+        Assert.Equal(494_032_768, Resolve("Qwen/Qwen2.5-0.5B").ParameterCount);
+        Assert.Empty(_hub.Requests);
+        var offline = Assert.Throws<HubException>(() => Resolve("Qwen/Qwen2.5-7B", offline: true));
+        Assert.Contains("HF_HUB_OFFLINE", offline.Message, StringComparison.Ordinal);
+        Assert.Empty(_hub.Requests);
+    }
+
+    [Fact]
+    public void Settings_follow_the_huggingface_hub_variables()
+    {
+        var env = new Dictionary<string, string?> { ["HF_HOME"] = "/data/hf", ["HF_TOKEN"] = "hf_x", ["HF_HUB_OFFLINE"] = "1", ["HF_ENDPOINT"] = "http://mirror.local:8080" };
+        HubSettings settings = HubSettings.FromEnvironment(k => env.GetValueOrDefault(k));
+        Assert.Equal(Path.Combine("/data/hf", "hub"), settings.CacheDirectory);
+        Assert.Equal(("hf_x", true, "http://mirror.local:8080/"), (settings.Token, settings.Offline, settings.Endpoint.ToString()));
+        env["HF_HUB_CACHE"] = "/fast/cache";
+        Assert.Equal("/fast/cache", HubSettings.FromEnvironment(k => env.GetValueOrDefault(k)).CacheDirectory);
+        env["HF_ENDPOINT"] = "ftp://nope";
+        Assert.Throws<FormatException>(() => HubSettings.FromEnvironment(k => env.GetValueOrDefault(k)));
+    }
+
+    [Fact]
+    public void Ids_parse_revision_and_quant()
+    {
+        Assert.Equal(new HubModelId("org/name", "v1.0", "Q4_K_M"), HubModelId.Parse("org/name@v1.0:Q4_K_M"));
+        Assert.Equal(new HubModelId("org/name", "main", null), HubModelId.Parse("org/name"));
+        Assert.Throws<FormatException>(() => HubModelId.Parse("../../etc/passwd"));
+    }
+
+    [Fact]
+    public void The_cli_resolves_hub_ids_through_hf_endpoint_and_catalog_ids_offline()
+    {
+        Serve("someone/SmolLM2-copy", "smollm2-135m", shards: 2);
+        string? endpoint = Environment.GetEnvironmentVariable("HF_ENDPOINT");
+        string? cache = Environment.GetEnvironmentVariable("HF_HUB_CACHE");
+        try
+        {
+            Environment.SetEnvironmentVariable("HF_ENDPOINT", _hub.Endpoint.ToString());
+            Environment.SetEnvironmentVariable("HF_HUB_CACHE", _cache.Path);
+            (int code, string output, string error) = CliTests.Run("params", "someone/SmolLM2-copy", "--json");
+            Assert.True(code == 0, error);
+            using (JsonDocument json = JsonDocument.Parse(output))
+            {
+                Assert.Equal(134_515_008, json.RootElement.GetProperty("parameters").GetProperty("total").GetInt64());
+            }
+
+            (code, _, error) = CliTests.Run("params", "someone/missing");
+            Assert.Equal(2, code);
+            Assert.Single(error.Trim().Split('\n'));
+
+            // A catalog id never reaches the network: point the endpoint at a closed port.
+            Environment.SetEnvironmentVariable("HF_ENDPOINT", "http://127.0.0.1:9/");
+            (code, output, error) = CliTests.Run("params", "meta-llama/Llama-3.1-8B", "--json");
+            Assert.True(code == 0, error);
+            Assert.Contains("8030261248", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("HF_ENDPOINT", endpoint);
+            Environment.SetEnvironmentVariable("HF_HUB_CACHE", cache);
+        }
+    }
+}
