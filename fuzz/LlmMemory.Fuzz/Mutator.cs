@@ -120,7 +120,14 @@ public static class Mutator
         }
 
         byte[] bytes = Encoding.UTF8.GetBytes(replacement);
-        return [.. input.AsSpan(0, offset + start), .. bytes, .. input.AsSpan(offset + start + tokenLength)];
+        byte[] edited = [.. input.AsSpan(0, offset + start), .. bytes, .. input.AsSpan(offset + start + tokenLength)];
+        if (offset == 8 && BinaryPrimitives.ReadUInt64LittleEndian(input) == (ulong)length)
+        {
+            // A safetensors header: its length prefix follows the edit, so the edit reaches the JSON reader.
+            BinaryPrimitives.WriteUInt64LittleEndian(edited, (ulong)(length + bytes.Length - tokenLength));
+        }
+
+        return edited;
     }
 
     /// <summary>Spans of scalar values and property names (strings with their quotes) in a JSON text.</summary>

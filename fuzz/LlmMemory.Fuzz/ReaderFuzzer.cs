@@ -65,7 +65,7 @@ public static partial class ReaderFuzzer
     /// <summary>Runs <paramref name="inputs"/> mutated inputs; throws (via CsCheck, shrunk) on the first contract violation.</summary>
     public static FuzzReport Run(FuzzTarget target, long inputs, int threads = 1, string? seed = null)
     {
-        ArgumentNullException.ThrowIfNull(target);
+        CheckSeeds(target);
         long values = 0, errors = 0, slowestTicks = 0, mostAllocated = 0;
         var messages = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
         using var watchdog = new Timer(_ => CheckForHangs(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
@@ -91,6 +91,23 @@ public static partial class ReaderFuzzer
         }, seed: seed, iter: inputs, threads: threads, print: Describe);
         return new FuzzReport(target.Name, values + errors, values, errors, clock.Elapsed, Stopwatch.GetElapsedTime(0, slowestTicks), mostAllocated,
             messages.OrderByDescending(p => p.Value).ThenBy(p => p.Key, StringComparer.Ordinal).Select(p => (p.Key, p.Value)).ToArray());
+    }
+
+    /// <summary>Every seed must read to a value: a broken seed would leave only error paths to explore.</summary>
+    public static void CheckSeeds(FuzzTarget target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        for (int i = 0; i < target.Seeds.Count; i++)
+        {
+            try
+            {
+                target.Read(target.Seeds[i]);
+            }
+            catch (ModelFormatException e)
+            {
+                throw new FuzzFailureException($"{target.Name}: seed {i} does not read: {e.Message}", e);
+            }
+        }
     }
 
     /// <summary>Reads one input and checks the outcome; returns whether it was a value, the normalized error, time and allocation.</summary>

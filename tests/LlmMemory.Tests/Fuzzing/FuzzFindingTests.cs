@@ -1,5 +1,9 @@
+using System.Buffers.Binary;
 using System.Text;
+using LlmMemory.Formats.Gguf;
 using LlmMemory.Formats.HuggingFace;
+using LlmMemory.Formats.Safetensors;
+using LlmMemory.Fuzz;
 
 namespace LlmMemory.Tests.Fuzzing;
 
@@ -44,4 +48,33 @@ public sealed class FuzzFindingTests
 
         Assert.Contains("not valid Unicode", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void An_escaped_lone_surrogate_in_a_safetensors_tensor_name_is_a_format_error()
+    {
+        // Enumerating the header's names threw InvalidOperationException for "model.embed\ud800_tokens.weight".
+        byte[] header = Encoding.UTF8.GetBytes("""{"model.embed\ud800_tokens.weight": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}""");
+        byte[] file = [.. BitConverter.GetBytes((ulong)header.Length), .. header, 0, 0, 0, 0];
+
+        var error = Assert.Throws<ModelFormatException>(() => SafetensorsHeaderReader.Read(new MemoryStream(file), "model.safetensors"));
+
+        Assert.Contains("not valid Unicode", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_negative_int32_value_in_gguf_metadata_is_read_as_its_signed_value()
+    {
+        // GGUF type 5 is int32: the bytes FF FF FF FF are -1. A checked cast from uint threw OverflowException.
+        byte[] file = TinySeeds.Gguf[0];
+        int at = IndexOf(file, "general.quantization_version"u8) + "general.quantization_version".Length;
+        byte[] edited = (byte[])file.Clone();
+        BinaryPrimitives.WriteUInt32LittleEndian(edited.AsSpan(at), 5);
+        BinaryPrimitives.WriteUInt32LittleEndian(edited.AsSpan(at + 4), 0xFFFF_FFFF);
+
+        GgufFile read = GgufReader.Read(new MemoryStream(edited), "model.gguf", edited.Length + TinySeeds.GgufDataBytes);
+
+        Assert.Equal(-1, read.Metadata["general.quantization_version"].Number);
+    }
+
+    private static int IndexOf(byte[] haystack, ReadOnlySpan<byte> needle) => haystack.AsSpan().IndexOf(needle);
 }

@@ -25,4 +25,22 @@ public sealed class ReaderFuzzTests
         Assert.InRange(report.Values, 1, Inputs - 1);
         Assert.Contains(report.Errors, e => e.Message.Contains("must be", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void Mutated_safetensors_headers_end_in_a_value_or_a_format_error_within_limits()
+    {
+        FuzzReport report = ReaderFuzzer.Run(Targets.Safetensors, Inputs, threads: 1, Seed);
+
+        Assert.Equal(Inputs, report.Inputs);
+        Assert.InRange(report.Values, 1, Inputs - 1);
+    }
+
+    [Fact]
+    public void Mutated_gguf_headers_end_in_a_value_or_a_format_error_within_limits()
+    {
+        FuzzReport report = ReaderFuzzer.Run(Targets.Gguf, Inputs, threads: 1, Seed);
+
+        Assert.Equal(Inputs, report.Inputs);
+        Assert.InRange(report.Values, 1, Inputs - 1);
+    }
 }

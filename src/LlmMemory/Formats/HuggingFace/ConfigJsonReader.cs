@@ -75,7 +75,7 @@ public static class ConfigJsonReader
             throw new ModelFormatException(source, null, $"is {json.Length:N0} bytes; a config.json is at most {Limits.MaxConfigBytes:N0}.");
         }
 
-        CheckText(json, source);
+        JsonText.Check(json, source);
         try
         {
             using JsonDocument document = JsonDocument.Parse(json.ToArray(), new JsonDocumentOptions { MaxDepth = 64 });
@@ -84,44 +84,6 @@ public static class ConfigJsonReader
         catch (JsonException error)
         {
             throw new ModelFormatException(source, null, $"is not valid JSON ({error.Message.Split('.')[0]}).");
-        }
-    }
-
-    /// <summary>
-    /// Rejects text that <see cref="JsonDocument"/> parses but cannot turn into .NET strings: invalid UTF-8, and escaped lone
-    /// surrogates (<c>"\ud800"</c>) in names or values. JsonDocument finds both only when a string is read, and then throws
-    /// InvalidOperationException from wherever the reader happens to look (found by fuzzing: docs/performance.md).
-    /// </summary>
-    private static void CheckText(ReadOnlySpan<byte> json, string source)
-    {
-        if (!System.Text.Unicode.Utf8.IsValid(json))
-        {
-            throw new ModelFormatException(source, null, "is not valid UTF-8.");
-        }
-
-        if (json.IndexOf("\\u"u8) < 0)
-        {
-            return;
-        }
-
-        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 64 });
-        try
-        {
-            while (reader.Read())
-            {
-                if (reader.TokenType is JsonTokenType.PropertyName or JsonTokenType.String && reader.ValueIsEscaped)
-                {
-                    _ = reader.GetString();
-                }
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            throw new ModelFormatException(source, null, "holds an escaped string that is not valid Unicode (a lone surrogate such as \\ud800).");
-        }
-        catch (JsonException)
-        {
-            // Malformed JSON: the parse that follows reports it with its position.
         }
     }
 
