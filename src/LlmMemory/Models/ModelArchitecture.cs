@@ -63,6 +63,9 @@ public sealed record ModelArchitecture
     /// <summary>Per-block attention kind (<c>layer_types</c>, <c>sliding_window_pattern</c>, family rules); length = <see cref="LayerCount"/>.</summary>
     public required IReadOnlyList<AttentionKind> LayerAttention { get; init; }
 
+    /// <summary>RoPE scaling kind (<c>rope_scaling.rope_type</c>, or <c>type</c>: <c>llama3</c>, <c>yarn</c>, <c>linear</c>, …); null without scaling.</summary>
+    public string? RopeScaling { get; init; }
+
     /// <summary>Stored weight type (<c>torch_dtype</c>, <c>dtype</c>); null when the config does not say.</summary>
     public DataType? StoredType { get; init; }
 

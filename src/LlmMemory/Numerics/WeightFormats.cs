@@ -29,6 +29,12 @@ public static class WeightFormats
         ("iq4_xs", DataTypes.IQ4_XS), ("tq1_0", DataTypes.TQ1_0), ("tq2_0", DataTypes.TQ2_0), ("mxfp4_moe", DataTypes.MXFP4),
     ];
 
+    /// <summary>
+    /// llama-quantize's aliases (<c>tools/quantize/quantize.cpp</c> <c>QUANT_OPTIONS</c>: "Q4_K, alias for Q4_K_M"): asking for
+    /// Q3_K, Q4_K or Q5_K means the M mix, not one type for every tensor.
+    /// </summary>
+    private static readonly Dictionary<string, string> MixAliases = new() { ["q3_k"] = "q3_k_m", ["q4_k"] = "q4_k_m", ["q5_k"] = "q5_k_m" };
+
     /// <summary>Every format: the plain and scheme formats, then the llama.cpp mixes, then single ggml types.</summary>
     public static IReadOnlyList<WeightFormat> All { get; } = BuildAll();
 
@@ -68,7 +74,8 @@ public static class WeightFormats
         formats.AddRange(Mixes.Select(m => new WeightFormat(m.Name, WeightScheme.GgufMix, m.Default,
             $"llama.cpp {m.Name.ToUpperInvariant()} mix: mostly {m.Default.Name}, chosen tensors kept at more bits")));
         formats.AddRange(DataTypes.All
-            .Where(t => t.GgmlId is not null && t.IsQuantized && formats.TrueForAll(f => !string.Equals(f.Name, t.Name, StringComparison.OrdinalIgnoreCase)))
+            .Where(t => t.GgmlId is not null && t.IsQuantized && !MixAliases.ContainsKey(t.Name.ToLowerInvariant())
+                && formats.TrueForAll(f => !string.Equals(f.Name, t.Name, StringComparison.OrdinalIgnoreCase)))
             .Select(t => new WeightFormat(t.Name.ToLowerInvariant(), WeightScheme.GgufType, t, $"every quantizable tensor in {t.Name}")));
         return [.. formats];
     }
@@ -85,6 +92,11 @@ public static class WeightFormats
         map["bnb-fp4"] = Fp4;
         map["gptq"] = GptqInt4;
         map["awq"] = AwqInt4;
+        foreach ((string alias, string mix) in MixAliases)
+        {
+            map[alias] = map[mix];
+        }
+
         return map.ToFrozenDictionary();
     }
 }

@@ -1,3 +1,4 @@
+using LlmMemory.Estimation.LlamaCpp;
 using LlmMemory.Models;
 using LlmMemory.Numerics;
 
@@ -46,21 +47,33 @@ internal static class WeightStorage
             : throw new InvalidOperationException($"{t.Name} has no stored type.");
     }
 
-    public static WeightLayout Layout(ModelArchitecture model, WeightFormat format, DataType unquantized, GgufMixRules? gguf = null)
+    public static WeightLayout Layout(ModelArchitecture model, WeightFormat format, DataType unquantized)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(format);
-        return new WeightLayout(model.Tensors.Tensors.Select(t => Store(model, t, format, unquantized, gguf)).ToArray());
-    }
-
-    private static StoredTensor Store(ModelArchitecture model, TensorSpec t, WeightFormat format, DataType unquantized, GgufMixRules? gguf)
-    {
         if (format.Scheme is WeightScheme.GgufType or WeightScheme.GgufMix)
         {
-            DataType type = (gguf ?? GgufMixRules.For(model, format)).TypeOf(t);
-            return new StoredTensor(t, type.BytesFor(t.Elements), type.Name);
+            return Gguf(model, format);
         }
 
+        return new WeightLayout(model.Tensors.Tensors.Select(t => Store(model, t, format, unquantized)).ToArray());
+    }
+
+    /// <summary>
+    /// A llama.cpp file type: each tensor of the GGUF that <c>convert_hf_to_gguf.py</c> would write, typed by llama-quant.cpp's
+    /// rules (<see cref="QuantRules"/>, the one implementation the llama.cpp estimator uses too).
+    /// </summary>
+    private static WeightLayout Gguf(ModelArchitecture model, WeightFormat format)
+    {
+        IReadOnlyList<GgufTensor> tensors = GgufTensorList.Of(model);
+        IReadOnlyDictionary<string, DataType> types = QuantRules.TypesOf(tensors, LlamaCppArch.Of(model), GgufFileType.From(format));
+        return new WeightLayout(tensors.Where(t => t.Source is not null)
+            .Select(t => new StoredTensor(t.Source!, t.BytesIn(types[t.Name]), types[t.Name].Name))
+            .ToArray());
+    }
+
+    private static StoredTensor Store(ModelArchitecture model, TensorSpec t, WeightFormat format, DataType unquantized)
+    {
         if (format.Scheme == WeightScheme.Dense)
         {
             return Plain(t, format.Type);

@@ -66,6 +66,7 @@ internal static class LlamaLikeConfig
             LatentAttention = mla,
             SlidingWindow = window,
             LayerAttention = kinds,
+            RopeScaling = c.Object("rope_scaling") is { } scaling ? scaling.String("rope_type") ?? scaling.String("type") : null,
             StoredType = Common.ReadStoredType(c),
             Quantization = Common.ReadQuantization(c),
             FinalLogitSoftcap = c.Number("final_logit_softcapping"),
