@@ -1,140 +1,94 @@
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace LlmMemory.Benchmarks;
 
 /// <summary>
-/// A Hub-like HTTP server on 127.0.0.1 over a local folder, for the Hub benchmark: the models API's file list,
-/// <c>/{repo}/resolve/main/{file}</c> (weights redirected with a 302 to <c>/cdn/…</c>, as the Hub sends LFS files to its
-/// CDN), and Range requests answered from the (sparse) files on disk.
+/// A Hub-like HTTP server on 127.0.0.1 over a local folder, for the Hub benchmark (Kestrel, as any production server sets
+/// TCP_NODELAY): the models API's file list, <c>/{repo}/resolve/main/{file}</c> (weights redirected with a 302 to
+/// <c>/cdn/…</c>, as the Hub sends LFS files to its CDN), and Range requests answered from the (sparse) files on disk.
 /// </summary>
 public sealed class LocalHub : IDisposable
 {
-    private readonly HttpListener _listener = new();
-    private readonly string _repo;
-    private readonly string _folder;
-    private readonly Task _loop;
+    private readonly WebApplication _app;
 
     public LocalHub(string repo, string folder)
     {
-        _repo = repo;
-        _folder = folder;
-        var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        int port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        Endpoint = new Uri($"http://127.0.0.1:{port}/");
-        _listener.Prefixes.Add(Endpoint.ToString());
-        _listener.Start();
-        _loop = Task.Run(Serve);
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        _app = builder.Build();
+        _app.MapGet($"/api/models/{repo}/revision/main", () => Results.Bytes(FileList(folder), "application/json"));
+        _app.MapGet($"/{repo}/resolve/main/{{file}}", (string file) =>
+            !File.Exists(Path.Combine(folder, file)) ? Results.NotFound("Entry not found")
+            : file.EndsWith(".safetensors", StringComparison.Ordinal) ? Results.Redirect($"/cdn/{file}")
+            : Results.Bytes(File.ReadAllBytes(Path.Combine(folder, file)), "application/json"));
+        _app.MapGet("/cdn/{file}", (string file, HttpRequest request) => Range(Path.Combine(folder, file), request.Headers.Range.ToString()));
+        _app.StartAsync().GetAwaiter().GetResult();
+        string address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        Endpoint = new Uri(address.TrimEnd('/') + "/");
     }
 
     public Uri Endpoint { get; }
 
-    public void Dispose()
+    public void Dispose() => _app.DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    /// <summary>The models API's answer: <c>{"siblings": [{"rfilename": …}, …]}</c>.</summary>
+    private static byte[] FileList(string folder)
     {
-        _listener.Stop();
-        _listener.Close();
-        try
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
         {
-            _loop.Wait(TimeSpan.FromSeconds(5));
+            json.WriteStartObject();
+            json.WriteStartArray("siblings");
+            foreach (string file in Directory.GetFiles(folder))
+            {
+                json.WriteStartObject();
+                json.WriteString("rfilename", Path.GetFileName(file));
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteEndObject();
         }
-        catch (AggregateException)
-        {
-        }
+
+        return buffer.ToArray();
     }
 
-    private async Task Serve()
-    {
-        while (_listener.IsListening)
-        {
-            HttpListenerContext context;
-            try
-            {
-                context = await _listener.GetContextAsync().ConfigureAwait(false);
-            }
-            catch (Exception error) when (error is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                return;
-            }
-
-            _ = Task.Run(() => Handle(context));
-        }
-    }
-
-    private void Handle(HttpListenerContext context)
-    {
-        HttpListenerResponse response = context.Response;
-        string path = Uri.UnescapeDataString(context.Request.Url!.AbsolutePath);
-        try
-        {
-            if (path == $"/api/models/{_repo}/revision/main")
-            {
-                var names = Directory.GetFiles(_folder).Select(f => new { rfilename = Path.GetFileName(f) });
-                Send(response, 200, JsonSerializer.SerializeToUtf8Bytes(new { siblings = names }));
-            }
-            else if (path.StartsWith($"/{_repo}/resolve/main/", StringComparison.Ordinal))
-            {
-                string file = path[$"/{_repo}/resolve/main/".Length..];
-                if (!File.Exists(Path.Combine(_folder, file)))
-                {
-                    Send(response, 404, "Entry not found"u8.ToArray());
-                }
-                else if (file.EndsWith(".safetensors", StringComparison.Ordinal))
-                {
-                    response.StatusCode = 302;
-                    response.RedirectLocation = $"/cdn/{file}";
-                    response.Close();
-                }
-                else
-                {
-                    Send(response, 200, File.ReadAllBytes(Path.Combine(_folder, file)));
-                }
-            }
-            else if (path.StartsWith("/cdn/", StringComparison.Ordinal))
-            {
-                Range(response, context.Request.Headers["Range"], Path.Combine(_folder, path["/cdn/".Length..]));
-            }
-            else
-            {
-                Send(response, 404, "Not found"u8.ToArray());
-            }
-        }
-        catch (HttpListenerException)
-        {
-            // The client went away after the bytes it needed.
-        }
-    }
-
-    private static void Range(HttpListenerResponse response, string? range, string path)
+    private static IResult Range(string path, string range)
     {
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
         long length = file.Length;
-        long start = 0, end = length - 1;
-        if (range is not null && range.StartsWith("bytes=", StringComparison.Ordinal))
+        if (!range.StartsWith("bytes=", StringComparison.Ordinal))
         {
-            string[] parts = range["bytes=".Length..].Split('-');
-            start = long.Parse(parts[0], CultureInfo.InvariantCulture);
-            end = parts[1].Length > 0 ? Math.Min(long.Parse(parts[1], CultureInfo.InvariantCulture), length - 1) : length - 1;
-            response.StatusCode = 206;
-            response.AddHeader("Content-Range", $"bytes {start}-{end}/{length}");
+            return Results.StatusCode(StatusCodes.Status416RangeNotSatisfiable);
         }
 
+        string[] parts = range["bytes=".Length..].Split('-');
+        long start = long.Parse(parts[0], CultureInfo.InvariantCulture);
+        long end = parts[1].Length > 0 ? Math.Min(long.Parse(parts[1], CultureInfo.InvariantCulture), length - 1) : length - 1;
         byte[] body = new byte[checked((int)(end - start + 1))];
         file.Position = start;
         file.ReadExactly(body);
-        response.ContentLength64 = body.Length;
-        response.OutputStream.Write(body);
-        response.Close();
+        return new PartialContent(body, start, end, length);
     }
 
-    private static void Send(HttpListenerResponse response, int status, byte[] body)
+    private sealed class PartialContent(byte[] body, long start, long end, long length) : IResult
     {
-        response.StatusCode = status;
-        response.ContentLength64 = body.Length;
-        response.OutputStream.Write(body);
-        response.Close();
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.StatusCode = StatusCodes.Status206PartialContent;
+            httpContext.Response.Headers.ContentRange = $"bytes {start}-{end}/{length}";
+            httpContext.Response.ContentLength = body.Length;
+            return httpContext.Response.Body.WriteAsync(body).AsTask();
+        }
     }
 }
