@@ -33,8 +33,17 @@ function setup(thread)
 end
 
 function init(args)
-  -- "wrk ... -s mixed-bodies.lua URL -- no-oversized" leaves the oversized bodies out (to tell their cost apart).
-  oversizedShare = (args[1] == "no-oversized") and 0 or 2
+  -- Options after "--": "no-oversized" leaves the oversized bodies out, "no-llamacpp" the llama.cpp scenario (each to
+  -- tell its cost apart: a llama.cpp estimate replays ggml's graph allocator and costs milliseconds, docs/performance.md).
+  oversizedShare = 2
+  for _, a in ipairs(args) do
+    if a == "no-oversized" then oversizedShare = 0 end
+    if a == "no-llamacpp" then
+      for i = #valid, 1, -1 do
+        if string.find(valid[i], "llama.cpp", 1, true) then table.remove(valid, i) end
+      end
+    end
+  end
   n = 0
   -- Connections interleave, so a response cannot be matched to its body here; expected statuses are counted per kind
   -- when sent and compared with the statuses received in done().
