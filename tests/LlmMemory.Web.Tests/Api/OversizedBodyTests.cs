@@ -9,6 +9,7 @@ namespace LlmMemory.Web.Tests.Api;
 /// 1 MiB + 1 byte were refused unread and the connection was reset under the client, which saw a socket error instead of
 /// the 413 about a fifth of the time; the server now reads such a body to its end and keeps the connection.
 /// </summary>
+[Collection(nameof(OversizedBodyTests))]
 public sealed class OversizedBodyTests
 {
     private const int OneMiB = 1 << 20;
@@ -58,3 +59,7 @@ public sealed class OversizedBodyTests
         return status;
     }
 }
+
+/// <summary>Runs <see cref="OversizedBodyTests"/> alone: it starts its own Kestrel server, and the other classes start theirs.</summary>
+[CollectionDefinition(nameof(OversizedBodyTests), DisableParallelization = true)]
+public sealed class OversizedBodyRunsAlone;
