@@ -1,6 +1,6 @@
 // The peer: Hugging Face's @huggingface/gguf (package.json pins it; package-lock.json locks it) parsing a local GGUF file
 // under node. Prints one JSON object in the same shape as `LlmMemory.Benchmarks gguf-time`:
-// the median wall time of RUNS parses after 10 warm-ups, with the tensor count and the parameter count it computed.
+// the median wall time of RUNS parses after 30 warm-ups, with the tensor count and the parameter count it computed.
 // usage: node parse.mjs FILE [RUNS]
 import { gguf } from "@huggingface/gguf";
 import { basename } from "node:path";
@@ -11,7 +11,7 @@ const runs = Number(runsText ?? 20);
 const parse = () => gguf(file, { allowLocalFile: true, computeParametersCount: true });
 
 let result;
-for (let i = 0; i < 10; i++) result = await parse();
+for (let i = 0; i < 30; i++) result = await parse();
 const times = [];
 for (let i = 0; i < runs; i++) {
   const start = process.hrtime.bigint();
