@@ -6,13 +6,23 @@ namespace LlmMemory.Models;
 /// <see cref="Tensors"/>; when a weights file stores them they are listed in <see cref="Buffers"/>, so that the file's
 /// bytes are all accounted for while the parameter count stays the model's.
 /// </remarks>
-public sealed record TensorInventory(IReadOnlyList<TensorSpec> Tensors)
+public sealed record TensorInventory
 {
+    public TensorInventory(IReadOnlyList<TensorSpec> tensors)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        Tensors = tensors;
+        ParameterCount = tensors.Sum(t => t.Elements);
+    }
+
+    /// <summary>Every parameter tensor.</summary>
+    public IReadOnlyList<TensorSpec> Tensors { get; }
+
     /// <summary>Tensors a weights file stores that are not parameters (quantization scales and zero points, rotary tables, masks).</summary>
     public IReadOnlyList<TensorSpec> Buffers { get; init; } = [];
 
-    /// <summary>Total parameter count: the sum of every tensor's elements (tied tensors appear once).</summary>
-    public long ParameterCount => Tensors.Sum(t => t.Elements);
+    /// <summary>Total parameter count: the sum of every tensor's elements (tied tensors appear once), counted once.</summary>
+    public long ParameterCount { get; }
 
     /// <summary>Parameters per role.</summary>
     public long CountOf(TensorRole role) => Tensors.Where(t => t.Role == role).Sum(t => t.Elements);

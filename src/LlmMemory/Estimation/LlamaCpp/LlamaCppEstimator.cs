@@ -16,10 +16,29 @@ namespace LlmMemory.Estimation.LlamaCpp;
 /// </remarks>
 internal static class LlamaCppEstimator
 {
+    /// <summary>
+    /// Runs already estimated, per model instance and scenario (its model reference left out): replaying ggml's graph costs
+    /// milliseconds, and a page or a server asks for the same run again and again. Bounded per model.
+    /// </summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ModelArchitecture,
+        System.Collections.Concurrent.ConcurrentDictionary<Scenario, LlamaCppRun>> Runs = new();
+
+    private const int MaxRunsPerModel = 512;
+
+    private static readonly ModelReference AnyModel = new ModelReference.Named("");
+
     public static MemoryEstimate Estimate(ResolvedModel resolved, Scenario scenario, Gpu? gpu)
     {
         ArgumentNullException.ThrowIfNull(resolved);
+        ArgumentNullException.ThrowIfNull(scenario);
         ModelArchitecture model = resolved.Architecture!;
+        System.Collections.Concurrent.ConcurrentDictionary<Scenario, LlamaCppRun> runs = Runs.GetOrCreateValue(model);
+        Scenario key = scenario with { Model = AnyModel, BaseDirectory = null };
+        if (runs.TryGetValue(key, out LlamaCppRun? known))
+        {
+            return Render(resolved, scenario, gpu, LlamaCppSettings.Resolve(model, scenario, gpu), known);
+        }
+
         LlamaCppSettings settings = LlamaCppSettings.Resolve(model, scenario, gpu);
         LlamaCppRun run;
         try
@@ -33,6 +52,18 @@ internal static class LlamaCppEstimator
                 "describes a llama.cpp context with a buffer beyond 2^63 bytes; lower n_ctx, n_ubatch or the number of sequences.");
         }
 
+        if (runs.Count >= MaxRunsPerModel)
+        {
+            runs.Clear();
+        }
+
+        runs[key] = run;
+        return Render(resolved, scenario, gpu, settings, run);
+    }
+
+    private static MemoryEstimate Render(ResolvedModel resolved, Scenario scenario, Gpu? gpu, LlamaCppSettings settings, LlamaCppRun run)
+    {
+        ModelArchitecture model = resolved.Architecture!;
         int device = MostLoaded(run);
         var notes = new List<string>(settings.Notes)
         {

@@ -8,10 +8,23 @@ namespace LlmMemory.Estimation.Weights;
 /// <param name="Storage">How it is stored, for grouping in formulas.</param>
 public sealed record StoredTensor(TensorSpec Tensor, long Bytes, string Storage);
 
-/// <summary>The stored form of every weight tensor of a model in one format.</summary>
-public sealed record WeightLayout(IReadOnlyList<StoredTensor> Tensors)
+/// <summary>The stored form of every weight tensor of a model in one format; its sums and formula are computed once.</summary>
+public sealed record WeightLayout
 {
-    public long Bytes => Tensors.Sum(t => t.Bytes);
+    private readonly Lazy<string> _formula;
+
+    public WeightLayout(IReadOnlyList<StoredTensor> tensors)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        Tensors = tensors;
+        Bytes = tensors.Sum(t => t.Bytes);
+        _formula = new Lazy<string>(() =>
+            string.Join(" + ", ByStorage().Select(g => $"{Text.N(g.Parameters)} params in {g.Storage} = {new ByteSize(g.Bytes)}")));
+    }
+
+    public IReadOnlyList<StoredTensor> Tensors { get; }
+
+    public long Bytes { get; }
 
     /// <summary>Parameters and bytes per storage label, largest first: the parts of the weights formula.</summary>
     public IReadOnlyList<(string Storage, long Parameters, long Bytes)> ByStorage() =>
@@ -21,6 +34,5 @@ public sealed record WeightLayout(IReadOnlyList<StoredTensor> Tensors)
             .ToArray();
 
     /// <summary>"6,979,321,856 params in NF4+DQ = 3.36 GiB + 1,050,939,392 params in bf16 = 1.96 GiB".</summary>
-    public string Formula() =>
-        string.Join(" + ", ByStorage().Select(g => $"{Text.N(g.Parameters)} params in {g.Storage} = {new ByteSize(g.Bytes)}"));
+    public string Formula() => _formula.Value;
 }

@@ -30,6 +30,11 @@ internal static class WeightStorage
     public static WeightLayout AsStored(ModelArchitecture model)
     {
         ArgumentNullException.ThrowIfNull(model);
+        return Computed.GetOrCreateValue(model).GetOrAdd(("as stored", ""), _ => Stored(model));
+    }
+
+    private static WeightLayout Stored(ModelArchitecture model)
+    {
         var extra = model.Tensors.Buffers.GroupBy(b => (b.Layer, b.Module)).ToDictionary(g => g.Key, g => g.Sum(b => Bytes(b)));
         var stored = new List<StoredTensor>();
         foreach (TensorSpec t in model.Tensors.Tensors)
@@ -47,10 +52,20 @@ internal static class WeightStorage
             : throw new InvalidOperationException($"{t.Name} has no stored type.");
     }
 
+    /// <summary>Layouts already computed, per model instance and (format, unquantized type): solvers ask for the same one many times.</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ModelArchitecture,
+        System.Collections.Concurrent.ConcurrentDictionary<(string Format, string Unquantized), WeightLayout>> Computed = new();
+
     public static WeightLayout Layout(ModelArchitecture model, WeightFormat format, DataType unquantized)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(format);
+        ArgumentNullException.ThrowIfNull(unquantized);
+        return Computed.GetOrCreateValue(model).GetOrAdd((format.Name, unquantized.Name), _ => Compute(model, format, unquantized));
+    }
+
+    private static WeightLayout Compute(ModelArchitecture model, WeightFormat format, DataType unquantized)
+    {
         if (format.Scheme is WeightScheme.GgufType or WeightScheme.GgufMix)
         {
             return Gguf(model, format);

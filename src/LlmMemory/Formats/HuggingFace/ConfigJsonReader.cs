@@ -75,12 +75,7 @@ public static class ConfigJsonReader
             throw new ModelFormatException(source, null, $"is {json.Length:N0} bytes; a config.json is at most {Limits.MaxConfigBytes:N0}.");
         }
 
-        if (!System.Text.Unicode.Utf8.IsValid(json))
-        {
-            // JsonDocument accepts invalid UTF-8 inside strings and throws InvalidOperationException only when one is read.
-            throw new ModelFormatException(source, null, "is not valid UTF-8.");
-        }
-
+        JsonText.Check(json, source);
         try
         {
             using JsonDocument document = JsonDocument.Parse(json.ToArray(), new JsonDocumentOptions { MaxDepth = 64 });

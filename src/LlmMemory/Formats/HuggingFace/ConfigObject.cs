@@ -98,7 +98,7 @@ internal sealed class ConfigObject
 
         JsonElement value = _element.GetProperty(key);
         return value.ValueKind == JsonValueKind.String
-            ? value.GetString()
+            ? Text(value, key)
             : throw new ModelFormatException(Source, key, $"must be a string, found {Describe(value)}.");
     }
 
@@ -149,7 +149,7 @@ internal sealed class ConfigObject
 
         return value.EnumerateArray()
             .Select(item => item.ValueKind == JsonValueKind.String
-                ? item.GetString()!
+                ? Text(item, key)
                 : throw new ModelFormatException(Source, key, $"must hold only strings, found {Describe(item)}."))
             .ToArray();
     }
@@ -193,9 +193,22 @@ internal sealed class ConfigObject
         throw new ModelFormatException(Source, key, $"must be an integer, found {Describe(value)}.");
     }
 
+    /// <summary>A string value; an escaped lone surrogate (<c>"\ud800"</c>) cannot become a .NET string and is a format error.</summary>
+    private string Text(JsonElement value, string key)
+    {
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw new ModelFormatException(Source, key, $"holds the string {Truncate(value.GetRawText())}, which is not valid Unicode text.");
+        }
+    }
+
     private static string Describe(JsonElement value) => value.ValueKind switch
     {
-        JsonValueKind.String => $"the string \"{Truncate(value.GetString() ?? "")}\"",
+        JsonValueKind.String => $"the string {Truncate(value.GetRawText())}",
         JsonValueKind.Number => value.GetRawText(),
         JsonValueKind.Array => "an array",
         JsonValueKind.Object => "an object",

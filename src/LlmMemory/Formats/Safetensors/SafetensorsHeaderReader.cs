@@ -69,11 +69,7 @@ public static class SafetensorsHeaderReader
             throw new ModelFormatException(source, null, "is not a safetensors file: the header does not start with '{'.");
         }
 
-        if (!System.Text.Unicode.Utf8.IsValid(json))
-        {
-            // JsonDocument accepts invalid UTF-8 inside strings and fails only when a string is read.
-            throw new ModelFormatException(source, null, "has a header that is not valid UTF-8.");
-        }
+        JsonText.Check(json, source, "has a header that is not valid UTF-8.");
 
         JsonDocument document;
         try

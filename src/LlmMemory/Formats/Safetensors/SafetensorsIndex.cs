@@ -28,10 +28,7 @@ public sealed record SafetensorsIndex(IReadOnlyDictionary<string, string> Weight
             throw new ModelFormatException(source, null, $"is {json.Length:N0} bytes; an index is at most {SafetensorsLimits.MaxIndexBytes:N0}.");
         }
 
-        if (!System.Text.Unicode.Utf8.IsValid(json))
-        {
-            throw new ModelFormatException(source, null, "is not valid UTF-8.");
-        }
+        JsonText.Check(json, source);
 
         try
         {
