@@ -1,4 +1,5 @@
-using LlmMemory.Estimation.Inference;
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Hardware;
 using LlmMemory.Models;
@@ -13,18 +14,52 @@ namespace LlmMemory.Estimation.Replay;
 /// </summary>
 internal static class ReplayEstimate
 {
+    /// <summary>
+    /// Replays already run, per model instance and scenario (its model reference left out): a replay costs milliseconds,
+    /// and a page, a server or a solver asks for the same run again. Bounded per model.
+    /// </summary>
+    private static readonly ConditionalWeakTable<ModelArchitecture, ConcurrentDictionary<Scenario, (ReplayPlan, ReplayResult, string?)>> Runs = new();
+
+    private const int MaxRunsPerModel = 512;
+
+    private static readonly ModelReference AnyModel = new ModelReference.Named("");
+
     public static MemoryEstimate Build(ResolvedModel resolved, Scenario scenario, Gpu? gpu)
     {
         ArgumentNullException.ThrowIfNull(resolved);
         ArgumentNullException.ThrowIfNull(scenario);
         ModelArchitecture model = resolved.Architecture!;
+        ConcurrentDictionary<Scenario, (ReplayPlan, ReplayResult, string?)> runs = Runs.GetOrCreateValue(model);
+        Scenario key = scenario with { Model = AnyModel, BaseDirectory = null };
+        if (!runs.TryGetValue(key, out (ReplayPlan Plan, ReplayResult Result, string? OutOfMemory) run))
+        {
+            run = Replay(model, scenario, gpu);
+            if (runs.Count >= MaxRunsPerModel)
+            {
+                runs.Clear();
+            }
+
+            runs[key] = run;
+        }
+
+        return Render(resolved, scenario, gpu, run.Plan, run.Result, run.OutOfMemory);
+    }
+
+    /// <summary>The replay, again without the device limit when it runs out of memory (to say what the run would need).</summary>
+    private static (ReplayPlan, ReplayResult, string?) Replay(ModelArchitecture model, Scenario scenario, Gpu? gpu)
+    {
         ReplayPlan plan = ReplayPlan.For(model, scenario, gpu);
         ReplayResult result = Replayer.Run(model, plan.Options);
+        return result.OutOfMemory is string oom ? (plan, Replayer.Run(model, plan.Options with { Capacity = null }), oom) : (plan, result, null);
+    }
+
+    private static MemoryEstimate Render(ResolvedModel resolved, Scenario scenario, Gpu? gpu, ReplayPlan plan, ReplayResult result, string? outOfMemory)
+    {
+        ModelArchitecture model = resolved.Architecture!;
         var notes = new List<string>(plan.Notes);
-        if (result.OutOfMemory is string oom)
+        if (outOfMemory is not null)
         {
-            notes.Add($"The replay ran out of memory on the {gpu?.Name}: {oom}. The figures are from a replay without the device limit.");
-            result = Replayer.Run(model, plan.Options with { Capacity = null });
+            notes.Add($"The replay ran out of memory on the {gpu?.Name}: {outOfMemory}. The figures are from a replay without the device limit.");
         }
 
         var parts = new ReplayParts(model, scenario, plan, result, gpu?.IsHost == true);
