@@ -15,10 +15,10 @@ namespace LlmMemory.Estimation.Replay;
 internal static class ReplayEstimate
 {
     /// <summary>
-    /// Replays already run, per model instance and scenario (its model reference left out): a replay costs milliseconds,
-    /// and a page, a server or a solver asks for the same run again. Bounded per model.
+    /// Estimates already replayed, per model instance and scenario (its model reference left out): a replay costs
+    /// milliseconds, and a page, a server or a solver asks for the same run again. Bounded per model.
     /// </summary>
-    private static readonly ConditionalWeakTable<ModelArchitecture, ConcurrentDictionary<Scenario, (ReplayPlan, ReplayResult, string?)>> Runs = new();
+    private static readonly ConditionalWeakTable<ModelArchitecture, ConcurrentDictionary<Scenario, MemoryEstimate>> Runs = new();
 
     private const int MaxRunsPerModel = 512;
 
@@ -29,20 +29,22 @@ internal static class ReplayEstimate
         ArgumentNullException.ThrowIfNull(resolved);
         ArgumentNullException.ThrowIfNull(scenario);
         ModelArchitecture model = resolved.Architecture!;
-        ConcurrentDictionary<Scenario, (ReplayPlan, ReplayResult, string?)> runs = Runs.GetOrCreateValue(model);
+        ConcurrentDictionary<Scenario, MemoryEstimate> runs = Runs.GetOrCreateValue(model);
         Scenario key = scenario with { Model = AnyModel, BaseDirectory = null };
-        if (!runs.TryGetValue(key, out (ReplayPlan Plan, ReplayResult Result, string? OutOfMemory) run))
+        if (runs.TryGetValue(key, out MemoryEstimate? known))
         {
-            run = Replay(model, scenario, gpu);
-            if (runs.Count >= MaxRunsPerModel)
-            {
-                runs.Clear();
-            }
-
-            runs[key] = run;
+            return known with { Model = resolved };
         }
 
-        return Render(resolved, scenario, gpu, run.Plan, run.Result, run.OutOfMemory);
+        (ReplayPlan plan, ReplayResult result, string? outOfMemory) = Replay(model, scenario, gpu);
+        MemoryEstimate estimate = Render(resolved, scenario, gpu, plan, result, outOfMemory);
+        if (runs.Count >= MaxRunsPerModel)
+        {
+            runs.Clear();
+        }
+
+        runs[key] = estimate;
+        return estimate;
     }
 
     /// <summary>The replay, again without the device limit when it runs out of memory (to say what the run would need).</summary>
