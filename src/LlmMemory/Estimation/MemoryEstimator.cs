@@ -24,13 +24,18 @@ public static class MemoryEstimator
         MemoryEstimate estimate = model.Architecture is null || model.ParameterCount == 0
             ? RuleOfThumb.Estimate(model, scenario)
             : scenario.IsTraining
-                ? IsDistributed(scenario.Parallel) ? Parallel.DistributedTraining.Estimate(model, scenario, gpu) : Training.TrainingEstimator.Estimate(model, scenario, gpu)
+                ? IsDistributed(scenario.Parallel) || model.Architecture.Experts is not null
+                    ? Parallel.DistributedTraining.Estimate(model, scenario, gpu)
+                    : Training.TrainingEstimator.Estimate(model, scenario, gpu)
                 : Inference.InferenceEstimator.Estimate(model, scenario, gpu);
         // What a weights-file reader noticed (a config/header mismatch, tensors outside the layout) travels with every estimate.
         return estimate with { Gpu = gpu, Notes = [.. estimate.Notes, .. model.Architecture?.WeightsFile?.Notes ?? []] };
     }
 
-    /// <summary>Sharded, offloaded or model-parallel training, even on one GPU (ZeRO-3 with offload on a single device).</summary>
+    /// <summary>
+    /// Sharded, offloaded or model-parallel training, even on one GPU (ZeRO-3 with offload on a single device), goes to the
+    /// closed-form per-device estimator; so does mixture-of-experts training, whose routed experts the replay has no program for.
+    /// </summary>
     private static bool IsDistributed(ParallelSettings p) =>
         p.Gpus > 1 || p.Zero > 0 || p.Fsdp != FsdpMode.None || p.Offload != OffloadMode.None || p.Tp * p.Pp * p.Cp > 1;
 }

@@ -82,4 +82,18 @@ public sealed class CliTests
         // The essay: a 7B model needs 7 × 16 = 112 GB to train (2 + 4 weights, 2 gradients, 8 AdamW).
         Assert.Equal(112_000_000_000, sum);
     }
+
+    [Fact]
+    public void Params_with_lora_puts_the_trainable_count_beside_the_total()
+    {
+        // Unsloth's Llama-3-8B fine-tuning tutorial prints 41,943,040 trainable parameters for r = 16 on q, k, v, o, gate,
+        // up, down (quoted by the essay): 32 layers × 16 × (2·(4096 + 4096) + 2·(4096 + 1024) + 3·(4096 + 14336)).
+        (int code, string output, _) = Run("params", "llama-3-8b", "--lora-r", "16", "--lora-targets", "all-linear", "--json");
+        Assert.Equal(0, code);
+        using JsonDocument json = JsonDocument.Parse(output);
+        JsonElement parameters = json.RootElement.GetProperty("parameters");
+        Assert.Equal(32L * 16 * (2 * (4096 + 4096) + 2 * (4096 + 1024) + 3 * (4096 + 14336)), parameters.GetProperty("trainable").GetInt64());
+        Assert.Equal(41_943_040, parameters.GetProperty("trainable").GetInt64());
+        Assert.Equal(8_030_261_248, parameters.GetProperty("total").GetInt64());
+    }
 }

@@ -84,12 +84,13 @@ internal static class DistributedTraining
             PeakPhase = "start of backward (all saved activations and the loss region live)",
             DeviceCount = plan.Gpus,
             Device = plan.Pp > 1 ? "a GPU of the first pipeline stage (most in-flight activations)" : "each GPU",
-            Comparisons = DeepSpeedEstimators.Lines(m, plan, scenario),
+            Comparisons = plan.OptimizerShards > 1 || plan.Offload != OffloadMode.None ? DeepSpeedEstimators.Lines(m, plan, scenario) : [],
             Facts = [new("effective_batch", scenario.EffectiveBatch, "effective batch (micro-batch × accumulation × data-parallel GPUs)")],
             Notes =
             [
                 $"{plan.Describe()}. States: {states.Description}.",
                 .. scenario.Compile ? ["torch.compile is not modelled: the eager figure is an upper bound."] : Array.Empty<string>(),
+                .. m.Experts is not null ? ["Mixture-of-experts training is estimated in closed form (each token's top-k experts in the activations), not replayed op by op."] : Array.Empty<string>(),
             ],
         };
     }
