@@ -222,7 +222,7 @@ internal sealed class ScenarioOptions
             : throw new FormatException($"{option.Name} '{text}' is not one of {string.Join(", ", Names.All<T>())}.");
     }
 
-    private static bool? Flag(ParseResult parse, Option<bool> option) => parse.GetResult(option) is null ? null : parse.GetValue(option);
+    private static bool? Flag(ParseResult parse, Option<bool> option) => parse.GetResult(option) is { Implicit: false } ? parse.GetValue(option) : null;
 
     private static int? Positive(ParseResult parse, Option<int?> option, string name) =>
         parse.GetValue(option) is int value ? value >= 1 ? value : throw new FormatException($"{name} must be at least 1, got {value}.") : null;

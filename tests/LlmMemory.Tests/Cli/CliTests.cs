@@ -96,4 +96,26 @@ public sealed class CliTests
         Assert.Equal(41_943_040, parameters.GetProperty("trainable").GetInt64());
         Assert.Equal(8_030_261_248, parameters.GetProperty("total").GetInt64());
     }
+
+    [Fact]
+    public void A_scenario_files_flags_hold_unless_the_command_line_names_them()
+    {
+        // docs/scenario.md: compile is a boolean of the scenario; a command-line option overrides the file only where given.
+        string path = Path.Combine(Path.GetTempPath(), $"compiled-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, """{"model": "llama-3.2-1b", "mode": "training", "engine": "torchtune", "seq": 1024, "compile": true}""");
+        try
+        {
+            (int code, string fromFile, _) = Run("estimate", "--scenario", path, "--json");
+            (_, string withFlag, _) = Run("estimate", "--scenario", path, "--compile", "--json");
+            (_, string overridden, _) = Run("estimate", "--scenario", path, "--compile", "false", "--json");
+            Assert.Equal(0, code);
+            Assert.Equal(withFlag, fromFile);
+            Assert.Contains("torch.compile", fromFile, StringComparison.Ordinal);
+            Assert.DoesNotContain("torch.compile", overridden, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 }

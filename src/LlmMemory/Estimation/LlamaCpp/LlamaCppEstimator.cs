@@ -17,11 +17,11 @@ namespace LlmMemory.Estimation.LlamaCpp;
 internal static class LlamaCppEstimator
 {
     /// <summary>
-    /// Runs already estimated, per model instance and scenario (its model reference left out): replaying ggml's graph costs
+    /// Estimates already made, per model instance and scenario (its model reference left out): replaying ggml's graph costs
     /// milliseconds, and a page or a server asks for the same run again and again. Bounded per model.
     /// </summary>
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ModelArchitecture,
-        System.Collections.Concurrent.ConcurrentDictionary<Scenario, LlamaCppRun>> Runs = new();
+        System.Collections.Concurrent.ConcurrentDictionary<Scenario, MemoryEstimate>> Runs = new();
 
     private const int MaxRunsPerModel = 512;
 
@@ -32,11 +32,11 @@ internal static class LlamaCppEstimator
         ArgumentNullException.ThrowIfNull(resolved);
         ArgumentNullException.ThrowIfNull(scenario);
         ModelArchitecture model = resolved.Architecture!;
-        System.Collections.Concurrent.ConcurrentDictionary<Scenario, LlamaCppRun> runs = Runs.GetOrCreateValue(model);
+        System.Collections.Concurrent.ConcurrentDictionary<Scenario, MemoryEstimate> runs = Runs.GetOrCreateValue(model);
         Scenario key = scenario with { Model = AnyModel, BaseDirectory = null };
-        if (runs.TryGetValue(key, out LlamaCppRun? known))
+        if (runs.TryGetValue(key, out MemoryEstimate? known))
         {
-            return Render(resolved, scenario, gpu, LlamaCppSettings.Resolve(model, scenario, gpu), known);
+            return known with { Model = resolved };
         }
 
         LlamaCppSettings settings = LlamaCppSettings.Resolve(model, scenario, gpu);
@@ -57,8 +57,9 @@ internal static class LlamaCppEstimator
             runs.Clear();
         }
 
-        runs[key] = run;
-        return Render(resolved, scenario, gpu, settings, run);
+        MemoryEstimate estimate = Render(resolved, scenario, gpu, settings, run);
+        runs[key] = estimate;
+        return estimate;
     }
 
     private static MemoryEstimate Render(ResolvedModel resolved, Scenario scenario, Gpu? gpu, LlamaCppSettings settings, LlamaCppRun run)

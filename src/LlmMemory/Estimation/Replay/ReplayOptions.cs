@@ -57,6 +57,12 @@ internal sealed record ReplayOptions
     public LossStyle Loss { get; init; } = LossStyle.Transformers;
 
     /// <summary>
+    /// <c>torch.compile</c> of the layers: inductor turns each RMSNorm into one kernel that saves its input and the per-row
+    /// rstd instead of the eager fp32 copies. Other ops are replayed as eager.
+    /// </summary>
+    public bool Compiled { get; init; }
+
+    /// <summary>
     /// 4-bit weights compute in fp32: bitsandbytes' defaults (<c>load_in_4bit</c>: FP4, <c>bnb_4bit_compute_dtype</c> float32),
     /// as opposed to the QLoRA configuration (NF4, double quantization, bf16 compute).
     /// </summary>
@@ -117,6 +123,12 @@ internal enum LossStyle
 
     /// <summary>torchtune: <c>self.output(h).float()</c>, then cross-entropy.</summary>
     Float,
+
+    /// <summary>
+    /// A compiled cross-entropy over the whole output: the log-softmax stays inside the kernel, which saves the logits (fp32
+    /// after torchtune's <c>.float()</c>, else in the model type) and a per-row log-sum-exp.
+    /// </summary>
+    Fused,
 
     /// <summary>torchtune <c>CEWithChunkedOutputLoss</c>: the output in 8 chunks, each upcast on its own for its loss.</summary>
     Chunked,

@@ -67,6 +67,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             CacheInTraining = !torchtune,
             Torchtune = torchtune,
             Loss = Loss(scenario, torchtune),
+            Compiled = scenario.Compile,
         };
         return new ReplayPlan(options, layout, format, adapters, context, notes);
     }
@@ -135,6 +136,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     {
         CrossEntropyKind.Chunked => scenario.Compile ? LossStyle.ChunkedFused : LossStyle.Chunked,
         CrossEntropyKind.Fused => LossStyle.ChunkedFused,
+        _ when scenario.Compile => LossStyle.Fused,
         _ => torchtune ? LossStyle.Float : LossStyle.Transformers,
     };
 }

@@ -42,6 +42,20 @@ internal static class Blocks
         return y;
     }
 
+    /// <summary>
+    /// An RMSNorm compiled by inductor (or a fused kernel): one kernel computes in fp32 registers and writes the output in the
+    /// input type; like <c>native_layer_norm</c> it saves the input and a per-row fp32 rstd, and its backward writes the input's
+    /// and the weight's gradients.
+    /// </summary>
+    public static Tensor FusedRmsNorm(ReplayEngine s, Tensor x, Tensor weight)
+    {
+        Tensor y = s.Empty(x.Shape, x.Type);
+        Tensor rstd = s.Empty([.. x.Shape[..^1], 1], ScalarType.Float32);
+        s.Record(y, [x, weight], [x, rstd], Derivatives.LayerNorm);
+        rstd.Release();
+        return y;
+    }
+
     /// <summary><c>native_layer_norm</c>: output in the input type (fp32 inside); saves the input, mean and rstd.</summary>
     public static Tensor LayerNorm(ReplayEngine s, Tensor x, Tensor weight, Tensor bias)
     {

@@ -248,7 +248,7 @@ internal sealed partial class DecoderProgram
 
         Tensor logits = HeadLinear(head, h);
         h.Release();
-        if (Options.Loss == LossStyle.Float)
+        if (Options.Loss == LossStyle.Float || (Options.Loss == LossStyle.Fused && Options.Torchtune))
         {
             logits = Blocks.Rebind(logits, s.To(logits, ScalarType.Float32));
         }
@@ -264,7 +264,7 @@ internal sealed partial class DecoderProgram
         if (labels)
         {
             s.Tag = MemoryTag.Loss;
-            loss = Blocks.CausalLmLoss(s, logits);
+            loss = Options.Loss == LossStyle.Fused ? Blocks.FusedCrossEntropy(s, logits) : Blocks.CausalLmLoss(s, logits);
         }
 
         s.Tag = tag;

@@ -150,8 +150,12 @@ internal sealed partial class DecoderProgram : ModelProgram
         return Linear(p + "down_proj.weight", Operand.Take(s.Mul(Operand.Take(activated), Operand.Take(projected))));
     }
 
-    private Tensor Norm(Tensor x, string weightName) =>
-        _style.GemmaNorms ? Blocks.GemmaRmsNorm(Engine, x, Weights[weightName]) : Blocks.RmsNorm(Engine, x, Weights[weightName]);
+    private Tensor Norm(Tensor x, string weightName) => (Options.Compiled, _style.GemmaNorms) switch
+    {
+        (true, _) => Blocks.FusedRmsNorm(Engine, x, Weights[weightName]),
+        (false, true) => Blocks.GemmaRmsNorm(Engine, x, Weights[weightName]),
+        (false, false) => Blocks.RmsNorm(Engine, x, Weights[weightName]),
+    };
 
     /// <summary>
     /// Masks made once per forward: eager builds a bool (1,1,s,s) then the (b,1,s,s) additive mask in the embeddings' type;
