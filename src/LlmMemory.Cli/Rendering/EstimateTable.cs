@@ -22,8 +22,8 @@ internal static class EstimateTable
 
         if (estimate.Gpu is { } gpu && gpu.Budget is ByteSize budget)
         {
-            io.Out.WriteLine(estimate.Fits == true
-                ? $"Fits {gpu.Name}: {estimate.DeviceTotal} of {budget} usable."
+            io.Out.WriteLine(estimate.Fits == true ? $"Fits {gpu.Name}: {estimate.DeviceTotal} of {budget} usable."
+                : estimate.DeviceTotal <= budget ? $"Does not fit {gpu.Name}: {estimate.DeviceTotal} of {budget} usable, but the engine refuses to start (see the note)."
                 : $"Does not fit {gpu.Name}: {estimate.DeviceTotal} needed, {budget} usable.");
         }
 

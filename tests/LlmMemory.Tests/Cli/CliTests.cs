@@ -118,4 +118,17 @@ public sealed class CliTests
             File.Delete(path);
         }
     }
+
+    [Fact]
+    public void A_vllm_pool_too_small_for_max_model_len_does_not_fit_though_the_bytes_do()
+    {
+        // vLLM issue 10517 (data/validation/cases.jsonl, vllm-10517-llama3.1-8b-kv-29k): Llama-3.1-8B in bf16 on an RTX 3090 with
+        // max_model_len 29,000 under vLLM 0.6.4 left a KV pool of 23,648 tokens, and vLLM refused to start ("The model's max seq
+        // len (29000) is larger than the maximum number of tokens that can be stored in KV cache").
+        (int code, string output, _) = Run("estimate", "llama-3.1-8b", "--engine", "vllm", "--gpu", "rtx-3090", "--max-model-len", "29000", "--engine-version", "0.6.4");
+        Assert.Equal(0, code);
+        Assert.Contains("Does not fit NVIDIA GeForce RTX 3090", output, StringComparison.Ordinal);
+        Assert.Contains("the engine refuses to start", output, StringComparison.Ordinal);
+        Assert.Contains("fewer than max_model_len 29,000", output, StringComparison.Ordinal);
+    }
 }
