@@ -248,6 +248,8 @@ function renderEstimate(estimate) {
   const line = $('fit-line');
   if (estimate.fits === true) {
     line.textContent = `✓ Fits: ${gib(estimate.gpu_bytes - total)} GiB to spare on ${budgetLabel(estimate)}.`;
+  } else if (estimate.fits === false && estimate.engine_accepts === false && total <= estimate.gpu_bytes) {
+    line.textContent = `✗ Does not fit: the memory would, but the engine refuses to start (see the notes).`;
   } else if (estimate.fits === false) {
     line.textContent = `✗ Does not fit: ${gib(total - estimate.gpu_bytes)} GiB over ${budgetLabel(estimate)}.`;
   } else {

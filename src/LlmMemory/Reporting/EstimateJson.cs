@@ -101,6 +101,11 @@ public static class EstimateJson
             json["fits"] = estimate.Fits;
         }
 
+        if (estimate.EngineAccepts is bool accepts)
+        {
+            json["engine_accepts"] = accepts;
+        }
+
         var facts = new JsonObject();
         foreach (EstimateFact fact in estimate.Facts)
         {

@@ -49,6 +49,20 @@ public sealed class EstimateApiTests(WebApplicationFactory<Program> factory) : I
     }
 
     [Fact]
+    public async Task A_vllm_pool_shorter_than_max_model_len_is_reported_as_refused_not_as_too_large()
+    {
+        // vLLM issue 10517 (data/validation/cases.jsonl, vllm-10517-llama3.1-8b-kv-29k): Llama-3.1-8B on an RTX 3090 with
+        // max_model_len 29,000 under vLLM 0.6.4 fits in bytes, but its KV pool held 23,648 tokens and vLLM refused to start.
+        ApiResponse api = await _client.Post("/api/estimate",
+            """{"model": "llama-3.1-8b", "engine": "vllm", "gpu": "rtx-3090", "engine_options": {"max_model_len": 29000, "version": "0.6.4"}}""");
+
+        Assert.Equal(HttpStatusCode.OK, api.Status);
+        Assert.False(api.Body!["fits"]!.GetValue<bool>());
+        Assert.False(api.Body["engine_accepts"]!.GetValue<bool>());
+        Assert.True(api.Body["total_bytes"]!.GetValue<long>() <= api.Body["gpu_bytes"]!.GetValue<long>());
+    }
+
+    [Fact]
     public async Task Llama_3_1_8B_weights_are_its_published_parameter_count_times_two_bytes()
     {
         ApiResponse api = await _client.Post("/api/estimate", """{"model": "llama-3.1-8b", "weights": "bf16"}""");
