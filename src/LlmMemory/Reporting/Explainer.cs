@@ -172,7 +172,7 @@ public static class Explainer
             {
                 ByteSize states = Sum(actual, ComponentKind.Weights, ComponentKind.MasterWeights, ComponentKind.Gradients, ComponentKind.OptimizerStates, ComponentKind.Adapters);
                 steps.Add(new ExplanationStep("model states of this run", $"{Names.Of(scenario.Mode)}, optimizer {Names.Of(scenario.Optimizer ?? OptimizerKind.AdamW)}, "
-                    + $"precision {Names.Of(scenario.Precision ?? Workloads.Precision.MixedBf16)}", Gigabytes(states)));
+                    + $"precision {Names.Of(scenario.EffectivePrecision)}", Gigabytes(states)));
             }
 
             return new ExplanationSection("training_states", "4. Training: sixteen bytes per parameter", text, steps);

@@ -63,6 +63,12 @@ public sealed record Scenario
     /// (the rank of the essay's example; PEFT's <c>all-linear</c>); null outside LoRA modes.</summary>
     public LoraSettings? EffectiveLora => Mode is Mode.Lora or Mode.Qlora ? Lora ?? LoraSettings.Default : null;
 
+    /// <summary>
+    /// Precision in effect: the given one, or the engine's default: pure bf16 for torchtune (every recipe config sets
+    /// <c>dtype: bf16</c>), mixed bf16 (fp32 parameters, bf16 autocast) elsewhere.
+    /// </summary>
+    public Precision EffectivePrecision => Precision ?? (Engine == Engine.Torchtune ? Workloads.Precision.Bf16 : Workloads.Precision.MixedBf16);
+
     /// <summary>True for training, LoRA and QLoRA.</summary>
     public bool IsTraining => Mode != Mode.Inference;
 }

@@ -43,10 +43,23 @@ public sealed class TrainingEstimateTests
         // x · rstd (4 B, by the mul with the weight); the output is cast to bf16 by the next linear either way. Compiled by
         // inductor it is one kernel that saves x and the rstd: 4 B per element fewer. Llama-3.2-1B: 16 layers × 2 norms + the
         // final norm = 33 norms, hidden 2048, batch 1 × 1024 tokens: 33 × 1024 × 2048 × 4 B = 276,824,064 B.
-        Scenario eager = new() { Model = new ModelReference.Named("llama-3.2-1b"), Mode = Mode.Training, Engine = Engine.Torchtune, Seq = 1024 };
+        Scenario eager = new()
+        {
+            Model = new ModelReference.Named("llama-3.2-1b"), Mode = Mode.Training, Engine = Engine.Torchtune, Precision = Precision.MixedBf16, Seq = 1024,
+        };
         MemoryEstimate compiledEstimate = Estimate(eager with { Compile = true });
         Assert.Equal("loss and start of backward", compiledEstimate.PeakPhase);
         Assert.Equal(33L * 1024 * 2048 * 4, Part(Estimate(eager), "saved_activations") - Part(compiledEstimate, "saved_activations"));
+    }
+
+    [Fact]
+    public void Torchtune_runs_default_to_its_recipes_pure_bf16()
+    {
+        // torchtune's recipe configs set `dtype: bf16` (e.g. recipes/configs/llama3_2/1B_full_single_device.yaml): parameters
+        // in bf16 with no fp32 master copy and no autocast. Llama-3.2-1B: 1,235,814,400 parameters (data/models/llama-3.2-1b.json).
+        MemoryEstimate estimate = Estimate(new Scenario { Model = new ModelReference.Named("llama-3.2-1b"), Mode = Mode.Training, Engine = Engine.Torchtune });
+        Assert.Equal(1_235_814_400L * 2, Part(estimate, "weights"));
+        Assert.DoesNotContain(estimate.Components, c => c.Name == "autocast_copies");
     }
 
     [Fact]

@@ -23,7 +23,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         ArgumentNullException.ThrowIfNull(scenario);
         bool training = scenario.IsTraining;
         bool torchtune = scenario.Engine is Engine.Torchtune or Engine.Torchtitan;
-        Precision precision = scenario.Precision ?? Precision.MixedBf16;
+        Precision precision = scenario.EffectivePrecision;
         var notes = new List<string>();
         bool trainer2022 = model.Family == ModelFamily.Bert && training;
         if (trainer2022)
