@@ -32,6 +32,12 @@ internal static class DistributedTraining
             $"{layout.Formula()}{Split(plan.Tp, plan.ParameterShards, plan.Pp)}", paramsOffloaded ? Residence.Host : Residence.Device));
 
         double trainableStage = stageShare(trainable) / (double)plan.Tp;
+        if (states.AdapterBytes > 0)
+        {
+            components.Add(States(plan, "lora_adapters", ComponentKind.Adapters, trainableStage, states.AdapterBytes, plan.ParameterShards,
+                "adapter weights", paramsOffloaded));
+        }
+
         if (states.MasterBytes > 0)
         {
             components.Add(States(plan, "master_weights", ComponentKind.MasterWeights, trainableStage, states.MasterBytes, plan.OptimizerShards,
@@ -71,8 +77,11 @@ internal static class DistributedTraining
             new ByteSize((long)(transient * Constants.DistributedAllocatorShare)),
             $"{Text.N(Constants.DistributedAllocatorShare)} × {new ByteSize(transient)} of activation memory cached by the allocator", Counter: Counter.Reserved));
         int communicators = new[] { plan.Dp * plan.Cp, plan.Tp, plan.Pp }.Count(d => d > 1);
-        components.Add(new MemoryComponent("nccl_buffers", ComponentKind.Communication, Constants.NcclPerCommunicator * communicators,
-            $"{communicators} communicators × {Constants.NcclPerCommunicator}", Counter: Counter.Device));
+        if (communicators > 0)
+        {
+            components.Add(new MemoryComponent("nccl_buffers", ComponentKind.Communication, Constants.NcclPerCommunicator * communicators,
+                $"{communicators} communicators × {Constants.NcclPerCommunicator}", Counter: Counter.Device));
+        }
         components.Add(new MemoryComponent("cuda_context", ComponentKind.Runtime, Constants.CudaContext(gpu, training: true, flashAttention: true),
             "CUDA context, kernels and library handles", Counter: Counter.Device));
 
@@ -95,27 +104,31 @@ internal static class DistributedTraining
         };
     }
 
-    private sealed record StateBytes(WeightFormat WeightFormat, double MasterBytes, double GradientBytes, string Description);
+    private sealed record StateBytes(WeightFormat WeightFormat, double AdapterBytes, double MasterBytes, double GradientBytes, string Description);
 
     /// <summary>
     /// Bytes per parameter of each state by framework: torchtitan FSDP2 keeps fp32 sharded parameters (its master copy),
     /// fp32 gradients (reduce dtype) and fp32 AdamW; DeepSpeed bf16 keeps 16-bit parameters and gradients and an fp32 master
     /// copy in the optimizer partition (ZeRO paper: 2 + 2 + 12); FSDP via accelerate keeps frozen weights in their loaded
-    /// dtype (validation/README audit note) and computes in bf16; LoRA trains adapters only.
+    /// dtype (validation/README audit note) and computes in bf16; LoRA trains adapters only, which PEFT creates in fp32
+    /// (4 B; DeepSpeed casts them to 16-bit and keeps the fp32 master in its optimizer partition).
     /// </summary>
     private static StateBytes StatesFor(ModelArchitecture m, Scenario scenario, bool lora)
     {
         WeightFormat format = scenario.Weights is string w ? WeightFormats.Parse(w)
+            : scenario.Mode == Mode.Qlora ? WeightFormats.Nf4
             : scenario.Engine == Engine.Torchtitan || scenario.Precision == Precision.Fp32 ? WeightFormats.Fp32 : WeightFormats.Bf16;
         bool deepspeedMixed = scenario.Engine == Engine.Deepspeed && scenario.Precision is Precision.MixedBf16 or Precision.MixedFp16 or null;
         if (lora)
         {
-            return new StateBytes(format, deepspeedMixed ? 4 : 0, 4, $"frozen base in {format.Name}, adapters with fp32 gradients and optimizer states");
+            return deepspeedMixed
+                ? new StateBytes(format, 2, 4, 4, $"frozen base in {format.Name}, 16-bit adapters with an fp32 master copy, fp32 gradients and optimizer states")
+                : new StateBytes(format, 4, 0, 4, $"frozen base in {format.Name}, fp32 adapters, gradients and optimizer states");
         }
 
         return deepspeedMixed
-            ? new StateBytes(WeightFormats.Bf16, 4, 2, "16-bit parameters and gradients, fp32 master and AdamW moments (ZeRO 2 + 2 + 12 B)")
-            : new StateBytes(format, 0, format.Type.BitsPerElement / 8, $"{format.Name} parameters and gradients, fp32 AdamW moments");
+            ? new StateBytes(WeightFormats.Bf16, 0, 4, 2, "16-bit parameters and gradients, fp32 master and AdamW moments (ZeRO 2 + 2 + 12 B)")
+            : new StateBytes(format, 0, 0, format.Type.BitsPerElement / 8, $"{format.Name} parameters and gradients, fp32 AdamW moments");
     }
 
     private static double OptimizerBytes(Scenario scenario) => (scenario.Optimizer ?? OptimizerKind.AdamW) switch
@@ -131,7 +144,7 @@ internal static class DistributedTraining
     {
         long bytes = (long)(parameters * bytesPerParameter / shards);
         return new MemoryComponent(name, kind, new ByteSize(bytes),
-            $"{Text.N((long)parameters)} params{(plan.Tp > 1 || plan.Pp > 1 ? " on this GPU's slice" : "")} × {Text.Bytes(bytesPerParameter)} ({what}) ÷ {shards} shards{(offloaded ? ", offloaded to host memory" : "")}",
+            $"{Text.N((long)parameters)} params{(plan.Tp > 1 || plan.Pp > 1 ? " on this GPU's slice" : "")} × {Text.Bytes(bytesPerParameter)} ({what}){(shards > 1 ? $" ÷ {shards} shards" : "")}{(offloaded ? ", offloaded to host memory" : "")}",
             offloaded ? Residence.Host : Residence.Device);
     }
 

@@ -60,6 +60,6 @@ internal sealed record ShardPlan(int Tp, int Pp, int Cp, int Dp, int ParameterSh
             parts.Add($"context parallel {Cp}");
         }
 
-        return parts.Count == 0 ? "replicated on every GPU" : string.Join(", ", parts);
+        return parts.Count > 0 ? string.Join(", ", parts) : Gpus > 1 ? "replicated on every GPU" : "one GPU holds every state";
     }
 }
