@@ -43,4 +43,24 @@ public sealed class InferenceEstimateTests
 
     private static long Measured(string id) =>
         Corpus.Cases("gpu-h100-cases.jsonl").Single(c => c.GetProperty("id").GetString() == id).GetProperty("measured").GetProperty("bytes").GetInt64();
+
+    [Fact]
+    public void Vllm_shares_its_pool_between_full_and_sliding_layer_groups_as_the_hybrid_manager_does()
+    {
+        // gpt-oss-20b (data/models/gpt-oss-20b.json): 24 layers, 12 full-attention and 12 sliding (window 128), 8 KV heads of
+        // 64 in bf16. vLLM V1 (kv_cache_utils.py): one group per kind, 12 layers each, so a 16-token block costs a page of
+        // 16 × 2 × 8 × 64 × 2 = 32,768 B in each of 12 layers; the printed capacity is blocks ÷ 2 groups × 16; a request of
+        // 131,072 tokens takes 131,072 / 16 = 8,192 blocks in the full group and ⌈(128 − 1 + 8,192) / 16⌉ + 1 = 521 in the
+        // sliding group (kv_cache_interface.py SlidingWindowSpec; 8,192 batched tokens on an 80 GB GPU).
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named("gpt-oss-20b"), Engine = Engine.Vllm, Gpu = "h100-80gb",
+        });
+        long blocks = estimate.Facts.Single(f => f.Key == "kv_blocks").Value;
+
+        Assert.True(blocks > 0);
+        Assert.Equal(blocks * 32_768 * 12, estimate.Components.Single(c => c.Name == "kv_cache").Bytes.Bytes);
+        Assert.Equal(blocks / 2 * 16, estimate.Facts.Single(f => f.Key == "kv_tokens").Value);
+        Assert.Equal(blocks / (8_192 + 521), estimate.Facts.Single(f => f.Key == "max_concurrency").Value);
+    }
 }

@@ -70,15 +70,27 @@ internal static class ServingEngines
                 $"cuBLAS handles, NCCL{(tp > 1 ? " and custom all-reduce" : "")} outside torch (vLLM log)", Counter: Counter.Device));
         }
 
-        long blocks = Math.Max(0, pool.Bytes) / pageBytes;
-        long tokens = blocks * blockSize;
-        var kvBytes = new ByteSize(blocks * pageBytes);
+        // vLLM V1 groups layers by attention kind (full, sliding) and checks a request's need layer by layer; V0 and SGLang
+        // size one plain pool of whole blocks.
+        VllmKvGroups groups = !sglang && !v0 && HasHybridManager(options.Version)
+            ? VllmKvGroups.For(model)
+            : new VllmKvGroups(model.LayerCount, 0, null, model.LayerCount);
+        long pagePerLayer = checked(kv.BytesPerTokenPerLayer * blockSize);
+        long blocks = groups.Blocks(pool.Bytes, pagePerLayer);
+        long tokens = groups.CapacityTokens(blocks, blockSize);
+        var kvBytes = new ByteSize(groups.Bytes(blocks, pagePerLayer));
+        string grouping = groups.IsHybrid ? $" × {groups.GroupSize} layers of a group ({groups.Describe()})" : "";
         components.Add(new MemoryComponent("kv_cache", ComponentKind.KvCache, kvBytes,
-            $"({Text.N(fraction)} × {total} − weights − activations{(sglang ? "" : " − non-torch")}) ÷ {Text.N(pageBytes)} B per {blockSize}-token block = {Text.N(blocks)} blocks; per token {kv.Describe(model.LayerCount)}"));
+            groups.IsHybrid
+                ? $"({Text.N(fraction)} × {total} − weights − activations − non-torch) ÷ ({Text.N(pagePerLayer)} B per {blockSize}-token page{grouping}) = {Text.N(blocks)} blocks; per token per layer {kv.Describe(1)}"
+                : $"({Text.N(fraction)} × {total} − weights − activations{(sglang ? "" : " − non-torch")}) ÷ {Text.N(pageBytes)} B per {blockSize}-token block = {Text.N(blocks)} blocks; per token {kv.Describe(model.LayerCount)}"));
         components.Add(new MemoryComponent("cuda_context", ComponentKind.Runtime, context, "CUDA context and kernels (outside the engine's budget)", Counter: Counter.Device));
 
-        // Start-up check: the pool must hold one request of max_model_len tokens (vLLM errors out otherwise, §2.7).
-        bool accepts = tokens >= maxModelLen;
+        // Start-up check: the pool must hold one request of max_model_len tokens (vLLM errors out otherwise, §2.7); V1 counts
+        // each layer's own need, so sliding-window layers ask only for their window.
+        bool accepts = groups.IsHybrid
+            ? groups.NeededBytes(maxModelLen, batchedTokens, blockSize, pagePerLayer) <= pool.Bytes
+            : tokens >= maxModelLen;
         var notes = new List<string>
         {
             $"Weights in {format}. {Names.Of(scenario.Engine)} reserves {Text.N(fraction)} of the GPU and fills what is left with KV blocks, so its memory use does not depend on the context you send.",
@@ -87,8 +99,20 @@ internal static class ServingEngines
         {
             notes.Add(blocks == 0
                 ? $"No room for a KV cache: the {budget} budget minus weights and activations is {pool}; use a larger GPU, tensor parallelism or a smaller format."
-                : $"The KV pool holds {Text.N(tokens)} tokens, fewer than max_model_len {Text.N(maxModelLen)}: the engine refuses to start; lower --max-model-len.");
+                : groups.IsHybrid
+                    ? $"One request of max_model_len {Text.N(maxModelLen)} tokens needs {new ByteSize(groups.NeededBytes(maxModelLen, batchedTokens, blockSize, pagePerLayer))} of KV cache, more than the {new ByteSize(Math.Max(0, pool.Bytes))} available: the engine refuses to start; lower --max-model-len."
+                    : $"The KV pool holds {Text.N(tokens)} tokens, fewer than max_model_len {Text.N(maxModelLen)}: the engine refuses to start; lower --max-model-len.");
         }
+
+        if (groups.IsHybrid)
+        {
+            notes.Add($"vLLM's hybrid KV cache manager: {groups.Describe()} share the pool; a request holds every token in full-attention layers but only window − 1 + {Text.N(batchedTokens)} batched tokens in sliding ones.");
+        }
+
+        long longest = groups.IsHybrid
+            ? groups.LongestAccepted(Math.Max(0, pool.Bytes), batchedTokens, blockSize, pagePerLayer, model.MaxPositions ?? int.MaxValue)
+            : Math.Min(tokens, model.MaxPositions ?? tokens);
+        long concurrency = groups.IsHybrid ? blocks / groups.BlocksPerRequest(maxModelLen, batchedTokens, blockSize) : tokens / Math.Max(1, maxModelLen);
 
         return new MemoryEstimate
         {
@@ -103,8 +127,8 @@ internal static class ServingEngines
             [
                 new("kv_tokens", tokens, "KV cache capacity in tokens"),
                 new("kv_blocks", blocks, "KV cache blocks"),
-                new("max_model_len", Math.Min(tokens, model.MaxPositions ?? tokens), "largest max_model_len one request can use"),
-                new("max_concurrency", tokens / Math.Max(1, maxModelLen), $"concurrent requests of {maxModelLen} tokens"),
+                new("max_model_len", longest, "largest max_model_len one request can use"),
+                new("max_concurrency", concurrency, $"concurrent requests of {maxModelLen} tokens"),
             ],
             Notes = notes,
         };
@@ -132,6 +156,13 @@ internal static class ServingEngines
     /// </summary>
     private static int DefaultBatchedTokens(bool v0, bool large, int maxModelLen) =>
         v0 ? maxModelLen <= 32768 ? Math.Max(maxModelLen, 2048) : 2048 : large ? 8192 : 2048;
+
+    /// <summary>
+    /// vLLM with the hybrid KV cache manager on by default (0.10 on; current when no version is given), which sizes
+    /// sliding-window layers by their window.
+    /// </summary>
+    private static bool HasHybridManager(string? version) =>
+        version is null || !Version.TryParse(version.TrimStart('v'), out Version? parsed) || parsed.Major > 0 || parsed.Minor >= 10;
 
     /// <summary>vLLM before the V1 engine became the default (0.8): versions 0.0–0.7.</summary>
     private static bool IsVllmV0(string? version) =>
