@@ -63,4 +63,20 @@ public sealed class InferenceEstimateTests
         Assert.Equal(blocks / 2 * 16, estimate.Facts.Single(f => f.Key == "kv_tokens").Value);
         Assert.Equal(blocks / (8_192 + 521), estimate.Facts.Single(f => f.Key == "max_concurrency").Value);
     }
+
+    [Theory]
+    // vLLM's dtype "auto" (vllm/config _get_and_verify_dtype): an fp32 checkpoint is served in fp16, Gemma 2 and 3 in bf16.
+    // Gemma-2-9B (google/gemma-2-9b config, torch_dtype float32): tied embedding 256,000 × 3,584 = 917,504,000; per layer
+    // q, o 2 × 3,584 × 4,096 + k, v 2 × 3,584 × 2,048 + MLP 3 × 3,584 × 14,336 + 4 norms × 3,584 = 198,195,200, × 42 layers;
+    // + final norm 3,584 = 9,241,705,984. BLOOMZ-7B1 (float32): 7,069,016,064, BigScience's bloom-7b1 model card.
+    [InlineData("gemma-2-9b", 9_241_705_984L, "bf16")]
+    [InlineData("bloomz-7b1", 7_069_016_064L, "fp16")]
+    public void Vllm_serves_an_fp32_checkpoint_in_16_bits(string model, long parameters, string format)
+    {
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario { Model = new ModelReference.Named(model), Engine = Engine.Vllm, Gpu = "a100-80gb" });
+        MemoryComponent weights = estimate.Components.Single(c => c.Name == "weights");
+
+        Assert.InRange(weights.Bytes.Bytes - (parameters * 2), 0, 16 * 1024 * 1024); // + vLLM's rotary cos/sin cache, a few MiB
+        Assert.Contains($"Weights in {format}.", estimate.Notes[0], StringComparison.Ordinal);
+    }
 }

@@ -9,7 +9,8 @@ internal static class WeightChoice
 {
     /// <summary>
     /// The scenario's <c>weights</c>; else the checkpoint's own quantization (<c>quantization_config</c>); else the types a
-    /// weights file stores; else the config's <c>torch_dtype</c>; else bf16 (f16 for llama.cpp, which converts to F16).
+    /// weights file stores; else the config's <c>torch_dtype</c> (vLLM and SGLang serve an fp32 checkpoint in 16 bits); else
+    /// bf16 (f16 for llama.cpp, which converts to F16).
     /// </summary>
     public static WeightLayout Layout(ModelArchitecture model, Scenario scenario, out string formatName)
     {
@@ -58,6 +59,13 @@ internal static class WeightChoice
         if (engine == Engine.LlamaCpp)
         {
             return WeightFormats.Fp16;
+        }
+
+        if (engine is Engine.Vllm or Engine.Sglang && model.StoredType == DataTypes.F32)
+        {
+            // vLLM's dtype "auto" (vllm/config _get_and_verify_dtype, mirrored by SGLang's model_config) never serves fp32:
+            // it downcasts to fp16, or to bf16 for Gemma 2 and 3, whose activations overflow fp16.
+            return model.ModelType is "gemma2" or "gemma3" or "gemma3_text" ? WeightFormats.Bf16 : WeightFormats.Fp16;
         }
 
         return model.StoredType is DataType stored ? WeightFormats.Dense(stored) : WeightFormats.Bf16;
