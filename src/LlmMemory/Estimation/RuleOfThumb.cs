@@ -3,7 +3,7 @@ using LlmMemory.Workloads;
 
 namespace LlmMemory.Estimation;
 
-/// <summary>The essay's arithmetic for a bare parameter count: bytes per parameter, and 16 B/param to train.</summary>
+/// <summary>The essay's arithmetic for a bare parameter count: bytes per parameter, 16 B/param to train, the frozen base for LoRA.</summary>
 /// <remarks>
 /// Weights = parameters × bytes per parameter of the format (4 for fp32, 2 for bf16/fp16). Training with AdamW in mixed
 /// precision = (2 + 4) weights + 2 gradients + 8 optimizer = 16 B/param (ZeRO paper §3, arXiv:1910.02054: 2Ψ + 2Ψ + 12Ψ;
@@ -14,12 +14,29 @@ internal static class RuleOfThumb
     public static MemoryEstimate Estimate(ResolvedModel model, Scenario scenario)
     {
         long p = model.ParameterCount;
-        WeightFormat format = scenario.Weights is null ? WeightFormats.Bf16 : WeightFormats.Parse(scenario.Weights);
+        WeightFormat format = scenario.Weights is not null ? WeightFormats.Parse(scenario.Weights)
+            : scenario.Mode == Mode.Qlora ? WeightFormats.Nf4 : WeightFormats.Bf16;
         double bytesPerParameter = format.Type.BitsPerElement / 8;
         var components = new List<MemoryComponent>();
+        var notes = new List<string>
+        {
+            "Only a parameter count was given, so activations, KV cache and runtime overheads are not included; give a model id or config for the full estimate.",
+        };
         if (!scenario.IsTraining)
         {
             components.Add(Part("weights", ComponentKind.Weights, p, bytesPerParameter, $"{format.Name} weights"));
+        }
+        else if (scenario.Mode is Mode.Lora or Mode.Qlora)
+        {
+            // LoRA freezes the base: its weights only, in their format (QLoRA: 4-bit NF4 codes). The adapters' count comes
+            // from the layer shapes, which a bare count does not have.
+            components.Add(Part("weights", ComponentKind.Weights, p, bytesPerParameter, $"frozen base in {format.Name}",
+                Parallel.ShardPlan.For(scenario).ParameterShards));
+            notes.Add("LoRA adapters, their gradients and optimizer states depend on the layer shapes and are not included (for r = 16 on every linear layer of Llama-3-8B they are 41,943,040 parameters, 0.52 %).");
+            if (format.Type.IsQuantized)
+            {
+                notes.Add($"{format.Name} weights counted at {Text.Bytes(bytesPerParameter)} per parameter: the quantization scales and the tensors kept in 16 bits (embeddings, head, norms) need the architecture.");
+            }
         }
         else
         {
@@ -35,13 +52,10 @@ internal static class RuleOfThumb
         return new MemoryEstimate
         {
             Model = model,
-            Parameters = new ParameterSummary(p, scenario.IsTraining ? p : 0, p),
+            Parameters = new ParameterSummary(p, scenario.Mode == Mode.Training ? p : 0, p),
             Components = components,
-            PeakPhase = scenario.IsTraining ? "optimizer step" : "load",
-            Notes =
-            [
-                "Only a parameter count was given, so activations, KV cache and runtime overheads are not included; give a model id or config for the full estimate.",
-            ],
+            PeakPhase = scenario.Mode == Mode.Training ? "optimizer step" : "load",
+            Notes = notes,
         };
     }
 
