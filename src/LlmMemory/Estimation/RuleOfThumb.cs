@@ -17,6 +17,7 @@ internal static class RuleOfThumb
         WeightFormat format = scenario.Weights is not null ? WeightFormats.Parse(scenario.Weights)
             : scenario.Mode == Mode.Qlora ? WeightFormats.Nf4 : WeightFormats.Bf16;
         double bytesPerParameter = format.Type.BitsPerElement / 8;
+        Parallel.ShardPlan plan = Parallel.ShardPlan.For(scenario);
         var components = new List<MemoryComponent>();
         var notes = new List<string>
         {
@@ -30,8 +31,7 @@ internal static class RuleOfThumb
         {
             // LoRA freezes the base: its weights only, in their format (QLoRA: 4-bit NF4 codes). The adapters' count comes
             // from the layer shapes, which a bare count does not have.
-            components.Add(Part("weights", ComponentKind.Weights, p, bytesPerParameter, $"frozen base in {format.Name}",
-                Parallel.ShardPlan.For(scenario).ParameterShards));
+            components.Add(Part("weights", ComponentKind.Weights, p, bytesPerParameter, $"frozen base in {format.Name}", plan.ParameterShards));
             notes.Add("LoRA adapters, their gradients and optimizer states depend on the layer shapes and are not included (for r = 16 on every linear layer of Llama-3-8B they are 41,943,040 parameters, 0.52 %).");
             if (format.Type.IsQuantized)
             {
@@ -42,7 +42,6 @@ internal static class RuleOfThumb
         {
             // ZeRO paper (arXiv:1910.02054) Figure 1: stage 1 shards the optimizer states (fp32 master + moments, K = 12),
             // stage 2 also the gradients, stage 3 also the 16-bit parameters, each over the N_d data-parallel ranks.
-            Parallel.ShardPlan plan = Parallel.ShardPlan.For(scenario);
             components.Add(Part("weights", ComponentKind.Weights, p, 2, "bf16/fp16 compute copy", plan.ParameterShards));
             components.Add(Part("master_weights", ComponentKind.MasterWeights, p, 4, "fp32 master copy", plan.OptimizerShards));
             components.Add(Part("gradients", ComponentKind.Gradients, p, 2, "16-bit gradients", plan.GradientShards));
@@ -55,6 +54,7 @@ internal static class RuleOfThumb
             Parameters = new ParameterSummary(p, scenario.Mode == Mode.Training ? p : 0, p),
             Components = components,
             PeakPhase = scenario.Mode == Mode.Training ? "optimizer step" : "load",
+            DeviceCount = scenario.IsTraining ? plan.Gpus : 1,
             Notes = notes,
         };
     }
