@@ -108,12 +108,24 @@ public sealed class PlannerBoundaryTests
     [Fact]
     public void A_layout_the_estimator_does_not_spread_is_reported_as_not_estimated_rather_than_guessed()
     {
-        // The essay's rule of thumb for a bare count has no notion of devices, so more GPUs cannot be shown to help.
-        FitPlan plan = FitPlanner.Plan(Scenario("70B", "training", "transformers", "h100-80gb", null, 1));
+        // A bare count has no heads to split, so tensor-parallel inference cannot be shown to help.
+        FitPlan plan = FitPlanner.Plan(Scenario("70B", "inference", "transformers", "rtx-4090", null, 1));
 
         Assert.False(plan.MinGpus.Supported);
         Assert.Null(plan.MinGpus.Count);
         Assert.Contains("not estimated yet", plan.MinGpus.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_bare_count_trains_on_as_many_GPUs_as_its_sharded_sixteen_bytes_per_parameter_need()
+    {
+        // The essay's 16 B/param (2 + 4 weights, 2 gradients, 8 AdamW), all sharded by FSDP full_shard as ZeRO-3 shards them
+        // (ZeRO paper, arXiv:1910.02054, Figure 1): 70B × 16 B over n GPUs must fit each GPU's usable memory.
+        FitPlan plan = FitPlanner.Plan(Scenario("70B", "training", "transformers", "h100-80gb", null, 1));
+        long usable = Hardware.GpuCatalog.Find("h100-80gb").Budget!.Value.Bytes;
+
+        Assert.True(plan.MinGpus.Supported);
+        Assert.Equal((int)Math.Ceiling(70_000_000_000.0 * 16 / usable), plan.MinGpus.Count);
     }
 
     [Fact]
