@@ -64,10 +64,12 @@ public sealed record Scenario
     public LoraSettings? EffectiveLora => Mode is Mode.Lora or Mode.Qlora ? Lora ?? LoraSettings.Default : null;
 
     /// <summary>
-    /// Precision in effect: the given one, or the engine's default: pure bf16 for torchtune (every recipe config sets
-    /// <c>dtype: bf16</c>), mixed bf16 (fp32 parameters, bf16 autocast) elsewhere.
+    /// Precision in effect: the given one, or the usual one: pure bf16 for torchtune (every recipe config sets
+    /// <c>dtype: bf16</c>) and for LoRA (the frozen base loaded in bf16, as PEFT's examples and transformers 5's
+    /// <c>from_pretrained</c> do, with PEFT's adapters in fp32), mixed bf16 (fp32 parameters, bf16 autocast) elsewhere.
     /// </summary>
-    public Precision EffectivePrecision => Precision ?? (Engine == Engine.Torchtune ? Workloads.Precision.Bf16 : Workloads.Precision.MixedBf16);
+    public Precision EffectivePrecision =>
+        Precision ?? (Engine == Engine.Torchtune || Mode == Mode.Lora ? Workloads.Precision.Bf16 : Workloads.Precision.MixedBf16);
 
     /// <summary>True for training, LoRA and QLoRA.</summary>
     public bool IsTraining => Mode != Mode.Inference;

@@ -63,6 +63,15 @@ public sealed class TrainingEstimateTests
     }
 
     [Fact]
+    public void LoRA_without_a_precision_freezes_a_bf16_base()
+    {
+        // PEFT's LoRA examples load the base with torch_dtype=torch.bfloat16 (transformers 5's from_pretrained keeps the
+        // checkpoint's bf16 anyway); only the adapters are fp32. Meta-Llama-3.1-8B: 8,030,261,248 parameters × 2 B.
+        MemoryEstimate estimate = Estimate(new Scenario { Model = new ModelReference.Named("llama-3.1-8b"), Mode = Mode.Lora, Seq = 512 });
+        Assert.Equal(8_030_261_248L * 2, Part(estimate, "weights"));
+    }
+
+    [Fact]
     public void SmolLM2_360M_eager_bf16_SGD_at_batch_16_does_not_fit_an_H100()
     {
         // data/validation/README.md: gpu2-smollm2-360m-train-bf16-sgd-b16-s1024-eager ran out of memory on the 80 GB card
