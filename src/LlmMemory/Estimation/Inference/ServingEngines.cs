@@ -87,10 +87,11 @@ internal static class ServingEngines
         components.Add(new MemoryComponent("cuda_context", ComponentKind.Runtime, context, "CUDA context and kernels (outside the engine's budget)", Counter: Counter.Device));
 
         // Start-up check: the pool must hold one request of max_model_len tokens (vLLM errors out otherwise, §2.7); V1 counts
-        // each layer's own need, so sliding-window layers ask only for their window.
-        bool accepts = groups.IsHybrid
-            ? groups.NeededBytes(maxModelLen, batchedTokens, blockSize, pagePerLayer) <= pool.Bytes
-            : tokens >= maxModelLen;
+        // each layer's own need, so sliding-window layers ask only for their window (with full layers only, this is
+        // max_model_len ≤ blocks × block size, V0's check).
+        long needed = groups.NeededBytes(maxModelLen, batchedTokens, blockSize, pagePerLayer);
+        bool accepts = needed <= pool.Bytes;
+        bool windowed = groups.SlidingLayers > 0;
         var notes = new List<string>
         {
             $"Weights in {format}. {Names.Of(scenario.Engine)} reserves {Text.N(fraction)} of the GPU and fills what is left with KV blocks, so its memory use does not depend on the context you send.",
@@ -99,20 +100,19 @@ internal static class ServingEngines
         {
             notes.Add(blocks == 0
                 ? $"No room for a KV cache: the {budget} budget minus weights and activations is {pool}; use a larger GPU, tensor parallelism or a smaller format."
-                : groups.IsHybrid
-                    ? $"One request of max_model_len {Text.N(maxModelLen)} tokens needs {new ByteSize(groups.NeededBytes(maxModelLen, batchedTokens, blockSize, pagePerLayer))} of KV cache, more than the {new ByteSize(Math.Max(0, pool.Bytes))} available: the engine refuses to start; lower --max-model-len."
+                : windowed
+                    ? $"One request of max_model_len {Text.N(maxModelLen)} tokens needs {new ByteSize(needed)} of KV cache, more than the {new ByteSize(Math.Max(0, pool.Bytes))} available: the engine refuses to start; lower --max-model-len."
                     : $"The KV pool holds {Text.N(tokens)} tokens, fewer than max_model_len {Text.N(maxModelLen)}: the engine refuses to start; lower --max-model-len.");
         }
 
-        if (groups.IsHybrid)
+        if (windowed)
         {
-            notes.Add($"vLLM's hybrid KV cache manager: {groups.Describe()} share the pool; a request holds every token in full-attention layers but only window − 1 + {Text.N(batchedTokens)} batched tokens in sliding ones.");
+            notes.Add($"vLLM V1's KV cache manager: {groups.Describe()} share the pool; a request holds every token in full-attention layers but only window − 1 + {Text.N(batchedTokens)} batched tokens in sliding ones.");
         }
 
-        long longest = groups.IsHybrid
-            ? groups.LongestAccepted(Math.Max(0, pool.Bytes), batchedTokens, blockSize, pagePerLayer, model.MaxPositions ?? int.MaxValue)
-            : Math.Min(tokens, model.MaxPositions ?? tokens);
-        long concurrency = groups.IsHybrid ? blocks / groups.BlocksPerRequest(maxModelLen, batchedTokens, blockSize) : tokens / Math.Max(1, maxModelLen);
+        long longest = groups.LongestAccepted(Math.Max(0, pool.Bytes), batchedTokens, blockSize, pagePerLayer, model.MaxPositions ?? int.MaxValue);
+        // V1 counts the blocks a request takes in every group (get_max_concurrency_for_kv_cache_config); V0 divided tokens.
+        long concurrency = !sglang && !v0 ? blocks / groups.BlocksPerRequest(maxModelLen, batchedTokens, blockSize) : tokens / Math.Max(1, maxModelLen);
 
         return new MemoryEstimate
         {

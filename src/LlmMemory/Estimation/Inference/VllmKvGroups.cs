@@ -72,7 +72,7 @@ internal sealed record VllmKvGroups(int FullLayers, int SlidingLayers, int? Wind
 
     /// <summary>"8 full-attention layers and 18 sliding-window layers (window 128) in 2 groups of 18"-style text.</summary>
     public string Describe() =>
-        $"{FullLayers} full-attention and {SlidingLayers} sliding-window layers (window {Window}) in {Groups} groups of {GroupSize}";
+        $"{FullLayers} full-attention and {SlidingLayers} sliding-window layers (window {Window}) in {Groups} group{(Groups == 1 ? "" : "s")} of {GroupSize}";
 
     private static long FullBlocks(long maxModelLen, int blockSize) => Ceiling(maxModelLen, blockSize);
 
