@@ -29,7 +29,7 @@ internal static class FitReport
                 rows.Add([$"Served by {Names.Of(serving.Engine)}", serving.Estimate is null ? "-" : $"{Output.Count(serving.MaxConcurrency)} requests",
                     serving.Estimate is null
                         ? serving.Refusal ?? "refused"
-                        : $"KV pool of {Output.Count(serving.KvTokens)} tokens ÷ {Output.Count(serving.RequestTokens)} tokens per request (max_model_len {Output.Count(serving.RequestTokens)})"]);
+                        : serving.Reason]);
             }
         }
         else if (plan.Accumulation is { } a)

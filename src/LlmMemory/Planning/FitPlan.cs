@@ -118,7 +118,16 @@ public sealed record PlanOption(string Name, string Cost, Scenario Scenario, Mem
 /// <param name="RequestTokens">The request length the concurrency is for (the engine's <c>max_model_len</c>).</param>
 /// <param name="MaxConcurrency">Requests of <paramref name="RequestTokens"/> that fit in the pool at once.</param>
 public sealed record ServingCapacity(Engine Engine, MemoryEstimate? Estimate, string? Refusal, long KvTokens, long MaxModelLen, int RequestTokens,
-    long MaxConcurrency);
+    long MaxConcurrency)
+{
+    /// <summary>
+    /// Why that many requests: the pool ÷ the request, or, when sliding-window layers keep only their window (vLLM's
+    /// hybrid KV cache manager), the blocks each request takes in every layer group.
+    /// </summary>
+    public string Reason => MaxConcurrency > KvTokens / Math.Max(1, RequestTokens)
+        ? $"KV pool of {Estimation.Text.N(KvTokens)} tokens; a request of {Estimation.Text.N(RequestTokens)} tokens keeps every token only in full-attention layers (sliding-window layers hold their window), so {Estimation.Text.N(MaxConcurrency)} share it"
+        : $"KV pool of {Estimation.Text.N(KvTokens)} tokens ÷ {Estimation.Text.N(RequestTokens)} tokens per request (max_model_len {Estimation.Text.N(RequestTokens)})";
+}
 
 /// <summary>Gradient accumulation that reaches a target effective batch without exceeding the largest micro-batch that fits.</summary>
 /// <param name="TargetBatch">The effective batch asked for.</param>

@@ -56,8 +56,7 @@ public static class FitPlanner
         ServingCapacity? capacity = scenario.IsTraining || model.Architecture is null ? null : Serve(probe, scenario);
         SolvedValue maxBatch = serving
             ? capacity is { Estimate: not null } c
-                ? new SolvedValue((int)Math.Min(c.MaxConcurrency, int.MaxValue), SolveLimit.KvPool,
-                    $"{Estimation.Text.N(c.KvTokens)} KV tokens ÷ {Estimation.Text.N(c.RequestTokens)} tokens per request", 1)
+                ? new SolvedValue((int)Math.Min(c.MaxConcurrency, int.MaxValue), SolveLimit.KvPool, c.Reason, 1)
                 : new SolvedValue(null, SolveLimit.NothingFits, capacity?.Refusal ?? "no KV pool", 1)
             : Solve(probe, n => scenario with { Batch = n }, MaxBatch, "batch", budget, notes);
         GpuCount minGpus = GpuCounts.Solve(probe, scenario, asGiven?.Fits == true);

@@ -94,6 +94,7 @@ public static class FitJson
         ["max_model_len"] = s.Estimate is null ? null : s.MaxModelLen,
         ["request_tokens"] = s.RequestTokens,
         ["max_concurrency"] = s.Estimate is null ? null : s.MaxConcurrency,
+        ["reason"] = s.Estimate is null ? null : s.Reason,
         ["refusal"] = s.Refusal,
     };
 

@@ -139,6 +139,21 @@ public sealed class PlannerBoundaryTests
         Assert.Equal(plan.Changes.FirstOrDefault(c => c.Fits), plan.CheapestChange);
     }
 
+    [Fact]
+    public void Fit_explains_a_hybrid_pool_by_the_window_not_by_dividing_tokens()
+    {
+        // Gemma-3-4B (data/models/gemma-3-4b.json) has 5 full-attention and 29 sliding-window layers: vLLM holds more
+        // requests of 32k tokens than its token capacity ÷ 32k, because the sliding layers keep only their window.
+        FitPlan plan = FitPlanner.Plan(new Scenario
+        {
+            Model = new ModelReference.Named("gemma-3-4b"), Gpu = "rtx-4090", Seq = 32_768,
+        });
+        ServingCapacity serving = plan.Serving!;
+
+        Assert.True(serving.MaxConcurrency > serving.KvTokens / 32_768);
+        Assert.Contains("sliding-window layers hold their window", serving.Reason, StringComparison.Ordinal);
+    }
+
     private static void AssertBoundary(SolvedValue solved, int cap, Func<int, Scenario> at)
     {
         switch (solved.Limit)
