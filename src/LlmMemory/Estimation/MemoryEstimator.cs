@@ -20,7 +20,7 @@ public static class MemoryEstimator
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(scenario);
         Gpu? gpu = scenario.Gpu is null ? null : GpuCatalog.TryFind(scenario.Gpu, out Gpu found) ? found
-            : throw new ModelFormatException("scenario", "gpu", $"is \"{scenario.Gpu}\", which is not in the GPU catalog (known: {string.Join(", ", GpuCatalog.All.Select(g => g.Id))}).");
+            : throw new ModelFormatException("scenario", "gpu", $"is \"{scenario.Gpu}\", which is not a GPU of the catalog. {GpuCatalog.Suggestion(scenario.Gpu)}");
         MemoryEstimate estimate = model.Architecture is null || model.ParameterCount == 0
             ? RuleOfThumb.Estimate(model, scenario)
             : scenario.IsTraining

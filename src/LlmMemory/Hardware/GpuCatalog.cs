@@ -11,18 +11,58 @@ public static class GpuCatalog
     /// <summary>Every device, in catalog order.</summary>
     public static IReadOnlyList<Gpu> All => Entries.Value;
 
+    /// <summary>The device an id names: the id itself (any case), or a looser spelling that names exactly one device.</summary>
     public static bool TryFind(string id, out Gpu gpu)
     {
         ArgumentNullException.ThrowIfNull(id);
-        gpu = Entries.Value.FirstOrDefault(g => string.Equals(g.Id, id.Trim(), StringComparison.OrdinalIgnoreCase))!;
+        gpu = Entries.Value.FirstOrDefault(g => string.Equals(g.Id, id.Trim(), StringComparison.OrdinalIgnoreCase))
+            ?? (Matches(id) is [Gpu only] ? only : null)!;
         return gpu is not null;
+    }
+
+    /// <summary>
+    /// Devices a loose spelling could mean ("RTX 4090", "4090", "H200 141GB", "nvidia-h100"): vendor and brand words,
+    /// case and punctuation are ignored; the spelling is the whole id, the id with its memory in GB (GPU "GB" are GiB), or the start of ids.
+    /// </summary>
+    public static IReadOnlyList<Gpu> Matches(string spelling)
+    {
+        ArgumentNullException.ThrowIfNull(spelling);
+        string key = Key(spelling);
+        if (key.Length == 0)
+        {
+            return [];
+        }
+
+        Gpu[] same = Entries.Value.Where(g => Key(g.Id) == key).ToArray();
+        if (same.Length > 0)
+        {
+            return same;
+        }
+
+        Gpu[] withMemory = Entries.Value.Where(g => g.Memory is ByteSize m && key == $"{Key(g.Id)}{Math.Round(m.Bytes / (double)(1L << 30))}gb").ToArray();
+        return withMemory.Length > 0 ? withMemory : Entries.Value.Where(g => Key(g.Id).StartsWith(key, StringComparison.Ordinal)).ToArray();
     }
 
     /// <exception cref="FormatException">Unknown id; the message lists the known ones.</exception>
     public static Gpu Find(string id) =>
-        TryFind(id, out Gpu gpu)
-            ? gpu
-            : throw new FormatException($"Unknown GPU '{id}'. Known: {string.Join(", ", Entries.Value.Select(g => g.Id))}.");
+        TryFind(id, out Gpu gpu) ? gpu : throw new FormatException($"Unknown GPU '{id}'. {Suggestion(id)}");
+
+    /// <summary>"Did you mean a, b?" for an ambiguous spelling, else the known ids.</summary>
+    public static string Suggestion(string id) =>
+        Matches(id) is { Count: > 1 } several
+            ? $"It could be {string.Join(", ", several.Select(g => g.Id))}."
+            : $"Known: {string.Join(", ", Entries.Value.Select(g => g.Id))}.";
+
+    private static string Key(string text)
+    {
+        string lower = text.ToLowerInvariant();
+        foreach (string word in (string[])["nvidia", "geforce", "tesla", "amd", "instinct", "rtx"])
+        {
+            lower = lower.Replace(word, "", StringComparison.Ordinal);
+        }
+
+        return new string(lower.Where(char.IsAsciiLetterOrDigit).ToArray());
+    }
 
     private static Gpu[] Load()
     {

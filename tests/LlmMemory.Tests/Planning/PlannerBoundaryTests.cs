@@ -122,7 +122,7 @@ public sealed class PlannerBoundaryTests
         // The essay's 16 B/param (2 + 4 weights, 2 gradients, 8 AdamW), all sharded by FSDP full_shard as ZeRO-3 shards them
         // (ZeRO paper, arXiv:1910.02054, Figure 1): 70B × 16 B over n GPUs must fit each GPU's usable memory.
         FitPlan plan = FitPlanner.Plan(Scenario("70B", "training", "transformers", "h100-80gb", null, 1));
-        long usable = Hardware.GpuCatalog.Find("h100-80gb").Budget!.Value.Bytes;
+        long usable = LlmMemory.Hardware.GpuCatalog.Find("h100-80gb").Budget!.Value.Bytes;
 
         Assert.True(plan.MinGpus.Supported);
         Assert.Equal((int)Math.Ceiling(70_000_000_000.0 * 16 / usable), plan.MinGpus.Count);
