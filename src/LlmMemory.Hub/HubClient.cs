@@ -135,8 +135,8 @@ public sealed class HubClient : IDisposable
         throw new HubException(status switch
         {
             HttpStatusCode.Unauthorized when Settings.Token is null =>
-                $"{id.Repo} is gated or private: set HF_TOKEN to a token that has access (https://huggingface.co/settings/tokens).",
-            HttpStatusCode.Unauthorized => $"{id.Repo}: the token in HF_TOKEN was refused.",
+                $"{id.Repo} is gated or private: set HF_TOKEN (or run huggingface-cli login) with a token that has access (https://huggingface.co/settings/tokens).",
+            HttpStatusCode.Unauthorized => $"{id.Repo}: the token (HF_TOKEN, or the one huggingface-cli login saved) was refused.",
             HttpStatusCode.Forbidden => $"{id.Repo} is gated and this token has no access yet: accept its license on the model page.",
             HttpStatusCode.NotFound => $"{id}: {file} was not found (no such repository, revision or file).",
             _ => $"{id.Repo}: the Hub answered {(int)status} {status} for {file}.",

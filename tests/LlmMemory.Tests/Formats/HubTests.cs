@@ -120,6 +120,25 @@ public sealed class HubTests : IDisposable
     }
 
     [Fact]
+    public void Without_HF_TOKEN_the_token_saved_by_huggingface_cli_login_is_used()
+    {
+        // huggingface_hub constants.py: HF_TOKEN_PATH defaults to $HF_HOME/token, the file `huggingface-cli login` writes;
+        // the HF_TOKEN variable wins over it.
+        var files = new Dictionary<string, string?> { [Path.Combine("/data/hf", "token")] = "hf_saved\n", ["/etc/hf-token"] = "hf_elsewhere" };
+        var env = new Dictionary<string, string?> { ["HF_HOME"] = "/data/hf" };
+        HubSettings Read() => HubSettings.FromEnvironment(k => env.GetValueOrDefault(k), f => files.GetValueOrDefault(f));
+
+        Assert.Equal("hf_saved", Read().Token);
+        env["HF_TOKEN_PATH"] = "/etc/hf-token";
+        Assert.Equal("hf_elsewhere", Read().Token);
+        env["HF_TOKEN"] = "hf_variable";
+        Assert.Equal("hf_variable", Read().Token);
+        env.Remove("HF_TOKEN");
+        files.Clear();
+        Assert.Null(Read().Token);
+    }
+
+    [Fact]
     public void Settings_follow_the_huggingface_hub_variables()
     {
         var env = new Dictionary<string, string?> { ["HF_HOME"] = "/data/hf", ["HF_TOKEN"] = "hf_x", ["HF_HUB_OFFLINE"] = "1", ["HF_ENDPOINT"] = "http://mirror.local:8080" };
