@@ -91,6 +91,7 @@ internal static class DistributedTraining
             Parameters = new ParameterSummary(m.ParameterCount, trainable, m.ActiveParameterCount),
             Components = components,
             PeakPhase = "start of backward (all saved activations and the loss region live)",
+            Timeline = Timeline(components),
             DeviceCount = plan.Gpus,
             Device = plan.Pp > 1 ? "a GPU of the first pipeline stage (most in-flight activations)" : "each GPU",
             Comparisons = plan.OptimizerShards > 1 || plan.Offload != OffloadMode.None ? DeepSpeedEstimators.Lines(m, plan, scenario) : [],
@@ -102,6 +103,27 @@ internal static class DistributedTraining
                 .. m.Experts is not null ? ["Mixture-of-experts training is estimated in closed form (each token's top-k experts in the activations), not replayed op by op."] : Array.Empty<string>(),
             ],
         };
+    }
+
+    /// <summary>
+    /// The closed form's moments of a steady-state step (step 2 on: the optimizer states exist), as the replay draws them:
+    /// live tensors plus memory outside the allocator, device-resident parts only. The peak counts every part at once, as
+    /// the total does; gathered blocks, activations and the loss region are gone by the optimizer step.
+    /// </summary>
+    private static IReadOnlyList<TimelinePoint> Timeline(IReadOnlyList<MemoryComponent> components)
+    {
+        ByteSize Sum(params string[] names) => components
+            .Where(c => c.Residence == Residence.Device && c.Counter != Counter.Reserved && names.Contains(c.Name))
+            .Aggregate(ByteSize.Zero, (sum, c) => sum + c.Bytes);
+        string[] loaded = ["weights", "lora_adapters", "master_weights", "cuda_context", "nccl_buffers"];
+        string[] forward = [.. loaded, "optimizer_states", "gathered_parameters", "unsharded_stage", "cublas_workspaces", "activations"];
+        return
+        [
+            new("load", Sum(loaded)),
+            new("end of forward", Sum(forward)),
+            new("start of backward", Sum([.. forward, "gradients", "logits_and_loss"])),
+            new("optimizer step", Sum([.. loaded, "gradients", "optimizer_states", "cublas_workspaces"])),
+        ];
     }
 
     private sealed record StateBytes(WeightFormat WeightFormat, double AdapterBytes, double MasterBytes, double GradientBytes, string Description);

@@ -3,7 +3,7 @@ using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Estimation;
 
-public sealed class DistributedLoraTests
+public sealed class DistributedTrainingTests
 {
     [Fact]
     public void FSDP_LoRA_shards_the_fp32_adapter_weights_with_the_parameters()
@@ -22,5 +22,23 @@ public sealed class DistributedLoraTests
 
         Assert.Equal(103_546_880, estimate.Parameters.Trainable);
         Assert.Equal(103_546_880L * 4 / 8, estimate.Components.Single(c => c.Name == "lora_adapters").Bytes.Bytes);
+    }
+
+    [Fact]
+    public void A_sharded_run_draws_its_step_from_the_same_parts_and_peaks_at_the_start_of_backward()
+    {
+        // The closed form's timeline is its own components at four moments; the peak is every allocated part at once, the
+        // total less the allocator's cached blocks (which the replay's timeline leaves out too).
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named("llama-2-70b"), Mode = Mode.Training, Seq = 4096,
+            GradientCheckpointing = Checkpointing.Full, Gpu = "h100-80gb",
+            Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard },
+        });
+        long cached = estimate.Components.Single(c => c.Name == "allocator_cache").Bytes.Bytes;
+
+        Assert.Equal(["load", "end of forward", "start of backward", "optimizer step"], estimate.Timeline.Select(p => p.Phase));
+        Assert.Equal(estimate.DeviceTotal.Bytes - cached, estimate.Timeline.Max(p => p.Bytes.Bytes));
+        Assert.Equal("start of backward", estimate.Timeline.MaxBy(p => p.Bytes.Bytes)!.Phase);
     }
 }
