@@ -288,6 +288,37 @@ function charted(sweep) {
   return { best, next, anyFalse: sweep.points.some((p) => p.fits === false) };
 }
 
+/** The solvers' answers as the CLI's `fit` prints them: question, answer, why. */
+function fitTable(plan) {
+  const training = plan.mode !== 'inference';
+  const answer = (value, unit) => value === null || value === undefined ? 'none' : `${number(value)}${unit ? ` ${unit}` : ''}`;
+  const rows = [
+    ['Fits as given?', plan.fits ? 'yes' : 'no', plan.refusal ?? `${gib(plan.total_bytes)} GiB of ${gib(plan.gpu_bytes)} GiB at ${plan.peak_phase}`],
+    [`Largest ${training ? 'sequence length' : 'context'} at batch ${number(plan.batch)}`, answer(plan.max_seq, 'tokens'), plan.max_seq_reason],
+    [`Largest ${training ? 'micro-batch' : 'batch'} at ${number(plan.seq)} tokens`, answer(plan.max_batch), plan.max_batch_reason],
+    ['Fewest GPUs', answer(plan.min_gpus), plan.min_gpus_reason],
+  ];
+  if (!training) {
+    rows.push(['Weight format needed', plan.format_needed ?? 'none fits', plan.format_needed ? 'the most bits that fit' : 'no format fits this GPU']);
+    if (plan.serving) {
+      rows.push([`Served by ${plan.serving.engine}`, plan.serving.max_concurrency === null ? '-' : `${number(plan.serving.max_concurrency)} requests`,
+        plan.serving.reason ?? plan.serving.refusal ?? '']);
+    }
+  } else if (plan.cheapest_change !== undefined) {
+    rows.push(['Cheapest change that fits', plan.fits ? 'none needed' : plan.cheapest_change ?? 'none tried fits', '']);
+  }
+  const table = document.createElement('table');
+  table.className = 'fit-table';
+  const head = document.createElement('thead');
+  const headRow = document.createElement('tr');
+  headRow.append(...['Question', 'Answer', 'Why'].map((text) => Object.assign(document.createElement('th'), { scope: 'col', textContent: text })));
+  head.append(headRow);
+  const body = document.createElement('tbody');
+  body.append(...rows.map((r) => tableRow(r)));
+  table.append(head, body);
+  return table;
+}
+
 function renderFit(fit, seqSweep, batchSweep, estimate) {
   const box = $('fit-answers');
   box.replaceChildren();
@@ -298,13 +329,7 @@ function renderFit(fit, seqSweep, batchSweep, estimate) {
   }
   const name = budgetLabel(estimate);
   if (fit.ok && fit.json) {
-    const dl = document.createElement('dl');
-    for (const [key, value] of Object.entries(fit.json)) {
-      if (value === null || typeof value === 'object') continue;
-      dl.append(Object.assign(document.createElement('dt'), { textContent: key.replace(/_/g, ' ') }),
-        Object.assign(document.createElement('dd'), { textContent: typeof value === 'number' ? number(value) : String(value) }));
-    }
-    box.append(dl);
+    box.append(fitTable(fit.json));
   }
   const describe = (sweep, what, unit) => {
     const { best, next, anyFalse } = charted(sweep);
