@@ -66,6 +66,13 @@ public sealed class PageTests(BrowserFixture browser, ITestOutputHelper output) 
         await Settled(page);
         long api = await ApiTotal("""{"model": "llama-3.1-8b", "gpu": "rtx-4090", "batch": 1, "seq": 8192}""");
         Assert.Equal(api, await ShownTotal(page));
+        using (var client = new HttpClient { BaseAddress = browser.App!.Address })
+        {
+            // The page's "What fits" table answers what /api/fit answers for the same scenario.
+            ApiResponse fit = await client.Post("/api/fit", """{"model": "llama-3.1-8b", "gpu": "rtx-4090", "batch": 1, "seq": 8192}""");
+            string longest = fit.Body!["max_seq"]!.GetValue<int>().ToString("N0", CultureInfo.InvariantCulture) + " tokens";
+            await Assertions.Expect(page.Locator(".fit-table tbody tr").Nth(1).Locator("td").First).ToHaveTextAsync(longest);
+        }
 
         string png = Path.Combine(AppContext.BaseDirectory, "serve.png");
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = png, FullPage = true });
