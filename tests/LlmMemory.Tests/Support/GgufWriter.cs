@@ -8,10 +8,10 @@ internal sealed class GgufWriter
     /// <summary>ggml type ids with (block size, bytes per block), from ggml.c <c>type_traits[]</c>.</summary>
     public static readonly IReadOnlyDictionary<int, (int Block, int Bytes)> Types = new Dictionary<int, (int, int)>
     {
-        [0] = (1, 4), [1] = (1, 2), [2] = (32, 18), [8] = (32, 34), [12] = (256, 144), [14] = (256, 210), [30] = (1, 2),
+        [0] = (1, 4), [1] = (1, 2), [2] = (32, 18), [8] = (32, 34), [12] = (256, 144), [13] = (256, 176), [14] = (256, 210), [30] = (1, 2),
     };
 
-    public const int F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, Q4_K = 12, Q6_K = 14, BF16 = 30;
+    public const int F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30;
 
     private readonly List<(string Key, int Type, Action<BinaryWriter> Value)> _metadata = [];
     private readonly List<(string Name, long[] Dims, int Type)> _tensors = [];

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using LlmMemory.Tests.Support;
 
 namespace LlmMemory.Web.Tests.Support;
 
@@ -43,7 +44,7 @@ internal static class TinyLlama
     /// <summary>The model as llama.cpp would write it at Q8_0 (general.file_type 7 = LLAMA_FTYPE_MOSTLY_Q8_0).</summary>
     public static byte[] Gguf()
     {
-        const int F32 = 0, F16 = 1, Q8_0 = 8;
+        const int F32 = GgufWriter.F32, F16 = GgufWriter.F16, Q8_0 = GgufWriter.Q8_0;
         return new GgufWriter()
             .String("general.architecture", "llama")
             .String("general.name", "tiny-llama-test")
@@ -56,18 +57,18 @@ internal static class TinyLlama
             .UInt32("llama.attention.head_count_kv", 2)
             .Float32("llama.attention.layer_norm_rms_epsilon", 1e-5f)
             .Strings("tokenizer.ggml.tokens", Enumerable.Range(0, 100).Select(i => $"<t{i}>").ToArray())
-            .Tensor("token_embd.weight", F16, 6_400 * 2, 64, 100)
-            .Tensor("blk.0.attn_norm.weight", F32, 64 * 4, 64)
-            .Tensor("blk.0.attn_q.weight", F16, 4_096 * 2, 64, 64)
-            .Tensor("blk.0.attn_k.weight", F16, 2_048 * 2, 64, 32)
-            .Tensor("blk.0.attn_v.weight", F16, 2_048 * 2, 64, 32)
-            .Tensor("blk.0.attn_output.weight", F16, 4_096 * 2, 64, 64)
-            .Tensor("blk.0.ffn_norm.weight", F32, 64 * 4, 64)
-            .Tensor("blk.0.ffn_gate.weight", Q8_0, 8_192 / 32 * 34, 64, 128)
-            .Tensor("blk.0.ffn_up.weight", Q8_0, 8_192 / 32 * 34, 64, 128)
-            .Tensor("blk.0.ffn_down.weight", Q8_0, 8_192 / 32 * 34, 128, 64)
-            .Tensor("output_norm.weight", F32, 64 * 4, 64)
-            .Tensor("output.weight", F16, 6_400 * 2, 64, 100)
-            .ToArray();
+            .Tensor("token_embd.weight", [64, 100], F16)
+            .Tensor("blk.0.attn_norm.weight", [64], F32)
+            .Tensor("blk.0.attn_q.weight", [64, 64], F16)
+            .Tensor("blk.0.attn_k.weight", [64, 32], F16)
+            .Tensor("blk.0.attn_v.weight", [64, 32], F16)
+            .Tensor("blk.0.attn_output.weight", [64, 64], F16)
+            .Tensor("blk.0.ffn_norm.weight", [64], F32)
+            .Tensor("blk.0.ffn_gate.weight", [64, 128], Q8_0)
+            .Tensor("blk.0.ffn_up.weight", [64, 128], Q8_0)
+            .Tensor("blk.0.ffn_down.weight", [128, 64], Q8_0)
+            .Tensor("output_norm.weight", [64], F32)
+            .Tensor("output.weight", [64, 100], F16)
+            .ToBytes();
     }
 }

@@ -161,12 +161,14 @@ internal static class ServingEngines
     /// vLLM with the hybrid KV cache manager on by default (0.10 on; current when no version is given), which sizes
     /// sliding-window layers by their window.
     /// </summary>
-    private static bool HasHybridManager(string? version) =>
-        version is null || !Version.TryParse(version.TrimStart('v'), out Version? parsed) || parsed.Major > 0 || parsed.Minor >= 10;
+    private static bool HasHybridManager(string? version) => VllmBefore(version, 10) != true;
 
     /// <summary>vLLM before the V1 engine became the default (0.8): versions 0.0–0.7.</summary>
-    private static bool IsVllmV0(string? version) =>
-        version is not null && Version.TryParse(version.TrimStart('v'), out Version? parsed) && parsed.Major == 0 && parsed.Minor < 8;
+    private static bool IsVllmV0(string? version) => VllmBefore(version, 8) == true;
+
+    /// <summary>Whether a vLLM version is below 0.<paramref name="minor"/>; null when none is given or it does not parse (current).</summary>
+    private static bool? VllmBefore(string? version, int minor) =>
+        version is not null && Version.TryParse(version.TrimStart('v'), out Version? parsed) ? parsed.Major == 0 && parsed.Minor < minor : null;
 
     /// <summary>Rotary embedding cos/sin cache vLLM keeps with the weights: [max positions, rotary dim] in the model dtype (2 B).</summary>
     private static ByteSize RotaryCache(ModelArchitecture model, int maxModelLen) =>

@@ -16,50 +16,31 @@ namespace LlmMemory.Estimation.LlamaCpp;
 /// </remarks>
 internal static class LlamaCppEstimator
 {
-    /// <summary>
-    /// Estimates already made, per model instance and scenario (its model reference left out): replaying ggml's graph costs
-    /// milliseconds, and a page or a server asks for the same run again and again. Bounded per model.
-    /// </summary>
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ModelArchitecture,
-        System.Collections.Concurrent.ConcurrentDictionary<Scenario, MemoryEstimate>> Runs = new();
-
-    private const int MaxRunsPerModel = 512;
-
-    private static readonly ModelReference AnyModel = new ModelReference.Named("");
+    /// <summary>Runs already estimated (replaying ggml's graph costs milliseconds; see <see cref="EstimateCache"/>).</summary>
+    private static readonly EstimateCache Runs = new();
 
     public static MemoryEstimate Estimate(ResolvedModel resolved, Scenario scenario, Gpu? gpu)
     {
         ArgumentNullException.ThrowIfNull(resolved);
         ArgumentNullException.ThrowIfNull(scenario);
-        ModelArchitecture model = resolved.Architecture!;
-        System.Collections.Concurrent.ConcurrentDictionary<Scenario, MemoryEstimate> runs = Runs.GetOrCreateValue(model);
-        Scenario key = scenario with { Model = AnyModel, BaseDirectory = null };
-        if (runs.TryGetValue(key, out MemoryEstimate? known))
+        return Runs.GetOrAdd(resolved, scenario, () =>
         {
-            return known with { Model = resolved };
-        }
+            ModelArchitecture model = resolved.Architecture!;
+            LlamaCppSettings settings = LlamaCppSettings.Resolve(model, scenario, gpu);
+            LlamaCppRun run;
+            try
+            {
+                run = LlamaCppRun.For(model, scenario, settings);
+            }
+            catch (OverflowException)
+            {
+                // Every size is checked arithmetic on long: only absurd settings (millions of cells × ubatch × heads) get here.
+                throw new ModelFormatException("scenario", "engine_options",
+                    "describes a llama.cpp context with a buffer beyond 2^63 bytes; lower n_ctx, n_ubatch or the number of sequences.");
+            }
 
-        LlamaCppSettings settings = LlamaCppSettings.Resolve(model, scenario, gpu);
-        LlamaCppRun run;
-        try
-        {
-            run = LlamaCppRun.For(model, scenario, settings);
-        }
-        catch (OverflowException)
-        {
-            // Every size is checked arithmetic on long: only absurd settings (millions of cells × ubatch × heads) get here.
-            throw new ModelFormatException("scenario", "engine_options",
-                "describes a llama.cpp context with a buffer beyond 2^63 bytes; lower n_ctx, n_ubatch or the number of sequences.");
-        }
-
-        if (runs.Count >= MaxRunsPerModel)
-        {
-            runs.Clear();
-        }
-
-        MemoryEstimate estimate = Render(resolved, scenario, gpu, settings, run);
-        runs[key] = estimate;
-        return estimate;
+            return Render(resolved, scenario, gpu, settings, run);
+        });
     }
 
     private static MemoryEstimate Render(ResolvedModel resolved, Scenario scenario, Gpu? gpu, LlamaCppSettings settings, LlamaCppRun run)

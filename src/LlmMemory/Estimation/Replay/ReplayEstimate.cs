@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Runtime.CompilerServices;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Hardware;
 using LlmMemory.Models;
@@ -14,37 +12,18 @@ namespace LlmMemory.Estimation.Replay;
 /// </summary>
 internal static class ReplayEstimate
 {
-    /// <summary>
-    /// Estimates already replayed, per model instance and scenario (its model reference left out): a replay costs
-    /// milliseconds, and a page, a server or a solver asks for the same run again. Bounded per model.
-    /// </summary>
-    private static readonly ConditionalWeakTable<ModelArchitecture, ConcurrentDictionary<Scenario, MemoryEstimate>> Runs = new();
-
-    private const int MaxRunsPerModel = 512;
-
-    private static readonly ModelReference AnyModel = new ModelReference.Named("");
+    /// <summary>Replays already rendered (a replay costs milliseconds; see <see cref="EstimateCache"/>).</summary>
+    private static readonly EstimateCache Runs = new();
 
     public static MemoryEstimate Build(ResolvedModel resolved, Scenario scenario, Gpu? gpu)
     {
         ArgumentNullException.ThrowIfNull(resolved);
         ArgumentNullException.ThrowIfNull(scenario);
-        ModelArchitecture model = resolved.Architecture!;
-        ConcurrentDictionary<Scenario, MemoryEstimate> runs = Runs.GetOrCreateValue(model);
-        Scenario key = scenario with { Model = AnyModel, BaseDirectory = null };
-        if (runs.TryGetValue(key, out MemoryEstimate? known))
+        return Runs.GetOrAdd(resolved, scenario, () =>
         {
-            return known with { Model = resolved };
-        }
-
-        (ReplayPlan plan, ReplayResult result, string? outOfMemory) = Replay(model, scenario, gpu);
-        MemoryEstimate estimate = Render(resolved, scenario, gpu, plan, result, outOfMemory);
-        if (runs.Count >= MaxRunsPerModel)
-        {
-            runs.Clear();
-        }
-
-        runs[key] = estimate;
-        return estimate;
+            (ReplayPlan plan, ReplayResult result, string? outOfMemory) = Replay(resolved.Architecture!, scenario, gpu);
+            return Render(resolved, scenario, gpu, plan, result, outOfMemory);
+        });
     }
 
     /// <summary>The replay, again without the device limit when it runs out of memory (to say what the run would need).</summary>
