@@ -5,6 +5,7 @@ namespace LlmMemory.Tests.Planning;
 public sealed class BoundarySearchTests
 {
     [Theory]
+    // Thresholds at the edges (1, one below the cap) and arbitrary ones between: the search must return each exactly.
     [InlineData(1)]
     [InlineData(2)]
     [InlineData(3)]

@@ -102,6 +102,7 @@ public sealed class EstimateApiTests(WebApplicationFactory<Program> factory) : I
             Assert.Equal(one.Body["fits"]!.GetValue<bool>(), point["fits"]!.GetValue<bool>());
         }
 
+        // The RTX 4090's CUDA total, 25,386,352,640 B (deviceQuery totalGlobalMem; data/gpus.json).
         Assert.Equal(25_386_352_640, sweep.Body["gpu_bytes"]!.GetValue<long>());
     }
 
@@ -118,7 +119,7 @@ public sealed class EstimateApiTests(WebApplicationFactory<Program> factory) : I
         ApiResponse past = await _client.Post("/api/estimate", $$"""{"model": "llama-3.1-8b", "gpu": "rtx-4090", "seq": {{maxSeq + 1}}}""");
         Assert.True(at.Body!["fits"]!.GetValue<bool>());
         Assert.False(past.Body!["fits"]!.GetValue<bool>());
-        Assert.Equal(25_386_352_640, fit.Body["gpu_bytes"]!.GetValue<long>());
+        Assert.Equal(25_386_352_640, fit.Body["gpu_bytes"]!.GetValue<long>()); // RTX 4090 CUDA total (data/gpus.json)
         Assert.Equal(HttpStatusCode.BadRequest, withoutGpu.Status);
         Assert.Equal("gpu", withoutGpu.Field);
         Assert.Equal(HttpStatusCode.BadRequest, badTarget.Status);
