@@ -224,8 +224,8 @@ internal static class DistributedTraining
             return tokens * vocab * 2 / tp;
         }
 
-        formula = $"12 B × {Text.N(tokens)} tokens × {Text.N(vocab)} vocab (fp32 log-softmax + two fp32 logit gradients){(tp > 1 ? $" ÷ {tp}" : "")}";
-        return 12 * tokens * vocab / tp;
+        formula = $"{SavedActivations.LossRegionBytesPerLogit} B × {Text.N(tokens)} tokens × {Text.N(vocab)} vocab (fp32 log-softmax + two fp32 logit gradients){(tp > 1 ? $" ÷ {tp}" : "")}";
+        return SavedActivations.LossRegionBytesPerLogit * tokens * vocab / tp;
     }
 
     /// <summary>

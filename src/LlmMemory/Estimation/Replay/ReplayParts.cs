@@ -170,7 +170,8 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         if (_options.Loss == LossStyle.Transformers && model.Family != ModelFamily.Bert && result.PeakPhase.Contains("backward", StringComparison.Ordinal)
             && result.PeakBackwardLayer >= model.LayerCount)
         {
-            return $"12 × {Text.N(_tokens)} tokens × {Text.N(model.VocabularySize)} vocab B: the fp32 log-softmax output and the loss backward's two fp32 gradients = {new ByteSize(12 * tv)}{Replayed(live, 12 * tv)}";
+            const int perLogit = SavedActivations.LossRegionBytesPerLogit;
+            return $"{perLogit} × {Text.N(_tokens)} tokens × {Text.N(model.VocabularySize)} vocab B: the fp32 log-softmax output and the loss backward's two fp32 gradients = {new ByteSize(perLogit * tv)}{Replayed(live, perLogit * tv)}";
         }
 
         if (_options.Loss == LossStyle.Transformers && model.Family != ModelFamily.Bert && result.PeakPhase.EndsWith(":head", StringComparison.Ordinal))

@@ -79,6 +79,12 @@ internal static class SavedActivations
         return (total, $"8·{h} + adapters {Text.N(adapters)} + attention {Text.N(attentionSaved)} + 6·{ffn}");
     }
 
+    /// <summary>
+    /// Bytes per logit (token × vocabulary entry) of the loss region at the start of backward, with the loss on fp32 logits:
+    /// the fp32 log-softmax output and the loss backward's two fp32 gradients, 4 + 4 + 4 (research/torch SPEC §5).
+    /// </summary>
+    public const int LossRegionBytesPerLogit = 12;
+
     /// <summary>FFN width a token passes through: the dense width, or top-k experts plus shared experts.</summary>
     public static long FeedForwardWidth(ModelArchitecture m) =>
         m.Experts is { } moe ? (long)moe.ActiveExperts * moe.ExpertIntermediateSize + moe.SharedExpertIntermediateSize : m.IntermediateSize;
