@@ -1,3 +1,5 @@
+using LlmMemory.Numerics;
+using LlmMemory.Hardware;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Benchmarks;
@@ -14,10 +16,10 @@ public static class Scenarios
     public static Scenario InferenceTransformers { get; } = new() { Model = Llama8B, Seq = 8192 };
 
     /// <summary>vLLM serving on one H100: the KV pool is what is left of the GPU after weights and profiling.</summary>
-    public static Scenario InferenceVllm { get; } = new() { Model = Llama8B, Engine = Engine.Vllm, Gpu = "h100-80gb", Seq = 8192 };
+    public static Scenario InferenceVllm { get; } = new() { Model = Llama8B, Engine = Engine.Vllm, Gpu = GpuCatalog.Find("h100-80gb"), Seq = 8192 };
 
     /// <summary>llama.cpp with the Q4_K_M mix at an 8k context.</summary>
-    public static Scenario InferenceLlamaCpp { get; } = new() { Model = Llama8B, Engine = Engine.LlamaCpp, Weights = "q4_k_m", Seq = 8192 };
+    public static Scenario InferenceLlamaCpp { get; } = new() { Model = Llama8B, Engine = Engine.LlamaCpp, Weights = WeightFormats.Parse("q4_k_m"), Seq = 8192 };
 
     /// <summary>Full fine-tuning, mixed bf16 with AdamW, batch 1 × 2048.</summary>
     public static Scenario Training { get; } = new() { Model = Llama8B, Mode = Mode.Training };

@@ -1,3 +1,6 @@
+using LlmMemory.Numerics;
+using LlmMemory.Hardware;
+using LlmMemory.Sources;
 using BenchmarkDotNet.Attributes;
 using LlmMemory.Estimation;
 using LlmMemory.Planning;
@@ -17,9 +20,9 @@ namespace LlmMemory.Benchmarks;
 [MemoryDiagnoser]
 public class SolverBenchmarks
 {
-    private static readonly Scenario Inference = new() { Model = new ModelReference.Named("llama-3.1-8b"), Seq = 8192, Gpu = "rtx-4090" };
+    private static readonly Scenario Inference = new() { Model = new ModelReference.Named("llama-3.1-8b"), Seq = 8192, Gpu = GpuCatalog.Find("rtx-4090") };
 
-    private static readonly Scenario Training = new() { Model = new ModelReference.Named("llama-3.1-70b"), Mode = Mode.Training, Gpu = "h100-80gb" };
+    private static readonly Scenario Training = new() { Model = new ModelReference.Named("llama-3.1-70b"), Mode = Mode.Training, Gpu = GpuCatalog.Find("h100-80gb") };
 
     private ResolvedModel _small = null!;
     private ResolvedModel _large = null!;

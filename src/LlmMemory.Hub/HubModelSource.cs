@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using System.Text.RegularExpressions;
 using LlmMemory.Estimation;
 using LlmMemory.Formats.Gguf;

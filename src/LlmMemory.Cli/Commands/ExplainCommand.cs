@@ -19,7 +19,7 @@ internal static class ExplainCommand
         command.SetAction(parse =>
         {
             Scenario scenario = options.Read(parse);
-            Explanation explanation = Explainer.Explain(scenario);
+            Explanation explanation = Explainer.Explain(ModelSources.Resolve(scenario.Model, scenario.BaseDirectory, io), scenario);
             if (parse.GetValue(json))
             {
                 Output.Json(io, ExplanationJson.Of(explanation));

@@ -25,7 +25,7 @@ internal static class FitCommand
         command.SetAction(parse =>
         {
             Scenario scenario = options.Read(parse);
-            FitPlan plan = FitPlanner.Plan(scenario, parse.GetValue(targetBatch) ?? FitPlanner.DefaultTargetBatch);
+            FitPlan plan = FitPlanner.Plan(ModelSources.Resolve(scenario.Model, scenario.BaseDirectory, io), scenario, parse.GetValue(targetBatch) ?? FitPlanner.DefaultTargetBatch);
             if (parse.GetValue(json))
             {
                 Output.Json(io, FitJson.Plan(plan));

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using System.CommandLine;
 using LlmMemory.Cli.Rendering;
 using LlmMemory.Estimation;

@@ -278,6 +278,13 @@ function renderCurve(which, sweep, xLabel, current) {
     + (sweep.gpu_bytes ? `${fitting.length} fit.` : 'no GPU chosen.');
 }
 
+/** No curve: the estimate of a bare parameter count is the same at every context and batch. */
+function renderFlat(which) {
+  drawCurve($(`${which}-chart`), [], {});
+  $(`${which}-table`).replaceChildren();
+  $(`${which}-desc`).textContent = 'A bare parameter count has no layers, so its estimate does not change with context or batch; give a model id or config.json for the curves.';
+}
+
 /** Largest charted value that fits, and the next charted value that does not. */
 function charted(sweep) {
   let best = null, next = null;
@@ -337,8 +344,10 @@ function renderFit(fit, seqSweep, batchSweep, estimate) {
     if (!anyFalse) return `Every charted ${what} fits on ${name}, up to ${number(sweep.points.at(-1).value)} ${unit}.`;
     return `Of the charted values, the largest ${what} that fits on ${name} is ${number(best)} ${unit}` + (next ? ` (${number(next)} does not).` : '.');
   };
-  add(describe(seqSweep, state.mode === 'inference' ? 'context length' : 'sequence length', 'tokens') + ` At batch ${number(state.batch)}.`, 'fit-seq');
-  add(describe(batchSweep, 'batch', 'sequences') + ` At ${number(state.seq)} tokens.`, 'fit-batch');
+  if (seqSweep && batchSweep) {
+    add(describe(seqSweep, state.mode === 'inference' ? 'context length' : 'sequence length', 'tokens') + ` At batch ${number(state.batch)}.`, 'fit-seq');
+    add(describe(batchSweep, 'batch', 'sequences') + ` At ${number(state.seq)} tokens.`, 'fit-batch');
+  }
   if (!fit.ok && fit.json?.detail && fit.status === 501) {
     add(`Exact answers (solvers): ${fit.json.detail}`);
   }
@@ -392,6 +401,16 @@ async function refresh() {
     }
     clearProblem();
     renderEstimate(estimate.json);
+    if (!('seq' in scenario)) {
+      // A bare parameter count has no layers: its memory does not depend on context or batch, so there is nothing to chart.
+      for (const which of ['seq', 'batch']) renderFlat(which);
+      const fit = await postJson('/api/fit', scenario, signal);
+      if (signal.aborted) return;
+      renderFit(fit, null, null, estimate.json);
+      $('results').dataset.scenario = JSON.stringify(scenario);
+      $('results').dataset.status = 'ready';
+      return;
+    }
     const top = Math.min(Math.max(estimate.json.model.max_positions ?? 131072, 1024), 1 << 20);
     const seqValues = sweepValues(state.seq, top, Math.max(1, top >> 10));
     const batchValues = sweepValues(state.batch, Math.max(256, state.batch), 1);

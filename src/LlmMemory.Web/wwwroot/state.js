@@ -67,6 +67,11 @@ export function toHash(state) {
 }
 
 const training = (state) => state.mode !== 'inference';
+
+/** A bare parameter count ("7B", "6.7e9", the element count of a dropped safetensors file), as the library reads one
+ *  (Sources/ModelResolver.TryParseCount). A count has no layers, so the library refuses batch and seq for it. */
+const COUNT = /^\s*\d+(\.\d+)?([eE][+-]?\d+)?\s*[kKmMbBtT]?\s*$/;
+const isCount = (state) => !state.config && COUNT.test(String(state.model));
 const lora = (state) => state.mode === 'lora' || state.mode === 'qlora';
 
 /** The scenario (docs/scenario.md) that the state describes; settings that do not apply to the mode are left out. */
@@ -75,8 +80,10 @@ export function toScenario(state) {
   if (state.engine) s.engine = state.engine;
   if (state.weights) s.weights = state.weights;
   if (!training(state) && state.kv_cache_dtype) s.kv_cache_dtype = state.kv_cache_dtype;
-  s.batch = state.batch;
-  s.seq = state.seq;
+  if (!isCount(state)) {
+    s.batch = state.batch;
+    s.seq = state.seq;
+  }
   if (training(state)) {
     if (state.precision) s.precision = state.precision;
     if (state.optimizer) s.optimizer = state.optimizer;

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using LlmMemory.Models;

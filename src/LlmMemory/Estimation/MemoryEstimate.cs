@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using LlmMemory.Hardware;
 
 namespace LlmMemory.Estimation;

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using LlmMemory.Numerics;
 using LlmMemory.Workloads;
 
@@ -14,7 +15,7 @@ internal static class RuleOfThumb
     public static MemoryEstimate Estimate(ResolvedModel model, Scenario scenario)
     {
         long p = model.ParameterCount;
-        WeightFormat format = scenario.Weights is not null ? WeightFormats.Parse(scenario.Weights)
+        WeightFormat format = scenario.Weights is not null ? scenario.Weights
             : scenario.Mode == Mode.Qlora ? WeightFormats.Nf4 : WeightFormats.Bf16;
         double bytesPerParameter = format.Type.BitsPerElement / 8;
         Parallel.ShardPlan plan = Parallel.ShardPlan.For(scenario);
@@ -27,7 +28,7 @@ internal static class RuleOfThumb
         {
             components.Add(Part("weights", ComponentKind.Weights, p, bytesPerParameter, $"{format.Name} weights"));
         }
-        else if (scenario.Mode is Mode.Lora or Mode.Qlora)
+        else if (scenario.IsAdapterTraining)
         {
             // LoRA freezes the base: its weights only, in their format (QLoRA: 4-bit NF4 codes). The adapters' count comes
             // from the layer shapes, which a bare count does not have.
@@ -41,11 +42,27 @@ internal static class RuleOfThumb
         else
         {
             // ZeRO paper (arXiv:1910.02054) Figure 1: stage 1 shards the optimizer states (fp32 master + moments, K = 12),
-            // stage 2 also the gradients, stage 3 also the 16-bit parameters, each over the N_d data-parallel ranks.
-            components.Add(Part("weights", ComponentKind.Weights, p, 2, "bf16/fp16 compute copy", plan.ParameterShards));
-            components.Add(Part("master_weights", ComponentKind.MasterWeights, p, 4, "fp32 master copy", plan.OptimizerShards));
-            components.Add(Part("gradients", ComponentKind.Gradients, p, 2, "16-bit gradients", plan.GradientShards));
-            components.Add(Part("optimizer_states", ComponentKind.OptimizerStates, p, 8, "AdamW: two fp32 moments", plan.OptimizerShards));
+            // stage 2 also the gradients, stage 3 also the 16-bit parameters, each over the N_d data-parallel ranks. Mixed
+            // precision keeps a 16-bit compute copy and an fp32 master (2 + 4 B), 16-bit gradients (2 B) and optimizer states
+            // over the fp32 master (AdamW: 8 B): the essay's 16 B/param. Pure bf16 and fp32 keep one copy, in their type.
+            Precision precision = scenario.EffectivePrecision;
+            OptimizerKind optimizer = scenario.Optimizer ?? OptimizerKind.AdamW;
+            bool mixed = precision is Precision.MixedBf16 or Precision.MixedFp16 or Precision.Fp8;
+            double copy = precision == Precision.Fp32 ? 4 : 2;
+            double updated = mixed ? 4 : copy;
+            components.Add(Part("weights", ComponentKind.Weights, p, copy, mixed ? "bf16/fp16 compute copy" : $"{Names.Of(precision)} parameters", plan.ParameterShards));
+            if (mixed)
+            {
+                components.Add(Part("master_weights", ComponentKind.MasterWeights, p, 4, "fp32 master copy", plan.OptimizerShards));
+            }
+
+            components.Add(Part("gradients", ComponentKind.Gradients, p, copy, mixed ? "16-bit gradients" : $"{Names.Of(precision)} gradients", plan.GradientShards));
+            double states = Training.OptimizerStates.Bytes([(p, (long)(p * updated), [p])], optimizer) / (double)p;
+            if (states > 0)
+            {
+                components.Add(Part("optimizer_states", ComponentKind.OptimizerStates, p, states,
+                    $"{Names.Of(optimizer)} states over the {(updated == 4 ? "fp32" : "16-bit")} {(mixed ? "master" : "parameters")}", plan.OptimizerShards));
+            }
         }
 
         return new MemoryEstimate
@@ -57,6 +74,13 @@ internal static class RuleOfThumb
             DeviceCount = scenario.IsTraining ? plan.Gpus : 1,
             Notes = notes,
         };
+    }
+
+    /// <summary>The essay's model states of full training in mixed precision with AdamW: 16 B per parameter, from the rule's own parts.</summary>
+    public static ByteSize ModelStates(long parameters)
+    {
+        var scenario = new Scenario { Model = new ModelReference.ParameterCount(parameters), Mode = Mode.Training };
+        return Estimate(new ResolvedModel(Text.N(parameters), null, "parameter count", null, parameters), scenario).DeviceTotal;
     }
 
     private static MemoryComponent Part(string name, ComponentKind kind, long parameters, double bytesPerParameter, string what, int shards = 1) =>

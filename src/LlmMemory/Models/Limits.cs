@@ -29,6 +29,12 @@ public static class Limits
     /// <summary>Positions / context length: the longest published contexts are 10 M tokens.</summary>
     public const int MaxPositions = 1 << 28;
 
+    /// <summary>
+    /// Tokens in one micro-batch (batch × seq): 2^32, far above any real step (a 405B pre-training step is about 16 M tokens
+    /// over all GPUs), low enough that bytes per token × tokens stays inside a long.
+    /// </summary>
+    public const long MaxTokensPerStep = 1L << 32;
+
     /// <summary>Total parameters of one model: 10^14 is 100× the largest published (1 T).</summary>
     public const long MaxParameters = 100_000_000_000_000;
 

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using LlmMemory.Estimation;
 using LlmMemory.Hardware;
 using LlmMemory.Workloads;

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using LlmMemory.Estimation;
 using LlmMemory.Hardware;
 using LlmMemory.Models;
@@ -25,20 +26,13 @@ public static class FitPlanner
     /// </summary>
     public const int DefaultTargetBatch = 16;
 
-    /// <summary>Resolves the scenario's model once and plans.</summary>
-    /// <exception cref="FormatException">No GPU, an unknown GPU, one without a known memory size, or a bad scenario.</exception>
-    public static FitPlan Plan(Scenario scenario, int targetBatch = DefaultTargetBatch)
-    {
-        ArgumentNullException.ThrowIfNull(scenario);
-        return Plan(ModelResolver.Resolve(scenario.Model, scenario.BaseDirectory), scenario, targetBatch);
-    }
-
-    /// <inheritdoc cref="Plan(Scenario, int)"/>
+    /// <summary>Plans for a resolved model (the host resolves it once: catalog, files, Hub).</summary>
+    /// <exception cref="FormatException">No GPU, one without a known memory size, or a bad scenario.</exception>
     public static FitPlan Plan(ResolvedModel model, Scenario scenario, int targetBatch = DefaultTargetBatch)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(scenario);
-        Gpu gpu = GpuCatalog.Find(scenario.Gpu ?? throw new FormatException("Planning needs a GPU: add --gpu ID (llm-memory gpus lists them)."));
+        Gpu gpu = scenario.Gpu ?? throw new FormatException("Planning needs a GPU: add --gpu ID (llm-memory gpus lists them).");
         ByteSize budget = gpu.Budget
             ?? throw new FormatException($"'{gpu.Id}' has no fixed memory size in the catalog, so nothing can be solved against it; pick a GPU or an apple-m-* size.");
         if (targetBatch < 1)

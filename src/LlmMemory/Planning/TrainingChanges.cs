@@ -1,3 +1,4 @@
+using LlmMemory.Numerics;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Planning;
@@ -23,9 +24,6 @@ namespace LlmMemory.Planning;
 /// </remarks>
 internal static class TrainingChanges
 {
-    /// <summary>The adapters LoRA/QLoRA get when the scenario names none: r = 16 on every linear layer, the essay's example.</summary>
-    public static readonly LoraSettings DefaultLora = new(16, null, LoraTargets.AllLinear, false);
-
     private sealed record Change(string Name, string Cost, Func<Scenario, Scenario?> Apply);
 
     private static readonly Change[] Ladder =
@@ -42,9 +40,9 @@ internal static class TrainingChanges
                 _ => null,
             }),
         new("LoRA", "trains low-rank adapters only; a different method, results can differ",
-            s => s.Mode == Mode.Training ? s with { Mode = Mode.Lora, Lora = s.Lora ?? DefaultLora, Weights = Sixteen(s.Weights) } : null),
+            s => s.Mode == Mode.Training ? s with { Mode = Mode.Lora, Lora = s.Lora ?? LoraSettings.Default, Weights = Sixteen(s.Weights) } : null),
         new("QLoRA", "LoRA over a 4-bit NF4 base: quantization error, slower matmuls",
-            s => s.Mode is Mode.Training or Mode.Lora ? s with { Mode = Mode.Qlora, Lora = s.Lora ?? DefaultLora, Weights = "nf4" } : null),
+            s => s.Mode is Mode.Training or Mode.Lora ? s with { Mode = Mode.Qlora, Lora = s.Lora ?? LoraSettings.Default, Weights = WeightFormats.Nf4 } : null),
     ];
 
     /// <summary>Each applicable change alone, then the cumulative combinations, each estimated.</summary>
@@ -89,5 +87,5 @@ internal static class TrainingChanges
     }
 
     /// <summary>LoRA keeps the frozen base in 16-bit unless the user chose another 16-bit format.</summary>
-    private static string? Sixteen(string? weights) => weights is "fp16" or "bf16" ? weights : null;
+    private static WeightFormat? Sixteen(WeightFormat? weights) => weights == WeightFormats.Fp16 || weights == WeightFormats.Bf16 ? weights : null;
 }

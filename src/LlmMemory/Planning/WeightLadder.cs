@@ -13,42 +13,42 @@ namespace LlmMemory.Planning;
 /// </remarks>
 internal static class WeightLadder
 {
-    private static readonly string[] Transformers = ["bf16", "fp8", "int8", "gptq-int4", "awq-int4", "nf4"];
+    private static readonly WeightFormat[] Transformers = Formats("bf16", "fp8", "int8", "gptq-int4", "awq-int4", "nf4");
 
-    private static readonly string[] Serving = ["bf16", "fp8", "gptq-int4", "awq-int4", "nf4"];
+    private static readonly WeightFormat[] Serving = Formats("bf16", "fp8", "gptq-int4", "awq-int4", "nf4");
 
-    private static readonly string[] LlamaCpp = ["f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_m", "q2_k"];
+    private static readonly WeightFormat[] LlamaCpp = Formats("f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q3_k_m", "q2_k");
 
     /// <summary>
     /// The formats of <paramref name="engine"/>, plus the scenario's own — the format it names, or the one the model is
     /// published in (a quantized checkpoint such as gpt-oss's MXFP4) — when it is not one of them.
     /// </summary>
-    public static IReadOnlyList<string> For(Engine engine, Scenario scenario, Models.ModelArchitecture? model)
+    public static IReadOnlyList<WeightFormat> For(Engine engine, Scenario scenario, Models.ModelArchitecture? model)
     {
-        string[] ladder = engine switch
+        WeightFormat[] ladder = engine switch
         {
             Engine.Vllm or Engine.Sglang => Serving,
             Engine.LlamaCpp => LlamaCpp,
             _ => Transformers,
         };
-        string? own = scenario.Weights;
+        WeightFormat? own = scenario.Weights;
         if (own is null && model is not null)
         {
             Estimation.Weights.WeightChoice.Layout(model, scenario, out string published);
-            own = WeightFormats.TryParse(published, out _) ? published : null;
+            own = WeightFormats.TryParse(published, out WeightFormat format) ? format : null;
         }
 
-        return own is string given && !ladder.Any(f => Same(f, given)) ? [given, .. ladder] : ladder;
+        return own is WeightFormat given && !ladder.Contains(given) ? [given, .. ladder] : ladder;
     }
 
     /// <summary>The GGUF ladder, tried when nothing the scenario's engine runs fits.</summary>
-    public static IReadOnlyList<string> Gguf => LlamaCpp;
+    public static IReadOnlyList<WeightFormat> Gguf => LlamaCpp;
 
     /// <summary>Estimates each format at the scenario's batch and context; most weight bytes first.</summary>
     /// <remarks>The order comes from a plain single-GPU transformers estimate of each format, which never refuses for lack of
     /// room, so a format the scenario's engine refuses still sorts by its size.</remarks>
-    public static IReadOnlyList<PlanOption> Estimate(FitProbe probe, Scenario scenario, IReadOnlyList<string> formats) =>
-        formats.Select(name => probe.Option(name, Describe(name), scenario with { Weights = name }))
+    public static IReadOnlyList<PlanOption> Estimate(FitProbe probe, Scenario scenario, IReadOnlyList<WeightFormat> formats) =>
+        formats.Select(format => probe.Option(format.Name, format.Description, scenario with { Weights = format }))
             .Select(o => o with { Weights = WeightBytes(probe, o.Scenario) is long bytes ? new ByteSize(bytes) : null })
             .OrderByDescending(o => o.Weights?.Bytes ?? long.MaxValue)
             .ToArray();
@@ -57,8 +57,5 @@ internal static class WeightLadder
         probe.Try(scenario with { Mode = Mode.Inference, Engine = Engine.Transformers, Parallel = new ParallelSettings(), Gpu = null })
             .Estimate?.Components.Where(c => c.Kind == ComponentKind.Weights).Sum(c => c.Bytes.Bytes);
 
-    private static bool Same(string a, string b) =>
-        WeightFormats.TryParse(a, out WeightFormat x) && WeightFormats.TryParse(b, out WeightFormat y) && x == y;
-
-    private static string Describe(string name) => WeightFormats.TryParse(name, out WeightFormat format) ? format.Description : name;
+    private static WeightFormat[] Formats(params string[] names) => [.. names.Select(WeightFormats.Parse)];
 }

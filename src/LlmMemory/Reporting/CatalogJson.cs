@@ -103,7 +103,7 @@ public static class CatalogJson
         ["fsdp"] = Strings(Names.All<FsdpMode>()),
         ["offload"] = Strings(Names.All<OffloadMode>()),
         ["weights"] = Strings(WeightFormats.All.Select(f => f.Name).ToArray()),
-        ["kv_cache_dtype"] = Strings(ScenarioReader.KvCacheTypes),
+        ["kv_cache_dtype"] = Strings(ScenarioReader.KvCacheTypeNames),
     };
 
     private static JsonArray Strings(IReadOnlyList<string> values) => new(values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using System.Text.Json.Nodes;
 using LlmMemory.Estimation;
 using LlmMemory.Models;

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using LlmMemory.Estimation;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Models;
@@ -18,10 +19,11 @@ public static class Explainer
     /// <summary>Formats the quantization step shows, from 8 bits down to about 4.</summary>
     private static readonly string[] QuantizedFormats = ["int8", "q8_0", "nf4", "q4_k_m"];
 
-    public static Explanation Explain(Scenario scenario)
+    /// <summary>The walk for a resolved model (the host resolves it once: catalog, files, Hub).</summary>
+    public static Explanation Explain(ResolvedModel model, Scenario scenario)
     {
+        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(scenario);
-        ResolvedModel model = ModelResolver.Resolve(scenario.Model, scenario.BaseDirectory);
         MemoryEstimate estimate = MemoryEstimator.Estimate(model, scenario);
         var walk = new Walk(model, scenario);
         ExplanationSection[] sections =
@@ -137,10 +139,10 @@ public static class Explainer
                 + "small loss in quality. The scales cost a little, so a 4-bit format takes somewhat more than half a byte per parameter.",
             };
             var steps = new List<ExplanationStep>();
-            MemoryEstimate? sixteen = Try(Inference("bf16"));
+            MemoryEstimate? sixteen = Try(Inference(WeightFormats.Bf16));
             foreach (string format in QuantizedFormats)
             {
-                if (Try(Inference(format)) is not { } q)
+                if (Try(Inference(WeightFormats.Parse(format))) is not { } q)
                 {
                     continue;
                 }
@@ -213,7 +215,7 @@ public static class Explainer
 
         public ExplanationSection Lora()
         {
-            LoraSettings lora = scenario.Lora ?? Planning.TrainingChanges.DefaultLora;
+            LoraSettings lora = scenario.Lora ?? LoraSettings.Default;
             var text = new List<string>
             {
                 "Fine-tuning adapts a trained model to a task. Updating every weight costs as much as training, so parameter-efficient "
@@ -258,7 +260,7 @@ public static class Explainer
                 new Scenario { Model = new ModelReference.ParameterCount(adapters.TrainableParameters), Mode = Mode.Training });
             steps.Add(new ExplanationStep("adapter training states", $"{Count(adapters.TrainableParameters)} × {adapterStates.DeviceTotal.Bytes / adapters.TrainableParameters} B",
                 Gigabytes(adapterStates.DeviceTotal)));
-            if (Try(Inference("nf4")) is { } nf4 && Try(Inference("bf16")) is { } bf16)
+            if (Try(Inference(WeightFormats.Nf4)) is { } nf4 && Try(Inference(WeightFormats.Bf16)) is { } bf16)
             {
                 steps.Add(new ExplanationStep("frozen base, LoRA", Weight(bf16).Formula, Gigabytes(Weight(bf16).Bytes)));
                 steps.Add(new ExplanationStep("frozen base, QLoRA", Weight(nf4).Formula, Gigabytes(Weight(nf4).Bytes)));
@@ -315,7 +317,7 @@ public static class Explainer
         }
 
         /// <summary>The scenario as inference with transformers on one GPU, in <paramref name="weights"/> (null: the model's own).</summary>
-        private Scenario Inference(string? weights) => scenario with
+        private Scenario Inference(WeightFormat? weights) => scenario with
         {
             Mode = Mode.Inference,
             Engine = Engine.Transformers,
@@ -333,7 +335,8 @@ public static class Explainer
         {
             try
             {
-                return MemoryEstimator.Estimate(model, variant);
+                // A walk's variant is built here, not typed by the user: the options it no longer uses are not refused.
+                return MemoryEstimator.Estimate(model, variant with { Given = GivenFields.None });
             }
             catch (Exception error) when (error is ModelFormatException or OverflowException or NotSupportedException)
             {

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using System.Globalization;
 using LlmMemory.Estimation;
 using LlmMemory.Workloads;

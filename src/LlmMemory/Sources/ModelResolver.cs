@@ -7,7 +7,7 @@ using LlmMemory.Formats.Safetensors;
 using LlmMemory.Models;
 using LlmMemory.Workloads;
 
-namespace LlmMemory.Estimation;
+namespace LlmMemory.Sources;
 
 /// <summary>Turns a scenario's <see cref="ModelReference"/> into a <see cref="ResolvedModel"/>.</summary>
 /// <remarks>
@@ -90,6 +90,11 @@ public static partial class ModelResolver
             return FromFile(path);
         }
 
+        if (LooksLikePath(text))
+        {
+            throw new ModelFormatException(path, null, "no such file or folder.");
+        }
+
         if (remote is not null && HubId().IsMatch(text.Trim()))
         {
             return remote(text.Trim());
@@ -130,6 +135,22 @@ public static partial class ModelResolver
         new(name, null, path, ConfigJsonReader.ReadFile(path));
 
     private static ResolvedModel Counted(long count, string name) => new(name, null, "parameter count", null, count);
+
+    /// <summary>
+    /// A name that can only be a path: it starts at a root, a home or a relative folder (<c>/</c>, <c>~</c>, <c>./</c>,
+    /// <c>../</c>), or before any Hub revision or file (<c>@…</c>, <c>:…</c>) it ends in a model file's extension or has more
+    /// than one <c>/</c> (a Hub id has exactly one: <c>org/name</c>).
+    /// </summary>
+    private static bool LooksLikePath(string text)
+    {
+        string t = text.Trim();
+        string beforeRevision = t.Split('@', ':')[0];
+        return Path.IsPathRooted(t) || t.StartsWith('~') || t.StartsWith("./", StringComparison.Ordinal) || t.StartsWith("../", StringComparison.Ordinal)
+            || ModelFileExtensions.Any(e => beforeRevision.EndsWith(e, StringComparison.OrdinalIgnoreCase))
+            || beforeRevision.Count(c => c == '/') > 1;
+    }
+
+    private static readonly string[] ModelFileExtensions = [".json", ".gguf", ".safetensors"];
 
     /// <summary>Whether <paramref name="text"/> has the shape of a Hugging Face id: <c>org/name</c>, optionally <c>@revision</c> and <c>:file-or-quant</c>.</summary>
     public static bool IsHubId(string text) => text is not null && HubId().IsMatch(text.Trim());

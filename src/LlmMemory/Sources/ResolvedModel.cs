@@ -1,6 +1,6 @@
 using LlmMemory.Models;
 
-namespace LlmMemory.Estimation;
+namespace LlmMemory.Sources;
 
 /// <summary>A model ready to estimate: its architecture, or only a parameter count for the rule-of-thumb path.</summary>
 /// <param name="Name">What to call it (catalog alias, file name, "7B").</param>

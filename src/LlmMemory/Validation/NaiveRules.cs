@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using LlmMemory.Estimation;
 using LlmMemory.Numerics;
 using LlmMemory.Workloads;
@@ -70,7 +71,7 @@ public static class NaiveRules
 
     private static double BytesPerParameter(ResolvedModel model, Scenario scenario)
     {
-        DataType? type = scenario.Weights is string name ? WeightFormats.Parse(name).Type : model.Architecture?.StoredType;
+        DataType? type = scenario.Weights is WeightFormat format ? format.Type : model.Architecture?.StoredType;
         return (type?.BitsPerElement ?? 16) / 8;
     }
 }

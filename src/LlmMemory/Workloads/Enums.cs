@@ -87,6 +87,16 @@ public enum CrossEntropyKind
     Fused,
 }
 
+/// <summary>The KV cache of transformers' <c>generate()</c> (<c>cache_implementation</c>).</summary>
+public enum GenerationCache
+{
+    /// <summary><c>DynamicCache</c>: K and V grow by concatenation, one step at a time.</summary>
+    Dynamic,
+
+    /// <summary><c>StaticCache</c>: K and V allocated for the whole context before the first step.</summary>
+    Static,
+}
+
 /// <summary>FSDP sharding strategy.</summary>
 public enum FsdpMode
 {

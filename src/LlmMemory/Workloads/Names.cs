@@ -31,6 +31,7 @@ public static class Names
         [typeof(AttentionKernel)] = [(AttentionKernel.Eager, "eager"), (AttentionKernel.Sdpa, "sdpa"), (AttentionKernel.Flash, "flash")],
         [typeof(CrossEntropyKind)] =
             [(CrossEntropyKind.Standard, "standard"), (CrossEntropyKind.Chunked, "chunked"), (CrossEntropyKind.Fused, "fused")],
+        [typeof(GenerationCache)] = [(GenerationCache.Dynamic, "dynamic"), (GenerationCache.Static, "static")],
         [typeof(FsdpMode)] =
         [
             (FsdpMode.None, "none"), (FsdpMode.FullShard, "full_shard"), (FsdpMode.ShardGradOp, "shard_grad_op"),

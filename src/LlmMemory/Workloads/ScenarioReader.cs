@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using System.Globalization;
 using System.Text.Json;
+using LlmMemory.Hardware;
 using LlmMemory.Models;
 using LlmMemory.Numerics;
 
@@ -13,51 +14,54 @@ public static class ScenarioReader
     /// <summary>Fields kept for people and never read.</summary>
     public static readonly FrozenSet<string> IgnoredFields = FrozenSet.ToFrozenSet(["source", "quote", "confidence", "assumptions", "notes"]);
 
-    private static readonly FrozenSet<string> ScenarioFields = FrozenSet.ToFrozenSet(
-    [
-        "model", "mode", "engine", "weights", "precision", "optimizer", "optimizer_in_backward", "batch", "seq", "gradient_accumulation",
-        "gradient_checkpointing", "attention", "cross_entropy", "compile", "packed", "lora", "kv_cache_dtype", "v_cache_dtype", "parallel",
-        "engine_options", "gpu",
-    ]);
-
     /// <summary>Upper bound on batch, accumulation and GPU counts: far above any real run, low enough that products stay in range.</summary>
     private const int MaxCount = 1 << 20;
 
-    /// <summary>Reads a scenario file.</summary>
-    public static Scenario ReadFile(string path)
+    /// <summary>Where a scenario's fields came from: its source (a file, "request body", "command line"), and the flag that set a field.</summary>
+    /// <param name="Source">The file, request or command line the object came from.</param>
+    /// <param name="Flags">The command-line flag that wrote each field path over the object, when one did.</param>
+    public sealed record Origin(string Source, IReadOnlyDictionary<string, string> Flags)
     {
-        if (!File.Exists(path))
+        public Origin(string source)
+            : this(source, new Dictionary<string, string>())
         {
-            throw new ModelFormatException(path, null, "does not exist.");
         }
 
-        if (new FileInfo(path).Length > Limits.MaxConfigBytes)
+        /// <summary>The flag that set <paramref name="field"/> (or its parent object, or one of its fields), else the source.</summary>
+        public string Of(string field)
         {
-            throw new ModelFormatException(path, null, $"is larger than {Limits.MaxConfigBytes:N0} bytes.");
-        }
+            for (string? path = field; path is not null; path = path.Contains('.', StringComparison.Ordinal) ? path[..path.LastIndexOf('.')] : null)
+            {
+                if (Flags.TryGetValue(path, out string? flag))
+                {
+                    return flag;
+                }
+            }
 
-        try
-        {
-            using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 64 });
-            return Read(document.RootElement, path, Path.GetDirectoryName(Path.GetFullPath(path)), extraFields: null);
-        }
-        catch (JsonException error)
-        {
-            throw new ModelFormatException(path, null, $"is not valid JSON ({error.Message.Split('.')[0]}).");
+            // A whole object ("lora") named by a flag that set one of its fields ("--lora-r").
+            return Flags.FirstOrDefault(f => f.Key.StartsWith(field + ".", StringComparison.Ordinal)).Value ?? Source;
         }
     }
 
+    /// <summary>Reads a scenario file.</summary>
+    public static Scenario ReadFile(string path) => ScenarioDraft.FromFile(path).Read();
+
     /// <summary>Reads a scenario object; <paramref name="extraFields"/> are accepted and left to the caller (case files).</summary>
-    public static Scenario Read(JsonElement root, string source, string? baseDirectory, IReadOnlySet<string>? extraFields)
+    public static Scenario Read(JsonElement root, string source, string? baseDirectory, IReadOnlySet<string>? extraFields) =>
+        Read(root, new Origin(source), baseDirectory, extraFields);
+
+    /// <summary>Reads a scenario object whose fields may come from several origins (a file and flags).</summary>
+    public static Scenario Read(JsonElement root, Origin origin, string? baseDirectory, IReadOnlySet<string>? extraFields)
     {
-        var o = new Fields(root, source);
-        o.RejectUnknown(name => ScenarioFields.Contains(name) || IgnoredFields.Contains(name) || extraFields?.Contains(name) == true);
-        return new Scenario
+        ArgumentNullException.ThrowIfNull(origin);
+        var o = new Fields(root, origin);
+        o.RejectUnknown(name => ScenarioFields.TopLevel.Contains(name) || IgnoredFields.Contains(name) || extraFields?.Contains(name) == true);
+        var scenario = new Scenario
         {
             Model = ReadModel(o),
             Mode = o.Enum("mode", Mode.Inference),
             Engine = o.Enum("engine", Engine.Transformers),
-            Weights = o.Name("weights", n => WeightFormats.TryParse(n, out _), () => string.Join(", ", WeightFormats.All.Select(f => f.Name))),
+            Weights = o.Name("weights", n => WeightFormats.TryParse(n, out WeightFormat f) ? f : null, () => string.Join(", ", WeightFormats.All.Select(f => f.Name))),
             Precision = o.OptionalEnum<Precision>("precision"),
             Optimizer = o.OptionalEnum<OptimizerKind>("optimizer"),
             OptimizerInBackward = o.Bool("optimizer_in_backward") ?? false,
@@ -70,21 +74,65 @@ public static class ScenarioReader
             Compile = o.Bool("compile") ?? false,
             Packed = o.Bool("packed") ?? false,
             Lora = ReadLora(o),
-            KvCacheDtype = o.Name("kv_cache_dtype", IsKvType, KnownKvTypes),
-            VCacheDtype = o.Name("v_cache_dtype", IsKvType, KnownKvTypes),
+            KvCacheDtype = o.Name("kv_cache_dtype", KvType, KnownKvTypes),
+            VCacheDtype = o.Name("v_cache_dtype", KvType, KnownKvTypes),
             Parallel = ReadParallel(o),
             EngineOptions = ReadEngineOptions(o),
-            Gpu = o.String("gpu"),
+            Gpu = o.Name("gpu", n => GpuCatalog.TryFind(n, out Gpu g) ? g : null, null, GpuHint),
+            NewTokens = o.Int("new_tokens", 1, Limits.MaxPositions),
+            Cache = o.OptionalEnum<GenerationCache>("cache"),
+            AllocConf = o.String("alloc_conf") is { } conf ? !string.IsNullOrWhiteSpace(conf) && conf.Length <= 1024 ? conf
+                : throw o.Error("alloc_conf", "must be PyTorch's setting string such as \"expandable_segments:True\" (1 to 1,024 characters)") : null,
+            Foreach = o.Bool("foreach"),
+            Fused = o.Bool("fused"),
             BaseDirectory = baseDirectory,
+            Given = new GivenFields(GivenPaths(root), origin.Of),
         };
+        if (scenario.NewTokens >= scenario.Seq)
+        {
+            throw o.Error("new_tokens", string.Create(CultureInfo.InvariantCulture,
+                $"({scenario.NewTokens:N0}) must be less than seq ({scenario.Seq:N0}): seq is the whole context, the prompt plus the generated tokens"));
+        }
+
+        if (scenario.Cache is not null && scenario.NewTokens is null)
+        {
+            throw o.Error("cache", "is the KV cache of generate(); give new_tokens too");
+        }
+
+        long tokens = (long)scenario.Batch * scenario.Seq;
+        return tokens <= Limits.MaxTokensPerStep
+            ? scenario
+            : throw o.Error(o.Has("batch") && !o.Has("seq") ? "batch" : "seq", string.Create(CultureInfo.InvariantCulture,
+                $"× batch is {tokens:N0} tokens per step ({scenario.Batch:N0} × {scenario.Seq:N0}), above the limit of {Limits.MaxTokensPerStep:N0}"));
     }
 
-    private static bool IsKvType(string name) => DataTypes.TryParse(name, out _);
+    /// <summary>The paths of every field the object names: top-level fields, and the fields inside <c>lora</c>, <c>parallel</c> and <c>engine_options</c>.</summary>
+    private static IEnumerable<string> GivenPaths(JsonElement root)
+    {
+        foreach (JsonProperty field in root.EnumerateObject().Where(f => f.Value.ValueKind != JsonValueKind.Null && !IgnoredFields.Contains(f.Name)))
+        {
+            yield return field.Name;
+            if (field.Name is "lora" or "parallel" or "engine_options" && field.Value.ValueKind == JsonValueKind.Object)
+            {
+                foreach (JsonProperty inner in field.Value.EnumerateObject().Where(f => f.Value.ValueKind != JsonValueKind.Null))
+                {
+                    yield return $"{field.Name}.{inner.Name}";
+                }
+            }
+        }
+    }
+
+    private static string GpuHint(string spelling) => GpuCatalog.Matches(spelling) is { Count: > 1 } several
+        ? $"which could be {string.Join(", ", several.Select(g => g.Id))}; name one"
+        : $"which is not a GPU of the catalog (llm-memory gpus lists them: {string.Join(", ", GpuCatalog.All.Select(g => g.Id))})";
+
+    private static DataType? KvType(string name) =>
+        DataTypes.TryParse(name, out DataType type) && KvCacheTypes.All.Contains(type) ? type : null;
 
     /// <summary>The KV cache types a scenario may name (<c>kv_cache_dtype</c>, <c>v_cache_dtype</c>), as offered to people.</summary>
-    public static IReadOnlyList<string> KvCacheTypes { get; } = ["fp16", "bf16", "fp32", "fp8", "fp8_e5m2", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"];
+    public static IReadOnlyList<string> KvCacheTypeNames { get; } = [.. KvCacheTypes.All.Select(KvCacheTypes.Spelling)];
 
-    private static string KnownKvTypes() => string.Join(", ", KvCacheTypes);
+    private static string KnownKvTypes() => string.Join(", ", KvCacheTypeNames);
 
     private static ModelReference ReadModel(Fields o)
     {
@@ -94,7 +142,7 @@ public static class ScenarioReader
             case JsonValueKind.String when !string.IsNullOrWhiteSpace(model.GetString()):
                 return new ModelReference.Named(model.GetString()!);
             case JsonValueKind.Object:
-                var inner = new Fields(model, o.Source, "model.");
+                var inner = new Fields(model, o.Origin, "model.");
                 inner.RejectUnknown(name => name is "config" or "parameters");
                 if (inner.Has("config"))
                 {
@@ -120,9 +168,10 @@ public static class ScenarioReader
             return null;
         }
 
-        var lora = new Fields(o.Required("lora"), o.Source, "lora.");
+        var lora = new Fields(o.Required("lora"), o.Origin, "lora.");
         lora.RejectUnknown(name => name is "r" or "alpha" or "targets" or "dora" or "dropout");
-        int rank = lora.Int("r", 1, 1 << 16) ?? throw o.Error("lora.r", "is required");
+        // Without r, the library's one default rank (the estimate says so in a note).
+        int rank = lora.Int("r", 1, 1 << 16) ?? LoraSettings.DefaultRank;
         return new LoraSettings(rank, lora.Double("alpha", 0, 1e9), ReadTargets(lora), lora.Bool("dora") ?? false);
     }
 
@@ -158,7 +207,7 @@ public static class ScenarioReader
             return new ParallelSettings();
         }
 
-        var p = new Fields(o.Required("parallel"), o.Source, "parallel.");
+        var p = new Fields(o.Required("parallel"), o.Origin, "parallel.");
         p.RejectUnknown(name => name is "gpus" or "zero" or "fsdp" or "tp" or "pp" or "cp" or "offload" or "ep");
         var settings = new ParallelSettings
         {
@@ -183,7 +232,7 @@ public static class ScenarioReader
             return new EngineOptions();
         }
 
-        var e = new Fields(o.Required("engine_options"), o.Source, "engine_options.");
+        var e = new Fields(o.Required("engine_options"), o.Origin, "engine_options.");
         e.RejectUnknown(name => name is "gpu_memory_utilization" or "max_model_len" or "max_num_seqs" or "max_num_batched_tokens" or "block_size"
             or "n_ctx" or "n_batch" or "n_ubatch" or "n_seq" or "n_gpu_layers" or "flash_attn" or "mmap" or "version");
         return new EngineOptions
@@ -204,24 +253,31 @@ public static class ScenarioReader
         };
     }
 
-    /// <summary>Checked reads of one JSON object's fields; errors name the field with its path.</summary>
+    /// <summary>Checked reads of one JSON object's fields; errors name the field with its path and where it came from.</summary>
     internal sealed class Fields
     {
         private readonly JsonElement _object;
         private readonly string _prefix;
 
         public Fields(JsonElement element, string source, string prefix = "")
+            : this(element, new Origin(source), prefix)
         {
-            Source = source;
+        }
+
+        public Fields(JsonElement element, Origin origin, string prefix = "")
+        {
+            Origin = origin;
             _prefix = prefix;
             _object = element.ValueKind == JsonValueKind.Object
                 ? element
-                : throw new ModelFormatException(source, prefix.Length > 0 ? prefix.TrimEnd('.') : null, "must be a JSON object.");
+                : throw new ModelFormatException(origin.Of(prefix.TrimEnd('.')), prefix.Length > 0 ? prefix.TrimEnd('.') : null, "must be a JSON object.");
         }
 
-        public string Source { get; }
+        public Origin Origin { get; }
 
-        public ModelFormatException Error(string field, string problem) => new(Source, field, problem + ".");
+        public string Source => Origin.Source;
+
+        public ModelFormatException Error(string field, string problem) => new(Origin.Of(field), field, problem + ".");
 
         public bool Has(string name) => _object.TryGetProperty(name, out JsonElement value) && value.ValueKind != JsonValueKind.Null;
 
@@ -249,13 +305,22 @@ public static class ScenarioReader
             }
 
             JsonElement value = Required(name);
-            return value.ValueKind == JsonValueKind.String ? value.GetString() : throw Error(_prefix + name, "must be a string");
+            return value.ValueKind == JsonValueKind.String ? value.GetString() : throw Error(_prefix + name, $"must be a string, found {Found(value)}");
         }
 
-        public string? Name(string name, Func<string, bool> isKnown, Func<string> known)
+        /// <summary>A name looked up in a catalog: <paramref name="find"/> gives the entry or null; the error lists <paramref name="known"/> or says <paramref name="hint"/>.</summary>
+        public T? Name<T>(string name, Func<string, T?> find, Func<string>? known, Func<string, string>? hint = null)
+            where T : class
         {
             string? text = String(name);
-            return text is null || isKnown(text) ? text : throw Error(_prefix + name, $"is \"{text}\", which is not known (known: {known()})");
+            if (text is null)
+            {
+                return null;
+            }
+
+            return find(text) ?? throw Error(_prefix + name, known is null
+                ? $"is \"{Shorten(text)}\", {hint!(text)}"
+                : $"is \"{Shorten(text)}\", which is not known (known: {known()})");
         }
 
         public bool? Bool(string name)
@@ -270,7 +335,7 @@ public static class ScenarioReader
             {
                 JsonValueKind.True => true,
                 JsonValueKind.False => false,
-                _ => throw Error(_prefix + name, "must be true or false"),
+                _ => throw Error(_prefix + name, $"must be true or false, found {Found(value)}"),
             };
         }
 
@@ -286,7 +351,7 @@ public static class ScenarioReader
             JsonElement value = Required(name);
             if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out long number))
             {
-                throw Error(_prefix + name, "must be an integer");
+                throw Error(_prefix + name, $"must be an integer, found {Found(value)}");
             }
 
             return number >= min && number <= max
@@ -304,7 +369,7 @@ public static class ScenarioReader
             JsonElement value = Required(name);
             if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out double number) || !double.IsFinite(number))
             {
-                throw Error(_prefix + name, "must be a number");
+                throw Error(_prefix + name, $"must be a number, found {Found(value)}");
             }
 
             return number >= min && number <= max
@@ -326,7 +391,18 @@ public static class ScenarioReader
 
             return Names.TryParse(text, out T value)
                 ? value
-                : throw Error(_prefix + name, $"is \"{text}\"; expected one of {string.Join(", ", Names.All<T>())}");
+                : throw Error(_prefix + name, $"is \"{Shorten(text)}\"; expected one of {string.Join(", ", Names.All<T>())}");
         }
+
+        /// <summary>A JSON value as the message shows it: strings quoted and shortened, other values as written.</summary>
+        private static string Found(JsonElement value) => value.ValueKind switch
+        {
+            JsonValueKind.String => $"\"{Shorten(value.GetString()!)}\"",
+            JsonValueKind.Object => "an object",
+            JsonValueKind.Array => "a list",
+            _ => Shorten(value.GetRawText()),
+        };
+
+        private static string Shorten(string text) => text.Length <= 80 ? text : text[..80] + "…";
     }
 }

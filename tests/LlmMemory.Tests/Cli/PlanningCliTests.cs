@@ -9,7 +9,7 @@ public sealed class PlanningCliTests
     [InlineData("llama-3.1-8b", "--gpu", "rtx-4090")]
     [InlineData("qwen2.5-7b", "--gpu", "l4-24gb", "--batch", "4")]
     [InlineData("gemma-2-9b", "--gpu", "a100-40gb", "--attention", "eager")]
-    [InlineData("mistral-7b-v0.3", "--gpu", "rtx-3090", "--weights", "nf4", "--kv-cache-dtype", "fp8")]
+    [InlineData("mistral-7b-v0.3", "--gpu", "rtx-3090", "--weights", "nf4", "--batch", "2")]
     public void Estimate_at_max_seq_fits_and_at_max_seq_plus_one_does_not(string model, params string[] options)
     {
         JsonElement fit = Json(["fit", model, .. options, "--json"]);

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using LlmMemory.Cli;
 using LlmMemory.Cli.Rendering;
 using LlmMemory.Estimation;

@@ -1,3 +1,4 @@
+using LlmMemory.Hardware;
 using LlmMemory.Estimation;
 using LlmMemory.Workloads;
 
@@ -32,7 +33,7 @@ public sealed class DistributedTrainingTests
         MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
         {
             Model = new ModelReference.Named("llama-2-70b"), Mode = Mode.Training, Seq = 4096,
-            GradientCheckpointing = Checkpointing.Full, Gpu = "h100-80gb",
+            GradientCheckpointing = Checkpointing.Full, Gpu = GpuCatalog.Find("h100-80gb"),
             Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard },
         });
         long cached = estimate.Components.Single(c => c.Name == "allocator_cache").Bytes.Bytes;

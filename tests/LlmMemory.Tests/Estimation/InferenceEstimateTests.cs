@@ -1,3 +1,5 @@
+using LlmMemory.Numerics;
+using LlmMemory.Hardware;
 using LlmMemory.Estimation;
 using LlmMemory.Tests.Support;
 using LlmMemory.Workloads;
@@ -21,7 +23,7 @@ public sealed class InferenceEstimateTests
 
         MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
         {
-            Model = new ModelReference.Named("llama-3.1-8b"), Weights = "bf16", Batch = 1, Seq = 4096, Gpu = "h100-80gb",
+            Model = new ModelReference.Named("llama-3.1-8b"), Weights = WeightFormats.Parse("bf16"), Batch = 1, Seq = 4096, Gpu = GpuCatalog.Find("h100-80gb"),
         });
         Assert.Equal("prefill: head (logits)", estimate.PeakPhase);
         Assert.InRange(estimate.Quantity(MeasuredQuantity.Weights), weights - 4096, weights); // allocator blocks of every tensor (two 512-B buffers short)
@@ -36,7 +38,7 @@ public sealed class InferenceEstimateTests
         // sliding layers hold every token: Mistral-7B-v0.1 (window 4096) at 8192 tokens, 32 × 2 × 8192 × 1024 × 2 B.
         MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
         {
-            Model = new ModelReference.Named("mistral-7b-v0.1"), Weights = "bf16", Batch = 1, Seq = 8192,
+            Model = new ModelReference.Named("mistral-7b-v0.1"), Weights = WeightFormats.Parse("bf16"), Batch = 1, Seq = 8192,
         });
         Assert.Equal(32L * 2 * 8192 * 1024 * 2, estimate.Quantity(MeasuredQuantity.KvCache));
     }
@@ -54,7 +56,7 @@ public sealed class InferenceEstimateTests
         // sliding group (kv_cache_interface.py SlidingWindowSpec; 8,192 batched tokens on an 80 GB GPU).
         MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
         {
-            Model = new ModelReference.Named("gpt-oss-20b"), Engine = Engine.Vllm, Gpu = "h100-80gb",
+            Model = new ModelReference.Named("gpt-oss-20b"), Engine = Engine.Vllm, Gpu = GpuCatalog.Find("h100-80gb"),
         });
         long blocks = estimate.Facts.Single(f => f.Key == "kv_blocks").Value;
 
@@ -73,7 +75,7 @@ public sealed class InferenceEstimateTests
     [InlineData("bloomz-7b1", 7_069_016_064L, "fp16")]
     public void Vllm_serves_an_fp32_checkpoint_in_16_bits(string model, long parameters, string format)
     {
-        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario { Model = new ModelReference.Named(model), Engine = Engine.Vllm, Gpu = "a100-80gb" });
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario { Model = new ModelReference.Named(model), Engine = Engine.Vllm, Gpu = GpuCatalog.Find("a100-80gb") });
         MemoryComponent weights = estimate.Components.Single(c => c.Name == "weights");
 
         Assert.InRange(weights.Bytes.Bytes - (parameters * 2), 0, 16 * 1024 * 1024); // + vLLM's rotary cos/sin cache, a few MiB

@@ -1,3 +1,4 @@
+using LlmMemory.Hardware;
 using System.Text.Json;
 using LlmMemory.Estimation;
 using LlmMemory.Tests.Support;
@@ -27,7 +28,7 @@ public sealed class TrainingEstimateTests
 
         MemoryEstimate estimate = Estimate(new Scenario
         {
-            Model = new ModelReference.Named("llama-3.2-1b"), Mode = Mode.Training, Precision = Precision.Bf16, Batch = 2, Seq = 2048, Gpu = "h100-80gb",
+            Model = new ModelReference.Named("llama-3.2-1b"), Mode = Mode.Training, Precision = Precision.Bf16, Batch = 2, Seq = 2048, Gpu = GpuCatalog.Find("h100-80gb"),
         });
         Assert.Equal("loss and start of backward", estimate.PeakPhase);
         Assert.InRange(estimate.Quantity(MeasuredQuantity.PeakAllocated), derived * 0.995, derived * 1.005);
@@ -138,7 +139,7 @@ public sealed class TrainingEstimateTests
         MemoryEstimate estimate = Estimate(new Scenario
         {
             Model = new ModelReference.Named("qwen2.5-0.5b"), Mode = Mode.Lora, Precision = Precision.MixedBf16, Batch = 2, Seq = 512,
-            Lora = new LoraSettings(8, null, LoraTargets.AttentionOnly, false), GradientCheckpointing = Checkpointing.Full, Gpu = "h100-80gb",
+            Lora = new LoraSettings(8, null, LoraTargets.AttentionOnly, false), GradientCheckpointing = Checkpointing.Full, Gpu = GpuCatalog.Find("h100-80gb"),
         });
         long allocated = estimate.Components.Where(c => c.Counter == Counter.Allocated).Sum(c => c.Bytes.Bytes);
         long reserved = estimate.Components.Single(c => c.Counter == Counter.Reserved).Bytes.Bytes;

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using System.Text.Json;
 using LlmMemory.Catalog;
 using LlmMemory.Estimation;

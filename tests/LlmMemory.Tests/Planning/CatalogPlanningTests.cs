@@ -1,3 +1,5 @@
+using LlmMemory.Tests.Support;
+using LlmMemory.Hardware;
 using LlmMemory.Catalog;
 using LlmMemory.Planning;
 using LlmMemory.Reporting;
@@ -19,7 +21,7 @@ public sealed class CatalogPlanningTests
     {
         foreach (Mode mode in new[] { Mode.Inference, Mode.Training, Mode.Lora, Mode.Qlora })
         {
-            var scenario = new Scenario { Model = new ModelReference.Named(model), Mode = mode, Gpu = "rtx-4090", Seq = 1024 };
+            var scenario = new Scenario { Model = new ModelReference.Named(model), Mode = mode, Gpu = GpuCatalog.Find("rtx-4090"), Seq = 1024 };
             try
             {
                 Assert.True(LlmMemory.Estimation.MemoryEstimator.Estimate(scenario).DeviceTotal.Bytes > 0);
@@ -41,14 +43,14 @@ public sealed class CatalogPlanningTests
             {
                 Model = new ModelReference.Named(model),
                 Mode = mode,
-                Gpu = "rtx-4090",
-                Lora = mode is Mode.Lora or Mode.Qlora ? TrainingChanges.DefaultLora : null,
+                Gpu = GpuCatalog.Find("rtx-4090"),
+                Lora = mode is Mode.Lora or Mode.Qlora ? LoraSettings.Default : null,
             };
 
             FitPlan plan;
             try
             {
-                plan = FitPlanner.Plan(scenario);
+                plan = Plans.For(scenario);
             }
             catch (Exception error) when (error is NotSupportedException or FormatException)
             {
@@ -58,7 +60,7 @@ public sealed class CatalogPlanningTests
             }
 
             Assert.Equal(plan.Fits, plan.AsGiven?.Fits == true);
-            Explanation explained = Explainer.Explain(scenario);
+            Explanation explained = Plans.Explain(scenario);
             Assert.Equal(9, explained.Sections.Count);
             Assert.All(explained.Sections, s => Assert.NotEmpty(s.Text));
         }

@@ -1,3 +1,6 @@
+using LlmMemory.Hardware;
+using LlmMemory.Tests.Support;
+using LlmMemory.Numerics;
 using LlmMemory.Estimation;
 using LlmMemory.Planning;
 using LlmMemory.Workloads;
@@ -28,7 +31,7 @@ public sealed class KnownAnswerTests
     [InlineData("a100-80gb", 28_454)]
     public void QLoRA_Llama_3_1_8B_fits_at_least_the_context_Hugging_Face_reached(string gpu, int published)
     {
-        FitPlan plan = FitPlanner.Plan(UnslothBenchmark(gpu));
+        FitPlan plan = Plans.For(UnslothBenchmark(gpu));
 
         Assert.True(plan.MaxSeq.Value is not null, $"nothing fits {gpu}: {plan.MaxSeq.Reason}");
         int maxSeq = plan.MaxSeq.Value.Value;
@@ -47,7 +50,7 @@ public sealed class KnownAnswerTests
     [Fact]
     public void QLoRA_Llama_3_1_8B_on_24_GB_is_within_40_percent_of_the_published_context()
     {
-        FitPlan plan = FitPlanner.Plan(UnslothBenchmark("rtx-4090"));
+        FitPlan plan = Plans.For(UnslothBenchmark("rtx-4090"));
 
         Assert.True(plan.MaxSeq.Value is not null, $"nothing fits: {plan.MaxSeq.Reason}");
         int maxSeq = plan.MaxSeq.Value.Value;
@@ -69,11 +72,11 @@ public sealed class KnownAnswerTests
     {
         Model = new ModelReference.Named("llama-3.1-8b"),
         Mode = Mode.Qlora,
-        Weights = "nf4",
+        Weights = WeightFormats.Parse("nf4"),
         Lora = new LoraSettings(32, null, new LoraTargets(null, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]), false),
         Batch = 1,
         Attention = AttentionKernel.Flash,
         GradientCheckpointing = Checkpointing.Full,
-        Gpu = gpu,
+        Gpu = GpuCatalog.Find(gpu),
     };
 }

@@ -1,3 +1,5 @@
+using LlmMemory.Numerics;
+using LlmMemory.Hardware;
 using LlmMemory.Catalog;
 using LlmMemory.Estimation;
 using LlmMemory.Workloads;
@@ -45,14 +47,14 @@ public sealed class MonotonicityTests
     private static IEnumerable<Scenario> Workloads(string model)
     {
         var named = new ModelReference.Named(model);
-        yield return new Scenario { Model = named, Gpu = "h100-80gb" };
-        yield return new Scenario { Model = named, Gpu = "h100-80gb", Attention = AttentionKernel.Eager };
-        yield return new Scenario { Model = named, Gpu = "h100-80gb", Weights = "q4_k_m" };
-        yield return new Scenario { Model = named, Gpu = "h100-80gb", Mode = Mode.Training };
-        yield return new Scenario { Model = named, Gpu = "h100-80gb", Mode = Mode.Training, GradientCheckpointing = Checkpointing.Full };
-        yield return new Scenario { Model = named, Gpu = "h100-80gb", Mode = Mode.Lora, Lora = LlmMemory.Planning.TrainingChanges.DefaultLora };
-        yield return new Scenario { Model = named, Gpu = "h100-80gb", Mode = Mode.Qlora, Lora = LlmMemory.Planning.TrainingChanges.DefaultLora };
-        yield return new Scenario { Model = named, Gpu = "h100-80gb", Mode = Mode.Training, Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard } };
+        yield return new Scenario { Model = named, Gpu = GpuCatalog.Find("h100-80gb") };
+        yield return new Scenario { Model = named, Gpu = GpuCatalog.Find("h100-80gb"), Attention = AttentionKernel.Eager };
+        yield return new Scenario { Model = named, Gpu = GpuCatalog.Find("h100-80gb"), Weights = WeightFormats.Parse("q4_k_m") };
+        yield return new Scenario { Model = named, Gpu = GpuCatalog.Find("h100-80gb"), Mode = Mode.Training };
+        yield return new Scenario { Model = named, Gpu = GpuCatalog.Find("h100-80gb"), Mode = Mode.Training, GradientCheckpointing = Checkpointing.Full };
+        yield return new Scenario { Model = named, Gpu = GpuCatalog.Find("h100-80gb"), Mode = Mode.Lora, Lora = LoraSettings.Default };
+        yield return new Scenario { Model = named, Gpu = GpuCatalog.Find("h100-80gb"), Mode = Mode.Qlora, Lora = LoraSettings.Default };
+        yield return new Scenario { Model = named, Gpu = GpuCatalog.Find("h100-80gb"), Mode = Mode.Training, Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard } };
     }
 
     [Theory]
@@ -63,7 +65,7 @@ public sealed class MonotonicityTests
     public void Memory_per_device_never_rises_as_sharding_spreads_over_more_gpus(string model, string fsdp, int zero)
     {
         Assert.True(Names.TryParse(fsdp, out FsdpMode mode));
-        var scenario = new Scenario { Model = new ModelReference.Named(model), Mode = Mode.Training, Gpu = "h100-80gb", Engine = zero > 0 ? Engine.Deepspeed : Engine.Transformers };
+        var scenario = new Scenario { Model = new ModelReference.Named(model), Mode = Mode.Training, Gpu = GpuCatalog.Find("h100-80gb"), Engine = zero > 0 ? Engine.Deepspeed : Engine.Transformers };
         long previous = long.MaxValue;
         foreach (int gpus in new[] { 1, 2, 3, 4, 7, 8, 16, 64, 1000, 16_384 })
         {

@@ -1,3 +1,6 @@
+using LlmMemory.Numerics;
+using LlmMemory.Tests.Support;
+using LlmMemory.Hardware;
 using LlmMemory.Estimation;
 using LlmMemory.Planning;
 using LlmMemory.Workloads;
@@ -32,7 +35,7 @@ public sealed class PlannerBoundaryTests
     {
         Scenario scenario = Scenario(model, mode, engine, gpu, weights, batch);
 
-        FitPlan plan = FitPlanner.Plan(scenario);
+        FitPlan plan = Plans.For(scenario);
 
         AssertBoundary(plan.MaxSeq, FitPlanner.MaxSeq, n => scenario with { Seq = n });
     }
@@ -43,7 +46,7 @@ public sealed class PlannerBoundaryTests
     {
         Scenario scenario = Scenario(model, mode, engine, gpu, weights, batch);
 
-        FitPlan plan = FitPlanner.Plan(scenario);
+        FitPlan plan = Plans.For(scenario);
 
         AssertBoundary(plan.MaxBatch, FitPlanner.MaxBatch, n => scenario with { Batch = n });
     }
@@ -54,7 +57,7 @@ public sealed class PlannerBoundaryTests
     {
         Scenario scenario = Scenario(model, mode, engine, gpu, weights, batch);
 
-        FitPlan plan = FitPlanner.Plan(scenario);
+        FitPlan plan = Plans.For(scenario);
 
         Assert.Equal(MemoryEstimator.Estimate(scenario).Fits, plan.Fits);
         foreach (PlanOption option in plan.Formats.Concat(plan.Changes))
@@ -68,7 +71,7 @@ public sealed class PlannerBoundaryTests
     {
         // Llama-3.1-8B in bf16 (16.06 GB of weights) on a 23.64 GiB card: the KV cache and logits grow with the context
         // until they fill what is left, so memory — not the search cap — must end the context search.
-        FitPlan plan = FitPlanner.Plan(Scenario("llama-3.1-8b", "inference", "transformers", "rtx-4090", null, 1));
+        FitPlan plan = Plans.For(Scenario("llama-3.1-8b", "inference", "transformers", "rtx-4090", null, 1));
 
         Assert.Equal(SolveLimit.Memory, plan.MaxSeq.Limit);
         Assert.Equal(SolveLimit.Memory, plan.MaxBatch.Limit);
@@ -78,7 +81,7 @@ public sealed class PlannerBoundaryTests
     public void Formats_run_from_most_to_fewest_weight_bytes_and_the_one_needed_is_the_first_that_fits()
     {
         // Llama-3.1-70B in bf16 is 141 GB of weights: nothing 16- or 8-bit fits an 80 GB card, 4-bit does.
-        FitPlan plan = FitPlanner.Plan(Scenario("llama-3.1-70b", "inference", "transformers", "h100-80gb", null, 1));
+        FitPlan plan = Plans.For(Scenario("llama-3.1-70b", "inference", "transformers", "h100-80gb", null, 1));
 
         long[] weights = plan.Formats.Select(f => f.Weights!.Value.Bytes).ToArray();
         Assert.Equal(weights.OrderDescending(), weights);
@@ -94,7 +97,7 @@ public sealed class PlannerBoundaryTests
         // vLLM splits Llama-3.1-70B over tensor-parallel GPUs; tp must divide its 64 attention heads.
         Scenario scenario = Scenario("llama-3.1-70b", "inference", "vllm", "rtx-4090", null, 1);
 
-        FitPlan plan = FitPlanner.Plan(scenario);
+        FitPlan plan = Plans.For(scenario);
 
         Assert.True(plan.MinGpus.Supported);
         int n = Assert.IsType<int>(plan.MinGpus.Count);
@@ -109,7 +112,7 @@ public sealed class PlannerBoundaryTests
     public void A_layout_the_estimator_does_not_spread_is_reported_as_not_estimated_rather_than_guessed()
     {
         // A bare count has no heads to split, so tensor-parallel inference cannot be shown to help.
-        FitPlan plan = FitPlanner.Plan(Scenario("70B", "inference", "transformers", "rtx-4090", null, 1));
+        FitPlan plan = Plans.For(Scenario("70B", "inference", "transformers", "rtx-4090", null, 1));
 
         Assert.False(plan.MinGpus.Supported);
         Assert.Null(plan.MinGpus.Count);
@@ -121,7 +124,7 @@ public sealed class PlannerBoundaryTests
     {
         // The essay's 16 B/param (2 + 4 weights, 2 gradients, 8 AdamW), all sharded by FSDP full_shard as ZeRO-3 shards them
         // (ZeRO paper, arXiv:1910.02054, Figure 1): 70B × 16 B over n GPUs must fit each GPU's usable memory.
-        FitPlan plan = FitPlanner.Plan(Scenario("70B", "training", "transformers", "h100-80gb", null, 1));
+        FitPlan plan = Plans.For(Scenario("70B", "training", "transformers", "h100-80gb", null, 1));
         long usable = LlmMemory.Hardware.GpuCatalog.Find("h100-80gb").Budget!.Value.Bytes;
 
         Assert.True(plan.MinGpus.Supported);
@@ -131,7 +134,7 @@ public sealed class PlannerBoundaryTests
     [Fact]
     public void Training_changes_come_in_order_of_cost_and_the_cheapest_is_the_first_that_fits()
     {
-        FitPlan plan = FitPlanner.Plan(Scenario("llama-3.1-8b", "training", "transformers", "rtx-4090", null, 1));
+        FitPlan plan = Plans.For(Scenario("llama-3.1-8b", "training", "transformers", "rtx-4090", null, 1));
 
         Assert.False(plan.Fits);
         string[] singles = plan.Changes.Select(c => c.Name).Where(n => !n.Contains('+', StringComparison.Ordinal)).ToArray();
@@ -144,9 +147,9 @@ public sealed class PlannerBoundaryTests
     {
         // Gemma-3-4B (data/models/gemma-3-4b.json) has 5 full-attention and 29 sliding-window layers: vLLM holds more
         // requests of 32k tokens than its token capacity ÷ 32k, because the sliding layers keep only their window.
-        FitPlan plan = FitPlanner.Plan(new Scenario
+        FitPlan plan = Plans.For(new Scenario
         {
-            Model = new ModelReference.Named("gemma-3-4b"), Gpu = "rtx-4090", Seq = 32_768,
+            Model = new ModelReference.Named("gemma-3-4b"), Gpu = GpuCatalog.Find("rtx-4090"), Seq = 32_768,
         });
         ServingCapacity serving = plan.Serving!;
 
@@ -199,10 +202,10 @@ public sealed class PlannerBoundaryTests
             Model = new ModelReference.Named(model),
             Mode = m,
             Engine = e,
-            Gpu = gpu,
-            Weights = weights,
+            Gpu = GpuCatalog.Find(gpu),
+            Weights = weights is null ? null : WeightFormats.Parse(weights),
             Batch = batch,
-            Lora = m is Mode.Lora or Mode.Qlora ? TrainingChanges.DefaultLora : null,
+            Lora = m is Mode.Lora or Mode.Qlora ? LoraSettings.Default : null,
         };
     }
 }

@@ -1,3 +1,5 @@
+using LlmMemory.Numerics;
+using LlmMemory.Hardware;
 using LlmMemory.Estimation;
 using LlmMemory.Validation;
 using LlmMemory.Workloads;
@@ -19,7 +21,7 @@ public sealed class CaseReaderTests
         Assert.Equal("a", c.Id);
         Assert.Equal(new Measurement(MeasuredQuantity.Weights, 14_000_000_000, MeasurementScope.Gpu, false, null), c.Measured);
         Assert.Equal(new ModelReference.ParameterCount(7_000_000_000), c.Scenario.Model);
-        Assert.Equal("bf16", c.Scenario.Weights);
+        Assert.Equal(WeightFormats.Bf16, c.Scenario.Weights);
         Assert.False(c.LowConfidence);
         Assert.Equal("cases.jsonl line 1", c.Location);
     }

@@ -1,3 +1,5 @@
+using LlmMemory.Numerics;
+using LlmMemory.Sources;
 using LlmMemory.Estimation;
 using LlmMemory.Validation;
 using LlmMemory.Workloads;
@@ -22,7 +24,7 @@ public sealed class NaiveRulesTests
     public void Inference_is_the_weights_plus_20_percent()
     {
         // 7e9 × 2 B (bf16, the essay's table) × 1.2 (accelerate docs: "up to an additional 20%") = 16.8e9.
-        var scenario = new Scenario { Model = new ModelReference.ParameterCount(7_000_000_000), Weights = "bf16" };
+        var scenario = new Scenario { Model = new ModelReference.ParameterCount(7_000_000_000), Weights = WeightFormats.Parse("bf16") };
         Assert.Equal(16_800_000_000, NaiveRules.Estimate(SevenB, scenario, Measured(MeasuredQuantity.DeviceUsed))!.Value);
     }
 
@@ -30,7 +32,7 @@ public sealed class NaiveRulesTests
     public void Weights_are_parameters_times_bytes_of_the_format()
     {
         // Essay table: float32 4 GB per billion parameters.
-        var scenario = new Scenario { Model = new ModelReference.ParameterCount(7_000_000_000), Weights = "fp32" };
+        var scenario = new Scenario { Model = new ModelReference.ParameterCount(7_000_000_000), Weights = WeightFormats.Parse("fp32") };
         Assert.Equal(28_000_000_000, NaiveRules.Estimate(SevenB, scenario, Measured(MeasuredQuantity.Weights))!.Value);
     }
 

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using LlmMemory.Estimation.Weights;
 using LlmMemory.Hardware;
 using LlmMemory.Models;
@@ -17,7 +18,7 @@ internal static class ServingEngines
         ModelArchitecture model = resolved.Architecture!;
         if (gpu?.Usable is not ByteSize total || gpu.IsHost)
         {
-            throw new ModelFormatException("scenario", "gpu",
+            throw new ModelFormatException(scenario.Given.OriginOf("gpu"), "gpu",
                 $"is required for {Names.Of(scenario.Engine)}, which sizes its KV cache from the GPU's memory (e.g. --gpu h100-80gb).");
         }
 
@@ -181,5 +182,5 @@ internal static class ServingEngines
             : (t.Bytes + tp - 1) / tp);
 
     private static DataType KvType(Scenario scenario, ModelArchitecture model) =>
-        scenario.KvCacheDtype is string name ? DataTypes.Parse(name) : model.StoredType is DataType s && s.BlockBytes == 2 ? s : DataTypes.BF16;
+        scenario.KvCacheDtype is DataType given ? given : model.StoredType is DataType s && s.BlockBytes == 2 ? s : DataTypes.BF16;
 }

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using LlmMemory.Hardware;
 using LlmMemory.Models;
 using LlmMemory.Workloads;
@@ -35,7 +36,7 @@ internal static class LlamaCppEstimator
             catch (OverflowException)
             {
                 // Every size is checked arithmetic on long: only absurd settings (millions of cells × ubatch × heads) get here.
-                throw new ModelFormatException("scenario", "engine_options",
+                throw new ModelFormatException(scenario.Given.OriginOf("engine_options"), "engine_options",
                     "describes a llama.cpp context with a buffer beyond 2^63 bytes; lower n_ctx, n_ubatch or the number of sequences.");
             }
 

@@ -91,7 +91,7 @@ internal sealed record LlamaCppRun
             return (tensors.ToDictionary(t => t.Name, t => t.Stored!, StringComparer.Ordinal), "as stored in the GGUF file");
         }
 
-        GgufFileType file = GgufFileType.From(scenario.Weights is string name ? WeightFormats.Parse(name) : WeightFormats.Fp16);
+        GgufFileType file = GgufFileType.From(scenario.Weights ?? WeightFormats.Fp16);
         IReadOnlyDictionary<string, DataType> types = QuantRules.TypesOf(tensors, LlamaCppArch.Of(model), file, version.QkvAsAttentionV);
         string label = scenario.Weights is null ? "f16 (convert_hf_to_gguf.py's default)" : file.IsQuantized && !file.Pure ? $"{file.Name} (llama-quant.cpp rules)" : file.Name;
         return (types, label);

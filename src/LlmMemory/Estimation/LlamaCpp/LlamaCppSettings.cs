@@ -28,10 +28,6 @@ internal sealed record LlamaCppSettings(LlamaCppVersion Version, int Gpus, Gpu? 
     /// <summary>llama.cpp's <c>n_ubatch</c> default (<c>common_params</c>).</summary>
     public const int DefaultUbatch = 512;
 
-    /// <summary>The cache types llama.cpp accepts for <c>-ctk</c>/<c>-ctv</c> (<c>kv_cache_types</c> in common/arg.cpp).</summary>
-    private static readonly DataType[] CacheTypes =
-        [DataTypes.F32, DataTypes.F16, DataTypes.BF16, DataTypes.Q8_0, DataTypes.Q4_0, DataTypes.Q4_1, DataTypes.IQ4_NL, DataTypes.Q5_0, DataTypes.Q5_1];
-
     /// <summary>One stream for every sequence: <c>-np 1</c>, or any build before per-sequence streams.</summary>
     public bool UnifiedCache => Sequences == 1 || !Version.StreamPerSequence;
 
@@ -59,17 +55,21 @@ internal sealed record LlamaCppSettings(LlamaCppVersion Version, int Gpus, Gpu? 
             notes.Add($"No gpu given: assumed {(gpus == 1 ? "one CUDA GPU" : $"{gpus} CUDA GPUs")} (gpu: cpu for the CPU backend).");
         }
 
-        if (gpus > 1 && scenario.Parallel.Tp > 1)
+        // llama.cpp splits several GPUs by layer (-sm layer, its default) and runs them as a pipeline (ggml_sched's n_copies):
+        // one stage per GPU, so a pipeline degree is the GPU count or nothing.
+        int pp = scenario.Parallel.Pp;
+        if (pp > 1 && pp != gpus)
         {
-            notes.Add($"llama.cpp splits the {gpus} GPUs by layer (-sm layer, its default); the row split of -sm row is not modelled.");
+            throw new ModelFormatException(scenario.Given.OriginOf("parallel.pp"), "parallel.pp",
+                $"is {pp}, but llama.cpp runs one pipeline stage per GPU ({gpus}); give parallel.gpus alone.");
         }
 
         int sequences = o.NSeq ?? scenario.Batch;
         int context = o.NCtx switch
         {
             null => (long)scenario.Seq * sequences <= Limits.MaxPositions ? scenario.Seq * sequences
-                : throw new ModelFormatException("scenario", "seq", $"× {sequences} sequences is {(long)scenario.Seq * sequences:N0} cells, above the limit of {Limits.MaxPositions:N0}."),
-            0 => model.MaxPositions ?? throw new ModelFormatException("scenario", "engine_options.n_ctx",
+                : throw new ModelFormatException(scenario.Given.OriginOf("seq"), "seq", $"× {sequences} sequences is {(long)scenario.Seq * sequences:N0} cells, above the limit of {Limits.MaxPositions:N0}."),
+            0 => model.MaxPositions ?? throw new ModelFormatException(scenario.Given.OriginOf("engine_options.n_ctx"), "engine_options.n_ctx",
                 "is 0 (use the training context), but the model's config gives no max_position_embeddings."),
             int n => n,
         };
@@ -81,18 +81,18 @@ internal sealed record LlamaCppSettings(LlamaCppVersion Version, int Gpus, Gpu? 
                 : "Flash attention off (this build's default).");
         }
 
-        DataType keyType = CacheType(scenario.KvCacheDtype, "kv_cache_dtype");
-        DataType valueType = scenario.VCacheDtype is null ? keyType : CacheType(scenario.VCacheDtype, "v_cache_dtype");
+        DataType keyType = CacheType(scenario, scenario.KvCacheDtype, "kv_cache_dtype");
+        DataType valueType = scenario.VCacheDtype is null ? keyType : CacheType(scenario, scenario.VCacheDtype, "v_cache_dtype");
         if (valueType.IsQuantized && !flash)
         {
-            throw new ModelFormatException("scenario", "v_cache_dtype",
+            throw new ModelFormatException(scenario.Given.OriginOf("v_cache_dtype"), "v_cache_dtype",
                 $"is {valueType.Name.ToLowerInvariant()}: llama.cpp needs flash attention for a quantized V cache (engine_options.flash_attn: true).");
         }
 
         int headDim = model.LatentAttention?.LatentWidth ?? model.HeadDimension;
         if (keyType.IsQuantized && headDim % keyType.BlockSize != 0)
         {
-            throw new ModelFormatException("scenario", "kv_cache_dtype",
+            throw new ModelFormatException(scenario.Given.OriginOf("kv_cache_dtype"), "kv_cache_dtype",
                 $"is {keyType.Name.ToLowerInvariant()}, whose blocks of {keyType.BlockSize} do not divide head_dim {headDim}; llama.cpp refuses to create that context.");
         }
 
@@ -111,17 +111,12 @@ internal sealed record LlamaCppSettings(LlamaCppVersion Version, int Gpus, Gpu? 
             valueType, gpuLayers, o.Mmap ?? true, notes);
     }
 
-    private static DataType CacheType(string? name, string field)
+    private static DataType CacheType(Scenario scenario, DataType? type, string field)
     {
-        if (name is null)
-        {
-            return DataTypes.F16;
-        }
-
-        DataType type = DataTypes.Parse(name);
-        return CacheTypes.Contains(type)
-            ? type
-            : throw new ModelFormatException("scenario", field,
-                $"is {name}, which llama.cpp cannot store its cache in (known: {string.Join(", ", CacheTypes.Select(t => t.Name.ToLowerInvariant()))}).");
+        IReadOnlyList<DataType> accepted = KvCacheTypes.Of(Engine.LlamaCpp);
+        return type is null ? DataTypes.F16
+            : accepted.Contains(type) ? type
+            : throw new ModelFormatException(scenario.Given.OriginOf(field), field,
+                $"is {KvCacheTypes.Spelling(type)}, which llama.cpp cannot store its cache in (known: {string.Join(", ", accepted.Select(KvCacheTypes.Spelling))}).");
     }
 }

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Estimation.Weights;
 using LlmMemory.Hardware;
@@ -18,10 +19,10 @@ internal static class DistributedTraining
     {
         ModelArchitecture m = resolved.Architecture!;
         ShardPlan plan = ShardPlan.For(scenario);
-        bool lora = scenario.Mode is Mode.Lora or Mode.Qlora;
+        bool lora = scenario.IsAdapterTraining;
         LoraAdapters? adapters = scenario.EffectiveLora is LoraSettings settings ? LoraAdapters.For(m, settings) : null;
         long trainable = adapters?.TrainableParameters ?? m.ParameterCount;
-        StateBytes states = StatesFor(m, scenario, lora);
+        StateBytes states = StatesFor(scenario, lora);
         WeightLayout layout = WeightStorage.Layout(m, states.WeightFormat, DataTypes.BF16);
 
         long stageShare(long bytes) => StageBytes(m, bytes, plan.Pp);
@@ -46,8 +47,9 @@ internal static class DistributedTraining
 
         components.Add(States(plan, "gradients", ComponentKind.Gradients, trainableStage, states.GradientBytes, plan.GradientShards,
             "gradients", plan.Offload != OffloadMode.None && scenario.Engine == Engine.Deepspeed));
-        components.Add(States(plan, "optimizer_states", ComponentKind.OptimizerStates, trainableStage, OptimizerBytes(scenario), plan.OptimizerShards,
-            "AdamW moments", plan.Offload != OffloadMode.None));
+        OptimizerKind optimizer = scenario.Optimizer ?? OptimizerKind.AdamW;
+        components.Add(States(plan, "optimizer_states", ComponentKind.OptimizerStates, trainableStage, OptimizerBytes(m, adapters, optimizer, states.UpdatedBytes),
+            plan.OptimizerShards, $"{Names.Of(optimizer)} states", plan.Offload != OffloadMode.None));
 
         long block = BlockParameters(m);
         if (plan.ParameterShards > 1 || paramsOffloaded)
@@ -126,40 +128,59 @@ internal static class DistributedTraining
         ];
     }
 
-    private sealed record StateBytes(WeightFormat WeightFormat, double AdapterBytes, double MasterBytes, double GradientBytes, string Description);
+    /// <summary>Bytes per trainable parameter of each state, and what the optimizer updates.</summary>
+    /// <param name="WeightFormat">The format the (sharded) parameters are kept in.</param>
+    /// <param name="AdapterBytes">LoRA adapter weights per adapter parameter.</param>
+    /// <param name="MasterBytes">An fp32 master copy apart from the parameters (DeepSpeed's optimizer partition).</param>
+    /// <param name="GradientBytes">Gradients per trainable parameter.</param>
+    /// <param name="UpdatedBytes">Bytes per element of what the optimizer steps: its states follow that type (the one table).</param>
+    /// <param name="Description">The regime in words.</param>
+    private sealed record StateBytes(WeightFormat WeightFormat, double AdapterBytes, double MasterBytes, double GradientBytes, double UpdatedBytes,
+        string Description);
 
     /// <summary>
-    /// Bytes per parameter of each state by framework: torchtitan FSDP2 keeps fp32 sharded parameters (its master copy),
-    /// fp32 gradients (reduce dtype) and fp32 AdamW; DeepSpeed bf16 keeps 16-bit parameters and gradients and an fp32 master
-    /// copy in the optimizer partition (ZeRO paper: 2 + 2 + 12); FSDP via accelerate keeps frozen weights in their loaded
-    /// dtype (validation/README audit note) and computes in bf16; LoRA trains adapters only, which PEFT creates in fp32
-    /// (4 B; DeepSpeed casts them to 16-bit and keeps the fp32 master in its optimizer partition).
+    /// The states of each regime. DeepSpeed ZeRO in mixed precision (engine deepspeed, or any ZeRO stage): 16-bit parameters
+    /// and gradients with an fp32 master in the optimizer partition (ZeRO paper: 2 + 2 + 12 B). FSDP and torchtitan in mixed
+    /// precision shard fp32 parameters (the master) and gather bf16 copies (FSDP2 <c>MixedPrecisionPolicy(param_dtype=bf16)</c>,
+    /// gradients reduced into the fp32 shards): 4 + 4 + 8 B. Pure bf16 keeps parameters, gradients and states in bf16 (2 + 2 + 4 B
+    /// for AdamW), fp32 everything in fp32. LoRA trains adapters only, which PEFT creates in fp32 (DeepSpeed casts them to
+    /// 16-bit and keeps the fp32 master in its optimizer partition); the frozen base stays in its format.
     /// </summary>
-    private static StateBytes StatesFor(ModelArchitecture m, Scenario scenario, bool lora)
+    private static StateBytes StatesFor(Scenario scenario, bool lora)
     {
-        WeightFormat format = scenario.Weights is string w ? WeightFormats.Parse(w)
+        Precision precision = scenario.EffectivePrecision;
+        bool mixed = precision is Precision.MixedBf16 or Precision.MixedFp16 or Precision.Fp8;
+        bool deepspeed = scenario.Engine == Engine.Deepspeed || scenario.Parallel.Zero > 0;
+        WeightFormat format = scenario.Weights is WeightFormat w ? w
             : scenario.Mode == Mode.Qlora ? WeightFormats.Nf4
-            : scenario.Engine == Engine.Torchtitan || scenario.Precision == Precision.Fp32 ? WeightFormats.Fp32 : WeightFormats.Bf16;
-        bool deepspeedMixed = scenario.Engine == Engine.Deepspeed && scenario.Precision is Precision.MixedBf16 or Precision.MixedFp16 or null;
+            : precision == Precision.Fp32 || (mixed && !deepspeed && !lora) ? WeightFormats.Fp32 : WeightFormats.Bf16;
         if (lora)
         {
-            return deepspeedMixed
-                ? new StateBytes(format, 2, 4, 4, $"frozen base in {format.Name}, 16-bit adapters with an fp32 master copy, fp32 gradients and optimizer states")
-                : new StateBytes(format, 4, 0, 4, $"frozen base in {format.Name}, fp32 adapters, gradients and optimizer states");
+            return deepspeed && mixed
+                ? new StateBytes(format, 2, 4, 4, 4, $"frozen base in {format.Name}, 16-bit adapters with an fp32 master copy, fp32 gradients and optimizer states")
+                : new StateBytes(format, 4, 0, 4, 4, $"frozen base in {format.Name}, fp32 adapters, gradients and optimizer states");
         }
 
-        return deepspeedMixed
-            ? new StateBytes(WeightFormats.Bf16, 0, 4, 2, "16-bit parameters and gradients, fp32 master and AdamW moments (ZeRO 2 + 2 + 12 B)")
-            : new StateBytes(format, 0, 0, format.Type.BitsPerElement / 8, $"{format.Name} parameters and gradients, fp32 AdamW moments");
+        double parameter = format.Type.BitsPerElement / 8;
+        return deepspeed && mixed
+            ? new StateBytes(WeightFormats.Bf16, 0, 4, 2, 4, "16-bit parameters and gradients, an fp32 master copy and optimizer states over it (ZeRO 2 + 2 + 12 B with AdamW)")
+            : new StateBytes(format, 0, 0, parameter, parameter, mixed
+                ? "fp32 sharded parameters (the master copy; bf16 copies gathered for compute) and gradients, optimizer states over them"
+                : $"{format.Name} parameters, gradients and optimizer states");
     }
 
-    private static double OptimizerBytes(Scenario scenario) => (scenario.Optimizer ?? OptimizerKind.AdamW) switch
+    /// <summary>Optimizer state bytes per trainable parameter, from the one table, for states of what is updated (<paramref name="updatedBytes"/> per element).</summary>
+    private static double OptimizerBytes(ModelArchitecture m, LoraAdapters? adapters, OptimizerKind kind, double updatedBytes)
     {
-        OptimizerKind.Sgd or OptimizerKind.None => 0,
-        OptimizerKind.SgdMomentum or OptimizerKind.Lion => 4,
-        OptimizerKind.AdamW8Bit or OptimizerKind.PagedAdamW8Bit => 2 + 8.0 / 256,
-        _ => 8,
-    };
+        IEnumerable<long[]> shapes = adapters?.TrainableShapes() ?? m.Tensors.Tensors.Select(t => t.Shape.ToArray());
+        (long Elements, long Bytes, long[] Shape)[] parameters = [.. shapes.Select(shape =>
+        {
+            long n = shape.Aggregate(1L, (a, x) => checked(a * x));
+            return (n, (long)(n * updatedBytes), shape);
+        })];
+        long count = parameters.Sum(p => p.Elements);
+        return count == 0 ? 0 : OptimizerStates.Bytes(parameters, kind) / (double)count;
+    }
 
     private static MemoryComponent States(ShardPlan plan, string name, ComponentKind kind, double parameters, double bytesPerParameter, int shards,
         string what, bool offloaded)

@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Hardware;
 using LlmMemory.Models;

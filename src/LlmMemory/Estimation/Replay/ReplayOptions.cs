@@ -93,6 +93,12 @@ internal enum ReplayOptimizer
     /// <summary><c>torch.optim.AdamW(fused=True)</c>: two states, no temporary.</summary>
     AdamWFused,
 
+    /// <summary>
+    /// <c>torch.optim.AdamW(foreach=False)</c>, <c>_single_tensor_adamw</c>: per parameter,
+    /// <c>denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)</c> holds the square root and the quotient at once.
+    /// </summary>
+    AdamWSingleTensor,
+
     /// <summary>transformers' own <c>AdamW</c> (2022): a per-parameter loop whose <c>exp_avg_sq.sqrt()</c> is one parameter-sized temporary.</summary>
     AdamWPerParameter,
 

@@ -26,9 +26,10 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         Add(parts, "optimizer_states", ComponentKind.OptimizerStates, result.Live(MemoryTag.OptimizerState), StateFormula);
         if (_options.Optimizer == ReplayOptimizer.Paged)
         {
-            long paged = OptimizerStates.PagedBytes(Trained(), scenario.Optimizer == OptimizerKind.PagedAdamW8Bit);
+            OptimizerKind kind = scenario.Optimizer!.Value;
+            long paged = OptimizerStates.Bytes(Trained(), kind);
             parts.Add(new MemoryComponent("paged_optimizer_states", ComponentKind.OptimizerStates, new ByteSize(paged),
-                $"{OptimizerStates.PagedFormula(Trained(), scenario.Optimizer == OptimizerKind.PagedAdamW8Bit)} in CUDA managed memory (bitsandbytes paged optimizer): outside PyTorch's allocator, resident on the GPU unless memory runs short",
+                $"{OptimizerStates.Formula(Trained(), kind)} in CUDA managed memory (bitsandbytes paged optimizer): outside PyTorch's allocator, resident on the GPU unless memory runs short",
                 Counter: Counter.Device));
         }
 
@@ -76,8 +77,9 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         };
         if (scenario.Mode == Mode.Training)
         {
-            lines.Add(new MemoryComponent("sixteen_bytes_per_parameter", ComponentKind.Weights, new ByteSize(checked(model.ParameterCount * 16)),
-                $"the essay's rule for AdamW in mixed precision: {Text.N(model.ParameterCount)} params × 16 B (2 + 4 weights, 2 gradients, 8 optimizer)"));
+            ByteSize rule = RuleOfThumb.ModelStates(model.ParameterCount);
+            lines.Add(new MemoryComponent("sixteen_bytes_per_parameter", ComponentKind.Weights, rule,
+                $"the essay's rule for AdamW in mixed precision: {Text.N(model.ParameterCount)} params × {rule.Bytes / model.ParameterCount} B (2 + 4 weights, 2 gradients, 8 optimizer)"));
         }
 
         return lines;
@@ -125,8 +127,9 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
 
     private string StateFormula(long live)
     {
-        long full = OptimizerStates.Bytes(Trained(), _options.Optimizer);
-        return $"{OptimizerStates.Formula(Trained(), _options.Optimizer)}{Replayed(live, full, "states are created in the first optimizer step")}";
+        OptimizerKind kind = OptimizerReplay.States(_options.Optimizer);
+        long full = OptimizerStates.Bytes(Trained(), kind);
+        return $"{OptimizerStates.Formula(Trained(), kind)}{Replayed(live, full, "states are created in the first optimizer step")}";
     }
 
     private string TemporaryFormula(long live) => _options.Optimizer switch
@@ -200,15 +203,17 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         if (plan.Adapters is { } adapters)
         {
             long bytes = Bits(_options.Lora!.Type) / 8;
-            return [.. adapters.Targets.SelectMany(t => new[]
-            {
-                (adapters.Rank * t.InFeatures, adapters.Rank * t.InFeatures * bytes, new[] { (long)adapters.Rank, t.InFeatures }),
-                (adapters.Rank * t.OutFeatures, adapters.Rank * t.OutFeatures * bytes, new[] { t.OutFeatures, (long)adapters.Rank }),
-            }.Concat(adapters.Dora ? [(t.OutFeatures, t.OutFeatures * bytes, new[] { t.OutFeatures })] : []))];
+            return [.. adapters.TrainableShapes().Select(shape => Parameter(shape, bytes))];
         }
 
         return [.. model.Tensors.Tensors.Select((t, i) => (t.Elements, _options.Weights[i].Bytes, t.Shape.ToArray()))
             .Where((_, i) => _options.Weights[i].Type.IsFloatingPoint())];
+    }
+
+    private static (long, long, long[]) Parameter(long[] shape, long bytesPerElement)
+    {
+        long elements = shape.Aggregate(1L, (n, x) => checked(n * x));
+        return (elements, elements * bytesPerElement, shape);
     }
 
     private ScalarType ActivationType() => _options.Autocast ?? _options.Weights[0].Type;

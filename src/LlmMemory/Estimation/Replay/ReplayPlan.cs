@@ -39,6 +39,14 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         }
 
         ScalarType compute = ComputeType(model, layout);
+        if (scenario.KvCacheDtype is DataType kv && (Float(kv.Name) is not ScalarType cache || cache.Bits() != compute.Bits()))
+        {
+            // transformers' DynamicCache concatenates the K and V the attention computes: they are in the compute type (a 16-bit
+            // type named for a 16-bit run, fp16 for bf16, holds the same bytes, so it is taken as that).
+            throw new ModelFormatException(scenario.Given.OriginOf("kv_cache_dtype"), "kv_cache_dtype",
+                $"is {KvCacheTypes.Spelling(kv)}, but transformers keeps K and V in the compute type ({(compute == ScalarType.Float32 ? "fp32" : compute == ScalarType.Float16 ? "fp16" : "bf16")}); the cache type is a llama.cpp, vLLM and SGLang setting.");
+        }
+
         StoredWeight[] weights = [.. layout.Tensors.Select(t => Stored(t, compute))];
         ScalarType embedding = compute;
         bool flash = scenario.Attention != AttentionKernel.Eager && (embedding != ScalarType.Float32 || Autocast(precision, training) is not null);
@@ -57,7 +65,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Checkpointing = scenario.GradientCheckpointing != Checkpointing.None,
             OffloadCheckpoints = scenario.GradientCheckpointing == Checkpointing.Offload,
             Optimizer = trainer2022 && scenario.Optimizer is null or OptimizerKind.AdamW ? ReplayOptimizer.AdamWPerParameter
-                : Optimizer(scenario.Optimizer ?? OptimizerKind.AdamW, torchtune),
+                : Optimizer(scenario, torchtune),
             KeepGradients = trainer2022,
             Float32Compute4Bit = format == WeightFormats.Fp4.Name,
             OptimizerInBackward = scenario.OptimizerInBackward,
@@ -121,9 +129,30 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         _ => null,
     };
 
-    private static ReplayOptimizer Optimizer(OptimizerKind kind, bool torchtune) => kind switch
+    /// <summary>
+    /// The optimizer's implementation: torch.optim's AdamW is foreach by default on CUDA (<c>_default_to_fused_or_foreach</c>),
+    /// fused when asked (torchtune's recipes ask), the single-tensor loop with <c>foreach=False</c>; the other optimizers have
+    /// one implementation each here, so <c>foreach</c>/<c>fused</c> are torch.optim AdamW and SGD settings only.
+    /// </summary>
+    private static ReplayOptimizer Optimizer(Scenario scenario, bool torchtune)
     {
-        OptimizerKind.AdamW => torchtune ? ReplayOptimizer.AdamWFused : ReplayOptimizer.AdamW,
+        OptimizerKind kind = scenario.Optimizer ?? OptimizerKind.AdamW;
+        if ((scenario.Foreach is not null || scenario.Fused is not null) && kind is not (OptimizerKind.AdamW or OptimizerKind.Sgd or OptimizerKind.SgdMomentum))
+        {
+            string field = scenario.Fused is not null ? "fused" : "foreach";
+            throw new ModelFormatException(scenario.Given.OriginOf(field), field,
+                $"chooses a torch.optim implementation, but {Names.Of(kind)} is not torch.optim's AdamW or SGD.");
+        }
+
+        return kind == OptimizerKind.AdamW
+            ? scenario.Fused ?? torchtune ? ReplayOptimizer.AdamWFused
+                : scenario.Foreach == false ? ReplayOptimizer.AdamWSingleTensor
+                : ReplayOptimizer.AdamW
+            : Optimizer(kind);
+    }
+
+    private static ReplayOptimizer Optimizer(OptimizerKind kind) => kind switch
+    {
         OptimizerKind.AdamW8Bit => ReplayOptimizer.AdamW8Bit,
         OptimizerKind.PagedAdamW or OptimizerKind.PagedAdamW8Bit => ReplayOptimizer.Paged,
         OptimizerKind.Adafactor => ReplayOptimizer.Adafactor,

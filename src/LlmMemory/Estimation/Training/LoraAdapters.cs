@@ -34,6 +34,14 @@ public sealed record LoraAdapters(IReadOnlyList<TensorSpec> Targets, int Rank, b
         return new LoraAdapters(targets, lora.Rank, lora.Dora, trainable);
     }
 
+    /// <summary>The trainable tensors' shapes: A [r, in] and B [out, r] per target (per expert for 3-D targets), and DoRA's magnitude [out].</summary>
+    public IEnumerable<long[]> TrainableShapes() => Targets.SelectMany(t =>
+    {
+        long[] experts = t.Shape.Length == 3 ? [t.Shape[0]] : [];
+        long[][] shapes = [[.. experts, Rank, t.InFeatures], [.. experts, t.OutFeatures, Rank]];
+        return Dora ? [.. shapes, [.. experts, t.OutFeatures]] : shapes;
+    });
+
     /// <summary>The names <c>--lora-targets</c> can use for this model.</summary>
     public static IReadOnlyList<string> LinearModules(ModelArchitecture model)
     {

@@ -1,55 +1,86 @@
-using LlmMemory.Estimation.Replay;
+using LlmMemory.Workloads;
 
 namespace LlmMemory.Estimation.Training;
 
 /// <summary>
-/// Optimizer state bytes per parameter tensor (docs/memory-model.md §4.2, research/torch SPEC §6): AdamW two moments of
-/// the parameter's type; bitsandbytes 8-bit AdamW uint8 moments with an fp32 absmax per 256 values, tensors under 4096
-/// elements keeping fp32 moments (<c>min_8bit_size</c>); Adafactor a factored fp32 second moment (rows + columns) for
-/// matrices and a full one for vectors; SGD with momentum and Lion one buffer of the parameter's type.
+/// The one table of optimizer states: the tensors each optimizer keeps per parameter tensor, created at its first step
+/// (docs/memory-model.md §4.2, research/torch SPEC §6). The replay allocates exactly these; the closed forms sum their bytes.
 /// </summary>
+/// <remarks>
+/// AdamW (torch.optim, every implementation): two moments of the parameter's type (<c>torch.zeros_like(p)</c>). bitsandbytes
+/// 8-bit AdamW (paged or not): uint8 moments with an fp32 absmax per 256 values, tensors under 4096 elements keeping fp32
+/// moments (<c>min_8bit_size</c>). bitsandbytes paged 32-bit AdamW: two fp32 moments. transformers' Adafactor (beta1 None):
+/// a factored fp32 second moment, rows and columns, for matrices and a full one for vectors. SGD with momentum and Lion: one
+/// buffer of the parameter's type. Plain SGD: none.
+/// </remarks>
 internal static class OptimizerStates
 {
-    public static long Bytes(IEnumerable<(long Elements, long Bytes, long[] Shape)> parameters, ReplayOptimizer kind)
+    /// <summary>What a state tensor is stored in.</summary>
+    public enum Storage
     {
-        ArgumentNullException.ThrowIfNull(parameters);
-        return parameters.Sum(p => kind switch
-        {
-            ReplayOptimizer.AdamW or ReplayOptimizer.AdamWFused or ReplayOptimizer.AdamWPerParameter => 2 * p.Bytes,
-            ReplayOptimizer.AdamW8Bit => EightBit(p.Elements),
-            ReplayOptimizer.Adafactor when p.Shape.Length >= 2 => 4 * (p.Shape[..^1].Aggregate(1L, (a, x) => a * x) + p.Shape[..^2].Aggregate(1L, (a, x) => a * x) * p.Shape[^1]),
-            ReplayOptimizer.Adafactor => 4 * p.Elements,
-            ReplayOptimizer.SgdMomentum or ReplayOptimizer.Lion => p.Bytes,
-            _ => 0,
-        });
+        /// <summary>The type of the parameter it updates.</summary>
+        Parameter,
+
+        Float32,
+
+        UInt8,
     }
 
-    public static string Formula(IReadOnlyCollection<(long Elements, long Bytes, long[] Shape)> parameters, ReplayOptimizer kind)
+    /// <summary>One state tensor: its shape and storage.</summary>
+    public readonly record struct State(long[] Shape, Storage Storage);
+
+    /// <summary>The states <paramref name="kind"/> keeps for one parameter of <paramref name="shape"/>.</summary>
+    public static IReadOnlyList<State> For(OptimizerKind kind, long[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        long n = shape.Aggregate(1L, (a, x) => checked(a * x));
+        return kind switch
+        {
+            OptimizerKind.AdamW => [new(shape, Storage.Parameter), new(shape, Storage.Parameter)],
+            OptimizerKind.PagedAdamW => [new(shape, Storage.Float32), new(shape, Storage.Float32)],
+            OptimizerKind.AdamW8Bit or OptimizerKind.PagedAdamW8Bit when n < 4096 => [new(shape, Storage.Float32), new(shape, Storage.Float32)],
+            OptimizerKind.AdamW8Bit or OptimizerKind.PagedAdamW8Bit =>
+                [new([n], Storage.UInt8), new([n], Storage.UInt8), new([(n / 256) + 1], Storage.Float32), new([(n / 256) + 1], Storage.Float32)],
+            OptimizerKind.Adafactor when shape.Length >= 2 => [new(shape[..^1], Storage.Float32), new([.. shape[..^2], shape[^1]], Storage.Float32)],
+            OptimizerKind.Adafactor => [new(shape, Storage.Float32)],
+            OptimizerKind.SgdMomentum or OptimizerKind.Lion => [new(shape, Storage.Parameter)],
+            _ => [],
+        };
+    }
+
+    /// <summary>Bytes of every state of <paramref name="parameters"/> (elements, bytes per element of the parameter, shape).</summary>
+    public static long Bytes(IEnumerable<(long Elements, long Bytes, long[] Shape)> parameters, OptimizerKind kind)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return parameters.Sum(p => For(kind, p.Shape).Sum(s => Elements(s.Shape) * BytesPerElement(s.Storage, p.Bytes / (double)Math.Max(1, p.Elements))));
+    }
+
+    /// <summary>Bytes per element of a state: its own storage, or the parameter's bytes per element.</summary>
+    public static long BytesPerElement(Storage storage, double parameterBytesPerElement) => storage switch
+    {
+        Storage.Float32 => 4,
+        Storage.UInt8 => 1,
+        _ => (long)parameterBytesPerElement,
+    };
+
+    public static string Formula(IReadOnlyCollection<(long Elements, long Bytes, long[] Shape)> parameters, OptimizerKind kind)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         long count = parameters.Sum(p => p.Elements);
         long bytes = parameters.Sum(p => p.Bytes);
         string total = new ByteSize(Bytes(parameters, kind)).ToString();
+        string per = Text.N(bytes / (double)Math.Max(1, count));
         return kind switch
         {
-            ReplayOptimizer.AdamW or ReplayOptimizer.AdamWFused or ReplayOptimizer.AdamWPerParameter
-                => $"AdamW: 2 moments × {Text.N(count)} params × {Text.N(bytes / (double)Math.Max(1, count))} B = {total}",
-            ReplayOptimizer.AdamW8Bit => $"8-bit AdamW: {Text.N(count)} params × 2 B (uint8 moments) + fp32 absmax per 256 values (tensors under 4096 elements keep fp32 moments) = {total}",
-            ReplayOptimizer.Adafactor => $"Adafactor: fp32 row + column second moments per matrix, a full fp32 one per vector, over {Text.N(count)} params = {total}",
-            ReplayOptimizer.SgdMomentum => $"SGD momentum: {Text.N(count)} params × {Text.N(bytes / (double)Math.Max(1, count))} B = {total}",
-            ReplayOptimizer.Lion => $"Lion: one momentum, {Text.N(count)} params × {Text.N(bytes / (double)Math.Max(1, count))} B = {total}",
+            OptimizerKind.AdamW => $"AdamW: 2 moments × {Text.N(count)} params × {per} B = {total}",
+            OptimizerKind.PagedAdamW => $"2 fp32 moments × {Text.N(count)} params × 4 B = {total}",
+            OptimizerKind.AdamW8Bit or OptimizerKind.PagedAdamW8Bit => $"8-bit AdamW: {Text.N(count)} params × 2 B (uint8 moments) + fp32 absmax per 256 values (tensors under 4096 elements keep fp32 moments) = {total}",
+            OptimizerKind.Adafactor => $"Adafactor: fp32 row + column second moments per matrix, a full fp32 one per vector, over {Text.N(count)} params = {total}",
+            OptimizerKind.SgdMomentum => $"SGD momentum: {Text.N(count)} params × {per} B = {total}",
+            OptimizerKind.Lion => $"Lion: one momentum, {Text.N(count)} params × {per} B = {total}",
             _ => total,
         };
     }
 
-    /// <summary>bitsandbytes paged states: the 8-bit layout, or two fp32 moments for the 32-bit paged AdamW.</summary>
-    public static long PagedBytes(IEnumerable<(long Elements, long Bytes, long[] Shape)> parameters, bool eightBit) =>
-        parameters.Sum(p => eightBit ? EightBit(p.Elements) : 8 * p.Elements);
-
-    public static string PagedFormula(IReadOnlyCollection<(long Elements, long Bytes, long[] Shape)> parameters, bool eightBit) =>
-        eightBit
-            ? $"{Text.N(parameters.Sum(p => p.Elements))} params × 2 B (uint8 moments) + fp32 absmax per 256 values"
-            : $"2 fp32 moments × {Text.N(parameters.Sum(p => p.Elements))} params × 4 B";
-
-    private static long EightBit(long n) => n < 4096 ? 8 * n : (2 * n) + (8 * ((n / 256) + 1));
+    private static long Elements(long[] shape) => shape.Aggregate(1L, (a, x) => checked(a * x));
 }

@@ -17,9 +17,8 @@ internal static class WeightChoice
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(scenario);
         DataType unquantized = model.StoredType is DataType s && s.BlockBytes == 2 ? s : DataTypes.BF16;
-        if (scenario.Weights is string name)
+        if (scenario.Weights is WeightFormat format)
         {
-            WeightFormat format = WeightFormats.Parse(name);
             formatName = format.Name;
             return WeightStorage.Layout(model, format, unquantized);
         }

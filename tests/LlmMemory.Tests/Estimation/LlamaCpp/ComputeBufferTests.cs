@@ -1,3 +1,5 @@
+using LlmMemory.Numerics;
+using LlmMemory.Hardware;
 using LlmMemory.Estimation;
 using LlmMemory.Workloads;
 
@@ -10,8 +12,8 @@ public sealed class ComputeBufferTests
     {
         Scenario scenario = LlamaCppModels.Scenario(config) with
         {
-            KvCacheDtype = kv,
-            VCacheDtype = v,
+            KvCacheDtype = DataTypes.Parse(kv),
+            VCacheDtype = v is null ? null : DataTypes.Parse(v),
             EngineOptions = new EngineOptions { NCtx = context, NBatch = 2048, NUbatch = 512, NSeq = 1, FlashAttn = flash },
         };
         return LlamaCppModels.Estimate(scenario).Quantity(MeasuredQuantity.ComputeBuffer);
@@ -85,7 +87,7 @@ public sealed class ComputeBufferTests
         {
             Model = new ModelReference.Named("qwen2.5-coder-32b"),
             Engine = Engine.LlamaCpp,
-            KvCacheDtype = "q8_0",
+            KvCacheDtype = DataTypes.Parse("q8_0"),
             Seq = 32768,
             Parallel = new ParallelSettings { Gpus = 2, Pp = 2 },
             EngineOptions = new EngineOptions { NCtx = 32768, FlashAttn = true, NUbatch = 256, NBatch = 256, Version = "b4450" },
@@ -106,7 +108,7 @@ public sealed class ComputeBufferTests
         //   inputs = 4T + 4ET + 4T + 8T + 8T + 2·n_kv·T + 4T_o = 2,048 + 8,388,608 + 2,048 + 4,096 + 4,096 + 4,194,304 + 2,048 = 12,597,248
         //   A (logits) = 4T + 4ET + 4E·T_o + 4V·T_o = 82,315,264
         //   C (FFN) = inputs + 2·4ET + 3·4FT = 12,597,248 + 16,777,216 + 176,160,768 = 205,535,232, the largest.
-        Scenario scenario = new() { Model = new ModelReference.Named("mixtral-8x7b"), Engine = Engine.LlamaCpp, Gpu = "cpu", Weights = "q4_k_m", Seq = 4096 };
+        Scenario scenario = new() { Model = new ModelReference.Named("mixtral-8x7b"), Engine = Engine.LlamaCpp, Gpu = GpuCatalog.Find("cpu"), Weights = WeightFormats.Parse("q4_k_m"), Seq = 4096 };
         MemoryComponent compute = LlamaCppModels.Component(LlamaCppModels.Estimate(scenario), "compute_buffer");
         Assert.Contains("closed form", compute.Formula, StringComparison.Ordinal);
         Assert.Equal(205_535_232, compute.Bytes.Bytes);

@@ -1,3 +1,4 @@
+using LlmMemory.Numerics;
 using LlmMemory.Estimation;
 using LlmMemory.Workloads;
 
@@ -106,7 +107,7 @@ public sealed class LlamaCppEstimatorTests
     {
         Scenario scenario = LlamaCppModels.Scenario(LlamaCppModels.TinyLlama) with
         {
-            KvCacheDtype = "q8_0",
+            KvCacheDtype = DataTypes.Parse("q8_0"),
             EngineOptions = new EngineOptions { FlashAttn = false },
         };
         var error = Assert.Throws<ModelFormatException>(() => LlamaCppModels.Estimate(scenario));

@@ -1,3 +1,5 @@
+using LlmMemory.Numerics;
+using LlmMemory.Hardware;
 using System.Text.Json;
 using LlmMemory.Estimation;
 using LlmMemory.Formats.HuggingFace;
@@ -42,8 +44,8 @@ internal static class LlamaCppModels
     {
         Model = new ModelReference.InlineConfig(JsonDocument.Parse(config).RootElement.Clone()),
         Engine = Engine.LlamaCpp,
-        Weights = weights,
-        Gpu = gpu,
+        Weights = weights is null ? null : WeightFormats.Parse(weights),
+        Gpu = gpu is null ? null : GpuCatalog.Find(gpu),
     };
 
     public static MemoryEstimate Estimate(Scenario scenario) => MemoryEstimator.Estimate(scenario);

@@ -1,3 +1,6 @@
+using LlmMemory.Estimation.Training;
+using LlmMemory.Workloads;
+
 namespace LlmMemory.Estimation.Replay;
 
 /// <summary>
@@ -33,7 +36,7 @@ internal sealed class OptimizerReplay
         }
 
         Tensor[] stepped = _parameters.Where(p => p.Grad is not null).ToArray();
-        if (_kind is ReplayOptimizer.AdamWPerParameter or ReplayOptimizer.Adafactor or ReplayOptimizer.Lion)
+        if (_kind is ReplayOptimizer.AdamWPerParameter or ReplayOptimizer.AdamWSingleTensor or ReplayOptimizer.Adafactor or ReplayOptimizer.Lion)
         {
             // Per-parameter loops create each state just before using it.
             foreach (Tensor p in stepped)
@@ -89,18 +92,24 @@ internal sealed class OptimizerReplay
             return;
         }
 
-        long n = p.Elements;
-        _states[p] = _kind switch
+        _states[p] = [.. OptimizerStates.For(States(_kind), p.Shape).Select(s => State(s.Shape, s.Storage switch
         {
-            ReplayOptimizer.AdamW or ReplayOptimizer.AdamWFused or ReplayOptimizer.AdamWPerParameter => [State(p.Shape, p.Type), State(p.Shape, p.Type)],
-            ReplayOptimizer.AdamW8Bit when n < 4096 => [State(p.Shape, ScalarType.Float32), State(p.Shape, ScalarType.Float32)],
-            ReplayOptimizer.AdamW8Bit => [State([n], ScalarType.UInt8), State([n], ScalarType.UInt8), State([(n / 256) + 1], ScalarType.Float32), State([(n / 256) + 1], ScalarType.Float32)],
-            ReplayOptimizer.Adafactor when p.Shape.Length >= 2 => [State(p.Shape[..^1], ScalarType.Float32), State([.. p.Shape[..^2], p.Shape[^1]], ScalarType.Float32)],
-            ReplayOptimizer.Adafactor => [State(p.Shape, ScalarType.Float32)],
-            ReplayOptimizer.SgdMomentum or ReplayOptimizer.Lion => [State(p.Shape, p.Type)],
-            _ => [],
-        };
+            OptimizerStates.Storage.Float32 => ScalarType.Float32,
+            OptimizerStates.Storage.UInt8 => ScalarType.UInt8,
+            _ => p.Type,
+        }))];
     }
+
+    /// <summary>The states an implementation keeps, from the one table; paged states live in CUDA managed memory, outside the allocator.</summary>
+    public static OptimizerKind States(ReplayOptimizer kind) => kind switch
+    {
+        ReplayOptimizer.AdamW or ReplayOptimizer.AdamWFused or ReplayOptimizer.AdamWPerParameter or ReplayOptimizer.AdamWSingleTensor => OptimizerKind.AdamW,
+        ReplayOptimizer.AdamW8Bit => OptimizerKind.AdamW8Bit,
+        ReplayOptimizer.Adafactor => OptimizerKind.Adafactor,
+        ReplayOptimizer.SgdMomentum => OptimizerKind.SgdMomentum,
+        ReplayOptimizer.Lion => OptimizerKind.Lion,
+        _ => OptimizerKind.Sgd,
+    };
 
     /// <summary>What one parameter's update allocates and frees.</summary>
     private void Temporaries(Tensor p)
@@ -110,6 +119,13 @@ internal sealed class OptimizerReplay
             case ReplayOptimizer.AdamWPerParameter:
                 // denom = exp_avg_sq.sqrt().add_(eps)
                 Temporary(p.Type).Release();
+                break;
+            case ReplayOptimizer.AdamWSingleTensor:
+                // denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps): the root lives until the quotient exists.
+                Tensor root = Temporary(p.Type);
+                Tensor quotient = Temporary(p.Type);
+                root.Release();
+                quotient.Release();
                 break;
             case ReplayOptimizer.Adafactor:
                 // update = grad**2 + eps; update = approx_sq_grad(row, col) (or exp_avg_sq.rsqrt()); p.add_(-update): two live at a time.

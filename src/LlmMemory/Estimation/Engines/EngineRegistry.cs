@@ -1,0 +1,97 @@
+using LlmMemory.Estimation.Inference;
+using LlmMemory.Estimation.LlamaCpp;
+using LlmMemory.Estimation.Parallel;
+using LlmMemory.Estimation.Replay;
+using LlmMemory.Sources;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Estimation.Engines;
+
+/// <summary>
+/// The engines, each with the modes it runs and the estimator that models it. The seam every estimate goes through: the
+/// engine picks its path for the model and scenario, and the path says which scenario fields it reads.
+/// </summary>
+internal static class EngineRegistry
+{
+    private static readonly string[] Training =
+        ["precision", "optimizer", "batch", "seq", "gradient_accumulation", "gradient_checkpointing", "attention", "cross_entropy", "compile", "packed"];
+
+    /// <summary>transformers and plain PyTorch inference: one forward over the prompt, replayed op by op through PyTorch's caching allocator.</summary>
+    private static readonly EstimatorPath ReplayInference = EstimatorPath.Of("transformers inference (a replay of one forward through PyTorch's allocator)",
+        ["weights", "batch", "seq", "attention", "compile", "kv_cache_dtype"], ReplayEstimate.Build);
+
+    /// <summary>Training, LoRA and QLoRA on one GPU: steps of forward, backward and optimizer replayed op by op.</summary>
+    private static readonly EstimatorPath ReplayTraining = EstimatorPath.Of("training on one GPU (a replay of the step through PyTorch's allocator)",
+        ["weights", "optimizer_in_backward", "foreach", "fused", "lora", .. Training], ReplayEstimate.Build);
+
+    /// <summary>Sharded, offloaded or model-parallel training, and mixture-of-experts training: the per-device closed form.</summary>
+    private static readonly EstimatorPath ShardedTraining = EstimatorPath.Of("sharded or multi-GPU training (the per-device closed form)",
+        ["weights", "lora", "parallel", .. Training], DistributedTraining.Estimate);
+
+    private static readonly EstimatorPath Vllm = EstimatorPath.Of("vLLM",
+        ["weights", "kv_cache_dtype", "seq", "parallel.gpus", "parallel.tp", "engine_options.gpu_memory_utilization", "engine_options.max_model_len",
+            "engine_options.max_num_seqs", "engine_options.max_num_batched_tokens", "engine_options.block_size", "engine_options.version"],
+        ServingEngines.Estimate);
+
+    private static readonly EstimatorPath Sglang = EstimatorPath.Of("SGLang",
+        ["weights", "kv_cache_dtype", "seq", "parallel.gpus", "parallel.tp", "engine_options.gpu_memory_utilization", "engine_options.max_model_len",
+            "engine_options.block_size"],
+        ServingEngines.Estimate);
+
+    private static readonly EstimatorPath LlamaCppPath = EstimatorPath.Of("llama.cpp",
+        ["weights", "kv_cache_dtype", "v_cache_dtype", "batch", "seq", "parallel.gpus", "parallel.pp", "engine_options.n_ctx", "engine_options.n_batch",
+            "engine_options.n_ubatch", "engine_options.n_seq", "engine_options.n_gpu_layers", "engine_options.flash_attn", "engine_options.mmap",
+            "engine_options.version"],
+        LlamaCppEstimator.Estimate);
+
+    /// <summary>A bare parameter count: bytes per parameter, model states for training, sharded when asked.</summary>
+    private static readonly EstimatorPath CountInference = EstimatorPath.Of("a bare parameter count (weights only)", ["weights"],
+        (model, scenario, _) => RuleOfThumb.Estimate(model, scenario));
+
+    private static readonly EstimatorPath CountTraining = EstimatorPath.Of("a bare parameter count (model states only)",
+        ["weights", "precision", "optimizer", "parallel.gpus", "parallel.zero", "parallel.fsdp", "parallel.tp", "parallel.pp", "parallel.cp"],
+        (model, scenario, _) => RuleOfThumb.Estimate(model, scenario));
+
+    /// <summary>The modes each engine runs; the rest are refused with the reason.</summary>
+    private static IReadOnlyList<Mode> ModesOf(Engine engine) => engine switch
+    {
+        Engine.Vllm or Engine.Sglang or Engine.LlamaCpp => [Mode.Inference],
+        Engine.Torchtune or Engine.Deepspeed => [Mode.Training, Mode.Lora, Mode.Qlora],
+        Engine.Torchtitan => [Mode.Training],
+        _ => [Mode.Inference, Mode.Training, Mode.Lora, Mode.Qlora],
+    };
+
+    /// <summary>The path that estimates <paramref name="scenario"/> for <paramref name="model"/>.</summary>
+    /// <exception cref="ModelFormatException">The engine does not run the scenario's mode.</exception>
+    public static EstimatorPath Route(ResolvedModel model, Scenario scenario)
+    {
+        Engine engine = scenario.Engine;
+        if (!ModesOf(engine).Contains(scenario.Mode))
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("mode"), "mode",
+                $"is {Names.Of(scenario.Mode)}, which {Names.Of(engine)} does not run ({Names.Of(engine)}: {string.Join(", ", ModesOf(engine).Select(m => Names.Of(m)))}; "
+                + $"{(scenario.IsTraining ? "training is estimated for transformers, pytorch, torchtune, torchtitan and deepspeed" : "inference is estimated for transformers, pytorch, vllm, sglang and llama.cpp")}).");
+        }
+
+        if (model.Architecture is null || model.ParameterCount == 0)
+        {
+            return scenario.IsTraining ? CountTraining : CountInference;
+        }
+
+        return engine switch
+        {
+            Engine.Vllm => Vllm,
+            Engine.Sglang => Sglang,
+            Engine.LlamaCpp => LlamaCppPath,
+            _ when !scenario.IsTraining => ReplayInference,
+            _ => IsSharded(scenario.Parallel) || model.Architecture.Experts is not null ? ShardedTraining : ReplayTraining,
+        };
+    }
+
+    /// <summary>
+    /// Sharded, offloaded or model-parallel training, even on one GPU (ZeRO-3 with offload on a single device), goes to the
+    /// closed-form per-device estimator; so does mixture-of-experts training, whose routed experts the replay has no program for.
+    /// </summary>
+    private static bool IsSharded(ParallelSettings p) =>
+        p.Gpus > 1 || p.Zero > 0 || p.Fsdp != FsdpMode.None || p.Offload != OffloadMode.None || p.Tp * p.Pp * p.Cp > 1;
+}

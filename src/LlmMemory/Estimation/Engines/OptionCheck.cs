@@ -1,0 +1,55 @@
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Estimation.Engines;
+
+/// <summary>
+/// Every option is used or refused: a field the input names that the estimator's path does not read is an error naming the
+/// field and where it came from — unless it holds the default, which changes nothing either way.
+/// </summary>
+internal static class OptionCheck
+{
+    /// <exception cref="ModelFormatException">The first field (in path order) the path does not use.</exception>
+    public static void Check(Scenario scenario, EstimatorPath path)
+    {
+        foreach (string field in scenario.Given.Paths.Order(StringComparer.Ordinal))
+        {
+            bool lora = field == "lora" || field.StartsWith("lora.", StringComparison.Ordinal);
+            bool used = lora ? scenario.IsAdapterTraining && path.ReadsField(field) : path.ReadsField(field) || ScenarioFields.IsDefault(scenario, field);
+            if (!used)
+            {
+                throw new ModelFormatException(scenario.Given.OriginOf(field), field,
+                    $"is {ScenarioFields.Value(scenario, field)}, which {path.Name} does not use: {Hint(field, scenario)}.");
+            }
+        }
+    }
+
+    /// <summary>Where the field does apply, or why it cannot here.</summary>
+    private static string Hint(string field, Scenario scenario) => field switch
+    {
+        _ when field == "lora" || field.StartsWith("lora.", StringComparison.Ordinal) => scenario.IsAdapterTraining
+            ? "a bare parameter count has no layers to put adapters on; give a model id or config.json"
+            : "LoRA settings need mode lora or qlora",
+        "kv_cache_dtype" => "transformers keeps K and V in the compute type; the cache type is a llama.cpp, vLLM and SGLang setting",
+        "v_cache_dtype" => "only llama.cpp stores V in its own type (-ctv)",
+        "batch" when scenario.Engine is Engine.Vllm or Engine.Sglang =>
+            "the engine sizes its KV pool from the GPU and the estimate answers how many requests fit (max_concurrency); engine_options.max_num_seqs caps them",
+        "seq" or "batch" => "a bare parameter count has no layers to size activations or a KV cache; give a model id or config.json",
+        "attention" or "compile" => "it is a setting of transformers and PyTorch training runs",
+        "optimizer_in_backward" when scenario.IsTraining => "the sharded closed form does not model stepping in backward yet",
+        "precision" or "optimizer" or "optimizer_in_backward" or "gradient_accumulation" or "gradient_checkpointing" or "cross_entropy" or "packed" =>
+            scenario.IsTraining ? "a bare parameter count has no layers for activations" : "it is a training setting (mode training, lora or qlora)",
+        "parallel.tp" when scenario.Engine == Engine.LlamaCpp => "llama.cpp splits GPUs by layer (-sm layer); give parallel.gpus",
+        "parallel.pp" or "parallel.cp" when scenario.Engine is Engine.Vllm or Engine.Sglang => "pipeline and context parallelism are not modelled for serving engines yet; use tp",
+        "parallel.offload" when !scenario.IsTraining || scenario.Engine is Engine.LlamaCpp => "offload is a ZeRO/FSDP training setting",
+        _ when field.StartsWith("parallel.", StringComparison.Ordinal) => scenario.IsTraining
+            ? "a bare parameter count is sharded by ZeRO/FSDP rules only"
+            : scenario.Engine is Engine.Vllm or Engine.Sglang or Engine.LlamaCpp
+                ? "not a setting of this engine"
+                : "transformers inference across GPUs (device_map=\"auto\") is not modelled yet; estimate one GPU, or serve with vLLM (tp) or llama.cpp (gpus)",
+        "engine_options.gpu_memory_utilization" or "engine_options.max_model_len" or "engine_options.block_size" => "it is a vLLM and SGLang setting",
+        "engine_options.max_num_seqs" or "engine_options.max_num_batched_tokens" => "it is a vLLM setting",
+        "engine_options.version" => "versions change the accounting of vLLM and llama.cpp only",
+        _ when field.StartsWith("engine_options.", StringComparison.Ordinal) => "it is a llama.cpp setting",
+        _ => "it has no effect on this estimate",
+    };
+}
