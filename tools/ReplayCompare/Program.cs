@@ -1,3 +1,4 @@
+using LlmMemory.Sources;
 using System.Diagnostics;
 using System.Text.Json;
 using LlmMemory;

@@ -56,6 +56,11 @@ internal sealed class ScenarioOptions
         Integer(["--n-gpu-layers", "-ngl"], "engine_options.n_gpu_layers", "llama.cpp layers offloaded to the GPU.");
         Add(new Option<string?>("--flash-attn") { Description = "llama.cpp flash attention: on or off." }, "engine_options.flash_attn", Kind.OnOff);
         Add(new Option<bool>("--no-mmap") { Description = "llama.cpp: load weights without mmap." }, "engine_options.mmap", Kind.Off);
+        Integer(["--new-tokens"], "new_tokens", "transformers generate(): tokens generated after a prompt of --seq minus this many.");
+        Text("--cache", "cache", $"generate()'s KV cache: {Choices<GenerationCache>()}.");
+        Text("--alloc-conf", "alloc_conf", "PyTorch caching-allocator settings, as PYTORCH_CUDA_ALLOC_CONF holds them.");
+        Switch("--foreach", "foreach", "torch.optim's foreach implementation (--foreach false: the single-tensor loop).");
+        Switch("--fused", "fused", "torch.optim's fused AdamW.");
         Text("--engine-version", "engine_options.version", "Engine version where its accounting changed: vLLM 0.6.4 (V0), llama.cpp b4823; default: current.");
     }
 

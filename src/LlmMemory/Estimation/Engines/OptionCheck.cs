@@ -35,6 +35,12 @@ internal static class OptionCheck
             "the engine sizes its KV pool from the GPU and the estimate answers how many requests fit (max_concurrency); engine_options.max_num_seqs caps them",
         "seq" or "batch" => "a bare parameter count has no layers to size activations or a KV cache; give a model id or config.json",
         "attention" or "compile" => "it is a setting of transformers and PyTorch training runs",
+        "new_tokens" or "cache" when scenario.Engine is Engine.Transformers or Engine.Pytorch =>
+            "generate() is not modelled yet; without new_tokens the estimate is one forward over seq tokens (the prefill peak)",
+        "new_tokens" or "cache" => "it is a transformers generate() setting; serving engines are sized by max_model_len or n_ctx",
+        "alloc_conf" when scenario.Engine is Engine.Vllm or Engine.Sglang or Engine.LlamaCpp => "it is a PyTorch allocator setting",
+        "alloc_conf" => "PyTorch's allocator settings are not replayed yet (the default allocator is)",
+        "foreach" or "fused" => "they choose a torch.optim implementation in the single-GPU replay",
         "optimizer_in_backward" when scenario.IsTraining => "the sharded closed form does not model stepping in backward yet",
         "precision" or "optimizer" or "optimizer_in_backward" or "gradient_accumulation" or "gradient_checkpointing" or "cross_entropy" or "packed" =>
             scenario.IsTraining ? "a bare parameter count has no layers for activations" : "it is a training setting (mode training, lora or qlora)",
