@@ -24,6 +24,11 @@ internal static class RuleOfThumb
         {
             "Only a parameter count was given, so activations, KV cache and runtime overheads are not included; give a model id or config for the full estimate.",
         };
+        if (scenario.IsTraining && plan.Dp == 1 && (scenario.Parallel.Zero > 0 || scenario.Parallel.Fsdp != FsdpMode.None))
+        {
+            notes.Add($"ZeRO and FSDP shard over the data-parallel GPUs; with {plan.Dp} ({scenario.Parallel.Gpus} GPUs ÷ tp × pp × cp) nothing is sharded.");
+        }
+
         if (!scenario.IsTraining)
         {
             components.Add(Part("weights", ComponentKind.Weights, p, bytesPerParameter, $"{format.Name} weights"));

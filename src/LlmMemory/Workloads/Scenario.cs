@@ -31,8 +31,16 @@ public sealed record Scenario
     /// <summary>Micro-batch: sequences processed at once (llama.cpp: parallel sequences).</summary>
     public int Batch { get; init; } = 1;
 
-    /// <summary>Tokens per sequence (training) or context length, prompt plus generated (inference).</summary>
-    public int Seq { get; init; } = 2048;
+    /// <summary>Tokens per sequence (training) or context length, prompt plus generated (inference); 2048 when not set.</summary>
+    public int Seq { get => _seq ?? DefaultSeq; init => _seq = value; }
+
+    /// <summary>True when the scenario sets <see cref="Seq"/>: serving engines then take it as <c>max_model_len</c>.</summary>
+    public bool SeqIsSet => _seq is not null;
+
+    /// <summary>The context a scenario means when it names none (docs/scenario.md).</summary>
+    public const int DefaultSeq = 2048;
+
+    private readonly int? _seq;
 
     public int GradientAccumulation { get; init; } = 1;
 

@@ -66,7 +66,6 @@ public static class ScenarioReader
             Optimizer = o.OptionalEnum<OptimizerKind>("optimizer"),
             OptimizerInBackward = o.Bool("optimizer_in_backward") ?? false,
             Batch = o.Int("batch", 1, MaxCount) ?? 1,
-            Seq = o.Int("seq", 1, Limits.MaxPositions) ?? 2048,
             GradientAccumulation = o.Int("gradient_accumulation", 1, MaxCount) ?? 1,
             GradientCheckpointing = o.Enum("gradient_checkpointing", Checkpointing.None),
             Attention = o.Enum("attention", AttentionKernel.Sdpa),
@@ -88,6 +87,11 @@ public static class ScenarioReader
             BaseDirectory = baseDirectory,
             Given = new GivenFields(GivenPaths(root), origin.Of),
         };
+        if (o.Int("seq", 1, Limits.MaxPositions) is int seq)
+        {
+            scenario = scenario with { Seq = seq };
+        }
+
         if (scenario.NewTokens >= scenario.Seq)
         {
             throw o.Error("new_tokens", string.Create(CultureInfo.InvariantCulture,

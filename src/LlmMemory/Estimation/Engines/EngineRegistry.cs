@@ -48,9 +48,13 @@ internal static class EngineRegistry
     private static readonly EstimatorPath CountInference = EstimatorPath.Of("a bare parameter count (weights only)", ["weights"],
         (model, scenario, _) => RuleOfThumb.Estimate(model, scenario));
 
+    private static readonly string[] Sharding = ["parallel.gpus", "parallel.zero", "parallel.fsdp", "parallel.tp", "parallel.pp", "parallel.cp"];
+
     private static readonly EstimatorPath CountTraining = EstimatorPath.Of("a bare parameter count (model states only)",
-        ["weights", "precision", "optimizer", "parallel.gpus", "parallel.zero", "parallel.fsdp", "parallel.tp", "parallel.pp", "parallel.cp"],
-        (model, scenario, _) => RuleOfThumb.Estimate(model, scenario));
+        ["precision", "optimizer", .. Sharding], (model, scenario, _) => RuleOfThumb.Estimate(model, scenario));
+
+    private static readonly EstimatorPath CountAdapters = EstimatorPath.Of("a bare parameter count (the frozen base only)",
+        ["weights", .. Sharding], (model, scenario, _) => RuleOfThumb.Estimate(model, scenario));
 
     /// <summary>The modes each engine runs; the rest are refused with the reason.</summary>
     private static IReadOnlyList<Mode> ModesOf(Engine engine) => engine switch
@@ -75,7 +79,7 @@ internal static class EngineRegistry
 
         if (model.Architecture is null || model.ParameterCount == 0)
         {
-            return scenario.IsTraining ? CountTraining : CountInference;
+            return scenario.IsAdapterTraining ? CountAdapters : scenario.IsTraining ? CountTraining : CountInference;
         }
 
         return engine switch

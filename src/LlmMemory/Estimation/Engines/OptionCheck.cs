@@ -30,6 +30,7 @@ internal static class OptionCheck
             ? "a bare parameter count has no layers to put adapters on; give a model id or config.json"
             : "LoRA settings need mode lora or qlora",
         "kv_cache_dtype" => "transformers keeps K and V in the compute type; the cache type is a llama.cpp, vLLM and SGLang setting",
+        "weights" => "full training keeps its parameters in the training precision; give precision (fp32, mixed-bf16, bf16)",
         "v_cache_dtype" => "only llama.cpp stores V in its own type (-ctv)",
         "batch" when scenario.Engine is Engine.Vllm or Engine.Sglang =>
             "the engine sizes its KV pool from the GPU and the estimate answers how many requests fit (max_concurrency); engine_options.max_num_seqs caps them",
@@ -43,7 +44,9 @@ internal static class OptionCheck
         "foreach" or "fused" => "they choose a torch.optim implementation in the single-GPU replay",
         "optimizer_in_backward" when scenario.IsTraining => "the sharded closed form does not model stepping in backward yet",
         "precision" or "optimizer" or "optimizer_in_backward" or "gradient_accumulation" or "gradient_checkpointing" or "cross_entropy" or "packed" =>
-            scenario.IsTraining ? "a bare parameter count has no layers for activations" : "it is a training setting (mode training, lora or qlora)",
+            !scenario.IsTraining ? "it is a training setting (mode training, lora or qlora)"
+            : scenario.IsAdapterTraining ? "a bare parameter count has no layer shapes for the adapters and their states; give a model id or config.json"
+            : "a bare parameter count has no layers for activations; give a model id or config.json",
         "parallel.tp" when scenario.Engine == Engine.LlamaCpp => "llama.cpp splits GPUs by layer (-sm layer); give parallel.gpus",
         "parallel.pp" or "parallel.cp" when scenario.Engine is Engine.Vllm or Engine.Sglang => "pipeline and context parallelism are not modelled for serving engines yet; use tp",
         "parallel.offload" when !scenario.IsTraining || scenario.Engine is Engine.LlamaCpp => "offload is a ZeRO/FSDP training setting",

@@ -27,14 +27,19 @@ internal static class ServingEngines
         EngineOptions options = scenario.EngineOptions;
         double fraction = options.GpuMemoryUtilization ?? (sglang ? Constants.SglangDefaultMemFraction : Constants.VllmDefaultUtilization);
         int blockSize = options.BlockSize ?? (sglang ? 1 : Constants.VllmDefaultBlockSize);
-        int maxModelLen = options.MaxModelLen ?? model.MaxPositions ?? scenario.Seq;
+        // The context the user asks for is the engine's max_model_len (unless given apart); else the engine's default, the
+        // model's max_position_embeddings.
+        int maxModelLen = options.MaxModelLen ?? (scenario.SeqIsSet ? scenario.Seq : model.MaxPositions ?? scenario.Seq);
         bool large = total.Gibibytes >= 70;
         bool v0 = !sglang && IsVllmV0(options.Version);
         int maxSeqs = options.MaxNumSeqs ?? (large && !v0 ? 1024 : 256);
         int batchedTokens = options.MaxNumBatchedTokens ?? DefaultBatchedTokens(v0, large, maxModelLen);
 
         WeightLayout layout = WeightChoice.Layout(model, scenario, out string format);
-        ByteSize weights = new ByteSize(PerDevice(layout, model, tp)) + RotaryCache(model, maxModelLen);
+        // vLLM's get_rope builds the cos/sin cache for max_position_embeddings rows, whatever max_model_len is.
+        int rotaryRows = model.MaxPositions ?? maxModelLen;
+        int rotaryWidth = model.LatentAttention?.RopeHeadDimension ?? model.HeadDimension;
+        ByteSize weights = new ByteSize(PerDevice(layout, model, tp)) + new ByteSize(2L * rotaryRows * rotaryWidth);
         DataType kvType = KvType(scenario, model);
         int kvHeads = model.LatentAttention is null ? Math.Max(1, model.KeyValueHeadCount / tp) : 1;
         KvLayout kv = KvLayout.For(model, kvType, kvType, compressedLatent: true, kvHeads);
@@ -46,7 +51,7 @@ internal static class ServingEngines
         var components = new List<MemoryComponent>
         {
             new("weights", ComponentKind.Weights, weights,
-                $"{layout.Formula()}{(tp > 1 ? $", ÷ {tp} GPUs (tensor parallel; norms replicated)" : "")} + rotary cos/sin cache {maxModelLen} × {model.HeadDimension} × 2 B"),
+                $"{layout.Formula()}{(tp > 1 ? $", ÷ {tp} GPUs (tensor parallel; norms replicated)" : "")} + rotary cos/sin cache {Text.N(rotaryRows)} × {rotaryWidth} × 2 B"),
         };
 
         ByteSize activation;
@@ -97,6 +102,12 @@ internal static class ServingEngines
         {
             $"Weights in {format}. {Names.Of(scenario.Engine)} reserves {Text.N(fraction)} of the GPU and fills what is left with KV blocks, so its memory use does not depend on the context you send.",
         };
+        int replicas = scenario.Parallel.Gpus / tp;
+        if (replicas > 1)
+        {
+            // vLLM --data-parallel-size and SGLang --dp: whole copies of the TP group, each sized as one.
+            notes.Add($"{scenario.Parallel.Gpus} GPUs at tp {tp}: {replicas} data-parallel replicas, each GPU sized as above; the KV pool and the concurrency are per replica.");
+        }
         if (!accepts)
         {
             notes.Add(blocks == 0
@@ -122,7 +133,7 @@ internal static class ServingEngines
             Components = components,
             EngineAccepts = accepts,
             PeakPhase = "steady state (the pool is allocated at start-up)",
-            DeviceCount = tp,
+            DeviceCount = scenario.Parallel.Gpus,
             Device = tp > 1 ? "each tensor-parallel GPU" : "the GPU",
             Facts =
             [
@@ -170,10 +181,6 @@ internal static class ServingEngines
     /// <summary>Whether a vLLM version is below 0.<paramref name="minor"/>; null when none is given or it does not parse (current).</summary>
     private static bool? VllmBefore(string? version, int minor) =>
         version is not null && Version.TryParse(version.TrimStart('v'), out Version? parsed) ? parsed.Major == 0 && parsed.Minor < minor : null;
-
-    /// <summary>Rotary embedding cos/sin cache vLLM keeps with the weights: [max positions, rotary dim] in the model dtype (2 B).</summary>
-    private static ByteSize RotaryCache(ModelArchitecture model, int maxModelLen) =>
-        new(2L * (model.MaxPositions ?? maxModelLen) * (model.LatentAttention?.RopeHeadDimension ?? model.HeadDimension));
 
     /// <summary>Weights on one tensor-parallel GPU: sharded tensors ÷ tp, 1-D norms replicated.</summary>
     private static long PerDevice(WeightLayout layout, ModelArchitecture model, int tp) =>

@@ -91,7 +91,17 @@ internal sealed record LlamaCppRun
             return (tensors.ToDictionary(t => t.Name, t => t.Stored!, StringComparer.Ordinal), "as stored in the GGUF file");
         }
 
-        GgufFileType file = GgufFileType.From(scenario.Weights ?? WeightFormats.Fp16);
+        WeightFormat requested = scenario.Weights ?? WeightFormats.Fp16;
+        GgufFileType file;
+        try
+        {
+            file = GgufFileType.From(requested);
+        }
+        catch (FormatException error) when (error is not ModelFormatException)
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("weights"), "weights", $"is {requested.Name}: {error.Message}");
+        }
+
         IReadOnlyDictionary<string, DataType> types = QuantRules.TypesOf(tensors, LlamaCppArch.Of(model), file, version.QkvAsAttentionV);
         string label = scenario.Weights is null ? "f16 (convert_hf_to_gguf.py's default)" : file.IsQuantized && !file.Pure ? $"{file.Name} (llama-quant.cpp rules)" : file.Name;
         return (types, label);

@@ -45,7 +45,7 @@ internal sealed record LlamaCppSettings(LlamaCppVersion Version, int Gpus, Gpu? 
         ArgumentNullException.ThrowIfNull(scenario);
         EngineOptions o = scenario.EngineOptions;
         var notes = new List<string>();
-        LlamaCppVersion version = LlamaCppVersion.Parse(o.Version);
+        LlamaCppVersion version = LlamaCppVersion.Parse(o.Version, scenario.Given.OriginOf("engine_options.version"));
         notes.Add(version.Build is null
             ? "llama.cpp current master (2026 accounting; engine_options.version names an older build)."
             : $"llama.cpp {version}: {(version.LegacyGraph ? "graph, quantization and -ngl rules before the March 2025 refactor" : "the accounting of that build")}.");

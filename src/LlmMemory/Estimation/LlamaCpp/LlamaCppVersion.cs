@@ -88,7 +88,7 @@ internal sealed record LlamaCppVersion(string Label, int? Build)
 
     /// <summary>Reads <c>engine_options.version</c>.</summary>
     /// <exception cref="FormatException">Neither a build tag, a known commit nor "current".</exception>
-    public static LlamaCppVersion Parse(string? text)
+    public static LlamaCppVersion Parse(string? text, string origin = "scenario")
     {
         if (text is null || text.Trim().ToLowerInvariant() is "current" or "master" or "latest")
         {
@@ -113,8 +113,8 @@ internal sealed record LlamaCppVersion(string Label, int? Build)
             }
         }
 
-        throw new FormatException(
-            $"engine_options.version \"{text}\" is not a llama.cpp build tag (b4823) or a known commit ({string.Join(", ", KnownCommits.Select(c => c.Prefix))}); give the build number the log prints (\"build: 4823 (564747bea)\").");
+        throw new ModelFormatException(origin, "engine_options.version",
+            $"is \"{text}\", which is not a llama.cpp build tag (b4823) or a known commit ({string.Join(", ", KnownCommits.Select(c => c.Prefix))}); give the build number the log prints (\"build: 4823 (564747bea)\").");
     }
 
     public override string ToString() => Build is int b ? $"b{b}" : Label;

@@ -102,6 +102,7 @@ internal static class DistributedTraining
             [
                 $"{plan.Describe()}. States: {states.Description}.",
                 .. scenario.Compile ? ["torch.compile is not modelled: the eager figure is an upper bound."] : Array.Empty<string>(),
+                .. scenario.Packed ? ["Packed sequences are estimated as full sequences of seq tokens."] : Array.Empty<string>(),
                 .. m.Experts is not null ? ["Mixture-of-experts training is estimated in closed form (each token's top-k experts in the activations), not replayed op by op."] : Array.Empty<string>(),
             ],
         };

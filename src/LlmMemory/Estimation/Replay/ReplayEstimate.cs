@@ -63,6 +63,15 @@ internal static class ReplayEstimate
         };
     }
 
+    /// <summary>The torch.optim implementation the step replays, where it has several.</summary>
+    private static string? Implementation(ReplayOptimizer optimizer) => optimizer switch
+    {
+        ReplayOptimizer.AdamW => "torch.optim.AdamW, foreach (torch's default on CUDA: one copy of the second moments at the step)",
+        ReplayOptimizer.AdamWFused => "torch.optim.AdamW, fused (no temporaries at the step)",
+        ReplayOptimizer.AdamWSingleTensor => "torch.optim.AdamW, foreach=False (one parameter at a time: its root and quotient at the step)",
+        _ => null,
+    };
+
     /// <summary>Parameters with gradients: the adapters (exact, PEFT's count), every parameter for full training, none for inference.</summary>
     private static long Trainable(ModelArchitecture model, Scenario scenario, ReplayPlan plan) =>
         plan.Adapters?.TrainableParameters ?? (scenario.Mode == Mode.Training ? model.ParameterCount : 0);
@@ -73,6 +82,11 @@ internal static class ReplayEstimate
         if (scenario.Compile)
         {
             yield return "torch.compile: each RMSNorm and the cross-entropy are replayed as single fused kernels; the other ops as eager, an upper bound (inductor may also recompute pointwise ops instead of saving them).";
+        }
+
+        if (scenario.IsTraining && Implementation(plan.Options.Optimizer) is string implementation)
+        {
+            yield return $"Optimizer: {implementation}.";
         }
 
         if (scenario.Packed)

@@ -117,7 +117,8 @@ public sealed class LlamaCppEstimatorTests
     [Fact]
     public void Weights_llama_cpp_cannot_load_are_refused_with_the_formats_it_can()
     {
-        var error = Assert.Throws<FormatException>(() => LlamaCppModels.Estimate(LlamaCppModels.Scenario(LlamaCppModels.TinyLlama, weights: "nf4")));
+        var error = Assert.Throws<ModelFormatException>(() => LlamaCppModels.Estimate(LlamaCppModels.Scenario(LlamaCppModels.TinyLlama, weights: "nf4")));
+        Assert.Equal("weights", error.Key);
         Assert.Contains("q4_k_m", error.Message, StringComparison.Ordinal);
     }
 }

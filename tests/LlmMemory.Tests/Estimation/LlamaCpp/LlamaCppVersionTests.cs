@@ -41,7 +41,8 @@ public sealed class LlamaCppVersionTests
     [Fact]
     public void An_unknown_version_is_refused_with_what_is_accepted()
     {
-        var error = Assert.Throws<FormatException>(() => LlamaCppVersion.Parse("v1.2"));
+        var error = Assert.Throws<ModelFormatException>(() => LlamaCppVersion.Parse("v1.2"));
+        Assert.Equal("engine_options.version", error.Key);
         Assert.Contains("b4823", error.Message, StringComparison.Ordinal);
     }
 
