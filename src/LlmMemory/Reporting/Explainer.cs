@@ -308,9 +308,11 @@ public static class Explainer
             if (Try(Inference(scenario.IsTraining ? null : scenario.Weights) with { Engine = Engine.Transformers }) is { } inference
                 && inference.Components.FirstOrDefault(c => c.Kind == ComponentKind.KvCache) is { } kv)
             {
-                steps.Add(new ExplanationStep("per token", $"2 (K and V) × {a.LayerCount} layers × {a.KeyValueHeadCount} KV heads × {a.HeadDimension} head size × 2 B",
-                    $"{Estimation.Text.N(checked(2L * a.LayerCount * a.KeyValueWidth * 2))} B"));
+                // The estimate's own numbers (MLA caches K and V of different widths; the cache type is the compute type's).
+                long tokens = (long)scenario.Batch * scenario.Seq;
                 steps.Add(new ExplanationStep("KV cache", kv.Formula, Gigabytes(kv.Bytes)));
+                steps.Add(new ExplanationStep("per token", $"{Estimation.Text.N(kv.Bytes.Bytes)} B ÷ ({scenario.Batch} × {Estimation.Text.N(scenario.Seq)} tokens), K and V in all {a.LayerCount} layers",
+                    $"{Estimation.Text.N(kv.Bytes.Bytes / tokens)} B"));
             }
 
             return new ExplanationSection("kv_cache", "8. Inference: the KV cache", text, steps);

@@ -1,5 +1,6 @@
 using LlmMemory.Estimation.Training;
 using LlmMemory.Models;
+using LlmMemory.Numerics;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Estimation.Replay;
@@ -187,10 +188,13 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
 
     private string KvFormula(long live)
     {
-        long perToken = checked(2L * model.LayerCount * model.KeyValueWidth * Bits(ActivationType()) / 8);
+        // transformers caches K and V per head as attention computes them; MLA's decompressed K and V differ in width (§2.3).
+        DataType type = ActivationType() switch { ScalarType.Float32 => DataTypes.F32, ScalarType.Float16 => DataTypes.F16, _ => DataTypes.BF16 };
+        var layout = LlmMemory.Estimation.Inference.KvLayout.For(model, type, type, compressedLatent: false, model.KeyValueHeadCount);
+        long perToken = checked(model.LayerCount * layout.BytesPerTokenPerLayer);
         string sliding = model.SlidingWindow is int window && scenario.Seq > window
             ? $"; the sliding layers hold all {Text.N(scenario.Seq)} prefill tokens too (a view of the full copy)" : "";
-        return $"{scenario.Batch} × {Text.N(scenario.Seq)} tokens × 2 × {model.LayerCount} layers × {Text.N(model.KeyValueWidth)} × {Bits(ActivationType()) / 8} B{sliding}{Replayed(live, checked(_tokens * perToken))}";
+        return $"{scenario.Batch} × {Text.N(scenario.Seq)} tokens × {layout.Describe(model.LayerCount)}{sliding}{Replayed(live, checked(_tokens * perToken))}";
     }
 
     /// <summary>The parameters the optimizer steps, as the replay created them.</summary>
