@@ -32,6 +32,7 @@ public sealed class GgufTensorNamesTests
     // for Gemma 2 ("# gemma2 olmo2"), whose pre_feedforward_layernorm is FFN_NORM (constants.py MODEL_TENSORS[GEMMA] has no
     // ATTN_POST_NORM; MODEL_TENSORS[GEMMA2] has both).
     [InlineData("llama", "post_attention_layernorm", "blk.2.ffn_norm.weight")]
+    [InlineData("gemma", "post_attention_layernorm", "blk.2.ffn_norm.weight")]
     [InlineData("gemma2", "post_attention_layernorm", "blk.2.post_attention_norm.weight")]
     [InlineData("gemma2", "pre_feedforward_layernorm", "blk.2.ffn_norm.weight")]
     [InlineData("gemma3_text", "post_feedforward_layernorm", "blk.2.post_ffw_norm.weight")]

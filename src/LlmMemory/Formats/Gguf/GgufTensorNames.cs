@@ -178,12 +178,6 @@ internal static partial class GgufTensorNames
 
     private static string BlockStem(TensorSpec t, string modelType)
     {
-        if (modelType == "gemma" && t.Module == "post_attention_layernorm")
-        {
-            // As this library has named it so far; llama.cpp calls Gemma 1's post_attention_layernorm ffn_norm.
-            return "post_attention_norm";
-        }
-
         // BERT calls both MLP matrices "dense"; the narrowing one (output.dense, [hidden, intermediate]) is the down projection.
         bool narrowingDense = t.Module == "dense" && t.Role is TensorRole.FeedForward or TensorRole.SharedExpert
             && t.Shape.Length == 2 && t.Shape[0] < t.Shape[1];
