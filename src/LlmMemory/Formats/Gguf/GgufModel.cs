@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using LlmMemory.Formats.HuggingFace;
 using LlmMemory.Models;
+using LlmMemory.Numerics;
 
 namespace LlmMemory.Formats.Gguf;
 
@@ -120,8 +121,16 @@ public static partial class GgufModel
             described = ConfigJsonReader.Read(document.RootElement, $"{source} (metadata as config.json)");
         }
 
-        return GgufInventory.Replace(described, tensors, files, source);
+        ModelArchitecture model = GgufInventory.Replace(described, tensors, files, source);
+        return meta.Integer(GgufKeys.FileType) is long fileType
+            ? model with { WeightsFile = model.WeightsFile! with { Notes = [FileTypeNote(fileType), .. model.WeightsFile.Notes] } }
+            : model;
     }
+
+    /// <summary>What <c>general.file_type</c> says the file was written as; the estimate uses the tensors' own types either way.</summary>
+    private static string FileTypeNote(long fileType) => WeightFormats.FromLlamaFileType(fileType) is { } format
+        ? $"{GgufKeys.FileType} {fileType}: the file was written as {format.Name} ({format.Description})."
+        : $"{GgufKeys.FileType} {fileType} is not a llama.cpp file type this library knows; the tensors' own types are used.";
 
     /// <summary>All tensors together stay within <see cref="Limits.MaxParameters"/>, so no sum over them overflows.</summary>
     private static void CheckTotal(IReadOnlyList<GgufTensor> tensors, string source)
