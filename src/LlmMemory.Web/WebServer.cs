@@ -53,7 +53,8 @@ public static class WebServer
             document.Info.Title = "llm-memory";
             document.Info.Description = "How much memory an LLM needs to run, train or fine-tune, part by part. "
                 + "Request bodies are scenarios (docs/scenario.md) of at most 1 MiB; models are catalog ids or aliases, "
-                + "parameter counts, or inline {\"config\": …} objects. The server never reads its own files or fetches URLs.";
+                + "parameter counts, inline {\"config\": …} objects, or GGUF headers read by the client ({\"gguf\": {\"metadata\": …, \"tensors\": …}}). "
+                + "The server never reads its own files or fetches URLs.";
             return Task.CompletedTask;
         }));
 

@@ -23,7 +23,7 @@ internal static class ScenarioInput
     }
 
     /// <summary>
-    /// Resolves catalog names, parameter counts and inline configs. Anything else a scenario file could name — a path to a
+    /// Resolves catalog names, parameter counts, inline configs and GGUF headers. Anything else a scenario file could name — a path to a
     /// config, checkpoint or GGUF, or a Hub id — is refused: the server never reads its own files or fetches URLs for a client.
     /// </summary>
     public static ResolvedModel Resolve(ModelReference model)

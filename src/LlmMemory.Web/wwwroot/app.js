@@ -3,7 +3,7 @@
 
 import { DEFAULTS, fromHash, toHash, toScenario, toCommand } from './state.js';
 import { drawBar, drawCurve, swatch, gib } from './charts.js';
-import { readModelFile, ggufConfig, ggufWeights, HeaderError } from './headers.js';
+import { readModelFile, ggufHeader, HeaderError } from './headers.js';
 
 const $ = (id) => document.getElementById(id);
 const number = (n) => Number(n).toLocaleString('en-US');
@@ -68,7 +68,7 @@ function fillCatalogs() {
 
 /** Puts the state into the controls (on load, and when a shared link is opened). */
 function showState() {
-  $('model-search').value = state.config ? '' : state.model;
+  $('model-search').value = state.config || state.gguf ? '' : state.model;
   for (const radio of document.querySelectorAll('input[name=mode]')) radio.checked = radio.value === state.mode;
   for (const key of ['engine', 'weights', 'kv_cache_dtype', 'batch', 'seq', 'precision', 'optimizer', 'gradient_checkpointing',
     'gradient_accumulation', 'attention', 'lora_r', 'lora_targets', 'gpu', 'gpus', 'zero', 'fsdp', 'tp']) {
@@ -107,6 +107,7 @@ function chooseCatalogModel(text) {
   if (!model && !/^\d+(\.\d+)?([eE][+-]?\d+)?\s*[kKmMbBtT]?$/.test(text.trim())) return false;
   state.model = model ? model.alias : text.trim();
   state.config = null;
+  state.gguf = null;
   state.label = '';
   hideFile();
   return true;
@@ -114,6 +115,7 @@ function chooseCatalogModel(text) {
 
 function useConfig(config, label) {
   state.config = config;
+  state.gguf = null;
   state.model = '';
   state.label = label;
   $('model-search').value = '';
@@ -145,7 +147,6 @@ async function onFile(file) {
 function showFile(header) {
   fileHeader = header;
   const arch = header.meta['general.architecture'];
-  const weights = header.format.startsWith('GGUF') ? ggufWeights(header) : null;
   const facts = [
     ['file-name', 'File', header.name],
     ['file-format', 'Format', header.format],
@@ -155,7 +156,6 @@ function showFile(header) {
     ['file-tensors', 'Tensors', number(header.tensors.length)],
     ['file-parameters', 'Parameters (tensor elements)', number(header.elements)],
     ['file-bytes', 'Tensor bytes', `${number(header.bytes)} bytes (${gib(header.bytes)} GiB)`],
-    ['file-weights', 'Weight format', weights ?? 'not stated'],
   ];
   $('file-facts').replaceChildren(...facts.flatMap(([id, term, value]) => {
     const dt = document.createElement('dt');
@@ -168,21 +168,22 @@ function showFile(header) {
   $('file-types').tBodies[0].replaceChildren(...header.byType.map((row) => tableRow([row.type, number(row.tensors), number(row.elements), number(row.bytes)], [1, 2, 3])));
   $('file-info').hidden = false;
 
-  const config = header.format.startsWith('GGUF') ? ggufConfig(header) : null;
-  if (config) {
-    useConfig(config, header.name);
-    if (weights) state.weights = weights;
+  if (header.format.startsWith('GGUF')) {
+    // The header goes to the API as it is; the library builds the model from its tensors, as the CLI does from the file.
+    state.gguf = ggufHeader(header);
+    state.config = null;
+    state.model = '';
+    state.label = header.name;
     state.engine = 'llama.cpp';
-    fileNote = `Estimating with a config.json derived from the file's ${arch} metadata`
-      + (weights ? ` and its ${weights} weight format.` : '.');
+    $('model-search').value = '';
+    fileNote = `Estimating the file's own ${number(header.tensors.length)} tensors (their ggml types and exact bytes) with llama.cpp's rules.`;
   } else {
     state.config = null;
+    state.gguf = null;
     state.label = '';
     state.model = String(header.elements);
     $('model-search').value = state.model;
-    fileNote = header.format === 'safetensors'
-      ? 'A safetensors file holds no architecture, so this is the rule-of-thumb estimate from its element count; paste the neighbouring config.json for the full estimate.'
-      : `The ${arch ?? 'unknown'} architecture is not mapped to a config, so this is the rule-of-thumb estimate from the element count.`;
+    fileNote = 'A safetensors file holds no architecture, so this is the rule-of-thumb estimate from its element count; paste the neighbouring config.json for the full estimate.';
   }
   $('file-note').textContent = fileNote;
   showState();
@@ -222,11 +223,11 @@ function renderEstimate(estimate) {
   const shape = m.layers ? `, ${m.model_type}, ${m.layers} layers, hidden ${number(m.hidden_size)}, ${m.attention_heads} heads (${m.kv_heads} KV)` : '';
   $('model-summary').textContent = `${m.hf_id ?? state.label ?? m.name}: ${number(p.total)} parameters${shape}.`;
   $('model-summary').dataset.parameters = String(p.total);
-  if (fileHeader && state.config) {
+  if (fileHeader && state.gguf) {
     const same = p.total === fileHeader.elements;
     $('file-note').textContent = fileNote
-      + (same ? ` The derived config counts ${number(p.total)} parameters, the same as the file's tensors.`
-        : ` The derived config counts ${number(p.total)} parameters but the file holds ${number(fileHeader.elements)} tensor elements; the estimate follows the config.`);
+      + (same ? ` The library counts ${number(p.total)} parameters, every element of the file's tensors.`
+        : ` The library counts ${number(p.total)} parameters of the file's ${number(fileHeader.elements)} tensor elements; the rest are not parameters (see the notes).`);
   }
 
   const device = estimate.components.filter((c) => c.residence === 'device');

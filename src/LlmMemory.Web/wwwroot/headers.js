@@ -91,7 +91,7 @@ function parseGguf(view, file, byId) {
     if (dims[0] % type.block_size !== 0) {
       throw new HeaderError(`${file.name}: tensor ${tensorName} has rows of ${dims[0]}, not a whole number of ${type.name} blocks of ${type.block_size}.`);
     }
-    tensors.push({ name: tensorName, dims, type: type.name, elements, bytes: (elements / type.block_size) * type.block_bytes, offset });
+    tensors.push({ name: tensorName, dims, typeId, type: type.name, elements, bytes: (elements / type.block_size) * type.block_bytes, offset });
   }
   const alignment = typeof meta['general.alignment'] === 'number' ? meta['general.alignment'] : 32;
   if (!Number.isInteger(alignment) || alignment < 1 || alignment > 1 << 20) throw new HeaderError(`${file.name}: general.alignment ${alignment} is not valid.`);
@@ -257,7 +257,7 @@ async function readSafetensors(file, dtypes) {
   return summarize({ format: 'safetensors', name: file.name, size: file.size, headerBytes: 8 + n, meta: header.__metadata__ ?? {}, tensors });
 }
 
-// ---------------------------------------------------------------- summary and GGUF → config.json
+// ---------------------------------------------------------------- summary and the API's GGUF header form
 
 function summarize(h) {
   const byType = new Map();
@@ -275,63 +275,19 @@ function summarize(h) {
   return { ...h, elements, bytes, byType: [...byType.values()].sort((a, b) => b.bytes - a.bytes) };
 }
 
-/** llama.cpp llama_ftype values (include/llama.h) and the weight format names the library knows them by. */
-const FILE_TYPES = {
-  0: 'fp32', 1: 'fp16', 2: 'q4_0', 3: 'q4_1', 7: 'q8_0', 8: 'q5_0', 9: 'q5_1', 10: 'q2_k', 11: 'q3_k_s', 12: 'q3_k_m', 13: 'q3_k_l',
-  14: 'q4_k_s', 15: 'q4_k_m', 16: 'q5_k_s', 17: 'q5_k_m', 18: 'q6_k', 19: 'iq2_xxs', 20: 'iq2_xs', 21: 'q2_k_s', 22: 'iq3_xs',
-  23: 'iq3_xxs', 24: 'iq1_s', 25: 'iq4_nl', 26: 'iq3_s', 27: 'iq3_m', 28: 'iq2_s', 29: 'iq2_m', 30: 'iq4_xs', 31: 'iq1_m', 32: 'bf16',
-  36: 'tq1_0', 37: 'tq2_0', 38: 'mxfp4_moe',
-};
-
-/** The weight format of a GGUF file (general.file_type), or null when the file does not say. */
-export function ggufWeights(h) {
-  return FILE_TYPES[h.meta['general.file_type']] ?? null;
-}
-
-/** GGUF architectures whose metadata maps onto a transformers config the library reads, and the model_type they map to. */
-const ARCHITECTURES = { llama: 'llama', qwen2: 'qwen2', qwen3: 'qwen3', qwen3moe: 'qwen3_moe', gemma: 'gemma', gemma2: 'gemma2', phi3: 'phi3' };
-
 /**
- * A config.json derived from a GGUF file's metadata (llama.cpp convert_hf_to_gguf.py writes these keys from the same
- * config), or null when the architecture or a per-layer value is not mapped. The caller compares the library's count
- * from this config with the file's tensor elements, so a wrong mapping shows instead of hiding.
+ * The header as the API takes it ({"model": {"gguf": …}}, docs/sources.md): the metadata the library's GGUF reader uses
+ * (general.architecture and general.file_type, every key of the architecture, the vocabulary's length) and every tensor's
+ * name, dimensions (row length first) and ggml type id. The library builds the model from it as from the file itself.
  */
-export function ggufConfig(h) {
+export function ggufHeader(h) {
   const arch = h.meta['general.architecture'];
-  const modelType = ARCHITECTURES[arch];
-  if (!modelType) return null;
-  const k = (key) => h.meta[`${arch}.${key}`];
-  const scalar = (v) => (typeof v === 'number' ? v : undefined);
-  const heads = scalar(k('attention.head_count'));
-  const hidden = scalar(k('embedding_length'));
-  if (!heads || !hidden || scalar(k('block_count')) === undefined) return null;
-  const tensorNames = new Set(h.tensors.map((t) => t.name));
-  const embedding = h.tensors.find((t) => t.name === 'token_embd.weight');
-  const tokens = h.meta['tokenizer.ggml.tokens'];
-  const config = {
-    model_type: modelType,
-    hidden_size: hidden,
-    num_hidden_layers: k('block_count'),
-    num_attention_heads: heads,
-    num_key_value_heads: scalar(k('attention.head_count_kv')) ?? heads,
-    vocab_size: scalar(k('vocab_size')) ?? embedding?.dims[1] ?? tokens?.length,
-    tie_word_embeddings: !tensorNames.has('output.weight'),
-  };
-  const ffn = scalar(k('feed_forward_length'));
-  if (ffn !== undefined) config.intermediate_size = ffn;
-  const context = scalar(k('context_length'));
-  if (context !== undefined) config.max_position_embeddings = context;
-  const keyLength = scalar(k('attention.key_length'));
-  if (keyLength !== undefined && keyLength * heads !== hidden) config.head_dim = keyLength;
-  const experts = scalar(k('expert_count'));
-  if (experts) {
-    if (modelType === 'llama') config.model_type = 'mixtral';
-    config[modelType === 'qwen3_moe' ? 'num_experts' : 'num_local_experts'] = experts;
-    config.num_experts_per_tok = scalar(k('expert_used_count'));
-    const expertFfn = scalar(k('expert_feed_forward_length'));
-    if (expertFfn !== undefined) config.moe_intermediate_size = expertFfn;
+  const metadata = {};
+  for (const [key, value] of Object.entries(h.meta)) {
+    const used = key === 'general.architecture' || key === 'general.file_type' || key === 'tokenizer.ggml.tokens'
+      || (typeof arch === 'string' && key.startsWith(`${arch}.`));
+    // Arrays read without their values (strings, long arrays) go as their length.
+    if (used) metadata[key] = value !== null && typeof value === 'object' && !Array.isArray(value) ? { length: value.length } : value;
   }
-  const window = scalar(k('attention.sliding_window'));
-  if (window !== undefined) config.sliding_window = window;
-  return config;
+  return { metadata, tensors: h.tensors.map((t) => ({ name: t.name, shape: t.dims, type: t.typeId })) };
 }

@@ -5,6 +5,7 @@
 export const DEFAULTS = Object.freeze({
   model: 'llama-3.1-8b',
   config: null,
+  gguf: null,
   label: '',
   mode: 'inference',
   engine: '',
@@ -35,16 +36,17 @@ export function fromHash(hash) {
   const params = new URLSearchParams(hash.replace(/^#/, ''));
   const state = { ...DEFAULTS };
   for (const key of Object.keys(DEFAULTS)) {
-    if (!params.has(key) || key === 'config') continue;
+    if (!params.has(key) || key === 'config' || key === 'gguf') continue;
     const value = params.get(key);
     state[key] = NUMBERS.has(key) ? Number(value) : value;
   }
-  if (params.has('config')) {
+  for (const key of ['config', 'gguf']) {
+    if (!params.has(key)) continue;
     try {
-      state.config = JSON.parse(decodeBase64Url(params.get('config')));
+      state[key] = JSON.parse(decodeBase64Url(params.get(key)));
       state.model = '';
     } catch {
-      state.config = null;
+      state[key] = null;
     }
   }
   return state;
@@ -53,14 +55,15 @@ export function fromHash(hash) {
 /** The URL hash of a state: the fields that differ from the defaults, plus mode, gpu, batch and seq. */
 export function toHash(state) {
   const params = new URLSearchParams();
-  if (state.config) {
-    params.set('config', encodeBase64Url(JSON.stringify(state.config)));
+  if (state.config || state.gguf) {
+    const key = state.config ? 'config' : 'gguf';
+    params.set(key, encodeBase64Url(JSON.stringify(state[key])));
     if (state.label) params.set('label', state.label);
   } else {
     params.set('model', state.model);
   }
   for (const key of Object.keys(DEFAULTS)) {
-    if (key === 'model' || key === 'config' || key === 'label') continue;
+    if (key === 'model' || key === 'config' || key === 'gguf' || key === 'label') continue;
     if (ALWAYS.has(key) || String(state[key]) !== String(DEFAULTS[key])) params.set(key, String(state[key]));
   }
   return '#' + params.toString();
@@ -76,7 +79,7 @@ const lora = (state) => state.mode === 'lora' || state.mode === 'qlora';
 
 /** The scenario (docs/scenario.md) that the state describes; settings that do not apply to the mode are left out. */
 export function toScenario(state) {
-  const s = { model: state.config ? { config: state.config } : state.model, mode: state.mode };
+  const s = { model: state.config ? { config: state.config } : state.gguf ? { gguf: state.gguf } : state.model, mode: state.mode };
   if (state.engine) s.engine = state.engine;
   if (state.weights) s.weights = state.weights;
   if (!training(state) && state.kv_cache_dtype) s.kv_cache_dtype = state.kv_cache_dtype;
@@ -112,7 +115,8 @@ export function toCommand(state) {
     return "# save the scenario below as scenario.json, then:\nllm-memory estimate --scenario scenario.json";
   }
   const s = toScenario(state);
-  const args = ['llm-memory', 'estimate', quote(state.model), '--mode', s.mode];
+  // A dropped GGUF file: the CLI reads the same header from the file itself.
+  const args = ['llm-memory', 'estimate', quote(state.gguf ? state.label : state.model), '--mode', s.mode];
   const flag = (name, value) => { if (value !== undefined && value !== '') args.push(name, quote(String(value))); };
   flag('--engine', s.engine);
   flag('--weights', s.weights);

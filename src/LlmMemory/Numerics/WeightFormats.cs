@@ -17,16 +17,20 @@ public static class WeightFormats
     public static readonly WeightFormat AwqInt4 = new("awq-int4", WeightScheme.Awq, DataTypes.Int4, "AWQ GEMM 4-bit, group 128: qweight, qzeros, fp16 scales");
     public static readonly WeightFormat Mxfp4 = new("mxfp4", WeightScheme.Mxfp4, DataTypes.MXFP4, "OCP MXFP4 experts (gpt-oss), other tensors bf16");
 
-    /// <summary>llama.cpp <c>llama_ftype</c> mixes and the default type of each (llama-quant.cpp <c>llama_ftype_get_default_type</c>).</summary>
-    private static readonly (string Name, DataType Default)[] Mixes =
+    /// <summary>
+    /// llama.cpp <c>llama_ftype</c> mixes: the name, the id a GGUF file stores in <c>general.file_type</c> (include/llama.h
+    /// <c>enum llama_ftype</c>) and the default type of each (llama-quant.cpp <c>llama_ftype_get_default_type</c>).
+    /// </summary>
+    private static readonly (string Name, int FileType, DataType Default)[] Mixes =
     [
-        ("q2_k", DataTypes.Q2_K), ("q2_k_s", DataTypes.Q2_K), ("q3_k_s", DataTypes.Q3_K), ("q3_k_m", DataTypes.Q3_K), ("q3_k_l", DataTypes.Q3_K),
-        ("q4_k_s", DataTypes.Q4_K), ("q4_k_m", DataTypes.Q4_K), ("q5_k_s", DataTypes.Q5_K), ("q5_k_m", DataTypes.Q5_K),
-        ("q6_k", DataTypes.Q6_K), ("q4_0", DataTypes.Q4_0), ("q4_1", DataTypes.Q4_1), ("q5_0", DataTypes.Q5_0), ("q5_1", DataTypes.Q5_1),
-        ("q8_0", DataTypes.Q8_0), ("iq2_xxs", DataTypes.IQ2_XXS), ("iq2_xs", DataTypes.IQ2_XS), ("iq2_s", DataTypes.IQ2_XS),
-        ("iq2_m", DataTypes.IQ2_S), ("iq3_xxs", DataTypes.IQ3_XXS), ("iq3_xs", DataTypes.IQ3_S), ("iq3_s", DataTypes.IQ3_S),
-        ("iq3_m", DataTypes.IQ3_S), ("iq1_s", DataTypes.IQ1_S), ("iq1_m", DataTypes.IQ1_M), ("iq4_nl", DataTypes.IQ4_NL),
-        ("iq4_xs", DataTypes.IQ4_XS), ("tq1_0", DataTypes.TQ1_0), ("tq2_0", DataTypes.TQ2_0), ("mxfp4_moe", DataTypes.MXFP4),
+        ("q2_k", 10, DataTypes.Q2_K), ("q2_k_s", 21, DataTypes.Q2_K), ("q3_k_s", 11, DataTypes.Q3_K), ("q3_k_m", 12, DataTypes.Q3_K),
+        ("q3_k_l", 13, DataTypes.Q3_K), ("q4_k_s", 14, DataTypes.Q4_K), ("q4_k_m", 15, DataTypes.Q4_K), ("q5_k_s", 16, DataTypes.Q5_K),
+        ("q5_k_m", 17, DataTypes.Q5_K), ("q6_k", 18, DataTypes.Q6_K), ("q4_0", 2, DataTypes.Q4_0), ("q4_1", 3, DataTypes.Q4_1),
+        ("q5_0", 8, DataTypes.Q5_0), ("q5_1", 9, DataTypes.Q5_1), ("q8_0", 7, DataTypes.Q8_0), ("iq2_xxs", 19, DataTypes.IQ2_XXS),
+        ("iq2_xs", 20, DataTypes.IQ2_XS), ("iq2_s", 28, DataTypes.IQ2_XS), ("iq2_m", 29, DataTypes.IQ2_S), ("iq3_xxs", 23, DataTypes.IQ3_XXS),
+        ("iq3_xs", 22, DataTypes.IQ3_S), ("iq3_s", 26, DataTypes.IQ3_S), ("iq3_m", 27, DataTypes.IQ3_S), ("iq1_s", 24, DataTypes.IQ1_S),
+        ("iq1_m", 31, DataTypes.IQ1_M), ("iq4_nl", 25, DataTypes.IQ4_NL), ("iq4_xs", 30, DataTypes.IQ4_XS), ("tq1_0", 36, DataTypes.TQ1_0),
+        ("tq2_0", 37, DataTypes.TQ2_0), ("mxfp4_moe", 38, DataTypes.MXFP4),
     ];
 
     /// <summary>
@@ -39,6 +43,15 @@ public static class WeightFormats
     public static IReadOnlyList<WeightFormat> All { get; } = BuildAll();
 
     private static readonly FrozenDictionary<string, WeightFormat> ByName = BuildNames();
+
+    /// <summary>
+    /// <c>general.file_type</c> → format: the mixes, and the unquantized files convert_hf_to_gguf.py writes
+    /// (<c>LLAMA_FTYPE_ALL_F32</c> = 0, <c>MOSTLY_F16</c> = 1, <c>MOSTLY_BF16</c> = 32).
+    /// </summary>
+    private static readonly FrozenDictionary<long, WeightFormat> ByFileType = Mixes
+        .Select(m => KeyValuePair.Create((long)m.FileType, ByName[m.Name]))
+        .Concat([KeyValuePair.Create(0L, Fp32), KeyValuePair.Create(1L, Fp16), KeyValuePair.Create(32L, Bf16)])
+        .ToFrozenDictionary();
 
     public static bool TryParse(string? name, out WeightFormat format)
     {
@@ -62,6 +75,9 @@ public static class WeightFormats
         TryParse(name, out WeightFormat format)
             ? format
             : throw new FormatException($"Unknown weight format '{name}'. Known: {string.Join(", ", All.Select(f => f.Name))}.");
+
+    /// <summary>The format a GGUF file's <c>general.file_type</c> (a <c>llama_ftype</c>) names, or null for an id this library does not know.</summary>
+    public static WeightFormat? FromLlamaFileType(long id) => ByFileType.GetValueOrDefault(id);
 
     /// <summary>The dense format of a plain dtype (a checkpoint's <c>torch_dtype</c>).</summary>
     public static WeightFormat Dense(DataType type) =>

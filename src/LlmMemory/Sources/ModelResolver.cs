@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using LlmMemory.Catalog;
 using LlmMemory.Formats.Gguf;
@@ -30,6 +31,7 @@ public static partial class ModelResolver
             ModelReference.ParameterCount count => Counted(count.Count, count.ToString()),
             ModelReference.InlineConfig inline => new ResolvedModel("inline config", null, "inline config",
                 ConfigJsonReader.Read(inline.Config, "model.config")),
+            ModelReference.GgufHeader gguf => FromGgufHeader(gguf.Header),
             ModelReference.Named named => ResolveName(named.Text, baseDirectory, remote),
             _ => throw new ArgumentOutOfRangeException(nameof(reference)),
         };
@@ -127,6 +129,14 @@ public static partial class ModelResolver
             ? FromConfig(path, Path.GetFileNameWithoutExtension(path))
             : throw new ModelFormatException(path, null,
                 "is not a model file; supported are .gguf, .safetensors, model.safetensors.index.json, config.json and folders holding config.json.");
+    }
+
+    /// <summary>A header sent without its file: read from JSON, then built by the code that builds a GGUF file's model.</summary>
+    private static ResolvedModel FromGgufHeader(JsonElement header)
+    {
+        const string source = "model.gguf";
+        (IReadOnlyDictionary<string, GgufValue> metadata, IReadOnlyList<GgufTensor> tensors) = GgufHeaderJson.Read(header, source);
+        return new ResolvedModel("GGUF header", null, "GGUF header", GgufModel.FromHeader(metadata, tensors, source));
     }
 
     private static string FolderName(string path) => Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path))) ?? path;

@@ -21,6 +21,15 @@ public abstract record ModelReference
         public override string ToString() => "inline config";
     }
 
+    /// <summary>
+    /// A GGUF header without its file (<c>{"gguf": {"metadata": {…}, "tensors": [{"name", "shape", "type"}, …]}}</c>), as the
+    /// page sends a dropped file's header; read by <see cref="Formats.Gguf.GgufHeaderJson"/> when the model is resolved.
+    /// </summary>
+    public sealed record GgufHeader(JsonElement Header) : ModelReference
+    {
+        public override string ToString() => "GGUF header";
+    }
+
     /// <summary>A bare parameter count for the rule-of-thumb estimate (<c>{"parameters": 7000000000}</c>).</summary>
     public sealed record ParameterCount(long Count) : ModelReference
     {

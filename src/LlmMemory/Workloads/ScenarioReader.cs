@@ -147,7 +147,7 @@ public static class ScenarioReader
                 return new ModelReference.Named(model.GetString()!);
             case JsonValueKind.Object:
                 var inner = new Fields(model, o.Origin, "model.");
-                inner.RejectUnknown(name => name is "config" or "parameters");
+                inner.RejectUnknown(name => name is "config" or "parameters" or "gguf");
                 if (inner.Has("config"))
                 {
                     JsonElement config = inner.Required("config");
@@ -156,12 +156,20 @@ public static class ScenarioReader
                         : throw o.Error("model.config", "must be a config.json object");
                 }
 
+                if (inner.Has("gguf"))
+                {
+                    JsonElement gguf = inner.Required("gguf");
+                    return gguf.ValueKind == JsonValueKind.Object
+                        ? new ModelReference.GgufHeader(gguf.Clone())
+                        : throw o.Error("model.gguf", "must be a GGUF header object with \"metadata\" and \"tensors\"");
+                }
+
                 long? count = inner.Long("parameters", 1, Limits.MaxParameters);
                 return count is long n
                     ? new ModelReference.ParameterCount(n)
-                    : throw o.Error("model", "must hold \"config\" or \"parameters\"");
+                    : throw o.Error("model", "must hold \"config\", \"gguf\" or \"parameters\"");
             default:
-                throw o.Error("model", "must be a catalog id, alias or path, or an object with \"config\" or \"parameters\"");
+                throw o.Error("model", "must be a catalog id, alias or path, or an object with \"config\", \"gguf\" or \"parameters\"");
         }
     }
 

@@ -164,6 +164,25 @@ public sealed class GgufTests
         .UInt32("llama.embedding_length", 256).UInt32("llama.feed_forward_length", 512).UInt32("llama.attention.head_count", 4)
         .UInt32("llama.attention.head_count_kv", 2);
 
+    [Theory]
+    // include/llama.h enum llama_ftype: LLAMA_FTYPE_MOSTLY_Q4_K_M = 15, MOSTLY_Q8_0 = 7, MOSTLY_BF16 = 32, ALL_F32 = 0.
+    [InlineData(15u, "written as q4_k_m")]
+    [InlineData(7u, "written as q8_0")]
+    [InlineData(32u, "written as bf16")]
+    [InlineData(0u, "written as fp32")]
+    // LLAMA_FTYPE_GUESSED = 1024 is what llama.cpp reports when a file does not say; no file should store it.
+    [InlineData(1024u, "not a llama.cpp file type this library knows")]
+    public void The_file_type_is_named_in_a_note(uint fileType, string expected)
+    {
+        var file = new GgufWriter().String("general.architecture", "llama").UInt32("general.file_type", fileType)
+            .UInt32("llama.block_count", 1).UInt32("llama.embedding_length", 64).UInt32("llama.attention.head_count", 4)
+            .UInt32("llama.feed_forward_length", 128).Tensor("token_embd.weight", [64, 100], GgufWriter.F16);
+
+        ModelArchitecture read = GgufModel.FromFiles([GgufReader.Read(new MemoryStream(file.ToBytes()), "tiny.gguf")], "tiny.gguf");
+
+        Assert.Contains(read.WeightsFile!.Notes, n => n.StartsWith($"general.file_type {fileType}", StringComparison.Ordinal) && n.Contains(expected, StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Header_metadata_keeps_array_lengths_and_skips_their_strings()
     {

@@ -48,7 +48,7 @@ internal static class ComputeBuffers
         {
             var request = new GraphRequest(tokens, outputs, batch.KvCells, batch.Streams, batch.FlashAttention, batch.KeyType, batch.ValueType,
                 weightTypes, version);
-            yield return version.LegacyGraph ? LegacyGraphBuilder.Build(shape, request) : GraphBuilder.Build(shape, request);
+            yield return GraphBuilder.Build(shape, request);
         }
     }
 }

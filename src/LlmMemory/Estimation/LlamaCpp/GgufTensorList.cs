@@ -5,7 +5,7 @@ namespace LlmMemory.Estimation.LlamaCpp;
 
 /// <summary>
 /// The tensors of a model's GGUF file: the file's own when the model was read from one, else the tensors
-/// <c>convert_hf_to_gguf.py</c> would write for the config (names per <see cref="GgufNames"/>, shapes reversed to ggml order).
+/// <c>convert_hf_to_gguf.py</c> would write for the config (names per <see cref="Formats.Gguf.GgufTensorNames"/>, shapes reversed to ggml order).
 /// </summary>
 internal static class GgufTensorList
 {
@@ -23,7 +23,7 @@ internal static class GgufTensorList
         }
 
         var tensors = model.Tensors.Tensors
-            .Select(t => (Spec: t, Name: GgufNames.Of(t, model.ModelType)))
+            .Select(t => (Spec: t, Name: Formats.Gguf.GgufTensorNames.NameOf(t, model.ModelType)))
             .Select(t => new GgufTensor(t.Name, Ne(t.Spec.Shape), LayerOf(t.Name, model.LayerCount), Source: t.Spec))
             .ToList();
         if (model.RopeScaling == "llama3")

@@ -2,17 +2,16 @@ using LlmMemory.Models;
 
 namespace LlmMemory.Formats.Gguf;
 
-/// <summary>Puts a GGUF file's own tensors (ggml types, exact bytes, llama.cpp names) in place of the inventory a config implies.</summary>
+/// <summary>Puts a GGUF model's own tensors (ggml types, exact bytes, llama.cpp names) in place of the inventory a config implies.</summary>
 internal static class GgufInventory
 {
-    public static ModelArchitecture Replace(ModelArchitecture described, IReadOnlyList<(GgufTensor Tensor, string File)> tensors,
-        IReadOnlyList<GgufFile> files, string source)
+    public static ModelArchitecture Replace(ModelArchitecture described, IReadOnlyList<GgufTensor> tensors, IReadOnlyList<string> files, string source)
     {
         bool fusedExperts = described.Tensors.Tensors.Any(t => t.Form == TensorForm.FusedExperts);
         var parameters = new List<TensorSpec>();
         var buffers = new List<TensorSpec>();
         var unknown = new List<string>();
-        foreach ((GgufTensor tensor, string _) in tensors)
+        foreach (GgufTensor tensor in tensors)
         {
             if (GgufTensorNames.Describe(tensor.Name, described.ModelType) is not { } found)
             {
@@ -33,7 +32,7 @@ internal static class GgufInventory
             (meaning.IsBuffer ? buffers : parameters).Add(spec);
         }
 
-        CheckEmbedding(described, tensors.Select(t => t.Tensor), source);
+        CheckEmbedding(described, tensors, source);
         var inventory = new TensorInventory(parameters) { Buffers = buffers };
         var notes = new List<string>();
         if (unknown.Count > 0)
@@ -51,11 +50,10 @@ internal static class GgufInventory
             notes.Add($"The tensors hold {inventory.ParameterCount:N0} parameters; the metadata, read as config.json, describes {described.ParameterCount:N0}.");
         }
 
-        long bytes = files.Sum(f => f.TensorBytes);
         return described with
         {
             Tensors = inventory,
-            WeightsFile = new WeightsFile(WeightsFileFormat.Gguf, files.Select(f => f.Source).ToArray(), bytes, notes),
+            WeightsFile = new WeightsFile(WeightsFileFormat.Gguf, files, tensors.Sum(t => t.Bytes), notes),
         };
     }
 

@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using LlmMemory.Formats.HuggingFace;
 using LlmMemory.Models;
+using LlmMemory.Numerics;
 
 namespace LlmMemory.Formats.Gguf;
 
@@ -70,35 +71,80 @@ public static partial class GgufModel
             throw new ArgumentException("At least one file is needed.", nameof(files));
         }
 
-        GgufFile first = files[0];
         CheckSplits(files, source);
-        var tensors = new List<(GgufTensor Tensor, string File)>();
+        var tensors = new List<GgufTensor>();
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (GgufFile file in files)
         {
             foreach (GgufTensor tensor in file.Tensors)
             {
-                tensors.Add(names.Add(tensor.Name) ? (tensor, file.Source)
+                tensors.Add(names.Add(tensor.Name) ? tensor
                     : throw new ModelFormatException(file.Source, tensor.Name, "is also stored in another split."));
             }
         }
 
-        string arch = first.Architecture ?? throw new ModelFormatException(first.Source, GgufKeys.Architecture, "is missing.");
+        return Build(files[0].Metadata, tensors, source, files.Select(f => f.Source).ToArray());
+    }
+
+    /// <summary>
+    /// Builds the architecture from what a header says, without its file: the metadata and the tensor infos, as a client
+    /// that read the header itself sends them (the web page). The same code builds every GGUF model.
+    /// </summary>
+    /// <param name="metadata">Key/value metadata; arrays need only their length.</param>
+    /// <param name="tensors">Tensor infos with distinct names, each already checked (<see cref="GgufTensor.Checked"/>).</param>
+    /// <param name="source">Name used in messages and as the model's one "file".</param>
+    /// <exception cref="ModelFormatException">Unsupported architecture, missing keys, tensors the metadata does not describe.</exception>
+    public static ModelArchitecture FromHeader(IReadOnlyDictionary<string, GgufValue> metadata, IReadOnlyList<GgufTensor> tensors, string source)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        ArgumentNullException.ThrowIfNull(tensors);
+        return Build(metadata, tensors, source, [source]);
+    }
+
+    private static ModelArchitecture Build(IReadOnlyDictionary<string, GgufValue> metadata, IReadOnlyList<GgufTensor> tensors, string source,
+        IReadOnlyList<string> files)
+    {
+        string arch = metadata.GetValueOrDefault(GgufKeys.Architecture)?.Text
+            ?? throw new ModelFormatException(source, GgufKeys.Architecture, "is missing.");
         if (!ModelTypes.TryGetValue(arch, out string? modelType))
         {
-            throw new ModelFormatException(first.Source, GgufKeys.Architecture,
+            throw new ModelFormatException(source, GgufKeys.Architecture,
                 $"is \"{arch}\", which is not supported. Supported: {string.Join(", ", SupportedArchitectures)}.");
         }
 
-        var meta = new Metadata(first, arch);
-        JsonObject config = GgufConfig.Build(meta, modelType, tensors.Select(t => t.Tensor).ToArray());
+        CheckTotal(tensors, source);
+        var meta = new Metadata(metadata, source, arch);
+        JsonObject config = GgufConfig.Build(meta, modelType, tensors);
         ModelArchitecture described;
         using (JsonDocument document = JsonDocument.Parse(config.ToJsonString()))
         {
-            described = ConfigJsonReader.Read(document.RootElement, $"{first.Source} (metadata as config.json)");
+            described = ConfigJsonReader.Read(document.RootElement, $"{source} (metadata as config.json)");
         }
 
-        return GgufInventory.Replace(described, tensors, files, source);
+        ModelArchitecture model = GgufInventory.Replace(described, tensors, files, source);
+        return meta.Integer(GgufKeys.FileType) is long fileType
+            ? model with { WeightsFile = model.WeightsFile! with { Notes = [FileTypeNote(fileType), .. model.WeightsFile.Notes] } }
+            : model;
+    }
+
+    /// <summary>What <c>general.file_type</c> says the file was written as; the estimate uses the tensors' own types either way.</summary>
+    private static string FileTypeNote(long fileType) => WeightFormats.FromLlamaFileType(fileType) is { } format
+        ? $"{GgufKeys.FileType} {fileType}: the file was written as {format.Name} ({format.Description})."
+        : $"{GgufKeys.FileType} {fileType} is not a llama.cpp file type this library knows; the tensors' own types are used.";
+
+    /// <summary>All tensors together stay within <see cref="Limits.MaxParameters"/>, so no sum over them overflows.</summary>
+    private static void CheckTotal(IReadOnlyList<GgufTensor> tensors, string source)
+    {
+        long total = 0;
+        foreach (GgufTensor tensor in tensors)
+        {
+            total += tensor.Elements;
+            if (total > Limits.MaxParameters)
+            {
+                throw new ModelFormatException(source, null,
+                    $"holds more than {Limits.MaxParameters:N0} tensor elements in all, above the limit for a whole model.");
+            }
+        }
     }
 
     private static void CheckSplits(IReadOnlyList<GgufFile> files, string source)
@@ -110,7 +156,7 @@ public static partial class GgufModel
 
         for (int i = 0; i < files.Count; i++)
         {
-            var meta = new Metadata(files[i], "");
+            var meta = new Metadata(files[i].Metadata, files[i].Source, "");
             long count = meta.Integer(GgufKeys.SplitCount) ?? files.Count;
             long index = meta.Integer(GgufKeys.SplitIndex) ?? i;
             if (count != files.Count || index != i)
@@ -120,7 +166,7 @@ public static partial class GgufModel
             }
         }
 
-        long declared = new Metadata(files[0], "").Integer(GgufKeys.SplitTensors) ?? files.Sum(f => f.Tensors.Count);
+        long declared = new Metadata(files[0].Metadata, files[0].Source, "").Integer(GgufKeys.SplitTensors) ?? files.Sum(f => f.Tensors.Count);
         long actual = files.Sum(f => f.Tensors.Count);
         if (declared != actual)
         {

@@ -75,17 +75,17 @@ public static class GgufReader
         }
 
         int alignment = Alignment(metadata, source);
-        var tensors = new List<GgufTensor>((int)Math.Min(tensorCount, 4096));
+        var tensors = new List<(GgufTensor Tensor, long Offset)>((int)Math.Min(tensorCount, 4096));
         var names = new HashSet<string>(StringComparer.Ordinal);
         for (long i = 0; i < tensorCount; i++)
         {
-            GgufTensor tensor = ReadTensorInfo(r, alignment);
+            (GgufTensor tensor, long offset) = ReadTensorInfo(r, alignment);
             if (!names.Add(tensor.Name))
             {
                 throw new ModelFormatException(source, tensor.Name, "appears twice among the tensors.");
             }
 
-            tensors.Add(tensor);
+            tensors.Add((tensor, offset));
             CheckHeaderSize(r);
         }
 
@@ -97,7 +97,7 @@ public static class GgufReader
         }
 
         CheckPlacement(tensors, dataBytes, source);
-        return new GgufFile(source, (int)version, metadata, tensors, alignment, dataOffset, dataBytes is < 0 ? 0 : dataBytes);
+        return new GgufFile(source, (int)version, metadata, tensors.Select(t => t.Tensor).ToArray(), alignment, dataOffset, dataBytes is < 0 ? 0 : dataBytes);
     }
 
     private static long Count(HeaderReader r, ulong count, long limit, int minimumBytesEach, string what)
@@ -221,15 +221,12 @@ public static class GgufReader
             : throw new ModelFormatException(source, GgufKeys.Alignment, "must be a uint32 power of two up to 1 MiB.");
     }
 
-    private static GgufTensor ReadTensorInfo(HeaderReader r, int alignment)
+    /// <summary>One tensor info and its data offset, which must be a multiple of the alignment.</summary>
+    private static (GgufTensor Tensor, long Offset) ReadTensorInfo(HeaderReader r, int alignment)
     {
         string name = r.ReadUtf8(r.ReadUInt64("a tensor name length"), GgufLimits.MaxNameBytes, "a tensor name");
         uint rank = r.ReadUInt32($"the dimension count of '{name}'");
-        if (rank is 0 or > GgufLimits.MaxDimensions)
-        {
-            throw new ModelFormatException(r.Source, name, $"has {rank} dimensions; ggml tensors have 1 to {GgufLimits.MaxDimensions}.");
-        }
-
+        GgufTensor.CheckRank(rank, r.Source, name);
         var dimensions = ImmutableArray.CreateBuilder<long>((int)rank);
         for (int i = 0; i < rank; i++)
         {
@@ -239,52 +236,30 @@ public static class GgufReader
         }
 
         uint typeId = r.ReadUInt32($"the type of '{name}'");
-        DataType type = typeId <= int.MaxValue && DataTypes.FromGgmlId((int)typeId) is { } known ? known
-            : throw new ModelFormatException(r.Source, name, $"has ggml type id {typeId}, which is unknown (removed, or newer than this reader).");
         ulong offset = r.ReadUInt64($"the data offset of '{name}'");
-        var tensor = new GgufTensor(name, dimensions.MoveToImmutable(), type, offset <= long.MaxValue ? (long)offset : -1);
-        long elements;
-        try
-        {
-            elements = tensor.Elements;
-        }
-        catch (OverflowException)
-        {
-            throw new ModelFormatException(r.Source, name, $"has dimensions [{string.Join(", ", tensor.Dimensions)}], whose product overflows a 64-bit integer.");
-        }
-
-        if (elements > Models.Limits.MaxParameters)
-        {
-            throw new ModelFormatException(r.Source, name, $"has {elements:N0} elements, above the limit of {Models.Limits.MaxParameters:N0} for a whole model.");
-        }
-
-        if (!type.FitsRow(tensor.Dimensions[0]))
-        {
-            throw new ModelFormatException(r.Source, name, $"has rows of {tensor.Dimensions[0]:N0} elements, not a whole number of {type.Name} blocks of {type.BlockSize}.");
-        }
-
-        return tensor.Offset >= 0 && tensor.Offset % alignment == 0 ? tensor
+        GgufTensor tensor = GgufTensor.Checked(name, dimensions.MoveToImmutable(), typeId, r.Source, name, name);
+        return offset <= long.MaxValue && (long)offset % alignment == 0 ? (tensor, (long)offset)
             : throw new ModelFormatException(r.Source, name, $"has data offset {offset:N0}, which is not a multiple of the alignment {alignment}.");
     }
 
     /// <summary>Tensors must not overlap, and must end inside the file when its length is known.</summary>
-    private static void CheckPlacement(List<GgufTensor> tensors, long? dataBytes, string source)
+    private static void CheckPlacement(List<(GgufTensor Tensor, long Offset)> tensors, long? dataBytes, string source)
     {
         long end = 0;
         string? previous = null;
-        foreach (GgufTensor tensor in tensors.OrderBy(t => t.Offset))
+        foreach ((GgufTensor tensor, long offset) in tensors.OrderBy(t => t.Offset))
         {
-            if (tensor.Offset < end)
+            if (offset < end)
             {
-                throw new ModelFormatException(source, tensor.Name, $"overlaps '{previous}': its data starts at {tensor.Offset:N0}, before {end:N0}.");
+                throw new ModelFormatException(source, tensor.Name, $"overlaps '{previous}': its data starts at {offset:N0}, before {end:N0}.");
             }
 
-            if (tensor.Offset > long.MaxValue - tensor.Bytes)
+            if (offset > long.MaxValue - tensor.Bytes)
             {
-                throw new ModelFormatException(source, tensor.Name, $"has data offset {tensor.Offset:N0}, whose end overflows a 64-bit integer.");
+                throw new ModelFormatException(source, tensor.Name, $"has data offset {offset:N0}, whose end overflows a 64-bit integer.");
             }
 
-            end = tensor.Offset + tensor.Bytes;
+            end = offset + tensor.Bytes;
             previous = tensor.Name;
             if (dataBytes is long length && end > length)
             {

@@ -2,20 +2,20 @@ using System.Globalization;
 
 namespace LlmMemory.Formats.Gguf;
 
-/// <summary>Typed access to a GGUF file's metadata, with <c>{arch}</c> keys expanded; failures name the file and key.</summary>
-internal sealed class Metadata(GgufFile file, string architecture)
+/// <summary>Typed access to GGUF metadata, with <c>{arch}</c> keys expanded; failures name the source and key.</summary>
+internal sealed class Metadata(IReadOnlyDictionary<string, GgufValue> metadata, string source, string architecture)
 {
-    public string Source => file.Source;
+    public string Source => source;
 
     public string Key(string pattern) => string.Format(CultureInfo.InvariantCulture, pattern, architecture);
 
-    public bool Has(string pattern) => file.Metadata.ContainsKey(Key(pattern));
+    public bool Has(string pattern) => metadata.ContainsKey(Key(pattern));
 
     /// <summary>An integer value; an array whose values are all equal counts as that value (per-layer settings that do not vary).</summary>
     public long? Integer(string pattern)
     {
         string key = Key(pattern);
-        if (!file.Metadata.TryGetValue(key, out GgufValue? value))
+        if (!metadata.TryGetValue(key, out GgufValue? value))
         {
             return null;
         }
@@ -35,11 +35,11 @@ internal sealed class Metadata(GgufFile file, string architecture)
     public double? Real(string pattern)
     {
         string key = Key(pattern);
-        return !file.Metadata.TryGetValue(key, out GgufValue? value) ? null
+        return !metadata.TryGetValue(key, out GgufValue? value) ? null
             : value.Real ?? value.Number ?? throw new ModelFormatException(Source, key, $"must be a number, found a {value.Type}.");
     }
 
     /// <summary>Element count of an array value (e.g. the tokenizer's tokens).</summary>
     public long? ArrayLength(string key) =>
-        file.Metadata.TryGetValue(key, out GgufValue? value) && value.Type == GgufValueType.Array ? value.Count : null;
+        metadata.TryGetValue(key, out GgufValue? value) && value.Type == GgufValueType.Array ? value.Count : null;
 }

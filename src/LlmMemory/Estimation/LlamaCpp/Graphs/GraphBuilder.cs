@@ -3,26 +3,26 @@ using LlmMemory.Numerics;
 namespace LlmMemory.Estimation.LlamaCpp.Graphs;
 
 /// <summary>
-/// The worst-case graph <c>llama_context::graph_reserve</c> builds on current master (71102a73 / c0c7e147): llama, qwen2 and
-/// gptneox node by node, in the order <c>ggml_build_forward_expand</c> schedules them (research/llamacpp SPEC §4.3).
+/// The worst-case graph <c>llama_context::graph_reserve</c> builds: llama, qwen2 and gptneox node by node, in the order
+/// <c>ggml_build_forward_expand</c> schedules them (research/llamacpp SPEC §4.3). The blocks are built here for both eras:
+/// current master (71102a73 / c0c7e147) and the builds before the March 2025 refactor (<see cref="LlamaCppVersion.LegacyGraph"/>),
+/// which differ in a few ops marked where they happen, and in their inputs and attention (GraphBuilder.Current.cs,
+/// GraphBuilder.Legacy.cs).
 /// </summary>
 /// <remarks>
-/// Checked tensor by tensor against graph dumps of the real build (offsets and sizes of every node identical) and on 400
-/// CPU compute buffers to ±60 B. All activations are F32.
+/// Current master is checked tensor by tensor against graph dumps of the real build (offsets and sizes of every node
+/// identical) and on 400 CPU compute buffers to ±60 B; the b4823 graph is reconstructed from that era's source (SPEC §4.7)
+/// and validated through every b4823 CUDA figure. All activations are F32.
 /// </remarks>
-internal sealed class GraphBuilder
+internal sealed partial class GraphBuilder
 {
     private readonly GraphShape _s;
     private readonly GraphRequest _r;
     private readonly GraphFactory _b;
     private readonly List<GraphTensor> _cacheK = [];
     private readonly List<GraphTensor> _cacheV = [];
-    private GraphTensor _kIndices = null!;
-    private GraphTensor _vIndices = null!;
     private GraphTensor _mask = null!;
     private GraphTensor _position = null!;
-    private GraphTensor? _rotateK;
-    private GraphTensor? _rotateV;
     private GraphTensor _outputIds = null!;
 
     private GraphBuilder(GraphShape shape, GraphRequest request)
@@ -32,9 +32,10 @@ internal sealed class GraphBuilder
         _b = new GraphFactory(request.WeightTypes);
     }
 
-    private int Tokens => _r.Tokens;
+    /// <summary>The graph before PR #12181 (≈ b4880): <c>llm_build_context</c> with <c>llm_build_kv</c>.</summary>
+    private bool Legacy => _r.Version.LegacyGraph;
 
-    private int TokensPerStream => _r.Tokens / _r.Streams;
+    private int Tokens => _r.Tokens;
 
     private long KvWidth => (long)_s.KvHeads * _s.HeadDim;
 
@@ -54,15 +55,26 @@ internal sealed class GraphBuilder
         int t = Tokens;
         GraphTensor tokenEmbedding = b.Weight("token_embd.weight", e, _s.Vocabulary);
         GraphTensor tokens = b.Leaf("inp_tokens", DataTypes.Int32, [t], input: true);
-        GraphTensor inpL = b.Expand(b.F32("embd", GgmlOp.GetRows, [e, t], tokenEmbedding, tokens));
-        if (_r.Version.EmbeddingInputLeaf)
+        GraphTensor inpL;
+        if (Legacy)
         {
-            // PR #18550: build_inp_embd also adds the vector-embedding input (ggml_build_forward_select); a graph input with no
-            // consumer in a token batch, so it is allocated first and never freed.
-            b.Expand(b.Leaf("inp_embd", DataTypes.F32, [e, t], input: true));
+            // The embedding rows are reached from the first block, not expanded first.
+            inpL = b.F32("inp_embd", GgmlOp.GetRows, [e, t], tokenEmbedding, tokens);
+            BuildLegacyInputs();
+        }
+        else
+        {
+            inpL = b.Expand(b.F32("embd", GgmlOp.GetRows, [e, t], tokenEmbedding, tokens));
+            if (_r.Version.EmbeddingInputLeaf)
+            {
+                // PR #18550: build_inp_embd also adds the vector-embedding input (ggml_build_forward_select); a graph input with no
+                // consumer in a token batch, so it is allocated first and never freed.
+                b.Expand(b.Leaf("inp_embd", DataTypes.F32, [e, t], input: true));
+            }
+
+            BuildCurrentInputs();
         }
 
-        BuildInputs();
         for (int il = 0; il < _s.Layers; il++)
         {
             b.Layer = il;
@@ -74,136 +86,15 @@ internal sealed class GraphBuilder
         b.Layer = -1;
     }
 
-    private void BuildInputs()
-    {
-        GraphFactory b = _b;
-        int t = Tokens;
-        bool transposedV = !_r.FlashAttention;
-        _position = b.Leaf("inp_pos", DataTypes.Int32, [t], input: true);
-        _kIndices = b.Leaf("k_idxs", DataTypes.Int64, [t], input: true);
-        // Without flash attention V is stored transposed: one index per element.
-        _vIndices = b.Leaf("v_idxs", DataTypes.Int64, transposedV ? [t * KvWidth] : [t], input: true);
-        _mask = b.Leaf("kq_mask", _r.FlashAttention ? DataTypes.F16 : DataTypes.F32, [_r.KvCells, TokensPerStream, 1, _r.Streams], input: true);
-        _outputIds = b.Leaf("out_ids", DataTypes.Int32, [_r.Outputs], input: true);
-        if (_r.Version.RotatesQuantizedCache)
-        {
-            // PR #21038: a quantized K (V) cache with head_dim % 64 == 0 is Hadamard-rotated; K uses the largest power-of-two
-            // block dividing head_dim, V a 64 × 64 block (llama-kv-cache.cpp build_input_k_rot / v_rot).
-            int d = _s.HeadDim;
-            if (_r.KeyType.IsQuantized && d % 64 == 0)
-            {
-                int n = 64;
-                while (d % (n * 2) == 0)
-                {
-                    n *= 2;
-                }
-
-                _rotateK = b.Leaf("attn_inp_k_rot", DataTypes.F32, [n, n], input: true);
-            }
-
-            if (_r.ValueType.IsQuantized && d % 64 == 0)
-            {
-                _rotateV = b.Leaf("attn_inp_v_rot", DataTypes.F32, [64, 64], input: true);
-            }
-        }
-
-        for (int il = 0; il < _s.Layers; il++)
-        {
-            b.Layer = il;
-            _cacheK.Add(b.Leaf($"cache_k_l{il}", _r.KeyType, [KvWidth, _r.KvCells, _r.Streams], external: true));
-            _cacheV.Add(b.Leaf($"cache_v_l{il}", _r.ValueType, [KvWidth, _r.KvCells, _r.Streams], external: true));
-        }
-
-        b.Layer = -1;
-    }
-
     private GraphTensor Norm(GraphTensor x, int il, GraphTensor weight, GraphTensor? bias, bool rms, string name)
     {
-        GraphTensor n = _b.F32(il >= 0 ? $"norm-{il}" : "norm", rms ? GgmlOp.RmsNorm : GgmlOp.Norm, x.Ne, x);
-        GraphTensor cur = _b.F32(il >= 0 ? $"{name}-{il}" : name, GgmlOp.Mul, x.Ne, n, weight);
+        GraphTensor n = _b.F32($"norm-{il}", rms ? GgmlOp.RmsNorm : GgmlOp.Norm, x.Ne, x);
+        GraphTensor cur = _b.F32($"{name}-{il}", GgmlOp.Mul, x.Ne, n, weight);
         return bias is null ? cur : _b.F32(cur.Name + "_b", GgmlOp.Add, x.Ne, cur, bias);
     }
 
-    /// <summary><c>llama_mul_mat_hadamard</c>: (cont|reshape)_2d → mul_mat(rot, ·) → reshape back.</summary>
-    private GraphTensor Hadamard(GraphTensor cur, GraphTensor rotation)
-    {
-        long n = rotation.Ne[0];
-        long elements = cur.Ne[0] * cur.Ne[1] * cur.Ne[2] * cur.Ne[3];
-        long[] flat = [n, elements / n];
-        GraphTensor x = cur.Contiguous ? _b.Reshape(cur, flat) : _b.F32(cur.Name + " (cont)", GgmlOp.Cont, flat, cur);
-        x = _b.F32(cur.Name + " (rot)", GgmlOp.MulMat, flat, rotation, x);
-        return _b.Reshape(x, cur.Ne);
-    }
-
-    /// <summary>
-    /// <c>build_attn</c> with a KV cache: expand q, v, k ("expand k later to enable rope fusion"), store K and V with SET_ROWS,
-    /// then <c>build_attn_mha</c>, which expands its output; the output projection is not expanded here.
-    /// </summary>
-    private GraphTensor Attention(int il, GraphTensor q, GraphTensor k, GraphTensor v, GraphTensor wo, GraphTensor? bo)
-    {
-        GraphFactory b = _b;
-        int h = _s.Heads;
-        int hkv = _s.KvHeads;
-        int d = _s.HeadDim;
-        int t = Tokens;
-        int ts = TokensPerStream;
-        int s = _r.Streams;
-        long kvCells = _r.KvCells;
-        if (_rotateK is not null)
-        {
-            q = Hadamard(q, _rotateK);
-            k = Hadamard(k, _rotateK);
-        }
-
-        if (_rotateV is not null)
-        {
-            v = Hadamard(v, _rotateV);
-        }
-
-        b.Expand(q);
-        b.Expand(v);
-        b.Expand(k);
-        GraphTensor k2 = k.Contiguous ? b.Reshape(k, [KvWidth, t]) : b.View(k, [KvWidth, t], k.Name + " (view)");
-        b.Expand(b.Into($"cache_k_l{il} (view)", GgmlOp.SetRows, _r.KeyType, _cacheK[il].Ne, _cacheK[il], k2, _kIndices, _cacheK[il]));
-        if (!_r.FlashAttention)
-        {
-            GraphTensor v2 = v.Contiguous ? b.Reshape(v, [KvWidth, t]) : b.F32(v.Name + " (cont)", GgmlOp.Cont, [KvWidth, t], v);
-            GraphTensor v3 = b.Reshape(v2, [1, KvWidth * t]);
-            GraphTensor cacheRows = b.Reshape(_cacheV[il], [1, KvWidth * kvCells * s]);
-            b.Expand(b.Into(cacheRows.Name + " (view)", GgmlOp.SetRows, _r.ValueType, cacheRows.Ne, _cacheV[il], v3, _vIndices, cacheRows));
-        }
-        else
-        {
-            GraphTensor v2 = b.View(v, [KvWidth, t]);
-            b.Expand(b.Into($"cache_v_l{il} (view)", GgmlOp.SetRows, _r.ValueType, _cacheV[il].Ne, _cacheV[il], v2, _vIndices, _cacheV[il]));
-        }
-
-        GraphTensor vv = b.Permute(b.View(_cacheV[il], [kvCells, hkv, d, s]), [kvCells, d, hkv, s]);
-        GraphTensor kk = b.Permute(b.View(_cacheK[il], [d, hkv, kvCells, s]), [d, kvCells, hkv, s]);
-        GraphTensor qq = b.Permute(b.View(q, [d, h, ts, s]), [d, ts, h, s]);
-        GraphTensor cur;
-        if (_r.FlashAttention)
-        {
-            GraphTensor o = b.F32($"fattn-{il}", GgmlOp.FlashAttnExt, [d, h, ts, s], qq, kk, vv, _mask);
-            cur = b.Reshape(o, [(long)d * h, t], $"kqv_out-{il}");
-        }
-        else
-        {
-            GraphTensor kq = b.F32($"kq-{il}", GgmlOp.MulMat, [kvCells, ts, h, s], kk, qq);
-            GraphTensor softmax = b.F32($"kq_soft_max-{il}", GgmlOp.SoftMax, kq.Ne, kq, _mask);
-            GraphTensor kqv = b.F32($"kqv-{il}", GgmlOp.MulMat, [d, ts, h, s], vv, softmax);
-            cur = b.F32($"kqv_out-{il}", GgmlOp.Cont, [(long)d * h, t], b.Permute(kqv, [d, h, ts, s]));
-        }
-
-        b.Expand(cur);
-        if (_rotateV is not null)
-        {
-            cur = Hadamard(cur, _rotateV);
-        }
-
-        cur = b.F32($"attn_out-{il}", GgmlOp.MulMat, [_s.Embedding, t], wo, cur);
-        return bo is null ? cur : b.F32($"attn_out_b-{il}", GgmlOp.Add, [_s.Embedding, t], cur, bo);
-    }
+    private GraphTensor Attention(int il, GraphTensor q, GraphTensor k, GraphTensor v, GraphTensor wo, GraphTensor? bo) =>
+        Legacy ? LegacyAttention(il, q, k, v, wo, bo) : CurrentAttention(il, q, k, v, wo, bo);
 
     /// <summary><c>llm_build_llama</c> / <c>llm_build_qwen2</c>: one block.</summary>
     private GraphTensor LlamaLayer(int il, GraphTensor inpL)
@@ -232,13 +123,18 @@ internal sealed class GraphBuilder
 
         q = b.Reshape(q, [d, h, t]);
         k = b.Reshape(k, [d, hkv, t]);
-        v = b.Reshape(v, [d, hkv, t]);
+        if (!Legacy)
+        {
+            // llm_build_kv took V as [n_embd_v_gqa, n_tokens]; build_attn takes it per head.
+            v = b.Reshape(v, [d, hkv, t]);
+        }
+
         q = b.F32($"Qrope-{il}", GgmlOp.Rope, q.Ne, q, _position);
         k = b.F32($"Krope-{il}", GgmlOp.Rope, k.Ne, k, _position);
         cur = Attention(il, q, k, v, b.Weight(p + "attn_output.weight", qWidth, e), null);
         if (last)
         {
-            cur = b.F32("attn_out_rows", GgmlOp.GetRows, [e, _r.Outputs], cur, _outputIds);
+            cur = b.F32(Legacy ? "attn_rows" : "attn_out_rows", GgmlOp.GetRows, [e, _r.Outputs], cur, _outputIds);
             inpSA = b.F32("inpSA_rows", GgmlOp.GetRows, [e, _r.Outputs], inpSA, _outputIds);
         }
 
@@ -247,7 +143,10 @@ internal sealed class GraphBuilder
         cur = Norm(ffnIn, il, b.Weight(p + "ffn_norm.weight", e), null, rms: true, "ffn_norm");
         GraphTensor gate = b.F32($"ffn_gate-{il}", GgmlOp.MulMat, [f, to], b.Weight(p + "ffn_gate.weight", e, f), cur);
         GraphTensor up = b.F32($"ffn_up-{il}", GgmlOp.MulMat, [f, to], b.Weight(p + "ffn_up.weight", e, f), cur);
-        GraphTensor act = b.F32($"ffn_swiglu-{il}", GgmlOp.Glu, [f, to], gate, up);
+        // The gate's SiLU times up: one fused GLU op now, SILU then MUL before the refactor.
+        GraphTensor act = Legacy
+            ? b.F32($"ffn_gate_par-{il}", GgmlOp.Mul, [f, to], b.F32($"ffn_silu-{il}", GgmlOp.Unary, [f, to], gate), up)
+            : b.F32($"ffn_swiglu-{il}", GgmlOp.Glu, [f, to], gate, up);
         cur = b.F32($"ffn_out-{il}", GgmlOp.MulMat, [e, to], b.Weight(p + "ffn_down.weight", f, e), act);
         return b.F32($"l_out-{il}", GgmlOp.Add, [e, to], cur, ffnIn);
     }
@@ -269,15 +168,27 @@ internal sealed class GraphBuilder
         GraphTensor cur = Norm(inpL, il, b.Weight(p + "attn_norm.weight", e), b.Weight(p + "attn_norm.bias", e), rms: false, "attn_norm");
         GraphTensor qkv = b.F32($"wqkv-{il}", GgmlOp.MulMat, [qkvWidth, t], b.Weight(p + "attn_qkv.weight", e, qkvWidth), cur);
         qkv = b.F32($"bqkv-{il}", GgmlOp.Add, qkv.Ne, qkv, b.Weight(p + "attn_qkv.bias", qkvWidth));
-        GraphTensor q = b.View(qkv, [d, h, t], $"Qcur-{il}");
-        GraphTensor k = b.View(qkv, [d, hkv, t], $"Kcur-{il}");
-        GraphTensor v = b.View(qkv, [d, hkv, t], $"Vcur-{il}");
+        GraphTensor q, k, v;
+        if (Legacy)
+        {
+            // Each of Q, K, V copied out of the fused result (ggml_cont of a view), then Q and K reshaped per head.
+            q = b.Reshape(b.F32($"Qcur-{il}", GgmlOp.Cont, [qWidth, t], b.View(qkv, [qWidth, t])), [d, h, t]);
+            k = b.Reshape(b.F32($"Kcur-{il}", GgmlOp.Cont, [KvWidth, t], b.View(qkv, [KvWidth, t])), [d, hkv, t]);
+            v = b.F32($"Vcur-{il}", GgmlOp.Cont, [KvWidth, t], b.View(qkv, [KvWidth, t]));
+        }
+        else
+        {
+            q = b.View(qkv, [d, h, t], $"Qcur-{il}");
+            k = b.View(qkv, [d, hkv, t], $"Kcur-{il}");
+            v = b.View(qkv, [d, hkv, t], $"Vcur-{il}");
+        }
+
         q = b.F32($"Qrope-{il}", GgmlOp.Rope, [d, h, t], q, _position);
         k = b.F32($"Krope-{il}", GgmlOp.Rope, [d, hkv, t], k, _position);
         cur = Attention(il, q, k, v, b.Weight(p + "attn_output.weight", qWidth, e), b.Weight(p + "attn_output.bias", e));
         if (last)
         {
-            cur = b.F32("attn_out_rows", GgmlOp.GetRows, [e, _r.Outputs], cur, _outputIds);
+            cur = b.F32(Legacy ? "attn_rows" : "attn_out_rows", GgmlOp.GetRows, [e, _r.Outputs], cur, _outputIds);
             inpL = b.F32("inpL_rows", GgmlOp.GetRows, [e, _r.Outputs], inpL, _outputIds);
         }
 
