@@ -1,15 +1,56 @@
 namespace LlmMemory.Estimation;
 
 /// <summary>One part of an estimate: what it holds, its bytes, and the formula with the numbers substituted.</summary>
-/// <param name="Name">Short snake_case name, stable in JSON (<c>weights</c>, <c>kv_cache</c>, <c>optimizer_states</c>).</param>
-/// <param name="Kind">What the bytes are, for grouping and for picking measured quantities.</param>
-/// <param name="Bytes">Bytes on the most loaded device (or in host memory for <see cref="Residence.Host"/>).</param>
-/// <param name="Formula">How the bytes follow from the inputs, numbers substituted: "8,030,261,248 params × 2 B".</param>
-/// <param name="Residence">Where the bytes live.</param>
-/// <param name="AllDevices">Bytes summed over every device of the run, when it differs from <see cref="Bytes"/> × devices.</param>
-/// <param name="Counter">Which memory counter sees the bytes: live framework tensors, the allocator's cache, or only the device total.</param>
-public sealed record MemoryComponent(string Name, ComponentKind Kind, ByteSize Bytes, string Formula,
-    Residence Residence = Residence.Device, ByteSize? AllDevices = null, Counter Counter = Counter.Allocated);
+/// <remarks>
+/// Made only by <see cref="Of"/>, from a <see cref="Estimation.Formula"/>: the bytes are the formula's value and the text is
+/// the formula's, so a printed formula is its number.
+/// </remarks>
+public sealed record MemoryComponent
+{
+    private MemoryComponent(string name, ComponentKind kind, ByteSize bytes, string formula, Residence residence, ByteSize? allDevices, Counter counter)
+    {
+        Name = name;
+        Kind = kind;
+        Bytes = bytes;
+        Formula = formula;
+        Residence = residence;
+        AllDevices = allDevices;
+        Counter = counter;
+    }
+
+    /// <summary>Short snake_case name, stable in JSON (<c>weights</c>, <c>kv_cache</c>, <c>optimizer_states</c>).</summary>
+    public string Name { get; }
+
+    /// <summary>What the bytes are, for grouping and for picking measured quantities.</summary>
+    public ComponentKind Kind { get; }
+
+    /// <summary>Bytes on the most loaded device (or in host memory for <see cref="Residence.Host"/>).</summary>
+    public ByteSize Bytes { get; }
+
+    /// <summary>How the bytes follow from the inputs, numbers substituted ("8,030,261,248 params × 2 B (bf16)"), then a remark after "; ".</summary>
+    public string Formula { get; }
+
+    /// <summary>Where the bytes live.</summary>
+    public Residence Residence { get; }
+
+    /// <summary>Bytes summed over every device of the run, when it differs from <see cref="Bytes"/> × devices.</summary>
+    public ByteSize? AllDevices { get; }
+
+    /// <summary>Which memory counter sees the bytes: live framework tensors, the allocator's cache, or only the device total.</summary>
+    public Counter Counter { get; }
+
+    /// <summary>
+    /// A component whose bytes are its formula's value and whose text is the formula's, with an optional remark after "; "
+    /// (a remark says why, in words; the numbers are all in the formula).
+    /// </summary>
+    public static MemoryComponent Of(string name, ComponentKind kind, Formula formula, string? remark = null,
+        Residence residence = Residence.Device, Counter counter = Counter.Allocated, ByteSize? allDevices = null)
+    {
+        ArgumentNullException.ThrowIfNull(formula);
+        return new MemoryComponent(name, kind, new ByteSize(checked((long)Math.Round(formula.Value))), remark is null ? formula.ToString() : $"{formula}; {remark}",
+            residence, allDevices, counter);
+    }
+}
 
 /// <summary>
 /// Which counter includes a component: <c>torch.cuda.max_memory_allocated</c> sees live tensors; <c>max_memory_reserved</c>

@@ -82,13 +82,16 @@ internal static class RuleOfThumb
     }
 
     /// <summary>The essay's model states of full training in mixed precision with AdamW: 16 B per parameter, from the rule's own parts.</summary>
-    public static ByteSize ModelStates(long parameters)
+    public static Formula ModelStates(long parameters)
     {
         var scenario = new Scenario { Model = new ModelReference.ParameterCount(parameters), Mode = Mode.Training };
-        return Estimate(new ResolvedModel(Text.N(parameters), null, "parameter count", null, parameters), scenario).DeviceTotal;
+        ByteSize total = Estimate(new ResolvedModel(Text.N(parameters), null, "parameter count", null, parameters), scenario).DeviceTotal;
+        return Formula.Count(parameters, "params") * Formula.Bytes(total.Bytes / (double)parameters, "compute copy, fp32 master, gradients and AdamW moments");
     }
 
-    private static MemoryComponent Part(string name, ComponentKind kind, long parameters, double bytesPerParameter, string what, int shards = 1) =>
-        new(name, kind, new ByteSize(checked((long)Math.Round(parameters * bytesPerParameter / shards))),
-            $"{Text.N(parameters)} params × {Text.Bytes(bytesPerParameter)} ({what}){(shards > 1 ? $" ÷ {shards} ranks" : "")}");
+    private static MemoryComponent Part(string name, ComponentKind kind, long parameters, double bytesPerParameter, string what, int shards = 1)
+    {
+        Formula bytes = Formula.Count(parameters, "params") * Formula.Bytes(bytesPerParameter, what);
+        return MemoryComponent.Of(name, kind, shards > 1 ? bytes / Formula.Count(shards, "ranks") : bytes);
+    }
 }

@@ -60,7 +60,7 @@ public sealed class TimelineChartTests
     {
         Model = new ResolvedModel("test", null, "test", null, 1),
         Parameters = new ParameterSummary(1, 0, 1),
-        Components = [new MemoryComponent("weights", ComponentKind.Weights, ByteSize.FromGibibytes(10), "test")],
+        Components = [MemoryComponent.Of("weights", ComponentKind.Weights, Formula.Size(ByteSize.FromGibibytes(10)))],
         PeakPhase = "loss",
         Timeline = timeline,
         Gpu = gpu,

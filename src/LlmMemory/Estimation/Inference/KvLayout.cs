@@ -33,11 +33,13 @@ internal sealed record KvLayout(long KeyWidth, long ValueWidth, DataType KeyType
         return new KvLayout((long)kvHeadsPerDevice * model.HeadDimension, (long)kvHeadsPerDevice * model.ValueHeadDimension, keyType, valueType);
     }
 
-    /// <summary>"2 × 32 layers × 8 heads × 128 × 2 B" style description of one token.</summary>
-    public string Describe(int layers) =>
-        ValueWidth == 0
-            ? $"{layers} layers × {Text.N(KeyWidth)} latent × {Text.Bytes(KeyType.BitsPerElement / 8)}"
-            : KeyType == ValueType && KeyWidth == ValueWidth
-                ? $"2 × {layers} layers × {Text.N(KeyWidth)} × {Text.Bytes(KeyType.BitsPerElement / 8)}"
-                : $"{layers} layers × ({Text.N(KeyWidth)} × {Text.Bytes(KeyType.BitsPerElement / 8)} + {Text.N(ValueWidth)} × {Text.Bytes(ValueType.BitsPerElement / 8)})";
+    /// <summary>The bytes of one token in <paramref name="layers"/> layers, as terms: "2 × 32 layers × 1,024 × 2 B".</summary>
+    public Formula PerToken(int layers)
+    {
+        Formula count = Formula.Count(layers, "layers");
+        static Formula Row(long width, DataType type) => Formula.Count(width) * Formula.Bytes(type.BytesFor(width) / (double)width);
+        return ValueWidth == 0 ? count * Formula.Count(KeyWidth, "latent") * Formula.Bytes(KeyType.BytesFor(KeyWidth) / (double)KeyWidth)
+            : KeyType == ValueType && KeyWidth == ValueWidth ? Formula.Count(2) * count * Row(KeyWidth, KeyType)
+            : count * (Row(KeyWidth, KeyType) + Row(ValueWidth, ValueType));
+    }
 }

@@ -39,7 +39,13 @@ internal static class ServingEngines
         // vLLM's get_rope builds the cos/sin cache for max_position_embeddings rows, whatever max_model_len is.
         int rotaryRows = model.MaxPositions ?? maxModelLen;
         int rotaryWidth = model.LatentAttention?.RopeHeadDimension ?? model.HeadDimension;
-        ByteSize weights = new ByteSize(PerDevice(layout, model, tp)) + new ByteSize(2L * rotaryRows * rotaryWidth);
+        Formula rotary = (Formula.Count(rotaryRows, "positions") * Formula.Count(rotaryWidth) * Formula.Bytes(2)).After("rotary cos/sin cache");
+        long replicated = Replicated(layout);
+        Formula onDevice = tp == 1 ? layout.Formula()
+            : ((layout.Formula() - Formula.Size(new ByteSize(replicated), "of norms")) / Formula.Count(tp, "GPUs") + Formula.Size(new ByteSize(replicated), "of norms on every GPU"))
+                .Adjusted(PerDevice(layout, model, tp), "each tensor's slice rounded up");
+        Formula weightsFormula = onDevice + rotary;
+        ByteSize weights = new((long)Math.Round(weightsFormula.Value));
         DataType kvType = KvType(scenario, model);
         int kvHeads = model.LatentAttention is null ? Math.Max(1, model.KeyValueHeadCount / tp) : 1;
         KvLayout kv = KvLayout.For(model, kvType, kvType, compressedLatent: true, kvHeads);
@@ -50,8 +56,7 @@ internal static class ServingEngines
 
         var components = new List<MemoryComponent>
         {
-            new("weights", ComponentKind.Weights, weights,
-                $"{layout.Formula()}{(tp > 1 ? $", ÷ {tp} GPUs (tensor parallel; norms replicated)" : "")} + rotary cos/sin cache {Text.N(rotaryRows)} × {rotaryWidth} × 2 B"),
+            MemoryComponent.Of("weights", ComponentKind.Weights, weightsFormula),
         };
 
         ByteSize activation;
@@ -63,17 +68,19 @@ internal static class ServingEngines
             activation = new ByteSize((long)(total.Bytes * (1 - fraction)));
             nonTorch = ByteSize.Zero;
             pool = budget - weights - context;
-            components.Add(new MemoryComponent("activation_reserve", ComponentKind.Activations, activation,
-                $"left free for activations and CUDA graphs: {Text.N(total.Gibibytes)} GiB × (1 − {Text.N(fraction)})", Counter: Counter.Reserved));
+            components.Add(MemoryComponent.Of("activation_reserve", ComponentKind.Activations,
+                (Formula.Size(total) * (Formula.Count(1) - Formula.Count(fraction))).Adjusted(activation.Bytes, "rounded down"),
+                "left free for activations and CUDA graphs (1 − mem_fraction_static)", counter: Counter.Reserved));
         }
         else
         {
-            activation = VllmProfilePeak(model, batchedTokens, maxSeqs, tp, v0 ? Constants.VllmV0SamplerBytesPerLogit : Constants.VllmSamplerBytesPerLogit, out string how);
+            Formula profile = VllmProfilePeak(model, batchedTokens, maxSeqs, tp, v0 ? Constants.VllmV0SamplerBytesPerLogit : Constants.VllmSamplerBytesPerLogit);
+            activation = new ByteSize((long)Math.Round(profile.Value));
             nonTorch = tp > 1 ? Constants.VllmNonTorchMultiGpu : Constants.VllmNonTorchSingleGpu;
             pool = budget - weights - activation - nonTorch;
-            components.Add(new MemoryComponent("profiled_activations", ComponentKind.Activations, activation, how));
-            components.Add(new MemoryComponent("non_torch", ComponentKind.Runtime, nonTorch,
-                $"cuBLAS handles, NCCL{(tp > 1 ? " and custom all-reduce" : "")} outside torch (vLLM log)", Counter: Counter.Device));
+            components.Add(MemoryComponent.Of("profiled_activations", ComponentKind.Activations, profile, "vLLM's profile run: the forward's widest moment and the dummy sampler pass"));
+            components.Add(MemoryComponent.Of("non_torch", ComponentKind.Runtime,
+                Formula.Size(nonTorch).After($"cuBLAS handles{(tp > 1 ? ", NCCL and custom all-reduce" : "")}:"), "outside torch, as vLLM's log reports it", counter: Counter.Device));
         }
 
         // vLLM V1 groups layers by attention kind (full, sliding) and checks a request's need layer by layer; V0 and SGLang
@@ -85,12 +92,12 @@ internal static class ServingEngines
         long blocks = groups.Blocks(pool.Bytes, pagePerLayer);
         long tokens = groups.CapacityTokens(blocks, blockSize);
         var kvBytes = new ByteSize(groups.Bytes(blocks, pagePerLayer));
-        string grouping = groups.IsHybrid ? $" × {groups.GroupSize} layers of a group ({groups.Describe()})" : "";
-        components.Add(new MemoryComponent("kv_cache", ComponentKind.KvCache, kvBytes,
-            groups.IsHybrid
-                ? $"({Text.N(fraction)} × {total} − weights − activations − non-torch) ÷ ({Text.N(pagePerLayer)} B per {blockSize}-token page{grouping}) = {Text.N(blocks)} blocks; per token per layer {kv.Describe(1)}"
-                : $"({Text.N(fraction)} × {total} − weights − activations{(sglang ? "" : " − non-torch")}) ÷ {Text.N(pageBytes)} B per {blockSize}-token block = {Text.N(blocks)} blocks; per token {kv.Describe(model.LayerCount)}"));
-        components.Add(new MemoryComponent("cuda_context", ComponentKind.Runtime, context, "CUDA context and kernels (outside the engine's budget)", Counter: Counter.Device));
+        string blockRule = $"blocks = ({Text.N(fraction)} × {total} − weights − activations{(sglang ? "" : " − non-torch")}) ÷ {Text.N(checked(pagePerLayer * groups.GroupSize))} B per block, rounded down";
+        components.Add(MemoryComponent.Of("kv_cache", ComponentKind.KvCache,
+            Formula.Count(blocks, "blocks") * Formula.Count(blockSize, "tokens") * kv.PerToken(groups.GroupSize),
+            groups.IsHybrid ? $"{blockRule}; each block takes a page in every layer of a group ({groups.Describe()})" : blockRule));
+        components.Add(MemoryComponent.Of("cuda_context", ComponentKind.Runtime, Formula.Size(context).After("CUDA context and kernels:"), "outside the engine's budget",
+            counter: Counter.Device));
 
         // Start-up check: the pool must hold one request of max_model_len tokens (vLLM errors out otherwise, §2.7); V1 counts
         // each layer's own need, so sliding-window layers ask only for their window (with full layers only, this is
@@ -151,14 +158,14 @@ internal static class ServingEngines
     /// hidden states (2·2h), the fused gate/up output (2·2I) and the activation output (2I) per token, ÷ TP; plus a dummy
     /// sampler pass over <c>max_num_seqs</c> rows of the vocabulary (<see cref="Constants.VllmSamplerBytesPerLogit"/>).
     /// </summary>
-    private static ByteSize VllmProfilePeak(ModelArchitecture model, int tokens, int seqs, int tp, int bytesPerLogit, out string how)
+    private static Formula VllmProfilePeak(ModelArchitecture model, int tokens, int seqs, int tp, int bytesPerLogit)
     {
         long width = model.Experts is { } moe ? (long)moe.ActiveExperts * moe.ExpertIntermediateSize + moe.SharedExpertIntermediateSize : model.IntermediateSize;
         long perToken = 4L * model.HiddenSize + 6 * width / tp;
-        long forward = checked(perToken * tokens);
-        long sampler = checked((long)seqs * model.VocabularySize * bytesPerLogit);
-        how = $"profile run: {Text.N(tokens)} tokens × (4·{model.HiddenSize} + 6·{width}{(tp > 1 ? $"/{tp}" : "")}) B + sampler {seqs} seqs × {Text.N(model.VocabularySize)} vocab × {bytesPerLogit} B";
-        return new ByteSize(forward + sampler);
+        Formula mlp = tp > 1 ? Formula.Dot(6, width) / Formula.Count(tp) : Formula.Dot(6, width);
+        Formula forward = Formula.Count(tokens, "tokens") * (Formula.Dot(4, model.HiddenSize) + mlp).InBytes();
+        Formula sampler = (Formula.Count(seqs, "seqs") * Formula.Count(model.VocabularySize, "vocab") * Formula.Bytes(bytesPerLogit)).After("sampler");
+        return (forward + sampler).Adjusted(checked((perToken * tokens) + ((long)seqs * model.VocabularySize * bytesPerLogit)), "rounded down per token");
     }
 
     /// <summary>
@@ -182,11 +189,15 @@ internal static class ServingEngines
     private static bool? VllmBefore(string? version, int minor) =>
         version is not null && Version.TryParse(version.TrimStart('v'), out Version? parsed) ? parsed.Major == 0 && parsed.Minor < minor : null;
 
+    /// <summary>Bytes of the tensors every tensor-parallel GPU holds whole: the 1-D norms and biases outside attention.</summary>
+    private static long Replicated(WeightLayout layout) =>
+        layout.Tensors.Where(IsReplicated).Sum(t => t.Bytes);
+
+    private static bool IsReplicated(StoredTensor t) => t.Tensor.Role == TensorRole.Norm || t.Tensor.Shape.Length == 1 && t.Tensor.Role != TensorRole.Attention;
+
     /// <summary>Weights on one tensor-parallel GPU: sharded tensors ÷ tp, 1-D norms replicated.</summary>
     private static long PerDevice(WeightLayout layout, ModelArchitecture model, int tp) =>
-        layout.Tensors.Sum(t => t.Tensor.Role == TensorRole.Norm || t.Tensor.Shape.Length == 1 && t.Tensor.Role != TensorRole.Attention
-            ? t.Bytes
-            : (t.Bytes + tp - 1) / tp);
+        layout.Tensors.Sum(t => IsReplicated(t) ? t.Bytes : (t.Bytes + tp - 1) / tp);
 
     private static DataType KvType(Scenario scenario, ModelArchitecture model) =>
         scenario.KvCacheDtype is DataType given ? given : model.StoredType is DataType s && s.BlockBytes == 2 ? s : DataTypes.BF16;

@@ -1,3 +1,5 @@
+using LlmMemory.Numerics;
+using LlmMemory.Estimation.Inference;
 using LlmMemory.Sources;
 using LlmMemory.Hardware;
 using LlmMemory.Models;
@@ -97,15 +99,15 @@ internal static class LlamaCppEstimator
     private static List<MemoryComponent> CpuComponents(LlamaCppRun run)
     {
         int cpu = run.Cpu;
-        var list = new List<MemoryComponent> { new("weights", ComponentKind.Weights, new ByteSize(run.Model.Host), HostWeightsFormula(run)) };
+        var list = new List<MemoryComponent> { MemoryComponent.Of("weights", ComponentKind.Weights, Formula.Size(new ByteSize(run.Model.Host)), HostWeights(run)) };
         if (run.Model.Repacked > 0)
         {
-            list.Add(new("weights_repacked", ComponentKind.Weights, new ByteSize(run.Model.Repacked), RepackFormula(run)));
+            list.Add(MemoryComponent.Of("weights_repacked", ComponentKind.Weights, Formula.Size(new ByteSize(run.Model.Repacked)), Repack(run)));
         }
 
-        list.Add(new("kv_cache", ComponentKind.KvCache, new ByteSize(run.Kv.Bytes), KvFormula(run, cpu)));
-        list.Add(new("compute_buffer", ComponentKind.ComputeBuffer, new ByteSize(run.Compute[cpu]), ComputeFormula(run, "CPU", cpu)));
-        list.Add(new("output_buffer", ComponentKind.OutputBuffer, new ByteSize(run.Output), OutputFormula(run, "CPU")));
+        list.Add(MemoryComponent.Of("kv_cache", ComponentKind.KvCache, KvFormula(run, cpu)));
+        list.Add(MemoryComponent.Of("compute_buffer", ComponentKind.ComputeBuffer, Formula.Size(new ByteSize(run.Compute[cpu])).After("CPU:"), Compute(run)));
+        list.Add(MemoryComponent.Of("output_buffer", ComponentKind.OutputBuffer, OutputFormula(run).After("CPU:"), "logits for one row per sequence"));
         return list;
     }
 
@@ -116,35 +118,39 @@ internal static class LlamaCppEstimator
         int[] gpus = [.. Enumerable.Range(0, s.Gpus)];
         string Name(int g) => $"{s.Backend}{g}";
         ByteSize? Sum(Func<int, long> perGpu) => gpus.Length > 1 ? new ByteSize(gpus.Sum(perGpu)) : null;
-        string PerGpu(Func<int, string> describe) => string.Join("; ", gpus.Select(describe));
+        // The most loaded GPU's figure is the formula; with several GPUs the others follow in the remark.
+        string? Others(Func<int, string> describe) => gpus.Length > 1 ? "the GPUs: " + string.Join(", ", gpus.Select(describe)) : null;
+        string Join(string? first, string? second) => first is null ? second ?? "" : second is null ? first : $"{first}; {second}";
 
         var list = new List<MemoryComponent>
         {
-            new("weights_gpu", ComponentKind.Weights, new ByteSize(run.Model.PerGpu[device]),
-                PerGpu(g => $"{Name(g)}: {run.Placement.Describe(g)}, {Tensors(run.Model.TensorsPerGpu[g])} each padded to 128 B "
-                    + $"(quantized rows to 512 elements) = {new ByteSize(run.Model.PerGpu[g])}"),
-                AllDevices: Sum(g => run.Model.PerGpu[g])),
-            new("weights_host", ComponentKind.Weights, new ByteSize(run.Model.Host), HostWeightsFormula(run), Residence.Host),
+            MemoryComponent.Of("weights_gpu", ComponentKind.Weights, Formula.Size(new ByteSize(run.Model.PerGpu[device])).After($"{Name(device)}:"),
+                Join($"{run.Placement.Describe(device)}, {Tensors(run.Model.TensorsPerGpu[device])} each padded to 128 B (quantized rows to 512 elements)",
+                    Others(g => $"{Name(g)} {new ByteSize(run.Model.PerGpu[g])} ({run.Placement.Describe(g)})")),
+                allDevices: Sum(g => run.Model.PerGpu[g])),
+            MemoryComponent.Of("weights_host", ComponentKind.Weights, Formula.Size(new ByteSize(run.Model.Host)), HostWeights(run), Residence.Host),
         };
         if (run.Model.Repacked > 0)
         {
-            list.Add(new("weights_host_repacked", ComponentKind.Weights, new ByteSize(run.Model.Repacked), RepackFormula(run), Residence.Host));
+            list.Add(MemoryComponent.Of("weights_host_repacked", ComponentKind.Weights, Formula.Size(new ByteSize(run.Model.Repacked)), Repack(run), Residence.Host));
         }
 
-        list.Add(new("kv_cache", ComponentKind.KvCache, new ByteSize(run.KvOn(device)), PerGpu(g => $"{Name(g)}: {KvFormula(run, g)}"),
-            AllDevices: Sum(run.KvOn)));
+        list.Add(MemoryComponent.Of("kv_cache", ComponentKind.KvCache, KvFormula(run, device).After($"{Name(device)}:"),
+            Others(g => $"{Name(g)} {new ByteSize(run.KvOn(g))}"), allDevices: Sum(run.KvOn)));
         if (run.KvOn(cpu) > 0)
         {
-            list.Add(new("kv_cache_host", ComponentKind.KvCache, new ByteSize(run.KvOn(cpu)), "CPU layers: " + KvFormula(run, cpu), Residence.Host));
+            list.Add(MemoryComponent.Of("kv_cache_host", ComponentKind.KvCache, KvFormula(run, cpu).After("CPU layers:"), residence: Residence.Host));
         }
 
-        list.Add(new("compute_buffer", ComponentKind.ComputeBuffer, new ByteSize(run.Compute[device]), PerGpu(g => ComputeFormula(run, Name(g), g)),
-            AllDevices: Sum(g => run.Compute[g])));
-        list.Add(new("compute_buffer_host", ComponentKind.ComputeBuffer, new ByteSize(run.Compute[cpu]), ComputeFormula(run, s.Backend + "_Host", cpu),
+        list.Add(MemoryComponent.Of("compute_buffer", ComponentKind.ComputeBuffer, Formula.Size(new ByteSize(run.Compute[device])).After($"{Name(device)}:"),
+            Join(Compute(run), Others(g => $"{Name(g)} {new ByteSize(run.Compute[g])}")), allDevices: Sum(g => run.Compute[g])));
+        list.Add(MemoryComponent.Of("compute_buffer_host", ComponentKind.ComputeBuffer, Formula.Size(new ByteSize(run.Compute[cpu])).After($"{s.Backend}_Host:"),
+            Compute(run), Residence.Host));
+        list.Add(MemoryComponent.Of("output_buffer", ComponentKind.OutputBuffer, OutputFormula(run).After($"{s.Backend}_Host:"), "logits for one row per sequence",
             Residence.Host));
-        list.Add(new("output_buffer", ComponentKind.OutputBuffer, new ByteSize(run.Output), OutputFormula(run, s.Backend + "_Host"), Residence.Host));
-        list.Add(new("cuda_context", ComponentKind.Runtime, Constants.CudaContext(run.Settings.Gpu, training: false, flashAttention: false),
-            $"{s.Backend} context, kernels and BLAS handles on each GPU, outside llama.cpp's buffers: only the device total (nvidia-smi) sees it", Counter: Counter.Device));
+        list.Add(MemoryComponent.Of("cuda_context", ComponentKind.Runtime, Formula.Size(Constants.CudaContext(run.Settings.Gpu, training: false, flashAttention: false))
+                .After($"{s.Backend} context, kernels and BLAS handles:"),
+            "on each GPU, outside llama.cpp's buffers: only the device total (nvidia-smi) sees it", counter: Counter.Device));
         return list;
     }
 
@@ -153,44 +159,47 @@ internal static class LlamaCppEstimator
     private static string TypeMix(LlamaCppRun run) =>
         string.Join(", ", run.Types.Values.GroupBy(t => t.Name).OrderByDescending(g => g.Count()).Select(g => $"{g.Key} ×{g.Count()}"));
 
-    private static string HostWeightsFormula(LlamaCppRun run)
+    private static string HostWeights(LlamaCppRun run)
     {
         string rest = run.Placement.Describe(run.Cpu);
         string what = run.Settings.Gpus == 0 ? "every tensor"
             : "token_embd (always on the CPU)" + (rest == "no layer" ? "" : " and " + rest);
         return run.Settings.Mmap
-            ? $"{what}, memory-mapped (CPU_Mapped): the file range of {Tensors(run.Model.HostTensors)}, first to last, not counting repacked ones at the ends = {new ByteSize(run.Model.Host)}"
-            : $"{what}: {Tensors(run.Model.HostTensors)}, each padded to 32 B (CPU buffer, no mmap) = {new ByteSize(run.Model.Host)}";
+            ? $"{what}, memory-mapped (CPU_Mapped): the file range of {Tensors(run.Model.HostTensors)}, first to last, not counting repacked ones at the ends"
+            : $"{what}: {Tensors(run.Model.HostTensors)}, each padded to 32 B (CPU buffer, no mmap)";
     }
 
-    private static string RepackFormula(LlamaCppRun run) =>
-        $"{Tensors(run.Model.RepackedNames.Count)} of the host in {string.Join("/", ModelBuffers.RepackedTypes.Select(t => t.Name))} copied interleaved for the CPU backend (CPU_REPACK) = {new ByteSize(run.Model.Repacked)}";
+    private static string Repack(LlamaCppRun run) =>
+        $"{Tensors(run.Model.RepackedNames.Count)} of the host in {string.Join("/", ModelBuffers.RepackedTypes.Select(t => t.Name))} copied interleaved for the CPU backend (CPU_REPACK)";
 
-    /// <summary>"33 layers × 32,768 cells × 2 × 1,024 in Q8_0 (2,176 B per cell and layer) = 2.19 GiB" for the layers on one device.</summary>
-    private static string KvFormula(LlamaCppRun run, int device)
+    /// <summary>"32 layers × 8,192 cells × (1,024 × 1.0625 B + 1,024 × 1.0625 B)" for the layers on one device, by cell count (sliding layers hold fewer).</summary>
+    private static Formula KvFormula(LlamaCppRun run, int device)
     {
         KvCache kv = run.Kv;
-        int layers = Enumerable.Range(0, kv.LayerBytes.Length).Count(l => run.Placement.DeviceOf(l) == device);
-        string token = kv.Layout.ValueWidth == 0
-            ? $"{Text.N(kv.Layout.KeyWidth)} latent in {kv.Layout.KeyType.Name}"
-            : kv.Layout.KeyType == kv.Layout.ValueType && kv.Layout.KeyWidth == kv.Layout.ValueWidth
-                ? $"2 × {Text.N(kv.Layout.KeyWidth)} in {kv.Layout.KeyType.Name}"
-                : $"{Text.N(kv.Layout.KeyWidth)} in {kv.Layout.KeyType.Name} + {Text.N(kv.Layout.ValueWidth)} in {kv.Layout.ValueType.Name}";
-        string streams = kv.Streams > 1 ? $" × {kv.Streams} streams" : "";
-        string sliding = kv.SlidingCells is int swa ? $" (sliding-window layers {Text.N(swa)} cells)" : "";
-        return $"{layers} layers × {Text.N(kv.Cells)} cells{streams}{sliding} × {token} ({Text.N(kv.Layout.BytesPerTokenPerLayer)} B per cell and layer) = {new ByteSize(run.KvOn(device))}";
+        KvLayout layout = kv.Layout;
+        static Formula Row(long width, DataType type) => Formula.Count(width) * Formula.Bytes(type.BytesFor(width) / (double)width, type.Name);
+        Formula perCell = layout.ValueWidth == 0 ? Row(layout.KeyWidth, layout.KeyType).Because("latent") : Row(layout.KeyWidth, layout.KeyType) + Row(layout.ValueWidth, layout.ValueType);
+        IEnumerable<Formula> groups = Enumerable.Range(0, kv.LayerBytes.Length).Where(l => run.Placement.DeviceOf(l) == device)
+            .GroupBy(l => kv.LayerBytes[l])
+            .Select(g =>
+            {
+                long cells = g.Key / layout.BytesPerTokenPerLayer / kv.Streams;
+                Formula f = Formula.Count(g.Count(), g.Count() == 1 ? "layer" : "layers") * Formula.Count(cells, "cells");
+                return (kv.Streams > 1 ? f * Formula.Count(kv.Streams, "streams") : f) * perCell;
+            });
+        return Formula.SumOf(groups);
     }
 
-    private static string ComputeFormula(LlamaCppRun run, string backend, int device)
+    private static string Compute(LlamaCppRun run)
     {
         ReservedBatch b = run.Batch;
-        return $"{backend}: {run.ComputeMethod}, ubatch {b.Ubatch} tokens ({b.Outputs} logit rows) against {Text.N(b.KvCells)} cells"
-            + $"{(b.Streams > 1 ? $" × {b.Streams} streams" : "")}, flash attention {(b.FlashAttention ? "on" : "off")} = {new ByteSize(run.Compute[device])}";
+        return $"{run.ComputeMethod}, ubatch {b.Ubatch} tokens ({b.Outputs} logit rows) against {Text.N(b.KvCells)} cells"
+            + $"{(b.Streams > 1 ? $" × {b.Streams} streams" : "")}, flash attention {(b.FlashAttention ? "on" : "off")}";
     }
 
-    private static string OutputFormula(LlamaCppRun run, string backend)
+    private static Formula OutputFormula(LlamaCppRun run)
     {
         int sequences = Math.Max(1, run.Settings.Sequences);
-        return $"{backend}: logits for one row per sequence, {Text.N(run.Output / 4 / sequences)} vocab × 4 B × {sequences} = {new ByteSize(run.Output)}";
+        return Formula.Count(run.Output / 4 / sequences, "vocab") * Formula.Bytes(4) * Formula.Count(sequences, sequences == 1 ? "sequence" : "sequences");
     }
 }

@@ -19,14 +19,16 @@ internal static class DeepSpeedEstimators
         bool offloadParams = plan.Offload == OffloadMode.OptimizerAndParams;
         // "Largest layer" = parameters owned directly by one module: for LLMs the embedding or head, V × h.
         long largest = Math.Max(m.Tensors.Tensors.Max(t => t.Elements), 1);
-        long zero2 = offload ? 2 * psi : 4 * psi + 16 * psi / g;
-        long zero3 = 4 * largest + (offloadParams ? 0 : offload ? 2 * psi / g : 18 * psi / g);
+        Formula Psi(double bytes) => Formula.Count(bytes) * Formula.Count(psi, "params");
+        Formula Largest() => Formula.Count(4) * Formula.Count(largest, "largest-layer params");
+        Formula zero2 = offload ? Psi(2) : Psi(4) + Psi(16) / Formula.Count(g, "GPUs");
+        Formula zero3 = offloadParams ? Largest() : Largest() + Psi(offload ? 2 : 18) / Formula.Count(g, "GPUs");
         return
         [
-            new("deepspeed_zero2_estimate", ComponentKind.Weights, new ByteSize(zero2),
-                offload ? $"estimate_zero2_model_states_mem_needs, cpu_offload: 2 × {Text.N(psi)} params" : $"estimate_zero2_model_states_mem_needs: 4 × {Text.N(psi)} + 16 × {Text.N(psi)} ÷ {g} GPUs"),
-            new("deepspeed_zero3_estimate", ComponentKind.Weights, new ByteSize(zero3),
-                $"estimate_zero3_model_states_mem_needs: 4 × {Text.N(largest)} largest-layer params" + (offloadParams ? "" : offload ? $" + 2 × {Text.N(psi)} ÷ {g}" : $" + 18 × {Text.N(psi)} ÷ {g}")),
+            MemoryComponent.Of("deepspeed_zero2_estimate", ComponentKind.Weights, zero2.After("estimate_zero2_model_states_mem_needs:").Adjusted(
+                offload ? 2 * psi : (4 * psi) + (16 * psi / g), "rounded down")),
+            MemoryComponent.Of("deepspeed_zero3_estimate", ComponentKind.Weights, zero3.After("estimate_zero3_model_states_mem_needs:").Adjusted(
+                (4 * largest) + (offloadParams ? 0 : offload ? 2 * psi / g : 18 * psi / g), "rounded down")),
         ];
     }
 }

@@ -26,66 +26,93 @@ internal static class DistributedTraining
         WeightLayout layout = WeightStorage.Layout(m, states.WeightFormat, DataTypes.BF16);
 
         long stageShare(long bytes) => StageBytes(m, bytes, plan.Pp);
-        var components = new List<MemoryComponent>();
         bool paramsOffloaded = plan.Offload == OffloadMode.OptimizerAndParams;
-        long weights = stageShare(layout.Bytes) / (plan.Tp * (long)plan.ParameterShards);
-        components.Add(new MemoryComponent("weights", ComponentKind.Weights, new ByteSize(weights),
-            $"{layout.Formula()}{Split(plan.Tp, plan.ParameterShards, plan.Pp)}", paramsOffloaded ? Residence.Host : Residence.Device));
-
-        double trainableStage = stageShare(trainable) / (double)plan.Tp;
-        if (states.AdapterBytes > 0)
+        Formula OnThisGpu(Formula whole, int shards)
         {
-            components.Add(States(plan, "lora_adapters", ComponentKind.Adapters, trainableStage, states.AdapterBytes, plan.ParameterShards,
-                "adapter weights", paramsOffloaded));
+            Formula share = plan.Pp > 1 ? whole * Formula.Count(StageParameters(m, plan.Pp), "params of the first stage") / Formula.Count(m.ParameterCount, "params") : whole;
+            share = plan.Tp > 1 ? share / Formula.Count(plan.Tp, "tensor-parallel GPUs") : share;
+            return shards > 1 ? share / Formula.Count(shards, "shards") : share;
         }
 
-        if (states.MasterBytes > 0)
-        {
-            components.Add(States(plan, "master_weights", ComponentKind.MasterWeights, trainableStage, states.MasterBytes, plan.OptimizerShards,
-                "fp32 master copy", plan.Offload != OffloadMode.None));
-        }
+        MemoryComponent weights = MemoryComponent.Of("weights", ComponentKind.Weights,
+            OnThisGpu(layout.Formula(), plan.ParameterShards).Adjusted(stageShare(layout.Bytes) / (plan.Tp * (long)plan.ParameterShards), "rounded down"),
+            residence: paramsOffloaded ? Residence.Host : Residence.Device);
+        var components = new List<MemoryComponent> { weights };
+        Formula trainableParams = Formula.Count(trainable, lora ? "adapter params" : "params");
+        MemoryComponent State(string name, ComponentKind kind, double bytesPerParameter, string what, int shards, bool offloaded) =>
+            MemoryComponent.Of(name, kind, OnThisGpu(trainableParams * Formula.Bytes(bytesPerParameter, what), shards),
+                offloaded ? "offloaded to host memory" : null, offloaded ? Residence.Host : Residence.Device);
 
-        components.Add(States(plan, "gradients", ComponentKind.Gradients, trainableStage, states.GradientBytes, plan.GradientShards,
-            "gradients", plan.Offload != OffloadMode.None && scenario.Engine == Engine.Deepspeed));
+        MemoryComponent? adapterWeights = states.AdapterBytes > 0
+            ? State("lora_adapters", ComponentKind.Adapters, states.AdapterBytes, "adapter weights", plan.ParameterShards, paramsOffloaded) : null;
+        MemoryComponent? master = states.MasterBytes > 0
+            ? State("master_weights", ComponentKind.MasterWeights, states.MasterBytes, "fp32 master copy", plan.OptimizerShards, plan.Offload != OffloadMode.None) : null;
+        MemoryComponent gradients = State("gradients", ComponentKind.Gradients, states.GradientBytes, "gradients", plan.GradientShards,
+            plan.Offload != OffloadMode.None && scenario.Engine == Engine.Deepspeed);
         OptimizerKind optimizer = scenario.Optimizer ?? OptimizerKind.AdamW;
-        components.Add(States(plan, "optimizer_states", ComponentKind.OptimizerStates, trainableStage, OptimizerBytes(m, adapters, optimizer, states.UpdatedBytes),
-            plan.OptimizerShards, $"{Names.Of(optimizer)} states", plan.Offload != OffloadMode.None));
+        MemoryComponent optimizerStates = State("optimizer_states", ComponentKind.OptimizerStates, OptimizerBytes(m, adapters, optimizer, states.UpdatedBytes),
+            $"{Names.Of(optimizer)} states", plan.OptimizerShards, plan.Offload != OffloadMode.None);
+        components.AddRange(new[] { adapterWeights, master, gradients, optimizerStates }.OfType<MemoryComponent>());
 
-        long block = BlockParameters(m);
+        MemoryComponent? gathered = null;
         if (plan.ParameterShards > 1 || paramsOffloaded)
         {
             // FSDP/ZeRO-3 all-gather the unit being computed and prefetch the next: two blocks, cast to bf16 when the
             // shards are full precision, in their stored bytes when quantized (FSDP gathers the NF4 storage as is).
+            long block = BlockParameters(m);
             long stored = layout.Tensors.Where(t => t.Tensor.Layer == 0).Sum(t => t.Bytes);
-            long blockBytes = states.WeightFormat.Type.IsQuantized ? stored : block * 2;
-            components.Add(new MemoryComponent("gathered_parameters", ComponentKind.Weights, new ByteSize(2 * blockBytes / plan.Tp),
-                $"current and prefetched block: 2 × {new ByteSize(blockBytes)} ({Text.N(block)} params{(states.WeightFormat.Type.IsQuantized ? $" in {states.WeightFormat.Name}" : " × 2 B")}){(plan.Tp > 1 ? $" ÷ {plan.Tp}" : "")}"));
+            bool quantized = states.WeightFormat.Type.IsQuantized;
+            Formula one = quantized ? Formula.Size(new ByteSize(stored), $"of {states.WeightFormat.Name} storage") : Formula.Count(block, "params") * Formula.Bytes(2);
+            Formula two = Formula.Count(2, "blocks") * one;
+            gathered = MemoryComponent.Of("gathered_parameters", ComponentKind.Weights,
+                (plan.Tp > 1 ? two / Formula.Count(plan.Tp, "tensor-parallel GPUs") : two).Adjusted(2 * (quantized ? stored : block * 2) / plan.Tp, "rounded down"),
+                "the block being computed and the prefetched next one");
+            components.Add(gathered);
         }
 
+        MemoryComponent? unsharded = null;
         if (plan.Pp > 1 && scenario.Engine == Engine.Torchtitan && !lora)
         {
             // torchtitan keeps a pipeline stage unsharded between micro-batches (reshard_after_forward off): bf16 parameters
             // and fp32 gradients of the whole stage until the last micro-batch reduce-scatters them.
             long stageParams = stageShare(m.ParameterCount) / plan.Tp;
-            components.Add(new MemoryComponent("unsharded_stage", ComponentKind.Gradients, new ByteSize(stageParams * (2 + 4)),
-                $"{Text.N(stageParams)} stage params × (2 B bf16 parameters + 4 B fp32 gradients), kept across micro-batches"));
+            unsharded = MemoryComponent.Of("unsharded_stage", ComponentKind.Gradients,
+                Formula.Count(stageParams, "stage params") * Formula.Bytes(2 + 4, "bf16 parameters and fp32 gradients"), "kept across micro-batches");
+            components.Add(unsharded);
         }
 
-        AddActivations(components, m, scenario, plan, adapters, lora);
-        components.Add(new MemoryComponent("cublas_workspaces", ComponentKind.Workspace, Constants.CublasWorkspace(gpu) * 2,
-            $"2 GEMM threads (forward and autograd) × {Constants.CublasWorkspace(gpu)}"));
-        long transient = components.Where(c => c.Kind is ComponentKind.Activations or ComponentKind.Logits).Sum(c => c.Bytes.Bytes);
-        components.Add(new MemoryComponent("allocator_cache", ComponentKind.AllocatorReserve,
-            new ByteSize((long)(transient * Constants.DistributedAllocatorShare)),
-            $"{Text.N(Constants.DistributedAllocatorShare)} × {new ByteSize(transient)} of activation memory cached by the allocator", Counter: Counter.Reserved));
+        (MemoryComponent activations, MemoryComponent loss) = Activations(m, scenario, plan, adapters, lora);
+        components.Add(activations);
+        components.Add(loss);
+        MemoryComponent workspaces = MemoryComponent.Of("cublas_workspaces", ComponentKind.Workspace,
+            Formula.Count(2, "GEMM threads (forward and autograd)") * Formula.Size(Constants.CublasWorkspace(gpu)));
+        components.Add(workspaces);
+        long transient = activations.Bytes.Bytes + loss.Bytes.Bytes;
+        components.Add(MemoryComponent.Of("allocator_cache", ComponentKind.AllocatorReserve,
+            (Formula.Count(Constants.DistributedAllocatorShare) * Formula.Size(new ByteSize(transient), "of activation memory"))
+                .Adjusted((long)(transient * Constants.DistributedAllocatorShare), "rounded down"),
+            "cached by the allocator", counter: Counter.Reserved));
         int communicators = new[] { plan.Dp * plan.Cp, plan.Tp, plan.Pp }.Count(d => d > 1);
-        if (communicators > 0)
-        {
-            components.Add(new MemoryComponent("nccl_buffers", ComponentKind.Communication, Constants.NcclPerCommunicator * communicators,
-                $"{communicators} communicators × {Constants.NcclPerCommunicator}", Counter: Counter.Device));
-        }
-        components.Add(new MemoryComponent("cuda_context", ComponentKind.Runtime, Constants.CudaContext(gpu, training: true, flashAttention: true),
-            "CUDA context, kernels and library handles", Counter: Counter.Device));
+        MemoryComponent? nccl = communicators > 0
+            ? MemoryComponent.Of("nccl_buffers", ComponentKind.Communication,
+                Formula.Count(communicators, communicators == 1 ? "communicator" : "communicators") * Formula.Size(Constants.NcclPerCommunicator), counter: Counter.Device)
+            : null;
+        MemoryComponent context = MemoryComponent.Of("cuda_context", ComponentKind.Runtime,
+            Formula.Size(Constants.CudaContext(gpu, training: true, flashAttention: true)).After("CUDA context, kernels and library handles:"), counter: Counter.Device);
+        components.AddRange(new[] { nccl, context }.OfType<MemoryComponent>());
+
+        // The moments of a steady-state step (step 2 on: the optimizer states exist), as the replay draws them: live
+        // tensors and memory outside the allocator, device-resident parts only; gathered blocks, activations and the loss
+        // region are gone by the optimizer step.
+        MemoryComponent?[] loaded = [weights, adapterWeights, master, context, nccl];
+        MemoryComponent?[] forward = [.. loaded, optimizerStates, gathered, unsharded, workspaces, activations];
+        IReadOnlyList<TimelinePoint> timeline =
+        [
+            new("load", Resident(loaded)),
+            new("end of forward", Resident(forward)),
+            new("start of backward", Resident([.. forward, gradients, loss])),
+            new("optimizer step", Resident([.. loaded, gradients, optimizerStates, workspaces])),
+        ];
 
         return new MemoryEstimate
         {
@@ -93,7 +120,7 @@ internal static class DistributedTraining
             Parameters = new ParameterSummary(m.ParameterCount, trainable, m.ActiveParameterCount),
             Components = components,
             PeakPhase = "start of backward (all saved activations and the loss region live)",
-            Timeline = Timeline(components),
+            Timeline = timeline,
             DeviceCount = plan.Gpus,
             Device = plan.Pp > 1 ? "a GPU of the first pipeline stage (most in-flight activations)" : "each GPU",
             Comparisons = plan.OptimizerShards > 1 || plan.Offload != OffloadMode.None ? DeepSpeedEstimators.Lines(m, plan, scenario) : [],
@@ -108,26 +135,10 @@ internal static class DistributedTraining
         };
     }
 
-    /// <summary>
-    /// The closed form's moments of a steady-state step (step 2 on: the optimizer states exist), as the replay draws them:
-    /// live tensors plus memory outside the allocator, device-resident parts only. The peak counts every part at once, as
-    /// the total does; gathered blocks, activations and the loss region are gone by the optimizer step.
-    /// </summary>
-    private static IReadOnlyList<TimelinePoint> Timeline(IReadOnlyList<MemoryComponent> components)
-    {
-        ByteSize Sum(params string[] names) => components
-            .Where(c => c.Residence == Residence.Device && c.Counter != Counter.Reserved && names.Contains(c.Name))
-            .Aggregate(ByteSize.Zero, (sum, c) => sum + c.Bytes);
-        string[] loaded = ["weights", "lora_adapters", "master_weights", "cuda_context", "nccl_buffers"];
-        string[] forward = [.. loaded, "optimizer_states", "gathered_parameters", "unsharded_stage", "cublas_workspaces", "activations"];
-        return
-        [
-            new("load", Sum(loaded)),
-            new("end of forward", Sum(forward)),
-            new("start of backward", Sum([.. forward, "gradients", "logits_and_loss"])),
-            new("optimizer step", Sum([.. loaded, "gradients", "optimizer_states", "cublas_workspaces"])),
-        ];
-    }
+    /// <summary>Device memory of the parts present at a moment.</summary>
+    private static ByteSize Resident(IEnumerable<MemoryComponent?> parts) => parts.OfType<MemoryComponent>()
+        .Where(c => c.Residence == Residence.Device)
+        .Aggregate(ByteSize.Zero, (sum, c) => sum + c.Bytes);
 
     /// <summary>Bytes per trainable parameter of each state, and what the optimizer updates.</summary>
     /// <param name="WeightFormat">The format the (sharded) parameters are kept in.</param>
@@ -183,15 +194,6 @@ internal static class DistributedTraining
         return count == 0 ? 0 : OptimizerStates.Bytes(parameters, kind) / (double)count;
     }
 
-    private static MemoryComponent States(ShardPlan plan, string name, ComponentKind kind, double parameters, double bytesPerParameter, int shards,
-        string what, bool offloaded)
-    {
-        long bytes = (long)(parameters * bytesPerParameter / shards);
-        return new MemoryComponent(name, kind, new ByteSize(bytes),
-            $"{Text.N((long)parameters)} params{(plan.Tp > 1 || plan.Pp > 1 ? " on this GPU's slice" : "")} × {Text.Bytes(bytesPerParameter)} ({what}){(shards > 1 ? $" ÷ {shards} shards" : "")}{(offloaded ? ", offloaded to host memory" : "")}",
-            offloaded ? Residence.Host : Residence.Device);
-    }
-
     /// <summary>
     /// Activations of the local micro-batch: tokens = batch × seq ÷ cp; tensor parallelism with sequence parallelism divides
     /// them by tp; a 1F1B pipeline keeps up to pp micro-batches (torchtitan's default micro-batch is one sequence) of its
@@ -199,7 +201,7 @@ internal static class DistributedTraining
     /// one recomputed block; the loss region holds the fp32 log-softmax and two fp32 gradients of the logits, 12 B per
     /// token and vocabulary entry (÷ tp with a vocabulary-parallel loss).
     /// </summary>
-    private static void AddActivations(List<MemoryComponent> components, ModelArchitecture m, Scenario scenario, ShardPlan plan,
+    private static (MemoryComponent Activations, MemoryComponent Loss) Activations(ModelArchitecture m, Scenario scenario, ShardPlan plan,
         LoraAdapters? adapters, bool lora)
     {
         int seq = Math.Max(1, scenario.Seq / plan.Cp);
@@ -208,46 +210,48 @@ internal static class DistributedTraining
         long tokens = (long)microBatch * seq;
         int layers = (m.LayerCount + plan.Pp - 1) / plan.Pp;
         SavedActivations.Regime regime = lora ? SavedActivations.Regime.LoraHalfAdapters : SavedActivations.Regime.Half;
-        (long perToken, string formula) = SavedActivations.PerToken(m, regime, adapters, scenario.Attention, seq);
+        Formula perToken = SavedActivations.PerToken(m, regime, adapters, scenario.Attention, seq);
+        long perTokenBytes = (long)Math.Round(perToken.Value);
         long tp = plan.Tp;
+        Formula stack = Formula.Count(layers, "layers") * Formula.Count(inFlight, inFlight == 1 ? "micro-batch" : "micro-batches") * Formula.Count(tokens, "tokens");
+        Formula recomputed = (Formula.Count(tokens, "tokens") * perToken.InBytes()).After("one recomputed block");
+        Formula PerTp(Formula f) => tp > 1 ? f / Formula.Count(tp, "tensor-parallel GPUs (sequence parallel)") : f;
         long saved;
-        string how;
+        Formula formula;
+        string? remark = null;
         if (scenario.GradientCheckpointing == Checkpointing.Selective && scenario.Engine == Engine.Torchtitan)
         {
             long kept = SelectiveOpKept(m);
-            saved = (layers * tokens * kept * inFlight + tokens * perToken) / tp;
-            how = $"op-level selective checkpointing: {layers} layers × {inFlight} micro-batches × {Text.N(tokens)} tokens × {Text.N(kept)} B kept (half the matmul outputs, attention output and log-sum-exp, block input){TpText(plan)} + one recomputed block {Text.N(tokens)} × ({formula})";
+            saved = ((layers * tokens * kept * inFlight) + (tokens * perTokenBytes)) / tp;
+            formula = PerTp(stack * Formula.Bytes(kept) + recomputed);
+            remark = "op-level selective checkpointing keeps half the matmul outputs, the attention output and log-sum-exp, and the block input";
         }
         else if (scenario.GradientCheckpointing is Checkpointing.Full or Checkpointing.Offload)
         {
-            long inputs = layers * tokens * m.HiddenSize * 2L * inFlight / tp;
-            saved = inputs + tokens * perToken / tp;
-            how = $"block inputs {layers} layers × {inFlight} micro-batches × {Text.N(tokens)} tokens × {m.HiddenSize} × 2 B{TpText(plan)} + one recomputed block {Text.N(tokens)} × ({formula})";
+            saved = (layers * tokens * m.HiddenSize * 2L * inFlight / tp) + (tokens * perTokenBytes / tp);
+            formula = PerTp((stack * Formula.Count(m.HiddenSize) * Formula.Bytes(2)).After("block inputs") + recomputed);
         }
         else
         {
-            saved = layers * tokens * perToken * inFlight / tp;
-            how = $"{layers} layers × {inFlight} micro-batches × {Text.N(tokens)} tokens × ({formula}){TpText(plan)}";
+            saved = layers * tokens * perTokenBytes * inFlight / tp;
+            formula = PerTp(stack * perToken.InBytes());
         }
 
-        components.Add(new MemoryComponent("activations", ComponentKind.Activations, new ByteSize(saved), how,
-            scenario.GradientCheckpointing == Checkpointing.Offload ? Residence.Host : Residence.Device));
-        long loss = Loss(m, scenario, tokens, tp, out string lossFormula);
-        components.Add(new MemoryComponent("logits_and_loss", ComponentKind.Logits, new ByteSize(loss), lossFormula));
+        MemoryComponent activations = MemoryComponent.Of("activations", ComponentKind.Activations, formula.Adjusted(saved, "rounded down"), remark,
+            scenario.GradientCheckpointing == Checkpointing.Offload ? Residence.Host : Residence.Device);
+        return (activations, Loss(m, scenario, tokens, tp));
     }
 
-    private static long Loss(ModelArchitecture m, Scenario scenario, long tokens, long tp, out string formula)
+    private static MemoryComponent Loss(ModelArchitecture m, Scenario scenario, long tokens, long tp)
     {
         long vocab = m.VocabularySize;
-        if (scenario.CrossEntropy is CrossEntropyKind.Chunked or CrossEntropyKind.Fused)
-        {
-            // Chunked or fused cross-entropy never holds the full fp32 T × V: one bf16 logits copy and a chunk of fp32 work.
-            formula = $"{Text.N(tokens)} tokens × {Text.N(vocab)} vocab × 2 B (bf16 logits; fp32 work per chunk){(tp > 1 ? $" ÷ {tp}" : "")}";
-            return tokens * vocab * 2 / tp;
-        }
-
-        formula = $"{SavedActivations.LossRegionBytesPerLogit} B × {Text.N(tokens)} tokens × {Text.N(vocab)} vocab (fp32 log-softmax + two fp32 logit gradients){(tp > 1 ? $" ÷ {tp}" : "")}";
-        return SavedActivations.LossRegionBytesPerLogit * tokens * vocab / tp;
+        Formula logits = Formula.Count(tokens, "tokens") * Formula.Count(vocab, "vocab");
+        bool chunked = scenario.CrossEntropy is CrossEntropyKind.Chunked or CrossEntropyKind.Fused;
+        // Chunked or fused cross-entropy never holds the full fp32 T × V: one bf16 logits copy and a chunk of fp32 work.
+        long perLogit = chunked ? 2 : SavedActivations.LossRegionBytesPerLogit;
+        Formula bytes = logits * Formula.Bytes(perLogit, chunked ? "bf16 logits, fp32 work per chunk" : "fp32 log-softmax and two fp32 logit gradients");
+        return MemoryComponent.Of("logits_and_loss", ComponentKind.Logits,
+            (tp > 1 ? bytes / Formula.Count(tp, "tensor-parallel GPUs") : bytes).Adjusted(tokens * vocab * perLogit / tp, "rounded down"));
     }
 
     /// <summary>
@@ -263,25 +267,17 @@ internal static class DistributedTraining
         return matmuls / 2 + 2L * m.AttentionHeadCount * m.HeadDimension + 4L * m.AttentionHeadCount + 2 * h;
     }
 
-    /// <summary>Bytes of the most loaded pipeline stage: its blocks plus the larger of the embedding and the head.</summary>
-    private static long StageBytes(ModelArchitecture m, long modelBytes, int pp)
-    {
-        if (pp <= 1)
-        {
-            return modelBytes;
-        }
+    /// <summary>Bytes of the most loaded pipeline stage: its share of the parameters (<see cref="StageParameters"/>).</summary>
+    private static long StageBytes(ModelArchitecture m, long modelBytes, int pp) =>
+        pp <= 1 ? modelBytes : (long)(modelBytes * (StageParameters(m, pp) / (double)m.ParameterCount));
 
-        long total = m.ParameterCount;
+    /// <summary>Parameters of the most loaded pipeline stage: its blocks plus the larger of the embedding and the head.</summary>
+    private static long StageParameters(ModelArchitecture m, int pp)
+    {
         long ends = Math.Max(m.Tensors.CountOf(TensorRole.TokenEmbedding), m.Tensors.CountOf(TensorRole.OutputHead));
-        long stage = (m.LayerCount + pp - 1) / pp * BlockParameters(m) + ends;
-        return (long)(modelBytes * (stage / (double)total));
+        return ((m.LayerCount + pp - 1) / pp * BlockParameters(m)) + ends;
     }
 
     /// <summary>Parameters of one transformer block (the FSDP wrapping unit).</summary>
     public static long BlockParameters(ModelArchitecture m) => m.Tensors.CountWhere(t => t.Layer == 0);
-
-    private static string Split(int tp, int shards, int pp) =>
-        (pp > 1 ? $", the first stage's share of {pp} stages" : "") + (tp > 1 ? $" ÷ {tp} (tensor parallel)" : "") + (shards > 1 ? $" ÷ {shards} shards" : "");
-
-    private static string TpText(ShardPlan plan) => plan.Tp > 1 ? $" ÷ {plan.Tp} (tensor and sequence parallel)" : "";
 }

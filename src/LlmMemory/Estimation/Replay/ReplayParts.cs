@@ -28,27 +28,26 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         if (_options.Optimizer == ReplayOptimizer.Paged)
         {
             OptimizerKind kind = scenario.Optimizer!.Value;
-            long paged = OptimizerStates.Bytes(Trained(), kind);
-            parts.Add(new MemoryComponent("paged_optimizer_states", ComponentKind.OptimizerStates, new ByteSize(paged),
-                $"{OptimizerStates.Formula(Trained(), kind)} in CUDA managed memory (bitsandbytes paged optimizer): outside PyTorch's allocator, resident on the GPU unless memory runs short",
-                Counter: Counter.Device));
+            parts.Add(MemoryComponent.Of("paged_optimizer_states", ComponentKind.OptimizerStates, OptimizerStates.Formula(Trained(), kind),
+                "in CUDA managed memory (bitsandbytes paged optimizer): outside PyTorch's allocator, resident on the GPU unless memory runs short",
+                counter: Counter.Device));
         }
 
         Add(parts, "lora_adapters", ComponentKind.Adapters, result.Live(MemoryTag.Adapter),
-            live => $"{Text.N(plan.Adapters!.TrainableParameters)} adapter params × {Bits(_options.Lora!.Type) / 8} B{Replayed(live, plan.Adapters.TrainableParameters * Bits(_options.Lora.Type) / 8)}");
+            live => Replayed(Formula.Count(plan.Adapters!.TrainableParameters, "adapter params") * Formula.Bytes(Bits(_options.Lora!.Type) / 8), live));
         Add(parts, "saved_activations", ComponentKind.Activations, result.Live(MemoryTag.SavedActivation), SavedFormula);
         Add(parts, "activation_transients", ComponentKind.Activations, result.Live(MemoryTag.Activation) + result.Live(MemoryTag.Inputs),
-            live => $"working tensors at the peak: activation gradients, attention and MLP intermediates, token ids (replayed: {new ByteSize(live)})");
+            live => Formula.Size(new ByteSize(live), "replayed").After("working tensors at the peak (activation gradients, attention and MLP intermediates, token ids):"));
         Add(parts, "logits_and_loss", ComponentKind.Logits, result.Live(MemoryTag.Logits) + result.Live(MemoryTag.Loss), LossFormula);
-        Add(parts, "kv_cache", ComponentKind.KvCache, KvBytes, live => $"K and V the cache holds during a training forward (config use_cache): {new ByteSize(live)} replayed");
+        Add(parts, "kv_cache", ComponentKind.KvCache, KvBytes,
+            live => Formula.Size(new ByteSize(live), "replayed").After("K and V the cache holds during a training forward (config use_cache):"));
         Add(parts, "optimizer_temporaries", ComponentKind.Workspace, result.Live(MemoryTag.OptimizerTemporary), TemporaryFormula);
         AddRuntime(parts);
         if (_options.OffloadCheckpoints)
         {
-            long offloaded = checked(model.LayerCount * _tokens * model.HiddenSize * Bits(ActivationType()) / 8);
-            parts.Add(new MemoryComponent("offloaded_checkpoints", ComponentKind.Activations, new ByteSize(offloaded),
-                $"{model.LayerCount} layers × {Text.N(_tokens)} tokens × {model.HiddenSize} × {Bits(ActivationType()) / 8} B checkpointed layer inputs in host memory (activation offloading)",
-                Residence.Host));
+            parts.Add(MemoryComponent.Of("offloaded_checkpoints", ComponentKind.Activations,
+                Formula.Count(model.LayerCount, "layers") * Formula.Count(_tokens, "tokens") * Formula.Count(model.HiddenSize) * Formula.Bytes(Bits(ActivationType()) / 8),
+                "checkpointed layer inputs in host memory (activation offloading)", Residence.Host));
         }
 
         return parts;
@@ -60,9 +59,10 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         AddWeights(parts);
         Add(parts, "kv_cache", ComponentKind.KvCache, KvBytes, KvFormula);
         Add(parts, "activations", ComponentKind.Activations, result.Live(MemoryTag.Activation) + result.Live(MemoryTag.SavedActivation) + result.Live(MemoryTag.Inputs),
-            live => $"working tensors of the forward at the peak (hidden states, attention and MLP intermediates, masks, token ids): {new ByteSize(live)} replayed");
+            live => Formula.Size(new ByteSize(live), "replayed").After("working tensors of the forward at the peak (hidden states, attention and MLP intermediates, masks, token ids):"));
         Add(parts, "logits", ComponentKind.Logits, result.Live(MemoryTag.Logits) + result.Live(MemoryTag.Loss),
-            live => $"{Text.N(_tokens)} tokens × {Text.N(model.VocabularySize)} vocab × {Bits(ActivationType()) / 8} B (every position's logits: no logits_to_keep){Replayed(live, _tokens * model.VocabularySize * Bits(ActivationType()) / 8)}");
+            live => Replayed(Formula.Count(_tokens, "tokens") * Formula.Count(model.VocabularySize, "vocab") * Formula.Bytes(Bits(ActivationType()) / 8), live),
+            "every position's logits (no logits_to_keep)");
         AddRuntime(parts);
         return parts;
     }
@@ -73,14 +73,14 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         long beta = Bits(ActivationType()) / 8;
         var lines = new List<MemoryComponent>
         {
-            new("activations_rule_of_thumb", ComponentKind.Activations, new ByteSize(checked(model.LayerCount * model.HiddenSize * _tokens * beta)),
-                $"the essay's rough rule: {model.LayerCount} layers × {model.HiddenSize} hidden × {Text.N(scenario.Seq)} seq × {scenario.Batch} batch × {beta} B, against {new ByteSize(result.Live(MemoryTag.SavedActivation))} saved in the replay"),
+            MemoryComponent.Of("activations_rule_of_thumb", ComponentKind.Activations,
+                Formula.Count(model.LayerCount, "layers") * Formula.Count(model.HiddenSize, "hidden") * Formula.Count(scenario.Seq, "seq") * Formula.Count(scenario.Batch, "batch")
+                * Formula.Bytes(beta), $"the essay's rough rule, against {new ByteSize(result.Live(MemoryTag.SavedActivation))} saved in the replay"),
         };
         if (scenario.Mode == Mode.Training)
         {
-            ByteSize rule = RuleOfThumb.ModelStates(model.ParameterCount);
-            lines.Add(new MemoryComponent("sixteen_bytes_per_parameter", ComponentKind.Weights, rule,
-                $"the essay's rule for AdamW in mixed precision: {Text.N(model.ParameterCount)} params × {rule.Bytes / model.ParameterCount} B (2 + 4 weights, 2 gradients, 8 optimizer)"));
+            lines.Add(MemoryComponent.Of("sixteen_bytes_per_parameter", ComponentKind.Weights, RuleOfThumb.ModelStates(model.ParameterCount),
+                "the essay's rule for AdamW in mixed precision"));
         }
 
         return lines;
@@ -92,68 +92,69 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
     /// </summary>
     private void AddWeights(List<MemoryComponent> parts)
     {
-        string masters = scenario.IsTraining && _options.TrainBase && _options.Autocast is not null ? " (the fp32 parameters are the master weights, updated in place)" : "";
-        parts.Add(new MemoryComponent("weights", ComponentKind.Weights, new ByteSize(plan.Layout.Bytes), plan.Layout.Formula() + masters));
+        string? masters = scenario.IsTraining && _options.TrainBase && _options.Autocast is not null ? "the fp32 parameters are the master weights, updated in place" : null;
+        parts.Add(MemoryComponent.Of("weights", ComponentKind.Weights, plan.Layout.Formula().Total(), masters));
         Add(parts, "weight_blocks", ComponentKind.Weights, result.Live(MemoryTag.Weight) - plan.Layout.Bytes,
-            extra => $"allocator blocks of the weights beyond their bytes: 512-B rounding, unsplit segment tails, rotary and position buffers{(model.Family == ModelFamily.Bert ? ", the classifier" : "")} ({new ByteSize(extra)}, replayed)");
+            extra => Formula.Size(new ByteSize(extra), "replayed").After(
+                $"allocator blocks of the weights beyond their bytes (rounding, unsplit segment tails, rotary and position buffers{(model.Family == ModelFamily.Bert ? ", the classifier" : "")}):"));
     }
 
     private void AddRuntime(List<MemoryComponent> parts)
     {
         long workspace = result.Live(MemoryTag.Workspace);
+        int threads = scenario.IsTraining ? 2 : 1;
         Add(parts, "cublas_workspaces", ComponentKind.Workspace, workspace,
-            live => $"{(scenario.IsTraining ? "2 GEMM threads (forward, autograd)" : "1 GEMM thread")} × {new ByteSize(_options.WorkspaceBytes)} cuBLAS workspace, allocated at each thread's first GEMM and kept{Replayed(live, (scenario.IsTraining ? 2 : 1) * _options.WorkspaceBytes)}");
+            live => Replayed(Formula.Count(threads, threads == 1 ? "GEMM thread" : "GEMM threads (forward, autograd)") * Formula.Size(new ByteSize(_options.WorkspaceBytes), "cuBLAS workspace"), live),
+            "allocated at each thread's first GEMM and kept");
         if (!host)
         {
-            parts.Add(new MemoryComponent("allocator_cache", ComponentKind.AllocatorReserve, new ByteSize(result.PeakReserved - result.PeakAllocated),
-                $"peak reserved {new ByteSize(result.PeakReserved)} − peak allocated {new ByteSize(result.PeakAllocated)}: freed blocks the caching allocator keeps, which could not serve the request that made its last segment (replayed)",
-                Counter: Counter.Reserved));
-            parts.Add(new MemoryComponent("cuda_context", ComponentKind.Runtime, plan.Context,
-                "CUDA context, kernel modules and library handles outside PyTorch's allocator (Constants.CudaContext)", Counter: Counter.Device));
+            parts.Add(MemoryComponent.Of("allocator_cache", ComponentKind.AllocatorReserve,
+                Formula.Size(new ByteSize(result.PeakReserved)).After("peak reserved") - Formula.Size(new ByteSize(result.PeakAllocated)).After("peak allocated"),
+                "freed blocks the caching allocator keeps, which could not serve the request that made its last segment (replayed)", counter: Counter.Reserved));
+            parts.Add(MemoryComponent.Of("cuda_context", ComponentKind.Runtime, Formula.Size(plan.Context).After("CUDA context, kernel modules and library handles:"),
+                "outside PyTorch's allocator, seen only in the device total", counter: Counter.Device));
         }
     }
 
-    private string AutocastFormula(long live)
+    private Formula AutocastFormula(long live)
     {
         long linear = model.Tensors.CountWhere(t => t.Form == TensorForm.LinearWeight) + (model.TiedEmbeddings ? model.Tensors.CountOf(TensorRole.TokenEmbedding) : 0);
-        return $"{Text.N(linear)} linear-weight params × 2 B: the 16-bit copies autocast casts once per forward; each is kept by its layer's nodes until that layer's backward{Replayed(live, linear * 2)}";
+        return Replayed(Formula.Count(linear, "linear-weight params") * Formula.Bytes(2, "16-bit copies"), live,
+            "autocast casts each once per forward, and its layer keeps it until its backward");
     }
 
-    private string GradientFormula(long live)
+    private Formula GradientFormula(long live)
     {
         (long count, long bytes) = (Trained().Sum(p => p.Elements), Trained().Sum(p => p.Bytes));
-        string keep = _options.KeepGradients ? "; zeroed in place between steps (zero_grad(set_to_none=False))" : "";
-        return $"{Text.N(count)} trainable params in the parameters' type = {new ByteSize(bytes)}{keep}{Replayed(live, bytes, "gradients appear as backward reaches each parameter")}";
+        Formula gradients = Formula.Count(count, "trainable params") * Formula.Bytes(bytes / (double)count, "the parameters' type");
+        return Replayed(_options.KeepGradients ? gradients.Because("zeroed in place between steps, zero_grad(set_to_none=False)") : gradients, live,
+            "gradients appear as backward reaches each parameter");
     }
 
-    private string StateFormula(long live)
-    {
-        OptimizerKind kind = OptimizerReplay.States(_options.Optimizer);
-        long full = OptimizerStates.Bytes(Trained(), kind);
-        return $"{OptimizerStates.Formula(Trained(), kind)}{Replayed(live, full, "states are created in the first optimizer step")}";
-    }
+    private Formula StateFormula(long live) =>
+        Replayed(OptimizerStates.Formula(Trained(), OptimizerReplay.States(_options.Optimizer)), live, "states are created in the first optimizer step");
 
-    private string TemporaryFormula(long live) => _options.Optimizer switch
+    private Formula TemporaryFormula(long live) => _options.Optimizer switch
     {
-        ReplayOptimizer.AdamW => $"torch.optim.AdamW (foreach): _foreach_sqrt copies the second moment of each type group, {new ByteSize(Trained().Sum(p => p.Bytes))}{Replayed(live, Trained().Sum(p => p.Bytes))}",
-        _ => $"per-parameter temporaries of the optimizer step: {new ByteSize(live)} replayed",
+        ReplayOptimizer.AdamW => Replayed(Formula.Size(new ByteSize(Trained().Sum(p => p.Bytes))).After("torch.optim.AdamW foreach, one copy of the second moments (_foreach_sqrt):"), live),
+        _ => Formula.Size(new ByteSize(live), "replayed").After("per-parameter temporaries of the optimizer step:"),
     };
 
-    private string SavedFormula(long live)
+    private Formula SavedFormula(long live)
     {
-        long layers = model.LayerCount;
+        Formula layers = Formula.Count(model.LayerCount, "layers");
+        Formula tokens = Formula.Count(_tokens, "tokens");
+        long head = SavedActivations.HeadPerToken(model, FrozenHead());
+        Formula headTerm = (Formula.Count(_tokens) * Formula.Dot(head / model.HiddenSize, model.HiddenSize).InBytes()).After("head");
         if (_options.Checkpointing)
         {
             long beta = _options.TrainBase && _options.Autocast is not null ? 4 : Bits(ActivationType()) / 8;
-            long head = SavedActivations.HeadPerToken(model, FrozenHead());
-            long closed = checked((layers * _tokens * model.HiddenSize * beta) + (_tokens * head));
-            return $"checkpointed layer inputs {layers} layers × {Text.N(_tokens)} tokens × {model.HiddenSize} × {beta} B{(_options.OffloadCheckpoints ? " (in host memory, see offloaded_checkpoints)" : "")} + head {Text.N(_tokens)} × {head / model.HiddenSize}·{model.HiddenSize} B = {new ByteSize(closed)}, plus one layer recomputed in backward{Replayed(live, closed)}";
+            Formula inputs = (layers * tokens * Formula.Count(model.HiddenSize) * Formula.Bytes(beta)).After("checkpointed layer inputs");
+            return Replayed(inputs + headTerm, live, "plus one layer recomputed in backward");
         }
 
-        (long perToken, string terms) = SavedActivations.PerToken(model, Regime(), plan.Adapters, scenario.Attention, scenario.Seq);
-        long headBytes = SavedActivations.HeadPerToken(model, FrozenHead());
-        long total = checked((layers * _tokens * perToken) + (_tokens * headBytes));
-        return $"{layers} layers × {Text.N(_tokens)} tokens × ({terms}) B + head {Text.N(_tokens)} × {headBytes / model.HiddenSize}·{model.HiddenSize} B = {new ByteSize(total)}{Replayed(live, total)}";
+        Formula perToken = SavedActivations.PerToken(model, Regime(), plan.Adapters, scenario.Attention, scenario.Seq);
+        return Replayed(layers * tokens * perToken.InBytes() + headTerm, live);
     }
 
     /// <summary>The closed form's regime: what trains and in which types.</summary>
@@ -168,33 +169,32 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
     /// <summary>A frozen final norm and head: LoRA without an adapter on <c>lm_head</c>.</summary>
     private bool FrozenHead() => !_options.TrainBase && _options.Lora?.Targets.Any(t => t.Role == TensorRole.OutputHead) != true;
 
-    private string LossFormula(long live)
+    private Formula LossFormula(long live)
     {
-        long tv = checked(_tokens * model.VocabularySize);
+        Formula logits = Formula.Count(_tokens, "tokens") * Formula.Count(model.VocabularySize, "vocab");
         if (_options.Loss == LossStyle.Transformers && model.Family != ModelFamily.Bert && result.PeakPhase.Contains("backward", StringComparison.Ordinal)
             && result.PeakBackwardLayer >= model.LayerCount)
         {
-            const int perLogit = SavedActivations.LossRegionBytesPerLogit;
-            return $"{perLogit} × {Text.N(_tokens)} tokens × {Text.N(model.VocabularySize)} vocab B: the fp32 log-softmax output and the loss backward's two fp32 gradients = {new ByteSize(perLogit * tv)}{Replayed(live, perLogit * tv)}";
+            return Replayed(logits * Formula.Bytes(SavedActivations.LossRegionBytesPerLogit, "the fp32 log-softmax output and the loss backward's two fp32 gradients"), live);
         }
 
         if (_options.Loss == LossStyle.Transformers && model.Family != ModelFamily.Bert && result.PeakPhase.EndsWith(":head", StringComparison.Ordinal))
         {
-            return $"10 × {Text.N(_tokens)} tokens × {Text.N(model.VocabularySize)} vocab B: 16-bit logits, their fp32 copy and the log-softmax output = {new ByteSize(10 * tv)}{Replayed(live, 10 * tv)}";
+            return Replayed(logits * Formula.Bytes(10, "16-bit logits, their fp32 copy and the log-softmax output"), live);
         }
 
-        return $"logits and the loss's own tensors and gradients at the peak: {new ByteSize(live)} replayed";
+        return Formula.Size(new ByteSize(live), "replayed").After("logits and the loss's own tensors and gradients at the peak:");
     }
 
-    private string KvFormula(long live)
+    private Formula KvFormula(long live)
     {
         // transformers caches K and V per head as attention computes them; MLA's decompressed K and V differ in width (§2.3).
         DataType type = ActivationType() switch { ScalarType.Float32 => DataTypes.F32, ScalarType.Float16 => DataTypes.F16, _ => DataTypes.BF16 };
         var layout = LlmMemory.Estimation.Inference.KvLayout.For(model, type, type, compressedLatent: false, model.KeyValueHeadCount);
-        long perToken = checked(model.LayerCount * layout.BytesPerTokenPerLayer);
-        string sliding = model.SlidingWindow is int window && scenario.Seq > window
-            ? $"; the sliding layers hold all {Text.N(scenario.Seq)} prefill tokens too (a view of the full copy)" : "";
-        return $"{scenario.Batch} × {Text.N(scenario.Seq)} tokens × {layout.Describe(model.LayerCount)}{sliding}{Replayed(live, checked(_tokens * perToken))}";
+        Formula kv = Formula.Count(scenario.Batch) * Formula.Count(scenario.Seq, "tokens") * layout.PerToken(model.LayerCount);
+        return Replayed(model.SlidingWindow is int window && scenario.Seq > window
+            ? kv.Because("the sliding layers hold every prefill token too, a view of the full copy")
+            : kv, live);
     }
 
     /// <summary>The parameters the optimizer steps, as the replay created them.</summary>
@@ -224,15 +224,15 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
 
     private static long Bits(ScalarType type) => type.Bits();
 
-    private static void Add(List<MemoryComponent> parts, string name, ComponentKind kind, long live, Func<long, string> formula)
+    private static void Add(List<MemoryComponent> parts, string name, ComponentKind kind, long live, Func<long, Formula> formula, string? remark = null)
     {
         if (live > 0)
         {
-            parts.Add(new MemoryComponent(name, kind, new ByteSize(live), formula(live)));
+            parts.Add(MemoryComponent.Of(name, kind, formula(live), remark));
         }
     }
 
-    /// <summary>"; replayed: X live at the peak (why)" when the replay's bytes differ from the closed form by more than 1 %.</summary>
-    private static string Replayed(long live, long closed, string? why = null) =>
-        Math.Abs(live - closed) <= closed / 100 ? "" : $"; replayed: {new ByteSize(live)} live at the peak{(why is null ? "" : $" ({why})")}";
+    /// <summary>The closed form, and what the replay held beyond it (or short of it), so the formula is the replayed bytes.</summary>
+    private static Formula Replayed(Formula closed, long live, string? why = null) =>
+        closed.Adjusted(live, why is null ? "held beyond the closed form in the replay" : $"replayed: {why}", why is null ? "not live at the peak in the replay" : $"not live at the peak: {why}");
 }

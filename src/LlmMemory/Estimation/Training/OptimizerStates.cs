@@ -63,22 +63,25 @@ internal static class OptimizerStates
         _ => (long)parameterBytesPerElement,
     };
 
-    public static string Formula(IReadOnlyCollection<(long Elements, long Bytes, long[] Shape)> parameters, OptimizerKind kind)
+    /// <summary>The states' bytes as terms: "AdamW: 2 moments × 8,030,261,248 params × 4 B".</summary>
+    public static Formula Formula(IReadOnlyCollection<(long Elements, long Bytes, long[] Shape)> parameters, OptimizerKind kind)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         long count = parameters.Sum(p => p.Elements);
-        long bytes = parameters.Sum(p => p.Bytes);
-        string total = new ByteSize(Bytes(parameters, kind)).ToString();
-        string per = Text.N(bytes / (double)Math.Max(1, count));
+        double per = parameters.Sum(p => p.Bytes) / (double)Math.Max(1, count);
+        Formula Params() => Estimation.Formula.Count(count, "params");
+        long total = Bytes(parameters, kind);
         return kind switch
         {
-            OptimizerKind.AdamW => $"AdamW: 2 moments × {Text.N(count)} params × {per} B = {total}",
-            OptimizerKind.PagedAdamW => $"2 fp32 moments × {Text.N(count)} params × 4 B = {total}",
-            OptimizerKind.AdamW8Bit or OptimizerKind.PagedAdamW8Bit => $"8-bit AdamW: {Text.N(count)} params × 2 B (uint8 moments) + fp32 absmax per 256 values (tensors under 4096 elements keep fp32 moments) = {total}",
-            OptimizerKind.Adafactor => $"Adafactor: fp32 row + column second moments per matrix, a full fp32 one per vector, over {Text.N(count)} params = {total}",
-            OptimizerKind.SgdMomentum => $"SGD momentum: {Text.N(count)} params × {per} B = {total}",
-            OptimizerKind.Lion => $"Lion: one momentum, {Text.N(count)} params × {per} B = {total}",
-            _ => total,
+            OptimizerKind.AdamW => (Estimation.Formula.Count(2, "moments") * Params() * Estimation.Formula.Bytes(per)).After("AdamW:"),
+            OptimizerKind.PagedAdamW => (Estimation.Formula.Count(2, "fp32 moments") * Params() * Estimation.Formula.Bytes(4)).After("paged AdamW:"),
+            OptimizerKind.AdamW8Bit or OptimizerKind.PagedAdamW8Bit =>
+                (Params() * Estimation.Formula.Bytes(2, "uint8 moments") + Estimation.Formula.Size(new ByteSize(total - (2 * count)), "of fp32 block scales and small-tensor moments"))
+                .After("8-bit AdamW:"),
+            OptimizerKind.Adafactor => Estimation.Formula.Size(new ByteSize(total)).After("Adafactor, fp32 row and column second moments per matrix and a full one per vector:"),
+            OptimizerKind.SgdMomentum => (Params() * Estimation.Formula.Bytes(per)).After("SGD momentum:"),
+            OptimizerKind.Lion => (Params() * Estimation.Formula.Bytes(per)).After("Lion, one momentum:"),
+            _ => Estimation.Formula.Size(new ByteSize(total)),
         };
     }
 

@@ -33,8 +33,8 @@ internal static class SavedActivations
         LoraHalfAdapters,
     }
 
-    /// <summary>Saved bytes per token per block without checkpointing, and how they were counted.</summary>
-    public static (long Bytes, string Formula) PerToken(ModelArchitecture m, Regime regime, LoraAdapters? lora, AttentionKernel attention, int seq)
+    /// <summary>Saved bytes per token per block without checkpointing, as the terms that count them (its value is the bytes).</summary>
+    public static Formula PerToken(ModelArchitecture m, Regime regime, LoraAdapters? lora, AttentionKernel attention, int seq)
     {
         ArgumentNullException.ThrowIfNull(m);
         long h = m.HiddenSize;
@@ -44,23 +44,25 @@ internal static class SavedActivations
         long ffn = FeedForwardWidth(m);
         if (m.Family != ModelFamily.LlamaLike)
         {
-            long eager = attention == AttentionKernel.Eager ? 5 * a * seq : 0;
-            long bytes = (34 * h + eager) * (regime == Regime.Fp32 ? 2 : 1);
-            return (bytes, $"34·{h}{(eager > 0 ? $" + 5·{a}·{seq}" : "")} B{(regime == Regime.Fp32 ? " × 2 (fp32)" : "")} (Korthikanti et al. 2022, eq. 2)");
+            // Korthikanti et al. 2022, eq. 2; twice the bytes in fp32.
+            Formula block = attention == AttentionKernel.Eager ? Formula.Dot(34, h) + Formula.Dot(5, a, seq) : Formula.Dot(34, h);
+            return regime == Regime.Fp32 ? Formula.Count(2) * block : block;
         }
 
-        long norms = m.ModelType.StartsWith("gemma", StringComparison.Ordinal) ? 36 * h : 16 * h;
-        long attentionSaved = 4 * ad + 4 * kv + 4 * a;
-        long qkNorm = m.ModelType is "qwen3" or "qwen3_moe" or "gemma3_text" ? 6 * (ad + kv) : 0;
-        long eagerExtra = attention == AttentionKernel.Eager ? 6 * a * seq + 4 * (ad - kv) : 0;
-        (long total, string text) = regime switch
+        long norms = m.ModelType.StartsWith("gemma", StringComparison.Ordinal) ? 36 : 16;
+        Formula attentionSaved = Formula.Dot(4, ad) + Formula.Dot(4, kv) + Formula.Dot(4, a);
+        bool qkNorms = m.ModelType is "qwen3" or "qwen3_moe" or "gemma3_text";
+        Formula Plus(Formula f, long factor) => qkNorms ? f + Formula.Dot(factor, ad + kv) : f;
+        Formula perToken = regime switch
         {
-            Regime.Mixed => (26 * h + attentionSaved + 8 * ffn + qkNorm, $"26·{h} + 4·{ad} + 4·{kv} + 4·{a} + 8·{ffn}"),
-            Regime.Fp32 => (2 * (norms + attentionSaved + 8 * ffn + qkNorm), $"2 × (16·{h} + 4·{ad} + 4·{kv} + 4·{a} + 8·{ffn})"),
-            Regime.LoraFp32Adapters or Regime.LoraHalfAdapters => LoraPerToken(m, regime, lora, attentionSaved, ffn, qkNorm),
-            _ => (norms + attentionSaved + 8 * ffn + qkNorm, $"{norms / h}·{h} + 4·{ad} + 4·{kv} + 4·{a} + 8·{ffn}"),
+            Regime.Mixed => Plus(Formula.Dot(26, h) + attentionSaved + Formula.Dot(8, ffn), 6),
+            Regime.Fp32 => Formula.Count(2) * Plus(Formula.Dot(norms, h) + attentionSaved + Formula.Dot(8, ffn), 6),
+            Regime.LoraFp32Adapters or Regime.LoraHalfAdapters => Plus(LoraPerToken(m, regime, lora, attentionSaved, ffn), 4),
+            _ => Plus(Formula.Dot(norms, h) + attentionSaved + Formula.Dot(8, ffn), 6),
         };
-        return (total + eagerExtra, eagerExtra > 0 ? $"{text} + eager scores 6·{a}·{seq} + 4·({ad} − {kv})" : text);
+        return attention == AttentionKernel.Eager
+            ? perToken + (Formula.Dot(6, a, seq) + Formula.Dot(4, ad - kv)).After("eager scores")
+            : perToken;
     }
 
     /// <summary>
@@ -68,15 +70,14 @@ internal static class SavedActivations
     /// up (6I), and every adapted module keeps its own input (4·d_in when cast to fp32, else 2·d_in shared by modules that
     /// read the same tensor) plus its rank-r intermediate.
     /// </summary>
-    private static (long, string) LoraPerToken(ModelArchitecture m, Regime regime, LoraAdapters? lora, long attentionSaved, long ffn, long qkNorm)
+    private static Formula LoraPerToken(ModelArchitecture m, Regime regime, LoraAdapters? lora, Formula attentionSaved, long ffn)
     {
         long h = m.HiddenSize;
         IEnumerable<TensorSpec> targets = lora?.Targets.Where(t => t.Layer == 0) ?? [];
         long adapters = regime == Regime.LoraFp32Adapters
             ? targets.Sum(t => 4 * t.InFeatures + 4L * lora!.Rank)
             : targets.GroupBy(t => t.InFeatures).Sum(g => 2 * g.Key) + targets.Sum(_ => 2L * lora!.Rank);
-        long total = 8 * h + adapters + attentionSaved + 6 * ffn + 2 * qkNorm / 3;
-        return (total, $"8·{h} + adapters {Text.N(adapters)} + attention {Text.N(attentionSaved)} + 6·{ffn}");
+        return Formula.Dot(8, h) + Formula.Count(adapters).After("adapters") + attentionSaved + Formula.Dot(6, ffn);
     }
 
     /// <summary>

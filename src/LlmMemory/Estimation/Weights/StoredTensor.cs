@@ -11,15 +11,16 @@ public sealed record StoredTensor(TensorSpec Tensor, long Bytes, string Storage)
 /// <summary>The stored form of every weight tensor of a model in one format; its sums and formula are computed once.</summary>
 public sealed record WeightLayout
 {
-    private readonly Lazy<string> _formula;
+    private readonly Lazy<Formula> _formula;
 
     public WeightLayout(IReadOnlyList<StoredTensor> tensors)
     {
         ArgumentNullException.ThrowIfNull(tensors);
         Tensors = tensors;
         Bytes = tensors.Sum(t => t.Bytes);
-        _formula = new Lazy<string>(() =>
-            string.Join(" + ", ByStorage().Select(g => $"{Text.N(g.Parameters)} params in {g.Storage} = {new ByteSize(g.Bytes)}")));
+        _formula = new Lazy<Formula>(() => Estimation.Formula.SumOf(ByStorage().Select(g => g.Parameters == 0
+            ? Estimation.Formula.Size(new ByteSize(g.Bytes), $"of {g.Storage}")
+            : Estimation.Formula.Count(g.Parameters, "params") * Estimation.Formula.Bytes(g.Bytes / (double)g.Parameters, g.Storage))));
     }
 
     public IReadOnlyList<StoredTensor> Tensors { get; }
@@ -33,6 +34,6 @@ public sealed record WeightLayout
             .OrderByDescending(g => g.Item3)
             .ToArray();
 
-    /// <summary>"6,979,321,856 params in NF4+DQ = 3.36 GiB + 1,050,939,392 params in bf16 = 1.96 GiB".</summary>
-    public string Formula() => _formula.Value;
+    /// <summary>"6,979,321,856 params × 0.5156 B (NF4+DQ) + 1,050,939,392 params × 2 B (bf16)": each storage's parameters and bytes per parameter.</summary>
+    public Formula Formula() => _formula.Value;
 }

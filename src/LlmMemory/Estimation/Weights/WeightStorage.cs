@@ -177,7 +177,7 @@ internal static class WeightStorage
         long scales = block.Count == 2
             ? experts * CeilDiv(outPerExpert, block[0]) * CeilDiv(k, block[1])
             : rows;
-        return new StoredTensor(t, checked(t.Elements + 4 * scales), block.Count == 2 ? $"fp8 + fp32 {block[0]}×{block[1]} block scales" : "fp8 + fp32 row scales");
+        return new StoredTensor(t, checked(t.Elements + 4 * scales), block.Count == 2 ? $"fp8, an fp32 scale per {block[0]}-by-{block[1]} block" : "fp8, an fp32 scale per row");
     }
 
     /// <summary>A <c>modules_to_not_convert</c> entry matches a tensor name containing it; <c>*</c> matches any run of characters.</summary>
