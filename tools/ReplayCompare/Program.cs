@@ -1,3 +1,4 @@
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Sources;
 using System.Diagnostics;
 using System.Text.Json;
@@ -25,7 +26,7 @@ while ((line = Console.ReadLine()) is not null)
     {
         Scenario scenario = ScenarioReader.Read(document.RootElement, "stdin", Environment.CurrentDirectory, extra);
         ResolvedModel model = ModelResolver.Resolve(scenario.Model, scenario.BaseDirectory);
-        Gpu? gpu = scenario.Gpu is null ? null : GpuCatalog.Find(scenario.Gpu);
+        Gpu? gpu = scenario.Gpu;
         if (validate)
         {
             string what = document.RootElement.GetProperty("measured").GetProperty("what").GetString()!;

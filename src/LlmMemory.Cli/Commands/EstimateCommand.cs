@@ -1,3 +1,5 @@
+using LlmMemory.Estimation.Counts;
+using LlmMemory.Estimation.Engines;
 using System.CommandLine;
 using LlmMemory.Cli.Rendering;
 using LlmMemory.Estimation;

@@ -1,3 +1,5 @@
+using LlmMemory.Estimation.Counts;
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Sources;
 using System.Text.Encodings.Web;
 using System.Text.Json;

@@ -1,3 +1,4 @@
+using LlmMemory.Workloads;
 using LlmMemory.Sources;
 using LlmMemory.Hardware;
 

@@ -1,3 +1,4 @@
+using LlmMemory.Workloads;
 using System.Globalization;
 using LlmMemory.Estimation;
 

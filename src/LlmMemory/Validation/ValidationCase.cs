@@ -42,13 +42,3 @@ public sealed record Measurement(MeasuredQuantity What, long Value, MeasurementS
     /// <summary>Whether <paramref name="estimate"/> meets an exact requirement: within <see cref="ToleranceBytes"/> when given, else equal.</summary>
     public bool Matches(long estimate) => Math.Abs(estimate - Value) <= (ToleranceBytes ?? 0);
 }
-
-/// <summary>Which devices a measurement covers (<c>measured.per</c>).</summary>
-public enum MeasurementScope
-{
-    /// <summary>One device, the most loaded (the default).</summary>
-    Gpu,
-
-    /// <summary>Summed over every device of the run.</summary>
-    Total,
-}

@@ -1,6 +1,4 @@
 using System.Collections.Frozen;
-using LlmMemory.Estimation;
-using LlmMemory.Validation;
 
 namespace LlmMemory.Workloads;
 

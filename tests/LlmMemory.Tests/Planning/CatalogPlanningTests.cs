@@ -24,7 +24,7 @@ public sealed class CatalogPlanningTests
             var scenario = new Scenario { Model = new ModelReference.Named(model), Mode = mode, Gpu = GpuCatalog.Find("rtx-4090"), Seq = 1024 };
             try
             {
-                Assert.True(LlmMemory.Estimation.MemoryEstimator.Estimate(scenario).DeviceTotal.Bytes > 0);
+                Assert.True(LlmMemory.Estimation.Engines.MemoryEstimator.Estimate(scenario).DeviceTotal.Bytes > 0);
             }
             catch (Exception error) when (error is NotSupportedException or FormatException)
             {

@@ -1,3 +1,4 @@
+using LlmMemory.Workloads;
 using LlmMemory.Estimation;
 using LlmMemory.Validation;
 using static LlmMemory.Tests.Validation.Cases;

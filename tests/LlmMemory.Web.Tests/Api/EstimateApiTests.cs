@@ -1,3 +1,5 @@
+using LlmMemory.Estimation.Counts;
+using LlmMemory.Estimation.Engines;
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;

@@ -1,3 +1,5 @@
+using LlmMemory.Estimation;
+using LlmMemory.Estimation.Counts;
 using LlmMemory.Estimation.Inference;
 using LlmMemory.Estimation.LlamaCpp;
 using LlmMemory.Estimation.Parallel;

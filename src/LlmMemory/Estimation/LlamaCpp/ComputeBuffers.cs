@@ -1,4 +1,3 @@
-using LlmMemory.Estimation.LlamaCpp.Graphs;
 using LlmMemory.Numerics;
 
 namespace LlmMemory.Estimation.LlamaCpp;

@@ -1,4 +1,4 @@
-using LlmMemory.Estimation.LlamaCpp.Graphs;
+using LlmMemory.Estimation.Weights;
 using LlmMemory.Models;
 using LlmMemory.Numerics;
 using LlmMemory.Workloads;
@@ -113,7 +113,7 @@ internal sealed record LlamaCppRun
         long[] compute = new long[settings.Gpus + 1];
         int cpu = settings.Gpus;
         LlamaCppVersion version = settings.Version;
-        if (LlamaCppArch.GraphOf(model) is GraphFamily family)
+        if (GraphFamilies.Of(model) is GraphFamily family)
         {
             var shape = new GraphShape(family, model.HiddenSize, model.LayerCount, model.VocabularySize, model.IntermediateSize,
                 model.AttentionHeadCount, model.KeyValueHeadCount, model.HeadDimension, !tensors.Any(t => t.Name == "output.weight"));

@@ -1,3 +1,4 @@
+using LlmMemory.Estimation.Weights;
 using LlmMemory.Numerics;
 
 namespace LlmMemory.Estimation.LlamaCpp;

@@ -1,3 +1,6 @@
+using LlmMemory.Estimation;
+using LlmMemory.Estimation.Counts;
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Models;
 using LlmMemory.Numerics;

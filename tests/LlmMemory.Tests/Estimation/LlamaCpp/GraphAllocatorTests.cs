@@ -1,4 +1,5 @@
-using LlmMemory.Estimation.LlamaCpp.Graphs;
+using LlmMemory.Estimation.LlamaCpp;
+using LlmMemory.Estimation.Weights;
 using LlmMemory.Numerics;
 
 namespace LlmMemory.Tests.Estimation.LlamaCpp;

@@ -1,3 +1,4 @@
+using LlmMemory.Estimation.Weights;
 using LlmMemory.Estimation.LlamaCpp;
 using LlmMemory.Numerics;
 

@@ -3,7 +3,7 @@ using System.Globalization;
 using LlmMemory.Models;
 using LlmMemory.Numerics;
 
-namespace LlmMemory.Estimation.LlamaCpp;
+namespace LlmMemory.Estimation.Weights;
 
 /// <summary>One tensor of a GGUF file as llama.cpp names and shapes it (<c>LLM_TN</c>; <c>ne[0]</c> is the row length).</summary>
 /// <param name="Name">GGUF name: <c>token_embd.weight</c>, <c>blk.3.attn_v.weight</c>, <c>output_norm.bias</c>.</param>

@@ -2,7 +2,7 @@ using LlmMemory.Sources;
 using LlmMemory.Numerics;
 using LlmMemory.Workloads;
 
-namespace LlmMemory.Estimation;
+namespace LlmMemory.Estimation.Counts;
 
 /// <summary>The essay's arithmetic for a bare parameter count: bytes per parameter, 16 B/param to train, the frozen base for LoRA.</summary>
 /// <remarks>

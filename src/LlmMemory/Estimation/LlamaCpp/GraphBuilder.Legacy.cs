@@ -1,6 +1,6 @@
 using LlmMemory.Numerics;
 
-namespace LlmMemory.Estimation.LlamaCpp.Graphs;
+namespace LlmMemory.Estimation.LlamaCpp;
 
 /// <summary>
 /// The inputs and attention before the March 2025 refactor (<c>llm_build_context::build_llama</c> / <c>build_gptneox</c> with

@@ -1,6 +1,6 @@
 using LlmMemory.Numerics;
 
-namespace LlmMemory.Estimation.LlamaCpp;
+namespace LlmMemory.Estimation.Weights;
 
 /// <summary>
 /// Which ggml type <c>llama-quantize</c> gives each tensor of a file type (docs/memory-model.md §1.8): a port of

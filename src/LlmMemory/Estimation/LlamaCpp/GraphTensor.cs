@@ -1,6 +1,6 @@
 using LlmMemory.Numerics;
 
-namespace LlmMemory.Estimation.LlamaCpp.Graphs;
+namespace LlmMemory.Estimation.LlamaCpp;
 
 /// <summary>The ggml ops the llama.cpp graphs here use; only what decides memory (shape, type, views, in-place reuse) is kept.</summary>
 internal enum GgmlOp

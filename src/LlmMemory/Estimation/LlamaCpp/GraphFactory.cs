@@ -1,6 +1,6 @@
 using LlmMemory.Numerics;
 
-namespace LlmMemory.Estimation.LlamaCpp.Graphs;
+namespace LlmMemory.Estimation.LlamaCpp;
 
 /// <summary>
 /// Creates graph tensors the way the ggml ops do (shape, type, sources, view semantics), stamping each with the block being

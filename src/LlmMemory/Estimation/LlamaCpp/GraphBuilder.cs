@@ -1,6 +1,6 @@
 using LlmMemory.Numerics;
 
-namespace LlmMemory.Estimation.LlamaCpp.Graphs;
+namespace LlmMemory.Estimation.LlamaCpp;
 
 /// <summary>
 /// The worst-case graph <c>llama_context::graph_reserve</c> builds: llama, qwen2 and gptneox node by node, in the order

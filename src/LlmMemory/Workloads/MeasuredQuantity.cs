@@ -1,6 +1,6 @@
-namespace LlmMemory.Estimation;
+namespace LlmMemory.Workloads;
 
-/// <summary>A quantity a measurement can report (docs/scenario.md "What can be measured").</summary>
+/// <summary>A quantity a measurement can report (docs/scenario.md "What can be measured"): part of the case format, beside the scenario.</summary>
 public enum MeasuredQuantity
 {
     /// <summary>Total parameter count.</summary>
@@ -26,4 +26,14 @@ public enum MeasuredQuantity
 
     /// <summary>All device memory in use, CUDA context included (nvidia-smi).</summary>
     DeviceUsed,
+}
+
+/// <summary>Which devices a measurement covers (<c>measured.per</c>).</summary>
+public enum MeasurementScope
+{
+    /// <summary>One device, the most loaded (the default).</summary>
+    Gpu,
+
+    /// <summary>Summed over every device of the run.</summary>
+    Total,
 }

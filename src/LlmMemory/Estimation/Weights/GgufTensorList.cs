@@ -1,7 +1,7 @@
 using System.Collections.Immutable;
 using LlmMemory.Models;
 
-namespace LlmMemory.Estimation.LlamaCpp;
+namespace LlmMemory.Estimation.Weights;
 
 /// <summary>
 /// The tensors of a model's GGUF file: the file's own when the model was read from one, else the tensors

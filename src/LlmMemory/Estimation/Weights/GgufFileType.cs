@@ -1,6 +1,6 @@
 using LlmMemory.Numerics;
 
-namespace LlmMemory.Estimation.LlamaCpp;
+namespace LlmMemory.Estimation.Weights;
 
 /// <summary>
 /// A llama.cpp file type (<c>llama_ftype</c>, what <c>llama-quantize</c> is asked for): its name, its default tensor type

@@ -1,9 +1,8 @@
 using System.Globalization;
-using LlmMemory.Estimation.Engines;
 using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
-namespace LlmMemory.Estimation;
+namespace LlmMemory.Estimation.Engines;
 
 /// <summary>The entry point: estimates the memory of a scenario.</summary>
 /// <remarks>

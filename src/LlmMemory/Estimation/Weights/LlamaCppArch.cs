@@ -1,7 +1,6 @@
-using LlmMemory.Estimation.LlamaCpp.Graphs;
 using LlmMemory.Models;
 
-namespace LlmMemory.Estimation.LlamaCpp;
+namespace LlmMemory.Estimation.Weights;
 
 /// <summary>What llama.cpp calls a model's architecture (<c>llm_arch</c>), and the facts its rules read from <c>llama_hparams</c>.</summary>
 /// <param name="Name">llama.cpp's architecture name (<c>llama</c>, <c>qwen2</c>, <c>gptneox</c>, <c>falcon</c>, …).</param>
@@ -30,23 +29,5 @@ internal sealed record LlamaCppArch(string Name, int Layers, int Heads, int KvHe
             string other => other,
         };
         return new LlamaCppArch(name, model.LayerCount, model.AttentionHeadCount, model.KeyValueHeadCount, model.Experts?.ExpertCount ?? 0);
-    }
-
-    /// <summary>The graph builder modelled node by node for this model, or null when only the closed form applies.</summary>
-    public static GraphFamily? GraphOf(ModelArchitecture model)
-    {
-        ArgumentNullException.ThrowIfNull(model);
-        if (model.Experts is not null || model.LatentAttention is not null || model.EncoderLayerCount > 0)
-        {
-            return null;
-        }
-
-        return model.ModelType switch
-        {
-            "llama" or "mistral" when model.GatedFeedForward => GraphFamily.Llama,
-            "qwen2" when model.GatedFeedForward => GraphFamily.Qwen2,
-            "gpt_neox" => GraphFamily.GptNeoX,
-            _ => null,
-        };
     }
 }

@@ -1,4 +1,4 @@
-namespace LlmMemory.Estimation.LlamaCpp.Graphs;
+namespace LlmMemory.Estimation.LlamaCpp;
 
 /// <summary>
 /// <c>ggml_dyn_tallocr</c> (ggml-alloc.c): the offset allocator behind one compute buffer. The buffer size is the highest

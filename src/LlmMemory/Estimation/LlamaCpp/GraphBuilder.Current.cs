@@ -1,6 +1,6 @@
 using LlmMemory.Numerics;
 
-namespace LlmMemory.Estimation.LlamaCpp.Graphs;
+namespace LlmMemory.Estimation.LlamaCpp;
 
 /// <summary>
 /// The inputs and attention of current master (<c>llm_graph_context</c>, llama-graph.cpp): K and V stored with SET_ROWS at

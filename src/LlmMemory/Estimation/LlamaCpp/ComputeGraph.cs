@@ -1,4 +1,4 @@
-namespace LlmMemory.Estimation.LlamaCpp.Graphs;
+namespace LlmMemory.Estimation.LlamaCpp;
 
 /// <summary>A ggml compute graph: leafs and nodes in the order <c>ggml_build_forward_expand</c> visits them.</summary>
 internal sealed class ComputeGraph

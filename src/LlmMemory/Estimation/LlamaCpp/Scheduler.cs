@@ -1,6 +1,6 @@
 using LlmMemory.Numerics;
 
-namespace LlmMemory.Estimation.LlamaCpp.Graphs;
+namespace LlmMemory.Estimation.LlamaCpp;
 
 /// <summary>Where each layer's weights and KV cache live, as the scheduler sees backends: GPUs 0..n−1, then the CPU.</summary>
 /// <param name="Gpus">Number of GPUs; the CPU backend is number <paramref name="Gpus"/>.</param>

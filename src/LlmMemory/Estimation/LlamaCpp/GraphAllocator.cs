@@ -1,4 +1,4 @@
-namespace LlmMemory.Estimation.LlamaCpp.Graphs;
+namespace LlmMemory.Estimation.LlamaCpp;
 
 /// <summary>
 /// <c>ggml_gallocr_alloc_graph_impl</c> (ggml-alloc.c, read at ggml-org/llama.cpp 0450e2f9): one pass over the graph in

@@ -1,6 +1,7 @@
+using LlmMemory.Models;
 using LlmMemory.Numerics;
 
-namespace LlmMemory.Estimation.LlamaCpp.Graphs;
+namespace LlmMemory.Estimation.LlamaCpp;
 
 /// <summary>The llama.cpp graph builders modelled node by node (<c>src/models/*.cpp</c>, earlier <c>llm_build_*</c>).</summary>
 internal enum GraphFamily
@@ -13,6 +14,28 @@ internal enum GraphFamily
 
     /// <summary><c>llm_build_gptneox</c>: fused QKV with bias, LayerNorm with bias, parallel residual (Pythia).</summary>
     GptNeoX,
+}
+
+/// <summary>Which graph builder a model gets.</summary>
+internal static class GraphFamilies
+{
+    /// <summary>The graph builder modelled node by node for this model, or null when only the closed form applies.</summary>
+    public static GraphFamily? Of(ModelArchitecture model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (model.Experts is not null || model.LatentAttention is not null || model.EncoderLayerCount > 0)
+        {
+            return null;
+        }
+
+        return model.ModelType switch
+        {
+            "llama" or "mistral" when model.GatedFeedForward => GraphFamily.Llama,
+            "qwen2" when model.GatedFeedForward => GraphFamily.Qwen2,
+            "gpt_neox" => GraphFamily.GptNeoX,
+            _ => null,
+        };
+    }
 }
 
 /// <summary>The hyper-parameters a graph depends on.</summary>

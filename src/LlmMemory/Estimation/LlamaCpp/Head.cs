@@ -1,4 +1,4 @@
-namespace LlmMemory.Estimation.LlamaCpp.Graphs;
+namespace LlmMemory.Estimation.LlamaCpp;
 
 /// <summary>The output head both graph eras end with: final norm, then the logits; both are graph outputs (never freed).</summary>
 internal static class Head
