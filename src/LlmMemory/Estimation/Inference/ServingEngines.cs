@@ -16,24 +16,10 @@ internal static class ServingEngines
     public static MemoryEstimate Estimate(ResolvedModel resolved, Scenario scenario, Gpu? gpu)
     {
         ModelArchitecture model = resolved.Architecture!;
-        if (gpu?.Usable is not ByteSize total || gpu.IsHost)
-        {
-            throw new ModelFormatException(scenario.Given.OriginOf("gpu"), "gpu",
-                $"is required for {Names.Of(scenario.Engine)}, which sizes its KV cache from the GPU's memory (e.g. --gpu h100-80gb).");
-        }
-
-        int tp = scenario.Parallel.Tp;
-        bool sglang = scenario.Engine == Engine.Sglang;
-        EngineOptions options = scenario.EngineOptions;
-        double fraction = options.GpuMemoryUtilization ?? (sglang ? Constants.SglangDefaultMemFraction : Constants.VllmDefaultUtilization);
-        int blockSize = options.BlockSize ?? (sglang ? 1 : Constants.VllmDefaultBlockSize);
-        // The context the user asks for is the engine's max_model_len (unless given apart); else the engine's default, the
-        // model's max_position_embeddings.
-        int maxModelLen = options.MaxModelLen ?? (scenario.SeqIsSet ? scenario.Seq : model.MaxPositions ?? scenario.Seq);
-        bool large = total.Gibibytes >= 70;
-        bool v0 = !sglang && IsVllmV0(options.Version);
-        int maxSeqs = options.MaxNumSeqs ?? (large && !v0 ? 1024 : 256);
-        int batchedTokens = options.MaxNumBatchedTokens ?? DefaultBatchedTokens(v0, large, maxModelLen);
+        ServingSettings settings = ServingSettings.Resolve(model, scenario, gpu);
+        (ByteSize total, int tp, bool sglang, bool v0) = (settings.Usable, settings.Tp, settings.Sglang, settings.V0);
+        (double fraction, int blockSize, int maxModelLen) = (settings.Fraction, settings.BlockSize, settings.MaxModelLen);
+        (int maxSeqs, int batchedTokens) = (settings.MaxNumSeqs, settings.BatchedTokens);
 
         WeightLayout layout = WeightChoice.Layout(model, scenario, out string format);
         // vLLM's get_rope builds the cos/sin cache for max_position_embeddings rows, whatever max_model_len is.
@@ -85,7 +71,7 @@ internal static class ServingEngines
 
         // vLLM V1 groups layers by attention kind (full, sliding) and checks a request's need layer by layer; V0 and SGLang
         // size one plain pool of whole blocks.
-        VllmKvGroups groups = !sglang && !v0 && HasHybridManager(options.Version)
+        VllmKvGroups groups = settings.HybridManager
             ? VllmKvGroups.For(model)
             : new VllmKvGroups(model.LayerCount, 0, null, model.LayerCount);
         long pagePerLayer = checked(kv.BytesPerTokenPerLayer * blockSize);
@@ -167,27 +153,6 @@ internal static class ServingEngines
         Formula sampler = (Formula.Count(seqs, "seqs") * Formula.Count(model.VocabularySize, "vocab") * Formula.Bytes(bytesPerLogit)).After("sampler");
         return (forward + sampler).Adjusted(checked((perToken * tokens) + ((long)seqs * model.VocabularySize * bytesPerLogit)), "rounded down per token");
     }
-
-    /// <summary>
-    /// Tokens of the profile run. V1 (chunked prefill always on; vllm/engine/arg_utils.py usage-context defaults for the
-    /// OpenAI server): 8192 on GPUs of ≥ 70 GiB, 2048 otherwise. V0 (≤ 0.7): chunked prefill was off up to 32k contexts,
-    /// so the profile ran a whole max_model_len sequence (max(max_model_len, 2048)); on longer contexts it was on with 2048.
-    /// </summary>
-    private static int DefaultBatchedTokens(bool v0, bool large, int maxModelLen) =>
-        v0 ? maxModelLen <= 32768 ? Math.Max(maxModelLen, 2048) : 2048 : large ? 8192 : 2048;
-
-    /// <summary>
-    /// vLLM with the hybrid KV cache manager on by default (0.10 on; current when no version is given), which sizes
-    /// sliding-window layers by their window.
-    /// </summary>
-    private static bool HasHybridManager(string? version) => VllmBefore(version, 10) != true;
-
-    /// <summary>vLLM before the V1 engine became the default (0.8): versions 0.0–0.7.</summary>
-    private static bool IsVllmV0(string? version) => VllmBefore(version, 8) == true;
-
-    /// <summary>Whether a vLLM version is below 0.<paramref name="minor"/>; null when none is given or it does not parse (current).</summary>
-    private static bool? VllmBefore(string? version, int minor) =>
-        version is not null && Version.TryParse(version.TrimStart('v'), out Version? parsed) ? parsed.Major == 0 && parsed.Minor < minor : null;
 
     /// <summary>Bytes of the tensors every tensor-parallel GPU holds whole: the 1-D norms and biases outside attention.</summary>
     private static long Replicated(WeightLayout layout) =>
