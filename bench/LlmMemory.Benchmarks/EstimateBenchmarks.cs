@@ -1,3 +1,4 @@
+using LlmMemory.Estimation.Engines;
 using BenchmarkDotNet.Attributes;
 using LlmMemory.Estimation;
 using LlmMemory.Workloads;

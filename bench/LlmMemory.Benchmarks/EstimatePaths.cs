@@ -1,3 +1,4 @@
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Estimation;
 
 namespace LlmMemory.Benchmarks;

@@ -1,3 +1,4 @@
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Numerics;
 using LlmMemory.Hardware;
 using LlmMemory.Sources;
