@@ -1,6 +1,6 @@
-using LlmMemory.Estimation.Engines;
 using BenchmarkDotNet.Attributes;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Benchmarks;

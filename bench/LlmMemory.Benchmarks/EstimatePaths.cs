@@ -1,5 +1,5 @@
-using LlmMemory.Estimation.Engines;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
 
 namespace LlmMemory.Benchmarks;
 

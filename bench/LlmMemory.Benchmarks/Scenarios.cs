@@ -1,5 +1,5 @@
-using LlmMemory.Numerics;
 using LlmMemory.Hardware;
+using LlmMemory.Numerics;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Benchmarks;

@@ -1,10 +1,10 @@
-using LlmMemory.Estimation.Engines;
-using LlmMemory.Numerics;
-using LlmMemory.Hardware;
-using LlmMemory.Sources;
 using BenchmarkDotNet.Attributes;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
+using LlmMemory.Hardware;
+using LlmMemory.Numerics;
 using LlmMemory.Planning;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Benchmarks;

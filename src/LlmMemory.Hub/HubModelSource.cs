@@ -1,10 +1,10 @@
-using LlmMemory.Sources;
 using System.Text.RegularExpressions;
 using LlmMemory.Estimation;
 using LlmMemory.Formats.Gguf;
 using LlmMemory.Formats.HuggingFace;
 using LlmMemory.Formats.Safetensors;
 using LlmMemory.Models;
+using LlmMemory.Sources;
 
 namespace LlmMemory.Hub;
 

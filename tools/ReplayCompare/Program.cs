@@ -1,11 +1,11 @@
-using LlmMemory.Estimation.Engines;
-using LlmMemory.Sources;
 using System.Diagnostics;
 using System.Text.Json;
 using LlmMemory;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Estimation.Replay;
 using LlmMemory.Hardware;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 // One JSON scenario (or case) per stdin line -> one JSON result per stdout line: the replay's raw counters, or with

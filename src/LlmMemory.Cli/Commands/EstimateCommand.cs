@@ -1,8 +1,7 @@
-using LlmMemory.Estimation.Counts;
-using LlmMemory.Estimation.Engines;
 using System.CommandLine;
 using LlmMemory.Cli.Rendering;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Reporting;
 using LlmMemory.Workloads;
 

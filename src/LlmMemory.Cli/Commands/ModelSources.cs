@@ -1,7 +1,7 @@
-using LlmMemory.Sources;
 using LlmMemory.Cli.Rendering;
 using LlmMemory.Estimation;
 using LlmMemory.Hub;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Cli.Commands;

@@ -1,9 +1,9 @@
-using LlmMemory.Sources;
 using System.CommandLine;
 using LlmMemory.Cli.Rendering;
 using LlmMemory.Estimation;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Reporting;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Cli.Commands;

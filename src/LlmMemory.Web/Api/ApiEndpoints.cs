@@ -1,11 +1,10 @@
-using LlmMemory.Estimation.Counts;
-using LlmMemory.Estimation.Engines;
-using LlmMemory.Sources;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Reporting;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;

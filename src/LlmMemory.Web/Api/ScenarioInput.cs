@@ -1,7 +1,7 @@
-using LlmMemory.Sources;
 using System.Text.Json;
 using LlmMemory.Catalog;
 using LlmMemory.Estimation;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 using Microsoft.AspNetCore.Http;
 

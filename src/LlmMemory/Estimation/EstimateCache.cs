@@ -1,7 +1,7 @@
-using LlmMemory.Sources;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using LlmMemory.Models;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Estimation;

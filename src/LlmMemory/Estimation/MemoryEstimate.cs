@@ -1,6 +1,6 @@
-using LlmMemory.Workloads;
-using LlmMemory.Sources;
 using LlmMemory.Hardware;
+using LlmMemory.Sources;
+using LlmMemory.Workloads;
 
 namespace LlmMemory.Estimation;
 

@@ -1,6 +1,6 @@
-using LlmMemory.Sources;
 using LlmMemory.Estimation;
 using LlmMemory.Hardware;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Planning;

@@ -1,7 +1,7 @@
-using LlmMemory.Sources;
 using System.Text.Json.Nodes;
 using LlmMemory.Estimation;
 using LlmMemory.Models;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Reporting;

@@ -1,11 +1,11 @@
-using LlmMemory.Estimation.Counts;
-using LlmMemory.Estimation.Engines;
-using LlmMemory.Sources;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Models;
 using LlmMemory.Numerics;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
+
 using static LlmMemory.Reporting.EssayNumbers;
 
 namespace LlmMemory.Reporting;

@@ -1,6 +1,6 @@
-using LlmMemory.Sources;
 using System.Globalization;
 using LlmMemory.Estimation;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Reporting;

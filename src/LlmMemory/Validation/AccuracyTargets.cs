@@ -1,6 +1,6 @@
-using LlmMemory.Workloads;
 using System.Globalization;
 using LlmMemory.Estimation;
+using LlmMemory.Workloads;
 
 namespace LlmMemory.Validation;
 

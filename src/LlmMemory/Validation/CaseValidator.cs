@@ -1,6 +1,5 @@
-using LlmMemory.Estimation.Counts;
-using LlmMemory.Estimation.Engines;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Validation;

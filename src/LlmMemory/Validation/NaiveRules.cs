@@ -1,6 +1,6 @@
-using LlmMemory.Sources;
 using LlmMemory.Estimation;
 using LlmMemory.Numerics;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Validation;

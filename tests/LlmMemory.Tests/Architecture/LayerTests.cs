@@ -1,8 +1,7 @@
-using LlmMemory.Estimation.Counts;
-using LlmMemory.Estimation.Engines;
 using System.Reflection;
 using System.Reflection.Emit;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
 
 namespace LlmMemory.Tests.Architecture;
 

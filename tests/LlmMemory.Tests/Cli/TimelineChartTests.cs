@@ -1,8 +1,8 @@
-using LlmMemory.Sources;
 using LlmMemory.Cli;
 using LlmMemory.Cli.Rendering;
 using LlmMemory.Estimation;
 using LlmMemory.Hardware;
+using LlmMemory.Sources;
 
 namespace LlmMemory.Tests.Cli;
 

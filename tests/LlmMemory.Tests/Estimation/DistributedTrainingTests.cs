@@ -1,7 +1,6 @@
-using LlmMemory.Estimation.Counts;
+using LlmMemory.Estimation;
 using LlmMemory.Estimation.Engines;
 using LlmMemory.Hardware;
-using LlmMemory.Estimation;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Estimation;

@@ -1,8 +1,7 @@
-using LlmMemory.Estimation.Counts;
-using LlmMemory.Estimation.Engines;
 using System.Text.Json;
 using LlmMemory.Catalog;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Tests.Support;
 using LlmMemory.Workloads;
 

@@ -1,7 +1,6 @@
-using LlmMemory.Estimation.Counts;
-using LlmMemory.Estimation.Engines;
 using System.Text.Json;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Estimation;

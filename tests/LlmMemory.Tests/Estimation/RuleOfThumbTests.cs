@@ -1,6 +1,6 @@
+using LlmMemory.Estimation;
 using LlmMemory.Estimation.Counts;
 using LlmMemory.Estimation.Engines;
-using LlmMemory.Estimation;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Estimation;

@@ -1,8 +1,7 @@
-using LlmMemory.Estimation.Counts;
-using LlmMemory.Estimation.Engines;
-using LlmMemory.Hardware;
 using System.Text.Json;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
+using LlmMemory.Hardware;
 using LlmMemory.Tests.Support;
 using LlmMemory.Workloads;
 

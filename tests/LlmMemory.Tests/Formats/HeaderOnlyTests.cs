@@ -1,7 +1,7 @@
-using LlmMemory.Sources;
 using System.Diagnostics;
 using LlmMemory.Catalog;
 using LlmMemory.Estimation;
+using LlmMemory.Sources;
 using LlmMemory.Tests.Support;
 using LlmMemory.Workloads;
 

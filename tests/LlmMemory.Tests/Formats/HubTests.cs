@@ -1,8 +1,8 @@
-using LlmMemory.Sources;
 using System.Text.Json;
 using LlmMemory.Catalog;
 using LlmMemory.Estimation;
 using LlmMemory.Hub;
+using LlmMemory.Sources;
 using LlmMemory.Tests.Cli;
 using LlmMemory.Tests.Support;
 

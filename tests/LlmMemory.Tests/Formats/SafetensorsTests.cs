@@ -1,10 +1,10 @@
-using LlmMemory.Sources;
 using System.Text.Json;
 using LlmMemory.Catalog;
 using LlmMemory.Estimation;
 using LlmMemory.Formats.Safetensors;
 using LlmMemory.Models;
 using LlmMemory.Numerics;
+using LlmMemory.Sources;
 using LlmMemory.Tests.Cli;
 using LlmMemory.Tests.Support;
 using LlmMemory.Workloads;

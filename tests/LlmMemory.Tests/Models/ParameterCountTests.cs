@@ -1,9 +1,9 @@
-using LlmMemory.Sources;
 using System.Text.Json;
 using LlmMemory.Catalog;
 using LlmMemory.Estimation;
 using LlmMemory.Formats.HuggingFace;
 using LlmMemory.Models;
+using LlmMemory.Sources;
 using LlmMemory.Tests.Support;
 using LlmMemory.Workloads;
 

@@ -1,8 +1,8 @@
-using LlmMemory.Tests.Support;
-using LlmMemory.Hardware;
 using LlmMemory.Catalog;
+using LlmMemory.Hardware;
 using LlmMemory.Planning;
 using LlmMemory.Reporting;
+using LlmMemory.Tests.Support;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Planning;

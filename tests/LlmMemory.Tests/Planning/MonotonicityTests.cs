@@ -1,9 +1,7 @@
-using LlmMemory.Estimation.Counts;
-using LlmMemory.Estimation.Engines;
-using LlmMemory.Numerics;
-using LlmMemory.Hardware;
-using LlmMemory.Catalog;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
+using LlmMemory.Hardware;
+using LlmMemory.Numerics;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Planning;

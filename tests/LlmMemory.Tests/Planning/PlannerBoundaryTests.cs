@@ -1,10 +1,9 @@
-using LlmMemory.Estimation.Counts;
-using LlmMemory.Estimation.Engines;
-using LlmMemory.Numerics;
-using LlmMemory.Tests.Support;
-using LlmMemory.Hardware;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
+using LlmMemory.Hardware;
+using LlmMemory.Numerics;
 using LlmMemory.Planning;
+using LlmMemory.Tests.Support;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Planning;

@@ -1,6 +1,7 @@
-using LlmMemory.Workloads;
 using LlmMemory.Estimation;
 using LlmMemory.Validation;
+using LlmMemory.Workloads;
+
 using static LlmMemory.Tests.Validation.Cases;
 
 namespace LlmMemory.Tests.Validation;

@@ -1,10 +1,9 @@
-using LlmMemory.Estimation.Counts;
-using LlmMemory.Estimation.Engines;
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmMemory.Cli;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Web.Tests.Support;
 using LlmMemory.Workloads;
 using Microsoft.AspNetCore.Mvc.Testing;

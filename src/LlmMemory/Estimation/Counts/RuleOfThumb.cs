@@ -1,5 +1,5 @@
-using LlmMemory.Sources;
 using LlmMemory.Numerics;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Estimation.Counts;

@@ -1,8 +1,8 @@
-using LlmMemory.Numerics;
 using LlmMemory.Estimation.Inference;
-using LlmMemory.Sources;
 using LlmMemory.Hardware;
 using LlmMemory.Models;
+using LlmMemory.Numerics;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Estimation.LlamaCpp;

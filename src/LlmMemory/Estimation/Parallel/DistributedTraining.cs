@@ -1,9 +1,9 @@
-using LlmMemory.Sources;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Estimation.Weights;
 using LlmMemory.Hardware;
 using LlmMemory.Models;
 using LlmMemory.Numerics;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Estimation.Parallel;

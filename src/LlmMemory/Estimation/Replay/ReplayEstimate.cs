@@ -1,8 +1,8 @@
-using LlmMemory.Sources;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Hardware;
 using LlmMemory.Models;
 using LlmMemory.Numerics;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Estimation.Replay;

@@ -1,6 +1,5 @@
 using LlmMemory.Estimation;
 using LlmMemory.Estimation.Counts;
-using LlmMemory.Estimation.Engines;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Models;
 using LlmMemory.Numerics;

@@ -1,6 +1,6 @@
-using LlmMemory.Numerics;
-using LlmMemory.Hardware;
 using LlmMemory.Estimation;
+using LlmMemory.Hardware;
+using LlmMemory.Numerics;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Estimation.LlamaCpp;

@@ -1,5 +1,5 @@
-using LlmMemory.Numerics;
 using LlmMemory.Estimation;
+using LlmMemory.Numerics;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Estimation.LlamaCpp;

@@ -1,11 +1,10 @@
-using LlmMemory.Estimation.Counts;
-using LlmMemory.Estimation.Engines;
-using LlmMemory.Numerics;
-using LlmMemory.Hardware;
 using System.Text.Json;
 using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Formats.HuggingFace;
+using LlmMemory.Hardware;
 using LlmMemory.Models;
+using LlmMemory.Numerics;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Estimation.LlamaCpp;

@@ -1,5 +1,5 @@
-using LlmMemory.Estimation.Weights;
 using LlmMemory.Estimation.LlamaCpp;
+using LlmMemory.Estimation.Weights;
 using LlmMemory.Numerics;
 
 namespace LlmMemory.Tests.Estimation.LlamaCpp;
