@@ -43,4 +43,50 @@ public sealed class DistributedTrainingTests
         Assert.Equal(estimate.DeviceTotal.Bytes - cached, estimate.Timeline.Max(p => p.Bytes.Bytes));
         Assert.Equal("start of backward", estimate.Timeline.MaxBy(p => p.Bytes.Bytes)!.Phase);
     }
+
+    [Fact]
+    public void Sharded_optimizer_states_come_from_the_one_table_not_a_fixed_AdamW_figure()
+    {
+        // Llama-3.2-1B, Adafactor, ZeRO-1 over 2 GPUs (DeepSpeed mixed precision: the states are over the fp32 master).
+        // transformers' Adafactor keeps a factored fp32 second moment: rows + columns (4·(r + c) B) per matrix, a full fp32
+        // one (4·n B) per vector. The tied 128,256 × 2048 embedding: 4 × (128,256 + 2,048) = 521,216 B; per layer q/o
+        // [2048, 2048]: 4 × 4,096 each, k/v [512, 2048]: 4 × 2,560 each, gate/up [8192, 2048] and down [2048, 8192]:
+        // 4 × 10,240 each, two norms of 2,048: 4 × 2,048 each = 16,384 + 16,384 + 10,240 + 10,240 + 3 × 40,960 + 16,384
+        // = 192,512 B; 16 layers = 3,080,192 B; the final norm 8,192 B. Total 3,609,600 B, ÷ 2 ranks = 1,804,800 B.
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named("llama-3.2-1b"),
+            Mode = Mode.Training,
+            Optimizer = OptimizerKind.Adafactor,
+            Parallel = new ParallelSettings { Gpus = 2, Zero = 1 },
+        });
+
+        MemoryComponent states = Assert.Single(estimate.Components, c => c.Name == "optimizer_states");
+        Assert.InRange(states.Bytes.Bytes, 1_804_800 - 2, 1_804_800 + 2);
+        Assert.DoesNotContain("AdamW", states.Formula, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Mixed_precision_sharding_holds_the_fp32_master_sixteen_bytes_per_parameter_over_the_ranks()
+    {
+        // ZeRO paper (arXiv:1910.02054) §3: mixed-precision AdamW holds 2 + 2 + 12 = 16 B per parameter, and ZeRO-3 over
+        // N_d ranks holds 16Ψ / N_d; FSDP with an fp32 master (4 + 4 + 8) the same. Mistral-7B-v0.3 (hidden 4,096, 32 layers,
+        // 8 KV heads of 128, FFN 14,336, vocabulary 32,768, untied): per layer q and o 4,096² each, k and v 1,024 × 4,096 each,
+        // 3 × 4,096 × 14,336 MLP and two norms of 4,096 = 218,112,000; × 32 = 6,979,584,000, plus 2 × 32,768 × 4,096 embedding
+        // and head and the final norm 4,096 = 7,248,023,552 parameters; over 8 ranks 16 × 7,248,023,552 / 8 = 14,496,047,104 B.
+        foreach (ParallelSettings layout in new[] { new ParallelSettings { Gpus = 8, Zero = 3 }, new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard } })
+        {
+            MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+            {
+                Model = new ModelReference.Named("mistral-7b-v0.3"),
+                Mode = Mode.Training,
+                Precision = Precision.MixedBf16,
+                Parallel = layout,
+            });
+
+            long states = estimate.Components.Where(c => c.Kind is ComponentKind.Weights or ComponentKind.MasterWeights or ComponentKind.Gradients or ComponentKind.OptimizerStates
+                && c.Name != "gathered_parameters").Sum(c => c.Bytes.Bytes);
+            Assert.InRange(states, 14_496_047_104 - 8, 14_496_047_104 + 8);
+        }
+    }
 }

@@ -177,6 +177,13 @@ public sealed class HubTests : IDisposable
                 Assert.Equal(134_515_008, json.RootElement.GetProperty("parameters").GetProperty("total").GetInt64());
             }
 
+            // fit and explain resolve the model as estimate and params do (they used to know only the catalog and paths).
+            (code, output, error) = CliTests.Run("fit", "someone/SmolLM2-copy", "--gpu", "rtx-4090", "--json");
+            Assert.True(code == 0, error);
+            (code, output, error) = CliTests.Run("explain", "someone/SmolLM2-copy");
+            Assert.True(code == 0, error);
+            Assert.Contains("134,515,008", output, StringComparison.Ordinal);
+
             (code, _, error) = CliTests.Run("params", "someone/missing");
             Assert.Equal(2, code);
             Assert.Single(error.Trim().Split('\n'));
