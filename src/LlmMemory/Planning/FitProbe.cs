@@ -11,7 +11,9 @@ namespace LlmMemory.Planning;
 /// product beyond 2^63 bytes (<see cref="OverflowException"/> from checked arithmetic) certainly fits no device, and a
 /// serving engine says when the weights leave no room for a KV cache, and a variant the estimator does not model yet
 /// (<see cref="NotSupportedException"/>) cannot be shown to fit. All count as "does not fit", with the reason kept.
-/// The scenario as given is estimated outside the probe, so a mistake in the user's input is still reported as one.
+/// The scenario as given is estimated outside the probe, so a mistake in the user's input is still reported as one; a
+/// variant is the solver's, not the user's, so an option the variant's engine or mode would not read is not refused
+/// (the ladder's llama.cpp fallback, the weight sizes read from a transformers inference, LoRA in place of training).
 /// </remarks>
 internal sealed class FitProbe(ResolvedModel model)
 {
@@ -21,7 +23,7 @@ internal sealed class FitProbe(ResolvedModel model)
     {
         try
         {
-            return new Probe(MemoryEstimator.Estimate(Model, scenario), null);
+            return new Probe(MemoryEstimator.Estimate(Model, scenario with { Given = GivenFields.None }), null);
         }
         catch (OverflowException)
         {
