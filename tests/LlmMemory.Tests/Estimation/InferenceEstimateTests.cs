@@ -82,4 +82,38 @@ public sealed class InferenceEstimateTests
         Assert.InRange(weights.Bytes.Bytes - (parameters * 2), 0, 16 * 1024 * 1024); // + vLLM's rotary cos/sin cache, a few MiB
         Assert.Contains($"Weights in {format}.", estimate.Notes[0], StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Generate_holds_the_last_positions_logits_not_every_positions()
+    {
+        // One forward over 8,192 tokens keeps every position's logits: 8,192 × 128,256 vocab × 2 B = 2,101,346,304 B.
+        // generate() asks for the last position only (transformers PR #31292, logits_to_keep=1): at most one row of
+        // 128,256 logits per sequence in bf16 plus generate()'s two fp32 copies, 128,256 × (2 + 4 + 4) B = 1,282,560 B.
+        Scenario forward = new() { Model = new ModelReference.Named("llama-3.1-8b"), Seq = 8192 };
+        MemoryEstimate once = MemoryEstimator.Estimate(forward);
+        MemoryEstimate generated = MemoryEstimator.Estimate(forward with { NewTokens = 256 });
+
+        Assert.Equal(2_101_346_304, Assert.Single(once.Components, c => c.Kind == ComponentKind.Logits).Bytes.Bytes);
+        Assert.All(generated.Components.Where(c => c.Kind == ComponentKind.Logits), c => Assert.InRange(c.Bytes.Bytes, 0, 1_282_560));
+        Assert.True(generated.DeviceTotal < once.DeviceTotal);
+        Assert.Contains(generated.Notes, n => n.Contains("generate()", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("llama-3.2-1b", "static", "cache")]
+    [InlineData("gpt2", null, "new_tokens")]
+    [InlineData("gemma-2-2b", null, "new_tokens")]
+    public void Generate_paths_the_replay_does_not_model_are_refused_naming_the_field(string model, string? cache, string field)
+    {
+        Scenario scenario = new()
+        {
+            Model = new ModelReference.Named(model),
+            Seq = 1024,
+            NewTokens = 16,
+            Cache = cache is null ? null : GenerationCache.Static,
+        };
+
+        ModelFormatException refused = Assert.Throws<ModelFormatException>(() => MemoryEstimator.Estimate(scenario));
+        Assert.Equal(field, refused.Key);
+    }
 }

@@ -16,6 +16,12 @@ internal static class PeakMoment
             return phase.EndsWith(":head", StringComparison.Ordinal) ? "prefill: head (logits)" : $"prefill: layer {After(phase, ":layer")}";
         }
 
+        if (phase.StartsWith("decode", StringComparison.Ordinal))
+        {
+            string step = phase.Split(':')[0]["decode".Length..];
+            return phase.EndsWith(":head", StringComparison.Ordinal) ? $"decode step {step}: head" : phase.Contains(":layer", StringComparison.Ordinal) ? $"decode step {step}: layer {After(phase, ":layer")}" : $"decode step {step}";
+        }
+
         if (phase.EndsWith(".optimizer", StringComparison.Ordinal))
         {
             return phase.StartsWith("step1.", StringComparison.Ordinal) ? "optimizer step (step 1: states created)" : "optimizer step";
@@ -75,6 +81,7 @@ internal static class PeakMoment
         bool inference = phase.StartsWith("forward", StringComparison.Ordinal);
         string where = phase.Contains(':', StringComparison.Ordinal) ? phase[(phase.IndexOf(':', StringComparison.Ordinal) + 1)..] : "";
         string what = phase.EndsWith(".optimizer", StringComparison.Ordinal) ? "optimizer step"
+            : phase.StartsWith("decode", StringComparison.Ordinal) ? $"decode step {phase.Split(':')[0]["decode".Length..]}"
             : inference ? "prefill"
             : phase.Contains(".forward", StringComparison.Ordinal) ? "forward" : "backward";
         return (what, where) switch

@@ -58,7 +58,7 @@ internal static class ReplayEstimate
             Comparisons = scenario.IsTraining ? parts.Comparisons() : [],
             Facts = scenario.IsTraining
                 ? [new("effective_batch", scenario.EffectiveBatch, "sequences per optimizer step (micro-batch × gradient accumulation × data-parallel GPUs); memory depends on the micro-batch")]
-                : [new("kv_bytes_per_token", parts.KvBytes / Math.Max(1L, (long)scenario.Batch * scenario.Seq), "KV cache bytes per token")],
+                : [new("kv_bytes_per_token", parts.KvBytesPerToken, "KV cache bytes per token")],
             Notes = [.. notes, .. Assumptions(scenario, plan)],
         };
     }
@@ -78,7 +78,10 @@ internal static class ReplayEstimate
 
     private static IEnumerable<string> Assumptions(Scenario scenario, ReplayPlan plan)
     {
-        yield return $"Weights in {plan.Format}; replayed on PyTorch's caching allocator: {(scenario.IsTraining ? $"{plan.Options.Steps} steps of forward, backward, optimizer step and zero_grad" : "one forward over the whole prompt with use_cache=True")}.";
+        string run = scenario.IsTraining ? $"{plan.Options.Steps} steps of forward, backward, optimizer step and zero_grad"
+            : plan.Options.NewTokens is int newTokens ? $"generate() with greedy search and the dynamic cache: a prefill of {Text.N(plan.Options.Seq)} prompt tokens with logits_to_keep=1, then {Text.N(newTokens - 1)} decode steps, {Text.N(newTokens)} new tokens per sequence"
+            : "one forward over the whole prompt with use_cache=True";
+        yield return $"Weights in {plan.Format}; replayed on PyTorch's caching allocator: {run}.";
         if (scenario.Compile)
         {
             yield return "torch.compile: each RMSNorm and the cross-entropy are replayed as single fused kernels; the other ops as eager, an upper bound (inductor may also recompute pointwise ops instead of saving them).";

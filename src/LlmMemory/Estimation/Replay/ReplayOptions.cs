@@ -12,6 +12,9 @@ internal sealed record ReplayOptions
     /// <summary>Training steps (forward, backward, optimizer step, <c>zero_grad(set_to_none=True)</c>); false: one forward under <c>no_grad</c>.</summary>
     public bool Training { get; init; }
 
+    /// <summary>Inference through <c>generate()</c>: a prompt of <see cref="Seq"/> tokens, then this many new ones; null: one forward.</summary>
+    public int? NewTokens { get; init; }
+
     /// <summary>How each parameter tensor is stored, aligned with the model's tensor inventory.</summary>
     public required IReadOnlyList<StoredWeight> Weights { get; init; }
 

@@ -20,6 +20,16 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
     /// <summary>Bytes of the KV cache the replay held at the peak.</summary>
     public long KvBytes => result.Live(MemoryTag.KvCache);
 
+    /// <summary>K and V of one token in every layer, as transformers caches them.</summary>
+    public long KvBytesPerToken => checked(model.LayerCount * KvLayout().BytesPerTokenPerLayer);
+
+    /// <summary>transformers caches K and V per head as attention computes them; MLA's decompressed K and V differ in width (§2.3).</summary>
+    private LlmMemory.Estimation.Inference.KvLayout KvLayout()
+    {
+        DataType type = ActivationType() switch { ScalarType.Float32 => DataTypes.F32, ScalarType.Float16 => DataTypes.F16, _ => DataTypes.BF16 };
+        return LlmMemory.Estimation.Inference.KvLayout.For(model, type, type, compressedLatent: false, model.KeyValueHeadCount);
+    }
+
     public IReadOnlyList<MemoryComponent> Training()
     {
         var parts = new List<MemoryComponent>();
@@ -63,8 +73,10 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         Add(parts, "activations", ComponentKind.Activations, result.Live(MemoryTag.Activation) + result.Live(MemoryTag.SavedActivation) + result.Live(MemoryTag.Inputs),
             live => Formula.Size(new ByteSize(live), "replayed").After("working tensors of the forward at the peak (hidden states, attention and MLP intermediates, masks, token ids):"));
         Add(parts, "logits", ComponentKind.Logits, result.Live(MemoryTag.Logits) + result.Live(MemoryTag.Loss),
-            live => Replayed(Formula.Count(_tokens, "tokens") * Formula.Count(model.VocabularySize, "vocab") * Formula.Bytes(Bits(ActivationType()) / 8), live),
-            "every position's logits (no logits_to_keep)");
+            live => _options.NewTokens is null
+                ? Replayed(Formula.Count(_tokens, "tokens") * Formula.Count(model.VocabularySize, "vocab") * Formula.Bytes(Bits(ActivationType()) / 8), live)
+                : Formula.Size(new ByteSize(live), "replayed").After("the last position's logits and generate()'s fp32 copies of them:"),
+            _options.NewTokens is null ? "every position's logits (no logits_to_keep)" : "generate() asks for the last position only (logits_to_keep=1)");
         AddRuntime(parts);
         return parts;
     }
@@ -190,10 +202,7 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
 
     private Formula KvFormula(long live)
     {
-        // transformers caches K and V per head as attention computes them; MLA's decompressed K and V differ in width (§2.3).
-        DataType type = ActivationType() switch { ScalarType.Float32 => DataTypes.F32, ScalarType.Float16 => DataTypes.F16, _ => DataTypes.BF16 };
-        var layout = LlmMemory.Estimation.Inference.KvLayout.For(model, type, type, compressedLatent: false, model.KeyValueHeadCount);
-        Formula kv = Formula.Count(scenario.Batch) * Formula.Count(scenario.Seq, "tokens") * layout.PerToken(model.LayerCount);
+        Formula kv = Formula.Count(scenario.Batch) * Formula.Count(scenario.Seq, "tokens") * KvLayout().PerToken(model.LayerCount);
         return Replayed(model.SlidingWindow is int window && scenario.Seq > window
             ? kv.Because("the sliding layers hold every prefill token too, a view of the full copy")
             : kv, live);

@@ -55,7 +55,8 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         var options = new ReplayOptions
         {
             Batch = scenario.Batch,
-            Seq = scenario.Seq,
+            Seq = scenario.Seq - (scenario.NewTokens ?? 0),
+            NewTokens = Generation(model, scenario),
             Training = training,
             Weights = weights,
             TrainBase = scenario.Mode == Mode.Training,
@@ -78,6 +79,27 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Compiled = scenario.Compile,
         };
         return new ReplayPlan(options, layout, format, adapters, context, notes);
+    }
+
+    /// <summary>
+    /// The new tokens of a generate() run, where the replay has it: Llama-style decoders (the generate() path of
+    /// <see cref="DecoderProgram"/>) with the dynamic cache and no sliding-window layers (whose cache drops old tokens
+    /// as it decodes).
+    /// </summary>
+    private static int? Generation(ModelArchitecture model, Scenario scenario)
+    {
+        if (scenario.NewTokens is not int newTokens)
+        {
+            return null;
+        }
+
+        string? problem = scenario.Cache == GenerationCache.Static ? "the static cache is not replayed yet (the dynamic cache, generate()'s default, is)"
+            : model.Family != ModelFamily.LlamaLike ? $"generate() is replayed for Llama-style decoders, not yet for {model.ModelType}"
+            : model.SlidingWindow is not null && model.LayerAttention.Contains(AttentionKind.Sliding) ? "generate() with sliding-window layers is not replayed yet"
+            : null;
+        string field = scenario.Cache == GenerationCache.Static ? "cache" : "new_tokens";
+        return problem is null ? newTokens
+            : throw new ModelFormatException(scenario.Given.OriginOf(field), field, $"is {ScenarioFields.Value(scenario, field)}, but {problem}; without new_tokens the estimate is one forward over seq tokens (the prefill peak).");
     }
 
     /// <summary>

@@ -25,10 +25,17 @@ internal static class Replayer
         {
             program = Program(engine, model, options);
             program.Ids = engine.Empty([options.Batch, options.Seq], ScalarType.Int64, MemoryTag.Inputs);
+            // generate()'s caller passes an attention mask beside the ids, made before the peak counters are reset.
+            Tensor? attentionMask = options.NewTokens is null ? null : engine.Empty([options.Batch, options.Seq], ScalarType.Int64, MemoryTag.Inputs);
             engine.StartTracking();
             if (options.Training)
             {
                 Train(engine, program, options);
+            }
+            else if (options.NewTokens is int newTokens)
+            {
+                engine.GradEnabled = false;
+                ((DecoderProgram)program).Generate(newTokens, attentionMask!);
             }
             else
             {

@@ -180,7 +180,7 @@ internal sealed class ClassicProgram : ModelProgram
 
         if (cache is not null)
         {
-            (Tensor keys, Tensor values) = cache.Update(s, k, v);
+            (Tensor keys, Tensor values) = cache.Update(s, s.Layer, k, v);
             k = Blocks.Rebind(k, keys);
             v = Blocks.Rebind(v, values);
         }

@@ -19,7 +19,7 @@ internal sealed partial class DecoderProgram
             : Projections(p, x, rope);
         if (cache is not null)
         {
-            (Tensor keys, Tensor values) = cache.Update(s, k, v);
+            (Tensor keys, Tensor values) = cache.Update(s, layer, k, v);
             k = Blocks.Rebind(k, keys);
             v = Blocks.Rebind(v, values);
         }

@@ -40,26 +40,40 @@ internal sealed partial class DecoderProgram : ModelProgram
 
     public override ForwardResult Forward(bool labels, bool training)
     {
-        ReplayEngine s = Engine;
-        (long b, long n) = (Ids.Shape[0], Ids.Shape[1]);
-        s.Layer = -1;
         bool useCache = !training || (Options.CacheInTraining && Model.UseCache && !Options.Checkpointing);
-        Tensor x = s.Embedding(Ids, Weights["model.embed_tokens.weight"]);
+        return Forward(Ids, labels, training, useCache ? new KvCache() : null, past: 0, lastLogitsOnly: false);
+    }
+
+    /// <summary>
+    /// One forward of <paramref name="ids"/> after <paramref name="past"/> cached tokens, appending to <paramref name="cache"/>;
+    /// with <paramref name="lastLogitsOnly"/> the head computes the last position only (<c>logits_to_keep=1</c>, as generate() asks).
+    /// </summary>
+    private ForwardResult Forward(Tensor ids, bool labels, bool training, KvCache? cache, long past, bool lastLogitsOnly)
+    {
+        ReplayEngine s = Engine;
+        (long b, long n) = (ids.Shape[0], ids.Shape[1]);
+        s.Layer = -1;
+        Tensor x = s.Embedding(ids, Weights["model.embed_tokens.weight"]);
+        // XModel.forward keeps `inputs_embeds` (hidden_states = inputs_embeds) until it returns, after the final norm: the
+        // embedding's output, scaled by √h where the embedding module scales it (Gemma 3), before the scaling where the
+        // model scales it (Gemma 1 and 2: hidden_states = hidden_states * normalizer).
         Tensor? normalizer = null;
+        Tensor? embeddings = _style.EmbedScaleBuffer ? null : x.Retain();
         if (_style.GemmaNorms)
         {
             normalizer = s.Empty([], x.Type);
             x = Blocks.Rebind(x, s.Mul(x, normalizer));
         }
 
+        embeddings ??= x.Retain();
+
         if (Options.Lora is not null && Options.Checkpointing && training)
         {
             x.RequiresGrad = true; // enable_input_require_grads
         }
 
-        KvCache? cache = useCache ? new KvCache() : null;
         Tensor positions = s.Empty([n], ScalarType.Int64);
-        (Dictionary<AttentionKind, Tensor?> masks, Tensor? lastMaskLocal) = Masks(x, b, n);
+        (Dictionary<AttentionKind, Tensor?> masks, Tensor? lastMaskLocal) = Masks(x, b, n, n + past);
         (Dictionary<AttentionKind, (Tensor Cos, Tensor Sin)> ropes, Tensor[] rotaryLocals) = Rotary(x, n);
         string step = s.Phase.Split(':')[0];
         (Tensor Cos, Tensor Sin) rope = default;
@@ -92,10 +106,73 @@ internal sealed partial class DecoderProgram : ModelProgram
         ReleaseAll(ropes.Values.SelectMany(r => new[] { r.Cos, r.Sin }));
         s.SetPhase($"{step}:head");
         Tensor h = Norm(x, "model.norm.weight");
-        x.Release();
+        Blocks.Release(x, embeddings);
+        if (lastLogitsOnly)
+        {
+            // hidden_states[:, -1:, :]: a view of the last position.
+            h = Blocks.Rebind(h, s.View(h, [b, 1, h.Shape[^1]]));
+        }
+
         ForwardResult result = Head(h, labels, cache);
         ReleaseAll(locals);
         return result;
+    }
+
+    /// <summary>
+    /// transformers' <c>generate()</c> with greedy search and the dynamic cache (generation/utils.py <c>_sample</c>): a
+    /// prefill of the prompt with <c>logits_to_keep=1</c>, then one forward per new token over the growing cache. Each step
+    /// copies the last logits to fp32, lets the logits processors clone them (min_new_tokens), takes the argmax, and grows
+    /// <c>input_ids</c> and <c>attention_mask</c> by one column with <c>torch.cat</c>; the caller keeps the prompt's own
+    /// <paramref name="attentionMask"/>. The last token comes from the last forward: new_tokens forwards in all.
+    /// </summary>
+    public void Generate(int newTokens, Tensor attentionMask)
+    {
+        ReplayEngine s = Engine;
+        (long b, long prompt) = (Ids.Shape[0], Ids.Shape[1]);
+        var cache = new KvCache();
+        Tensor inputIds = Ids.Retain();
+        Tensor mask = attentionMask.Retain();
+        Tensor cachePosition = s.Empty([prompt], ScalarType.Int64);
+        s.SetPhase("forward");
+        Tensor next = NextTokens(Forward(Ids, labels: false, training: false, cache, past: 0, lastLogitsOnly: true));
+        for (int step = 1; step <= newTokens; step++)
+        {
+            s.SetPhase($"decode{step}");
+            s.Layer = -1;
+            inputIds = Blocks.Rebind(inputIds, s.Cat([inputIds, next], [b, prompt + step]));
+            mask = Blocks.Rebind(mask, s.Cat([mask, next], [b, prompt + step]));
+            cachePosition = Blocks.Rebind(cachePosition, s.Empty([1], ScalarType.Int64));
+            next.Release();
+            if (step == newTokens)
+            {
+                break;
+            }
+
+            Tensor stepIds = s.Empty([b, 1], ScalarType.Int64);
+            next = NextTokens(Forward(stepIds, labels: false, training: false, cache, past: prompt + step - 1, lastLogitsOnly: true));
+            stepIds.Release();
+        }
+
+        Blocks.Release(inputIds, mask, cachePosition);
+        cache.Release();
+    }
+
+    /// <summary><c>outputs.logits[:, -1, :].to(copy=True, dtype=torch.float32)</c>, the processors' clone, the argmax; then <c>del outputs</c> (the cache lives on).</summary>
+    private Tensor NextTokens(ForwardResult result)
+    {
+        ReplayEngine s = Engine;
+        Tensor logits = result.Outputs[0];
+        long b = logits.Shape[0];
+        Tensor scores = s.Empty([b, logits.Shape[^1]], ScalarType.Float32, MemoryTag.Logits);
+        Tensor processed = s.Empty([b, logits.Shape[^1]], ScalarType.Float32, MemoryTag.Logits);
+        Tensor next = s.Empty([b, 1], ScalarType.Int64);
+        Blocks.Release(scores, processed);
+        foreach (Tensor output in result.Outputs)
+        {
+            output.Release();
+        }
+
+        return next;
     }
 
     /// <summary>The block: <c>h = attn(norm(x)); x = x + h; h = mlp(norm(x)); return x + h</c> (Gemma: normed outputs too).</summary>
@@ -158,11 +235,12 @@ internal sealed partial class DecoderProgram : ModelProgram
     };
 
     /// <summary>
-    /// Masks made once per forward: eager builds a bool (1,1,s,s) then the (b,1,s,s) additive mask in the embeddings' type;
-    /// SDPA skips the mask (<c>is_causal</c>) unless a sliding window is shorter than the sequence, where it keeps a bool
-    /// (1,1,s,s). Returns the masks by layer kind and the mask a local of the loop still refers to.
+    /// Masks made once per forward, of n queries against <paramref name="keys"/> keys (n plus the cached tokens): eager
+    /// builds a bool (1,1,n,keys) then the (b,1,n,keys) additive mask in the embeddings' type; SDPA skips the mask
+    /// (<c>is_causal</c>, or a single query) unless a sliding window is shorter than the sequence, where it keeps a bool
+    /// (1,1,n,n). Returns the masks by layer kind and the mask a local of the loop still refers to.
     /// </summary>
-    private (Dictionary<AttentionKind, Tensor?> Masks, Tensor? Local) Masks(Tensor x, long b, long n)
+    private (Dictionary<AttentionKind, Tensor?> Masks, Tensor? Local) Masks(Tensor x, long b, long n, long keys)
     {
         ReplayEngine s = Engine;
         var masks = new Dictionary<AttentionKind, Tensor?>();
@@ -171,8 +249,8 @@ internal sealed partial class DecoderProgram : ModelProgram
         {
             if (Options.EagerAttention)
             {
-                Tensor boolean = s.Empty([1, 1, n, n], ScalarType.Bool);
-                masks[kind] = s.Empty([b, 1, n, n], x.Type);
+                Tensor boolean = s.Empty([1, 1, n, keys], ScalarType.Bool);
+                masks[kind] = s.Empty([b, 1, n, keys], x.Type);
                 boolean.Release();
             }
             else if (kind == AttentionKind.Full || Model.SlidingWindow is not int window || n < window)
