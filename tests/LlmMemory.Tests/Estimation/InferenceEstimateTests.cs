@@ -116,4 +116,18 @@ public sealed class InferenceEstimateTests
         ModelFormatException refused = Assert.Throws<ModelFormatException>(() => MemoryEstimator.Estimate(scenario));
         Assert.Equal(field, refused.Key);
     }
+
+    [Fact]
+    public void A_long_generation_ends_with_the_whole_context_cached()
+    {
+        // Llama-3.2-1B caches 2 × 16 layers × 8 KV heads × 64 × 2 B = 32,768 B per token. A prompt of 96 tokens and 4,000
+        // new ones end with 4,095 tokens cached (the last token is sampled, never fed back): 4,095 × 32,768 = 134,184,960 B,
+        // where the prefill alone holds 96 × 32,768 = 3,145,728 B. At most, a cat holds one layer's old and new keys (or
+        // values) at once, 4,094 × 8 × 64 × 2 B = 4,192,256 B more, and each of the 32 cached blocks may keep an unsplit
+        // segment tail under 1 MiB (the caching allocator's rule): at most 134,184,960 + 4,192,256 + 32 × 1,048,576 B.
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario { Model = new ModelReference.Named("llama-3.2-1b"), Seq = 4096, NewTokens = 4000 });
+
+        Assert.InRange(Assert.Single(estimate.Components, c => c.Kind == ComponentKind.KvCache).Bytes.Bytes, 134_184_960, 134_184_960 + 4_192_256 + (32 * 1_048_576));
+        Assert.Contains(estimate.Notes, n => n.Contains("replayed one by one", StringComparison.Ordinal));
+    }
 }

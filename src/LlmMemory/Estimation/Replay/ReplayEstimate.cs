@@ -82,6 +82,11 @@ internal static class ReplayEstimate
             : plan.Options.NewTokens is int newTokens ? $"generate() with greedy search and the dynamic cache: a prefill of {Text.N(plan.Options.Seq)} prompt tokens with logits_to_keep=1, then {Text.N(newTokens - 1)} decode steps, {Text.N(newTokens)} new tokens per sequence"
             : "one forward over the whole prompt with use_cache=True";
         yield return $"Weights in {plan.Format}; replayed on PyTorch's caching allocator: {run}.";
+        if (plan.Options.NewTokens > DecoderProgram.ReplayedDecodeSteps + 1)
+        {
+            yield return $"The cache grows by the first {Text.N(plan.Options.NewTokens.Value - 1 - DecoderProgram.ReplayedDecodeSteps)} decode steps at once; the last {DecoderProgram.ReplayedDecodeSteps} are replayed one by one (the peak of a long generation is at its end).";
+        }
+
         if (scenario.Compile)
         {
             yield return "torch.compile: each RMSNorm and the cross-entropy are replayed as single fused kernels; the other ops as eager, an upper bound (inductor may also recompute pointwise ops instead of saving them).";

@@ -135,7 +135,19 @@ internal sealed partial class DecoderProgram : ModelProgram
         Tensor cachePosition = s.Empty([prompt], ScalarType.Int64);
         s.SetPhase("forward");
         Tensor next = NextTokens(Forward(Ids, labels: false, training: false, cache, past: 0, lastLogitsOnly: true));
-        for (int step = 1; step <= newTokens; step++)
+        int first = 1;
+        if (newTokens > ReplayedDecodeSteps + 1)
+        {
+            // Past the replayed steps the cache is grown at once to where the last ones start: the replay stays bounded
+            // (a decode step is one forward of every layer), and the peak of a long generation is at its end.
+            first = newTokens - ReplayedDecodeSteps;
+            s.SetPhase($"decode{first - 1}");
+            cache.Extend(s, first - 1);
+            inputIds = Blocks.Rebind(inputIds, s.Cat([inputIds, next], [b, prompt + first - 1]));
+            mask = Blocks.Rebind(mask, s.Cat([mask, next], [b, prompt + first - 1]));
+        }
+
+        for (int step = first; step <= newTokens; step++)
         {
             s.SetPhase($"decode{step}");
             s.Layer = -1;
@@ -156,6 +168,9 @@ internal sealed partial class DecoderProgram : ModelProgram
         Blocks.Release(inputIds, mask, cachePosition);
         cache.Release();
     }
+
+    /// <summary>Decode steps replayed one by one at the end of a generation; earlier ones grow the cache in one step.</summary>
+    public const int ReplayedDecodeSteps = 256;
 
     /// <summary><c>outputs.logits[:, -1, :].to(copy=True, dtype=torch.float32)</c>, the processors' clone, the argmax; then <c>del outputs</c> (the cache lives on).</summary>
     private Tensor NextTokens(ForwardResult result)

@@ -3,7 +3,7 @@ namespace LlmMemory.Estimation.Replay;
 /// <summary>
 /// transformers' <c>DynamicCache</c>: <c>DynamicLayer.update</c> stores <c>torch.cat([self.keys, key_states], -2)</c>, a copy
 /// of the cached and the new keys and values (the old tensors are freed when the new ones replace them, so during a decode
-/// step one layer holds both); <c>DynamicSlidingWindowLayer</c> keeps a view of the same full-length copy, so after a
+/// step one layer holds both copies of its keys, then of its values); <c>DynamicSlidingWindowLayer</c> keeps a view of the same full-length copy, so after a
 /// prefill longer than the window a sliding layer still holds every token.
 /// </summary>
 internal sealed class KvCache
@@ -16,17 +16,27 @@ internal sealed class KvCache
         MemoryTag tag = s.Tag;
         s.Tag = MemoryTag.KvCache;
         (Tensor Keys, Tensor Values)? old = _layers.TryGetValue(layer, out var cached) ? cached : null;
+        // self.keys = torch.cat(...) frees the old keys before self.values = torch.cat(...) makes the new values.
         Tensor keys = Grown(s, old?.Keys, k);
+        old?.Keys.Release();
         Tensor values = Grown(s, old?.Values, v);
+        old?.Values.Release();
         s.Tag = tag;
-        if (old is { } previous)
-        {
-            previous.Keys.Release();
-            previous.Values.Release();
-        }
-
         _layers[layer] = (keys.Retain(), values.Retain());
         return (keys, values);
+    }
+
+    /// <summary>Grows every layer by <paramref name="tokens"/> positions at once, as that many decode steps would, one cat per tensor.</summary>
+    public void Extend(ReplayEngine s, long tokens)
+    {
+        foreach (int layer in _layers.Keys.Order().ToArray())
+        {
+            (Tensor keys, Tensor values) = _layers[layer];
+            Tensor k = s.Empty([.. keys.Shape[..^2], tokens, keys.Shape[^1]], keys.Type);
+            Tensor v = s.Empty([.. values.Shape[..^2], tokens, values.Shape[^1]], values.Type);
+            (Tensor grownKeys, Tensor grownValues) = Update(s, layer, k, v);
+            Blocks.Release(k, v, grownKeys, grownValues);
+        }
     }
 
     public void Release()
