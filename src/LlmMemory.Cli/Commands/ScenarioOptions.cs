@@ -126,7 +126,8 @@ internal sealed class ScenarioOptions
         {
             if (Value(parse, option, kind) is { } value)
             {
-                draft.Set(path, value, option.Name);
+                // The origin is the spelling typed (--context, not its alias --seq), so a message names what the user wrote.
+                draft.Set(path, value, parse.GetResult(option)?.IdentifierToken?.Value ?? option.Name);
             }
         }
 

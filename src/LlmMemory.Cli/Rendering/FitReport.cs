@@ -12,13 +12,16 @@ internal static class FitReport
         Scenario s = plan.Scenario;
         MemoryEstimate? given = plan.AsGiven;
         string unit = s.IsTraining ? "sequence length" : "context";
-        string workload = $"{Names.Of(s.Mode)} with {Names.Of(s.Engine)}, batch {s.Batch}, {unit} {Output.Count(s.Seq)}"
+        string workload = $"{Names.Of(s.Mode)} with {Names.Of(s.Engine)}, " + (plan.ServesRequests
+            ? $"max_model_len {Output.Count(plan.Context)}"
+            : $"batch {s.Batch}, {unit} {Output.Count(s.Seq)}")
             + (s.Parallel.Gpus > 1 ? $", {s.Parallel.Gpus} GPUs" : "");
         List<string[]> rows =
         [
-            ["Fits as given?", plan.Fits ? "yes" : "no", given is null ? plan.AsGivenRefusal ?? "refused" : $"{given.DeviceTotal} of {plan.Budget} at {given.PeakPhase}"],
-            [$"Largest {unit} at batch {s.Batch}", Value(plan.MaxSeq, "tokens"), plan.MaxSeq.Reason],
-            [$"Largest {(s.IsTraining ? "micro-batch" : "batch")} at {Output.Count(s.Seq)} tokens", Value(plan.MaxBatch, ""), plan.MaxBatch.Reason],
+            ["Fits as given?", plan.Fits ? "yes" : "no", given is null ? plan.AsGivenRefusal ?? "refused"
+                : $"{given.DeviceTotal} of {plan.Budget} at {given.PeakPhase}" + (plan.AsGivenRefusal is { } r ? $", but {r}" : "")],
+            [plan.ServesRequests ? "Largest max_model_len" : $"Largest {unit} at batch {s.Batch}", Value(plan.MaxSeq, "tokens"), plan.MaxSeq.Reason],
+            [$"Largest {(s.IsTraining ? "micro-batch" : "batch")} at {Output.Count(plan.Context)} tokens", Value(plan.MaxBatch, ""), plan.MaxBatch.Reason],
             ["Fewest GPUs", plan.MinGpus.Count is int n ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : "-", plan.MinGpus.Reason],
         ];
         if (!s.IsTraining)
@@ -49,7 +52,9 @@ internal static class FitReport
         if (plan.Formats.Count > 0)
         {
             Output.Table(io, ["Format", "Weights", "Total", "Fits", "What"], plan.Formats.Select(Row), rightAligned: [1, 2],
-                caption: $"Weight formats {Names.Of(s.Engine)} runs, most bytes first, at batch {s.Batch} and {Output.Count(s.Seq)} tokens.");
+                caption: $"Weight formats {Names.Of(s.Engine)} runs, most bytes first, " + (plan.ServesRequests
+                    ? $"at max_model_len {Output.Count(plan.Context)}."
+                    : $"at batch {s.Batch} and {Output.Count(s.Seq)} tokens."));
         }
 
         if (plan.Changes.Count > 0)

@@ -301,9 +301,10 @@ function fitTable(plan) {
   const training = plan.mode !== 'inference';
   const answer = (value, unit) => value === null || value === undefined ? 'none' : `${number(value)}${unit ? ` ${unit}` : ''}`;
   const rows = [
-    ['Fits as given?', plan.fits ? 'yes' : 'no', plan.refusal ?? `${gib(plan.total_bytes)} GiB of ${gib(plan.gpu_bytes)} GiB at ${plan.peak_phase}`],
-    [`Largest ${training ? 'sequence length' : 'context'} at batch ${number(plan.batch)}`, answer(plan.max_seq, 'tokens'), plan.max_seq_reason],
-    [`Largest ${training ? 'micro-batch' : 'batch'} at ${number(plan.seq)} tokens`, answer(plan.max_batch), plan.max_batch_reason],
+    ['Fits as given?', plan.fits ? 'yes' : 'no', plan.total_bytes === null || plan.total_bytes === undefined ? plan.refusal ?? 'refused'
+      : `${gib(plan.total_bytes)} GiB of ${gib(plan.gpu_bytes)} GiB at ${plan.peak_phase}${plan.refusal ? `, but ${plan.refusal}` : ''}`],
+    [plan.serves_requests ? 'Largest max_model_len' : `Largest ${training ? 'sequence length' : 'context'} at batch ${number(plan.batch)}`, answer(plan.max_seq, 'tokens'), plan.max_seq_reason],
+    [`Largest ${training ? 'micro-batch' : 'batch'} at ${number(plan.context)} tokens`, answer(plan.max_batch), plan.max_batch_reason],
     ['Fewest GPUs', answer(plan.min_gpus), plan.min_gpus_reason],
   ];
   if (!training) {

@@ -54,6 +54,9 @@ public sealed record MemoryEstimate
     /// <c>max_model_len</c> tokens in its KV pool); null when the engine has none.</summary>
     public bool? EngineAccepts { get; init; }
 
+    /// <summary>Why the engine would refuse to start (lower case, no full stop); null when it starts or has no such check.</summary>
+    public string? EngineRefusal { get; init; }
+
     /// <summary>Whether <see cref="DeviceTotal"/> fits the device's budget and the engine accepts the run; null without a device.</summary>
     public bool? Fits => Gpu?.Budget is ByteSize budget ? DeviceTotal <= budget && EngineAccepts != false : null;
 

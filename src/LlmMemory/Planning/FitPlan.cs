@@ -25,6 +25,13 @@ public sealed record FitPlan
     /// <summary>Why the scenario as given has no estimate on this GPU.</summary>
     public string? AsGivenRefusal { get; init; }
 
+    /// <summary>Whether the scenario is a serving engine (vLLM, SGLang) sized by its max_model_len rather than a batch.</summary>
+    public bool ServesRequests { get; init; }
+
+    /// <summary>Tokens per sequence the batch answer and the formats are at: the server's max_model_len when it serves
+    /// requests, else the scenario's sequence length.</summary>
+    public required int Context { get; init; }
+
     /// <summary>The largest sequence (context) length at the scenario's batch.</summary>
     public required SolvedValue MaxSeq { get; init; }
 

@@ -46,7 +46,7 @@ public static class FitPlanner
         var notes = new List<string>();
         bool serving = !scenario.IsTraining && scenario.Engine is Engine.Vllm or Engine.Sglang && model.Architecture is not null;
         SolvedValue maxSeq = serving
-            ? FromPool(asGiven, refusal, "max_model_len", model.Architecture!.MaxPositions)
+            ? FromPool(asGiven, refusal, "longest_max_model_len", model.Architecture!.MaxPositions)
             : Solve(probe, n => scenario with { Seq = n }, MaxSeq, "sequence length", budget, notes);
         ServingCapacity? capacity = scenario.IsTraining || model.Architecture is null ? null : Serve(probe, scenario);
         SolvedValue maxBatch = serving
@@ -75,6 +75,8 @@ public static class FitPlanner
             AsGivenRefusal = refusal,
             MaxSeq = maxSeq,
             MaxBatch = maxBatch,
+            ServesRequests = serving,
+            Context = serving && capacity is { } served ? served.RequestTokens : scenario.Seq,
             ContextWindow = window,
             MinGpus = minGpus,
             Serving = serving ? null : capacity,
@@ -89,7 +91,17 @@ public static class FitPlanner
         IReadOnlyList<PlanOption> formats = WeightLadder.Estimate(probe, scenario, WeightLadder.For(scenario.Engine, scenario, probe.Model.Architecture));
         PlanOption? needed = formats.FirstOrDefault(f => f.Fits);
         var notes = new List<string>(plan.Notes);
-        if (needed is null && scenario.Engine != Engine.LlamaCpp)
+        // A serving engine whose pool cannot hold one request of max_model_len: a shorter max_model_len is the cheap change.
+        PlanOption[] starts = needed is null && plan.ServesRequests
+            ? formats.Where(f => f.Estimate is { EngineRefusal: not null } e && e.DeviceTotal <= plan.Budget && LongestRequest(e) > 0).ToArray()
+            : [];
+        if (starts.Length > 0)
+        {
+            string longest = string.Join(", ", starts.Select(f => $"{f.Name} up to {Estimation.Text.N(LongestRequest(f.Estimate!))}"));
+            notes.Add($"No {Names.Of(scenario.Engine)} format starts at max_model_len {Estimation.Text.N(plan.Context)}: the KV pool cannot hold one request. "
+                + $"A shorter --max-model-len starts ({longest} tokens).");
+        }
+        else if (needed is null && scenario.Engine != Engine.LlamaCpp)
         {
             PlanOption? gguf = WeightLadder.Estimate(probe, scenario with { Engine = Engine.LlamaCpp }, WeightLadder.Gguf).FirstOrDefault(f => f.Fits);
             notes.Add(gguf is null
@@ -145,13 +157,16 @@ public static class FitPlanner
     {
         try
         {
-            return (MemoryEstimator.Estimate(model, scenario), null);
+            MemoryEstimate estimate = MemoryEstimator.Estimate(model, scenario);
+            return (estimate, estimate.EngineRefusal is { } engine ? $"{Names.Of(scenario.Engine)} refuses to start: {engine}" : null);
         }
         catch (ModelFormatException refused) when (refused.Key == "gpu")
         {
             return (null, refused.Message);
         }
     }
+
+    private static long LongestRequest(MemoryEstimate estimate) => estimate.Facts.FirstOrDefault(f => f.Key == "longest_max_model_len")?.Value ?? 0;
 
     /// <summary>The largest n ≤ cap at which the scenario fits, and what the next value runs into.</summary>
     private static SolvedValue Solve(FitProbe probe, Func<int, Scenario> at, int cap, string what, ByteSize budget, List<string> notes)
@@ -207,14 +222,17 @@ public static class FitPlanner
     private static ServingCapacity Serve(FitProbe probe, Scenario scenario)
     {
         Engine engine = scenario.Engine == Engine.Sglang ? Engine.Sglang : Engine.Vllm;
-        int requestTokens = scenario.EngineOptions.MaxModelLen ?? scenario.Seq;
+        // A serving scenario's requests are its max_model_len, resolved as its estimate resolves it; another engine's are its seq.
+        int requestTokens = scenario.Engine is Engine.Vllm or Engine.Sglang && probe.Model.Architecture is { } model
+            ? Estimation.Inference.ServingSettings.MaxModelLenOf(model, scenario)
+            : scenario.EngineOptions.MaxModelLen ?? scenario.Seq;
         Probe served = probe.Try(scenario with
         {
             Engine = engine,
             EngineOptions = scenario.EngineOptions with { MaxModelLen = requestTokens },
         });
         long Fact(string key) => served.Estimate?.Facts.FirstOrDefault(f => f.Key == key)?.Value ?? 0;
-        return new ServingCapacity(engine, served.Estimate, served.Refusal, Fact("kv_tokens"), Fact("max_model_len"), requestTokens, Fact("max_concurrency"));
+        return new ServingCapacity(engine, served.Estimate, served.Refusal, Fact("kv_tokens"), Fact("longest_max_model_len"), requestTokens, Fact("max_concurrency"));
     }
 
     private static string Describe(Probe probe, ByteSize budget) =>

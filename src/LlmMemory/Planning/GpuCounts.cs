@@ -84,5 +84,7 @@ internal static class GpuCounts
 
     private static string Count(int n) => n == 1 ? "1 GPU" : $"{Estimation.Text.N(n)} GPUs";
 
-    private static string Describe(Probe probe) => probe.Estimate is { } e ? $"{e.DeviceTotal} per GPU" : probe.Refusal ?? "refused";
+    private static string Describe(Probe probe) => probe.Estimate is { } e
+        ? e.EngineRefusal is { } engine ? $"{e.DeviceTotal} per GPU, but {engine}" : $"{e.DeviceTotal} per GPU"
+        : probe.Refusal ?? "refused";
 }

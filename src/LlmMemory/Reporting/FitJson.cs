@@ -28,6 +28,8 @@ public static class FitJson
             ["gpus"] = s.Parallel.Gpus,
             ["batch"] = s.Batch,
             ["seq"] = s.Seq,
+            ["context"] = plan.Context,
+            ["serves_requests"] = plan.ServesRequests,
             ["fits"] = plan.Fits,
             ["total_bytes"] = plan.AsGiven?.DeviceTotal.Bytes,
             ["peak_phase"] = plan.AsGiven?.PeakPhase,

@@ -131,4 +131,23 @@ public sealed class CliTests
         Assert.Contains("the engine refuses to start", output, StringComparison.Ordinal);
         Assert.Contains("fewer than max_model_len 29,000", output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void The_context_sets_vllms_max_model_len_and_a_different_max_model_len_beside_it_is_refused()
+    {
+        // vLLM is started with --max-model-len; a user who says --context 16384 means that. Without it vLLM takes the
+        // model's max_position_embeddings (131,072 for Llama-3.1-8B), whose 16 GiB of KV cache does not fit an L4.
+        // At 16,384 tokens the cache is 16,384 × 2 × 32 layers × 1,024 (8 KV heads × 128) × 2 B = 2 GiB, while the pool
+        // left on an L4 (22.5 GiB usable × 0.9 − 14.96 GiB of bf16 weights − under 2 GiB of profile run and non-torch memory)
+        // is more than 3 GiB: vLLM starts.
+        (int code, string json, _) = Run("estimate", "llama-3.1-8b", "--engine", "vllm", "--gpu", "l4-24gb", "--context", "16384", "--json");
+        (_, string explicitLen, _) = Run("estimate", "llama-3.1-8b", "--engine", "vllm", "--gpu", "l4-24gb", "--max-model-len", "8192", "--json");
+        (int both, _, string error) = Run("estimate", "llama-3.1-8b", "--engine", "vllm", "--gpu", "l4-24gb", "--context", "16384", "--max-model-len", "8192");
+        Assert.Equal(0, code);
+        Assert.Contains("\"max_model_len\": 16384,", json, StringComparison.Ordinal);
+        Assert.Contains("\"engine_accepts\": true", json, StringComparison.Ordinal);
+        Assert.Contains("\"max_model_len\": 8192,", explicitLen, StringComparison.Ordinal);
+        Assert.Equal(2, both);
+        Assert.Contains("give one of them", error, StringComparison.Ordinal);
+    }
 }

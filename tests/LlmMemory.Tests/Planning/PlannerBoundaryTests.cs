@@ -110,6 +110,32 @@ public sealed class PlannerBoundaryTests
     }
 
     [Fact]
+    public void A_vllm_server_whose_pool_cannot_hold_max_model_len_is_answered_with_the_reason_and_a_shorter_max_model_len()
+    {
+        // vLLM starts with max_model_len = max_position_embeddings (131,072 for Llama-3.1-8B) unless told otherwise, and refuses
+        // to start when one such request does not fit its KV pool (vllm/v1/core/kv_cache_utils.py, check_enough_kv_cache_memory).
+        // On an L4 the bytes fit (vLLM fills what it reserves), so every "no" must carry that reason, the batch answer must be at
+        // max_model_len, and the suggestion is a shorter max_model_len: the longest a format's pool holds must itself start.
+        Scenario scenario = Scenario("llama-3.1-8b", "inference", "vllm", "l4-24gb", null, 1);
+
+        FitPlan plan = Plans.For(scenario);
+
+        Assert.False(plan.Fits);
+        Assert.True(plan.ServesRequests);
+        Assert.Equal(131_072, plan.Context);
+        Assert.Contains("refuses to start", plan.AsGivenRefusal, StringComparison.Ordinal);
+        Assert.Contains("fewer than max_model_len 131,072", plan.AsGivenRefusal, StringComparison.Ordinal);
+        Assert.Contains("1 GPU does not", plan.MinGpus.Reason, StringComparison.Ordinal);
+        Assert.Contains("fewer than max_model_len", plan.MinGpus.Reason, StringComparison.Ordinal);
+        string note = Assert.Single(plan.Notes, n => n.Contains("--max-model-len", StringComparison.Ordinal));
+        Assert.DoesNotContain(plan.Notes, n => n.Contains("llama.cpp", StringComparison.Ordinal));
+        int longest = Assert.IsType<int>(plan.MaxSeq.Value);
+        Assert.Contains($"bf16 up to {longest:N0}", note, StringComparison.Ordinal);
+        Assert.True(Fits(scenario with { EngineOptions = scenario.EngineOptions with { MaxModelLen = longest } }));
+        Assert.False(Fits(scenario with { EngineOptions = scenario.EngineOptions with { MaxModelLen = longest + 1 } }));
+    }
+
+    [Fact]
     public void A_layout_the_estimator_does_not_spread_is_reported_as_not_estimated_rather_than_guessed()
     {
         // A bare count has no heads to split, so tensor-parallel inference cannot be shown to help.

@@ -101,13 +101,16 @@ internal static class ServingEngines
             // vLLM --data-parallel-size and SGLang --dp: whole copies of the TP group, each sized as one.
             notes.Add($"{scenario.Parallel.Gpus} GPUs at tp {tp}: {replicas} data-parallel replicas, each GPU sized as above; the KV pool and the concurrency are per replica.");
         }
-        if (!accepts)
+        // Why the engine would not start, in words a planner can reuse; the note adds what to do.
+        string? refusal = accepts ? null
+            : blocks == 0 ? $"no room for a KV cache: the {budget} budget minus weights and activations is {pool}"
+            : windowed ? $"one request of max_model_len {Text.N(maxModelLen)} tokens needs {new ByteSize(needed)} of KV cache, more than the {new ByteSize(Math.Max(0, pool.Bytes))} available"
+            : $"its KV pool holds {Text.N(tokens)} tokens, fewer than max_model_len {Text.N(maxModelLen)}";
+        if (refusal is not null)
         {
             notes.Add(blocks == 0
                 ? $"No room for a KV cache: the {budget} budget minus weights and activations is {pool}; use a larger GPU, tensor parallelism or a smaller format."
-                : windowed
-                    ? $"One request of max_model_len {Text.N(maxModelLen)} tokens needs {new ByteSize(needed)} of KV cache, more than the {new ByteSize(Math.Max(0, pool.Bytes))} available: the engine refuses to start; lower --max-model-len."
-                    : $"The KV pool holds {Text.N(tokens)} tokens, fewer than max_model_len {Text.N(maxModelLen)}: the engine refuses to start; lower --max-model-len.");
+                : $"{char.ToUpperInvariant(refusal[0])}{refusal[1..]}: the engine refuses to start; lower --max-model-len.");
         }
 
         if (windowed)
@@ -125,6 +128,7 @@ internal static class ServingEngines
             Parameters = new ParameterSummary(model.ParameterCount, 0, model.ActiveParameterCount),
             Components = components,
             EngineAccepts = accepts,
+            EngineRefusal = refusal,
             PeakPhase = "steady state (the pool is allocated at start-up)",
             DeviceCount = scenario.Parallel.Gpus,
             Device = tp > 1 ? "each tensor-parallel GPU" : "the GPU",
@@ -132,7 +136,8 @@ internal static class ServingEngines
             [
                 new("kv_tokens", tokens, "KV cache capacity in tokens"),
                 new("kv_blocks", blocks, "KV cache blocks"),
-                new("max_model_len", longest, "largest max_model_len one request can use"),
+                new("max_model_len", maxModelLen, "max_model_len the server is started with (--max-model-len, else --context, else the model's max_position_embeddings)"),
+                new("longest_max_model_len", longest, "largest max_model_len one request can use"),
                 new("max_concurrency", concurrency, $"concurrent requests of {maxModelLen} tokens"),
             ],
             Notes = notes,

@@ -33,9 +33,7 @@ internal sealed record ServingSettings(bool Sglang, ByteSize Usable, int Tp, dou
         Version? version = sglang ? null : VllmVersion(options.Version, scenario);
         bool v0 = version is { Major: 0, Minor: < 8 };
         bool large = total.Gibibytes >= 70;
-        // The context the user asks for is the engine's max_model_len (unless given apart); else the engine's default, the
-        // model's max_position_embeddings.
-        int maxModelLen = options.MaxModelLen ?? (scenario.SeqIsSet ? scenario.Seq : model.MaxPositions ?? scenario.Seq);
+        int maxModelLen = MaxModelLenOf(model, scenario);
         return new ServingSettings(
             sglang,
             total,
@@ -47,6 +45,23 @@ internal sealed record ServingSettings(bool Sglang, ByteSize Usable, int Tp, dou
             !sglang && version is not { Major: 0, Minor: < 10 },
             options.MaxNumSeqs ?? (large && !v0 ? 1024 : 256),
             options.MaxNumBatchedTokens ?? DefaultBatchedTokens(v0, large, maxModelLen));
+    }
+
+    /// <summary>
+    /// The server's max_model_len: the context the user asks for (seq, --context) is the engine's max_model_len unless
+    /// engine_options.max_model_len is given; else the engine's default, the model's max_position_embeddings. Both given
+    /// and different is refused: one of them would be ignored.
+    /// </summary>
+    internal static int MaxModelLenOf(ModelArchitecture model, Scenario scenario)
+    {
+        int? given = scenario.EngineOptions.MaxModelLen;
+        if (given is int len && scenario.SeqIsSet && scenario.Seq != len)
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("seq"), "seq",
+                $"is {Text.N(scenario.Seq)} while engine_options.max_model_len is {Text.N(len)}: a serving engine's context is its max_model_len; give one of them.");
+        }
+
+        return given ?? (scenario.SeqIsSet ? scenario.Seq : model.MaxPositions ?? scenario.Seq);
     }
 
     /// <summary>
