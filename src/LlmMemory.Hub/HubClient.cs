@@ -38,21 +38,25 @@ public sealed class HubClient : IDisposable
         return new Uri(Settings.Endpoint, $"{id.Repo}/resolve/{Uri.EscapeDataString(id.Revision)}/{string.Join('/', file.Split('/').Select(Uri.EscapeDataString))}");
     }
 
-    /// <summary>A small file, whole; null when the Hub says it does not exist (404).</summary>
-    public byte[]? TryGetSmall(HubModelId id, string file)
+    /// <summary>A small file of at most <paramref name="limit"/> bytes, whole; null when the Hub says it does not exist (404).</summary>
+    public byte[]? TryGetSmall(HubModelId id, string file, int limit = MaxSmallFileBytes)
     {
+        limit = Math.Min(limit, MaxSmallFileBytes);
         using HttpResponseMessage response = Send(FileUrl(id, file), null, id, file, allowMissing: true);
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
             return null;
         }
 
-        if (response.Content.Headers.ContentLength > MaxSmallFileBytes)
+        if (response.Content.Headers.ContentLength > limit)
         {
-            throw new HubException($"{id.Repo}: {file} is {response.Content.Headers.ContentLength:N0} bytes; at most {MaxSmallFileBytes:N0} are read.");
+            throw new HubException($"{id.Repo}: {file} is {response.Content.Headers.ContentLength:N0} bytes; at most {limit:N0} are read.");
         }
 
-        return ReadBody(response, MaxSmallFileBytes, id, file);
+        // A body without a length (chunked) is read one byte past the limit, so one that runs on is refused, not cut short.
+        byte[] body = ReadBody(response, limit + 1, id, file);
+        return body.Length <= limit ? body
+            : throw new HubException($"{id.Repo}: {file} is larger than {limit:N0} bytes, the most that are read.");
     }
 
     /// <summary>The repository's file names (models API <c>siblings</c>).</summary>

@@ -32,7 +32,7 @@ public sealed partial class HubModelSource(HubClient client, IProgress<HubProgre
 
     private ModelArchitecture Checkpoint(HubModelId id)
     {
-        byte[]? config = Small(id, "config.json");
+        byte[]? config = Small(id, "config.json", Limits.MaxConfigBytes, "a config.json");
         if (config is null)
         {
             // No config.json: a GGUF repository, when it holds exactly one model file.
@@ -47,7 +47,7 @@ public sealed partial class HubModelSource(HubClient client, IProgress<HubProgre
         // A cached snapshot that holds model.safetensors has no index: it need not be asked for over the network.
         byte[]? indexBytes = _cache.CachedFile(id.Repo, id.Revision, "model.safetensors") is not null && _cache.CachedFile(id.Repo, id.Revision, "model.safetensors.index.json") is null
             ? null
-            : Small(id, "model.safetensors.index.json");
+            : Small(id, "model.safetensors.index.json", SafetensorsLimits.MaxIndexBytes, "a safetensors index");
         SafetensorsIndex? index = indexBytes is null ? null : SafetensorsIndex.Parse(indexBytes, $"{id}/model.safetensors.index.json");
         IReadOnlyList<string> shards = index?.Shards ?? ["model.safetensors"];
         SafetensorsHeader[] headers = Headers(id, shards);
@@ -106,12 +106,12 @@ public sealed partial class HubModelSource(HubClient client, IProgress<HubProgre
             ? cached
             : client.Settings.Offline ? throw Offline(id, "its file list") : client.ListFiles(id);
 
-    /// <summary>A small file: from the cache, else over HTTP; null when it does not exist.</summary>
-    private byte[]? Small(HubModelId id, string file)
+    /// <summary>A small file of at most <paramref name="limit"/> bytes: from the cache, else over HTTP; null when it does not exist.</summary>
+    private byte[]? Small(HubModelId id, string file, int limit, string what)
     {
         if (_cache.CachedFile(id.Repo, id.Revision, file) is string path)
         {
-            return File.ReadAllBytes(path);
+            return LocalFile.ReadAllBytes(path, limit, what);
         }
 
         if (client.Settings.Offline)
@@ -119,7 +119,7 @@ public sealed partial class HubModelSource(HubClient client, IProgress<HubProgre
             return _cache.Snapshot(id.Repo, id.Revision) is not null ? null : throw Offline(id, file);
         }
 
-        return client.TryGetSmall(id, file);
+        return client.TryGetSmall(id, file, limit);
     }
 
     /// <summary>Reads a weights file's header: from the cached file when present, else through a Range stream.</summary>
@@ -127,7 +127,7 @@ public sealed partial class HubModelSource(HubClient client, IProgress<HubProgre
     {
         if (_cache.CachedFile(id.Repo, id.Revision, file) is string path)
         {
-            using var local = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 64 << 10, FileOptions.RandomAccess);
+            using FileStream local = LocalFile.OpenRead(path, 64 << 10, FileOptions.RandomAccess);
             return read(local, path);
         }
 

@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using System.Text;
 using System.Text.Json;
 using LlmMemory.Estimation;
+using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Validation;
@@ -52,15 +53,11 @@ public static class CaseReader
             throw new ModelFormatException(path, null, "does not exist.");
         }
 
-        if (new FileInfo(path).Length > MaxFileBytes)
-        {
-            throw new ModelFormatException(path, null, $"is larger than {MaxFileBytes:N0} bytes.");
-        }
-
+        byte[] bytes = LocalFile.ReadAllBytes(path, MaxFileBytes, "a case file");
         string text;
         try
         {
-            text = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(path));
+            text = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(bytes);
         }
         catch (DecoderFallbackException)
         {
