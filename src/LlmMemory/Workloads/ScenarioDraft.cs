@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LlmMemory.Formats;
 using LlmMemory.Models;
 using LlmMemory.Sources;
 
@@ -41,6 +42,7 @@ public sealed class ScenarioDraft
         }
 
         byte[] bytes = LocalFile.ReadAllBytes(path, Limits.MaxConfigBytes, "a scenario file");
+        JsonText.Check(bytes, path);
         JsonNode? node;
         try
         {
