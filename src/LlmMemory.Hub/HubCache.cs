@@ -20,7 +20,7 @@ internal sealed class HubCache(string root)
             commit = System.Text.Encoding.UTF8.GetString(LocalFile.ReadAllBytes(reference, MaxReferenceBytes, "a cache reference")).Trim();
         }
 
-        if (commit.Length == 0 || commit.Contains('/', StringComparison.Ordinal) || commit.Contains("..", StringComparison.Ordinal))
+        if (HubFileName.Problem(commit) is not null || commit.Contains('/', StringComparison.Ordinal))
         {
             return null;
         }
