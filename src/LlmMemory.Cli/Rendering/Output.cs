@@ -50,7 +50,7 @@ internal static class Output
 
         foreach (string[] row in rows)
         {
-            table.AddRow(row.Select(cell => (Spectre.Console.Rendering.IRenderable)new Text(cell)).ToArray());
+            table.AddRow(row.Select(cell => (Spectre.Console.Rendering.IRenderable)new Text(TerminalWriter.Escape(cell))).ToArray());
         }
 
         if (caption is not null)

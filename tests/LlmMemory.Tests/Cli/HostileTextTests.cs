@@ -67,6 +67,24 @@ public sealed class HostileTextTests : IDisposable
     }
 
     [Fact]
+    public void Escape_and_bell_in_a_gguf_architecture_and_tensor_name_reach_the_terminal_escaped()
+    {
+        string architecture = _folder.File("arch.gguf");
+        new GgufWriter().String("general.architecture", "llama\u001b]0;pwned\u0007").UInt32("general.file_type", 1).Write(architecture);
+        string error = OneLineExit2(CliTests.Run("params", architecture));
+        Assert.DoesNotContain('\u001b', error);
+        Assert.Contains("llama\\x1b]0;pwned\\x07", error, StringComparison.Ordinal);
+
+        // Five dimensions, one more than GGML_MAX_DIMS, make the reader name the tensor in its error.
+        string tensor = _folder.File("tensor.gguf");
+        new GgufWriter().String("general.architecture", "llama").Tensor("blk.0.\u001b[2J\u0007.weight", [1, 1, 1, 1, 1], GgufWriter.F32).Write(tensor);
+        error = OneLineExit2(CliTests.Run("params", tensor));
+        Assert.DoesNotContain('\u001b', error);
+        Assert.DoesNotContain('\u0007', error);
+        Assert.Contains("'blk.0.\\x1b[2J\\x07.weight'", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_terminal_writer_escapes_controls_but_keeps_line_breaks_and_tabs()
     {
         Assert.Equal("a\\x1bb\\x07c\\x7fd\\x9be\tf\r\n", TerminalWriter.Escape("a\u001bb\u0007c\u007fd\u009be\tf\r\n"));
