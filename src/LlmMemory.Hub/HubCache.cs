@@ -1,5 +1,3 @@
-using LlmMemory.Sources;
-
 namespace LlmMemory.Hub;
 
 /// <summary>The local Hub cache in huggingface_hub's layout: <c>models--org--name/refs/REV</c> holds a commit, <c>snapshots/COMMIT/FILE</c> the files.</summary>

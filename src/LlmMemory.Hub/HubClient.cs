@@ -134,7 +134,8 @@ public sealed class HubClient : IDisposable
     /// </summary>
     private HttpResponseMessage Send(Uri url, RangeHeaderValue? range, HubModelId id, string file, bool allowMissing, CancellationToken deadline)
     {
-        HttpResponseMessage response = SendOnce(url, range, id, file, Settings.Token, deadline);
+        string? token = Settings.Token;
+        HttpResponseMessage response = SendOnce(url, range, id, file, token, deadline);
         for (int redirects = 0; IsRedirect(response.StatusCode); redirects++)
         {
             string? location = response.Headers.NonValidated.TryGetValues("Location", out var values) ? values.ToString() : null;
@@ -150,7 +151,8 @@ public sealed class HubClient : IDisposable
                 throw new HubException($"{id.Repo}: the Hub redirected {file} to {shown}, which is not an http(s) URL; only http and https are followed.");
             }
 
-            string? token = next.Host == url.Host && next.Port == url.Port && next.Scheme == url.Scheme ? Settings.Token : null;
+            // Once the token is dropped (a hop to another origin) it stays dropped, as HttpClient's own redirects do.
+            token = next.Host == url.Host && next.Port == url.Port && next.Scheme == url.Scheme ? token : null;
             url = next;
             response = SendOnce(url, range, id, file, token, deadline);
         }

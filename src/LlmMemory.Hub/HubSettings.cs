@@ -1,5 +1,3 @@
-using LlmMemory.Sources;
-
 namespace LlmMemory.Hub;
 
 /// <summary>Where the Hub is, who is asking, and where its local cache lives; read from the same variables huggingface_hub reads.</summary>

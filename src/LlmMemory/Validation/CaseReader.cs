@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json;
 using LlmMemory.Estimation;
 using LlmMemory.Formats;
-using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Validation;

@@ -2,7 +2,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmMemory.Formats;
 using LlmMemory.Models;
-using LlmMemory.Sources;
 
 namespace LlmMemory.Workloads;
 

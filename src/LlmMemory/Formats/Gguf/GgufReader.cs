@@ -1,6 +1,5 @@
 using System.Collections.Immutable;
 using LlmMemory.Numerics;
-using LlmMemory.Sources;
 
 namespace LlmMemory.Formats.Gguf;
 

@@ -1,7 +1,6 @@
 using System.Collections.Frozen;
 using System.Text.Json;
 using LlmMemory.Models;
-using LlmMemory.Sources;
 
 namespace LlmMemory.Formats.HuggingFace;
 

@@ -3,7 +3,6 @@ using System.Collections.Frozen;
 using System.Collections.Immutable;
 using System.Text.Json;
 using LlmMemory.Numerics;
-using LlmMemory.Sources;
 
 namespace LlmMemory.Formats.Safetensors;
 

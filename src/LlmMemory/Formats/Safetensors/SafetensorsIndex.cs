@@ -1,5 +1,4 @@
 using System.Text.Json;
-using LlmMemory.Sources;
 
 namespace LlmMemory.Formats.Safetensors;
 

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace LlmMemory.Sources;
+namespace LlmMemory;
 
 /// <summary>The one way the tool reads a local file: regular files only, and never more bytes than the reader's cap.</summary>
 /// <remarks>
@@ -12,6 +12,22 @@ public static partial class LocalFile
 {
     /// <summary>Bytes read per call while reading a whole file.</summary>
     private const int Chunk = 81920;
+
+    /// <summary>The file-type bits of st_mode (S_IFMT) and a regular file's type (S_IFREG); POSIX values, which .NET's shim passes on unchanged.</summary>
+    private const int TypeMask = 0xF000;
+
+    private const int RegularFile = 0x8000;
+
+    /// <summary>
+    /// The head of .NET's own <c>FileStatus</c> (dotnet/runtime src/native/libs/System.Native/pal_io.h): Flags, then Mode.
+    /// Sized well past the whole struct so later fields the runtime adds cannot write beyond it.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential, Size = 512)]
+    private struct FileStatus
+    {
+        public int Flags;
+        public int Mode;
+    }
 
     /// <summary>
     /// Reads a whole regular file of at most <paramref name="limit"/> bytes.
@@ -121,33 +137,17 @@ public static partial class LocalFile
         string? kind = mode switch
         {
             RegularFile => null,
-            0x4000 => "a folder",
-            0x1000 => "a FIFO (named pipe)",
-            0x2000 => "a character device",
-            0x6000 => "a block device",
-            0xC000 => "a socket",
+            0x4000 => "a folder", // S_IFDIR
+            0x1000 => "a FIFO (named pipe)", // S_IFIFO
+            0x2000 => "a character device", // S_IFCHR
+            0x6000 => "a block device", // S_IFBLK
+            0xC000 => "a socket", // S_IFSOCK
             _ => "a special file",
         };
         if (kind is not null)
         {
             throw new ModelFormatException(path, null, $"is {kind}, not a regular file; give the path of a file.");
         }
-    }
-
-    /// <summary>The file-type bits of st_mode (S_IFMT) and a regular file's type (S_IFREG); POSIX values, which .NET's shim passes on unchanged.</summary>
-    private const int TypeMask = 0xF000;
-
-    private const int RegularFile = 0x8000;
-
-    /// <summary>
-    /// The head of .NET's own <c>FileStatus</c> (dotnet/runtime src/native/libs/System.Native/pal_io.h): Flags, then Mode.
-    /// Sized well past the whole struct so later fields the runtime adds cannot write beyond it.
-    /// </summary>
-    [StructLayout(LayoutKind.Sequential, Size = 512)]
-    private struct FileStatus
-    {
-        public int Flags;
-        public int Mode;
     }
 
     /// <summary>stat(2) through the runtime's System.Native shim, the call <see cref="File"/> itself makes; 0 on success.</summary>

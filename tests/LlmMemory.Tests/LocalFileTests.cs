@@ -1,10 +1,9 @@
 using LlmMemory.Catalog;
 using LlmMemory.Hub;
-using LlmMemory.Sources;
 using LlmMemory.Tests.Cli;
 using LlmMemory.Tests.Support;
 
-namespace LlmMemory.Tests.Sources;
+namespace LlmMemory.Tests;
 
 /// <summary>
 /// Every local read goes through <see cref="LocalFile"/>: a device or pipe given where a file belongs is one line, found by
