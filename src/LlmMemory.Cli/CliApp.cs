@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LlmMemory.Cli.Commands;
+using LlmMemory.Cli.Rendering;
 
 namespace LlmMemory.Cli;
 
@@ -13,6 +14,10 @@ public static class CliApp
     {
         ArgumentNullException.ThrowIfNull(stdout);
         ArgumentNullException.ThrowIfNull(stderr);
+        // Everything printed, tables, JSON, errors and help alike, goes through the escaping writers: the one place where
+        // control characters from a file (ESC, BEL in a model_type or tensor name) are made visible instead of obeyed.
+        stdout = new TerminalWriter(stdout);
+        stderr = new TerminalWriter(stderr);
         var io = new CliOutput(stdout, stderr);
         var root = new RootCommand("llm-memory: how much GPU memory an LLM needs to run, train or fine-tune, with every part explained.")
         {

@@ -4,6 +4,9 @@ namespace LlmMemory.Hub;
 /// <remarks>Read only: files here were downloaded whole by other tools; this tool fetches headers only and never writes the cache.</remarks>
 internal sealed class HubCache(string root)
 {
+    /// <summary>Bytes of a <c>refs/REV</c> file: it holds one 40-character commit hash.</summary>
+    private const int MaxReferenceBytes = 1024;
+
     /// <summary>The snapshot folder of <paramref name="repo"/> at <paramref name="revision"/>, when the cache has it.</summary>
     public string? Snapshot(string repo, string revision)
     {
@@ -12,10 +15,10 @@ internal sealed class HubCache(string root)
         string reference = Path.Combine(folder, "refs", revision);
         if (File.Exists(reference))
         {
-            commit = File.ReadAllText(reference).Trim();
+            commit = System.Text.Encoding.UTF8.GetString(LocalFile.ReadAllBytes(reference, MaxReferenceBytes, "a cache reference")).Trim();
         }
 
-        if (commit.Length == 0 || commit.Contains('/', StringComparison.Ordinal) || commit.Contains("..", StringComparison.Ordinal))
+        if (HubFileName.Problem(commit) is not null || commit.Contains('/', StringComparison.Ordinal))
         {
             return null;
         }

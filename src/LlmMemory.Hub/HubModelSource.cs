@@ -15,8 +15,14 @@ namespace LlmMemory.Hub;
 /// <remarks>The bytes go to the library's readers unchanged; nothing here parses a weights format.</remarks>
 public sealed partial class HubModelSource(HubClient client, IProgress<HubProgress>? progress = null)
 {
-    /// <summary>Shard headers fetched at once.</summary>
-    private const int Concurrency = 8;
+    /// <summary>Requests in flight at once (shard headers fetched concurrently); the client's connections per server are capped to match.</summary>
+    public const int MaxConcurrentRequests = 8;
+
+    /// <summary>
+    /// Files one model may take from the Hub (safetensors shards or GGUF splits), one request or more each: the largest published
+    /// checkpoints have under 200 shards (DeepSeek-V3: 163), so an index naming 65,536 means 65,536 requests and is refused.
+    /// </summary>
+    public const int MaxFiles = 1024;
 
     private readonly HubCache _cache = new(client.Settings.CacheDirectory);
 
@@ -32,7 +38,7 @@ public sealed partial class HubModelSource(HubClient client, IProgress<HubProgre
 
     private ModelArchitecture Checkpoint(HubModelId id)
     {
-        byte[]? config = Small(id, "config.json");
+        byte[]? config = Small(id, "config.json", Limits.MaxConfigBytes, "a config.json");
         if (config is null)
         {
             // No config.json: a GGUF repository, when it holds exactly one model file.
@@ -47,9 +53,14 @@ public sealed partial class HubModelSource(HubClient client, IProgress<HubProgre
         // A cached snapshot that holds model.safetensors has no index: it need not be asked for over the network.
         byte[]? indexBytes = _cache.CachedFile(id.Repo, id.Revision, "model.safetensors") is not null && _cache.CachedFile(id.Repo, id.Revision, "model.safetensors.index.json") is null
             ? null
-            : Small(id, "model.safetensors.index.json");
+            : Small(id, "model.safetensors.index.json", SafetensorsLimits.MaxIndexBytes, "a safetensors index");
         SafetensorsIndex? index = indexBytes is null ? null : SafetensorsIndex.Parse(indexBytes, $"{id}/model.safetensors.index.json");
         IReadOnlyList<string> shards = index?.Shards ?? ["model.safetensors"];
+        if (shards.Count > MaxFiles)
+        {
+            throw new HubException($"{id}/model.safetensors.index.json names {shards.Count:N0} shards; at most {MaxFiles:N0} are fetched from the Hub.");
+        }
+
         SafetensorsHeader[] headers = Headers(id, shards);
         if (index is not null)
         {
@@ -76,6 +87,11 @@ public sealed partial class HubModelSource(HubClient client, IProgress<HubProgre
     {
         string first = selector.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? selector : PickQuant(id, selector);
         IReadOnlyList<string> parts = GgufModel.SplitPaths(first);
+        if (parts.Count > MaxFiles)
+        {
+            throw new HubException($"{id.Repo}: {first} names {parts.Count:N0} splits; at most {MaxFiles:N0} are fetched from the Hub.");
+        }
+
         var files = new GgufFile[parts.Count];
         int done = 0;
         Concurrently(parts.Count, i =>
@@ -106,12 +122,13 @@ public sealed partial class HubModelSource(HubClient client, IProgress<HubProgre
             ? cached
             : client.Settings.Offline ? throw Offline(id, "its file list") : client.ListFiles(id);
 
-    /// <summary>A small file: from the cache, else over HTTP; null when it does not exist.</summary>
-    private byte[]? Small(HubModelId id, string file)
+    /// <summary>A small file of at most <paramref name="limit"/> bytes: from the cache, else over HTTP; null when it does not exist.</summary>
+    private byte[]? Small(HubModelId id, string file, int limit, string what)
     {
+        HubFileName.Check(id, file, "the model");
         if (_cache.CachedFile(id.Repo, id.Revision, file) is string path)
         {
-            return File.ReadAllBytes(path);
+            return LocalFile.ReadAllBytes(path, limit, what);
         }
 
         if (client.Settings.Offline)
@@ -119,15 +136,16 @@ public sealed partial class HubModelSource(HubClient client, IProgress<HubProgre
             return _cache.Snapshot(id.Repo, id.Revision) is not null ? null : throw Offline(id, file);
         }
 
-        return client.TryGetSmall(id, file);
+        return client.TryGetSmall(id, file, limit);
     }
 
     /// <summary>Reads a weights file's header: from the cached file when present, else through a Range stream.</summary>
     private T Read<T>(HubModelId id, string file, Func<Stream, string, T> read)
     {
+        HubFileName.Check(id, file, "the model");
         if (_cache.CachedFile(id.Repo, id.Revision, file) is string path)
         {
-            using var local = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 64 << 10, FileOptions.RandomAccess);
+            using FileStream local = LocalFile.OpenRead(path, 64 << 10, FileOptions.RandomAccess);
             return read(local, path);
         }
 
@@ -140,12 +158,12 @@ public sealed partial class HubModelSource(HubClient client, IProgress<HubProgre
         return read(remote, $"{id}/{file}");
     }
 
-    /// <summary>Runs <paramref name="body"/> for 0..count−1, <see cref="Concurrency"/> at a time; the first failure is rethrown as itself.</summary>
+    /// <summary>Runs <paramref name="body"/> for 0..count−1, <see cref="MaxConcurrentRequests"/> at a time; the first failure is rethrown as itself.</summary>
     private static void Concurrently(int count, Action<int> body)
     {
         try
         {
-            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = Concurrency }, body);
+            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = MaxConcurrentRequests }, body);
         }
         catch (AggregateException error) when (error.InnerExceptions.Count > 0)
         {

@@ -8,6 +8,9 @@ namespace LlmMemory.Hub;
 /// <param name="CacheDirectory">The hub cache (<c>HF_HUB_CACHE</c>, else <c>$HF_HOME/hub</c>, else <c>~/.cache/huggingface/hub</c>).</param>
 public sealed record HubSettings(Uri Endpoint, string? Token, bool Offline, string CacheDirectory)
 {
+    /// <summary>Bytes of a saved token file: a token is under 100 characters.</summary>
+    private const int MaxTokenFileBytes = 1024;
+
     /// <summary>The default Hub.</summary>
     public static readonly Uri DefaultEndpoint = new("https://huggingface.co");
 
@@ -37,10 +40,9 @@ public sealed record HubSettings(Uri Endpoint, string? Token, bool Offline, stri
     {
         try
         {
-            var file = new FileInfo(path);
-            return file.Exists && file.Length <= 1024 ? File.ReadAllText(path) : null;
+            return File.Exists(path) ? System.Text.Encoding.UTF8.GetString(LocalFile.ReadAllBytes(path, MaxTokenFileBytes, "a token file")) : null;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ModelFormatException or IOException or UnauthorizedAccessException)
         {
             return null;
         }

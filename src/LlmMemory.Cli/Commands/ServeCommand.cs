@@ -33,9 +33,18 @@ internal static class ServeCommand
                 }
             }
 
-            // The line below says where it listens; ASP.NET Core's own start-up lines would repeat it.
-            await using WebApplication app = WebServer.Create(["--urls", value, "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Warning"]);
-            await app.StartAsync(cancellation);
+            // The line below says where it listens; ASP.NET Core's own start-up lines would repeat it. A failed start is the one
+            // error line CliApp prints, not the host's logged stack trace as well.
+            await using WebApplication app = WebServer.Create(["--urls", value, "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Warning",
+                "--Logging:LogLevel:Microsoft.Extensions.Hosting.Internal.Host=None"]);
+            try
+            {
+                await app.StartAsync(cancellation);
+            }
+            catch (IOException error) when (error.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+            {
+                throw new IOException($"{error.Message.TrimEnd('.')}; stop what listens there or choose another port with --urls.", error);
+            }
             foreach (string address in app.Urls)
             {
                 await io.Out.WriteLineAsync($"llm-memory: serving the page and API at {address}/ (Ctrl+C to stop)");

@@ -31,7 +31,9 @@ internal static class ValidateCommand
         command.SetAction(parse =>
         {
             string[] paths = parse.GetValue(files)!;
-            ValidationReport report = CaseValidator.Validate(CaseReader.ReadFiles(paths));
+            // A line that is not a case costs that case alone: the others run, and each bad line is one error line below.
+            CaseSet read = CaseReader.ReadAll(paths);
+            ValidationReport report = CaseValidator.Validate(read.Cases);
             if (parse.GetValue(json))
             {
                 Output.Json(io, ValidationJson.Report(report));
@@ -45,7 +47,12 @@ internal static class ValidateCommand
                 ValidationTable.Write(io, report);
             }
 
-            return 0;
+            foreach (ModelFormatException bad in read.BadLines)
+            {
+                io.Error.WriteLine($"error: {bad.Message}");
+            }
+
+            return read.BadLines.Count == 0 ? 0 : CliApp.BadInput;
         });
         return command;
     }

@@ -18,7 +18,7 @@ internal static class Output
     /// <summary>A Spectre console over the command's writer; 160 columns when not a terminal so formulas stay on one line.</summary>
     public static IAnsiConsole Console(CliOutput io)
     {
-        bool terminal = ReferenceEquals(io.Out, System.Console.Out) && !System.Console.IsOutputRedirected;
+        bool terminal = TerminalWriter.Writes(io.Out, System.Console.Out) && !System.Console.IsOutputRedirected;
         IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
         {
             Out = new AnsiConsoleOutput(io.Out),
@@ -50,7 +50,7 @@ internal static class Output
 
         foreach (string[] row in rows)
         {
-            table.AddRow(row.Select(cell => (Spectre.Console.Rendering.IRenderable)new Text(cell)).ToArray());
+            table.AddRow(row.Select(cell => (Spectre.Console.Rendering.IRenderable)new Text(TerminalWriter.Escape(cell))).ToArray());
         }
 
         if (caption is not null)

@@ -6,7 +6,7 @@ namespace LlmMemory.Cli.Rendering;
 internal sealed class ProgressBar(CliOutput io) : IProgress<HubProgress>, IDisposable
 {
     private const int Width = 30;
-    private readonly bool _terminal = ReferenceEquals(io.Error, Console.Error) && !Console.IsErrorRedirected;
+    private readonly bool _terminal = TerminalWriter.Writes(io.Error, Console.Error) && !Console.IsErrorRedirected;
     private readonly Lock _gate = new();
     private bool _drawn;
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
+using LlmMemory.Formats;
 using Microsoft.AspNetCore.Http;
 
 namespace LlmMemory.Web.Api;
@@ -20,7 +21,13 @@ internal static class JsonBody
     /// <summary>Reads and parses the body; a <see cref="ApiProblem"/> says why it cannot.</summary>
     public static async Task<JsonDocument> ReadAsync(HttpRequest request)
     {
-        if (request.ContentType is string type && !IsJson(type))
+        // A body without a Content-Type is refused too: a form or a browser's cross-site "simple request" must not pass for JSON.
+        if (request.ContentType is not string type)
+        {
+            throw new ApiProblem(StatusCodes.Status415UnsupportedMediaType, "body", "has no Content-Type; send the scenario as application/json.");
+        }
+
+        if (!IsJson(type))
         {
             throw new ApiProblem(StatusCodes.Status415UnsupportedMediaType, "body",
                 $"has Content-Type \"{type}\"; send the scenario as application/json.");
@@ -37,6 +44,8 @@ internal static class JsonBody
             throw new ApiProblem(StatusCodes.Status400BadRequest, "body", "is empty; send a scenario such as {\"model\": \"llama-3.1-8b\"}.");
         }
 
+        // Invalid UTF-8 or an escaped lone surrogate would otherwise fail later, wherever a string is read (a 500).
+        JsonText.Check(bytes, ScenarioInput.Source);
         try
         {
             return JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = MaxDepth });

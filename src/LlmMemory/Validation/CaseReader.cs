@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using System.Text;
 using System.Text.Json;
 using LlmMemory.Estimation;
+using LlmMemory.Formats;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Validation;
@@ -22,29 +23,60 @@ public static class CaseReader
     private static readonly FrozenSet<string> CaseFields = FrozenSet.ToFrozenSet(["id", "source", "measured"]);
 
     /// <summary>Reads every case of several files, in order; an id may appear once across all of them.</summary>
-    public static IReadOnlyList<ValidationCase> ReadFiles(IEnumerable<string> paths)
+    /// <exception cref="ModelFormatException">A file cannot be read, or a line is not a case (the first such line).</exception>
+    public static IReadOnlyList<ValidationCase> ReadFiles(IEnumerable<string> paths) => Strict(ReadAll(paths));
+
+    /// <summary>
+    /// Reads every case of several files, in order, keeping going past lines that are not cases: each is one error naming its
+    /// file and line, so one bad line costs that case alone. An id may appear once across all files.
+    /// </summary>
+    /// <exception cref="ModelFormatException">A file itself cannot be read (missing, not a regular file, too large).</exception>
+    public static CaseSet ReadAll(IEnumerable<string> paths)
     {
         ArgumentNullException.ThrowIfNull(paths);
         var cases = new List<ValidationCase>();
+        var badLines = new List<ModelFormatException>();
         var first = new Dictionary<string, ValidationCase>(StringComparer.Ordinal);
         foreach (string path in paths)
         {
-            foreach (ValidationCase read in ReadFile(path))
+            CaseSet file = ReadFileKeepingGoing(path);
+            badLines.AddRange(file.BadLines);
+            foreach (ValidationCase read in file.Cases)
             {
-                if (!first.TryAdd(read.Id, read))
+                if (first.TryAdd(read.Id, read))
                 {
-                    throw new ModelFormatException(read.Location, "id", $"is \"{read.Id}\", which {first[read.Id].Location} already uses; ids must be unique.");
+                    cases.Add(read);
                 }
-
-                cases.Add(read);
+                else
+                {
+                    badLines.Add(new ModelFormatException(read.Location, "id", $"is \"{read.Id}\", which {first[read.Id].Location} already uses; ids must be unique."));
+                }
             }
         }
 
-        return cases;
+        return new CaseSet(cases, badLines);
     }
 
     /// <summary>Reads every case of a file; relative model paths are resolved against the file's folder.</summary>
-    public static IReadOnlyList<ValidationCase> ReadFile(string path)
+    /// <exception cref="ModelFormatException">The file cannot be read, or a line is not a case (the first such line).</exception>
+    public static IReadOnlyList<ValidationCase> ReadFile(string path) => Strict(ReadFileKeepingGoing(path));
+
+    /// <summary>Reads cases from lines of text; <paramref name="name"/> names them in messages ("NAME line 3: …").</summary>
+    /// <exception cref="ModelFormatException">A line is not a case (the first such line).</exception>
+    public static IReadOnlyList<ValidationCase> ReadLines(IEnumerable<string> lines, string name, string? baseDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(lines);
+        return Strict(ReadLines(lines.Select(line => (ReadOnlyMemory<byte>)Encoding.UTF8.GetBytes(line)), name, baseDirectory));
+    }
+
+    /// <summary>Reads one case from its JSON text; <paramref name="location"/> starts every message.</summary>
+    public static ValidationCase ReadLine(string json, string location, string? baseDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        return ReadLine(Encoding.UTF8.GetBytes(json), location, baseDirectory);
+    }
+
+    private static CaseSet ReadFileKeepingGoing(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
         if (!File.Exists(path))
@@ -52,59 +84,69 @@ public static class CaseReader
             throw new ModelFormatException(path, null, "does not exist.");
         }
 
-        if (new FileInfo(path).Length > MaxFileBytes)
-        {
-            throw new ModelFormatException(path, null, $"is larger than {MaxFileBytes:N0} bytes.");
-        }
-
-        string text;
-        try
-        {
-            text = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(path));
-        }
-        catch (DecoderFallbackException)
-        {
-            throw new ModelFormatException(path, null, "is not UTF-8 text.");
-        }
-
-        return ReadLines(text.TrimStart('\uFEFF').Split('\n'), path, Path.GetDirectoryName(Path.GetFullPath(path)));
+        byte[] bytes = LocalFile.ReadAllBytes(path, MaxFileBytes, "a case file");
+        ReadOnlyMemory<byte> text = bytes.AsMemory(bytes.AsSpan().StartsWith("\uFEFF"u8) ? 3 : 0);
+        return ReadLines(Lines(text), path, Path.GetDirectoryName(Path.GetFullPath(path)));
     }
 
-    /// <summary>Reads cases from lines of text; <paramref name="name"/> names them in messages ("NAME line 3: …").</summary>
-    public static IReadOnlyList<ValidationCase> ReadLines(IEnumerable<string> lines, string name, string? baseDirectory)
+    /// <summary>The file split at each '\n', as bytes: each line's text is checked on its own, so invalid UTF-8 costs only its line.</summary>
+    private static IEnumerable<ReadOnlyMemory<byte>> Lines(ReadOnlyMemory<byte> text)
     {
-        ArgumentNullException.ThrowIfNull(lines);
+        while (true)
+        {
+            int end = text.Span.IndexOf((byte)'\n');
+            if (end < 0)
+            {
+                yield return text;
+                yield break;
+            }
+
+            yield return text[..end];
+            text = text[(end + 1)..];
+        }
+    }
+
+    private static CaseSet ReadLines(IEnumerable<ReadOnlyMemory<byte>> lines, string name, string? baseDirectory)
+    {
         var cases = new List<ValidationCase>();
+        var badLines = new List<ModelFormatException>();
         var firstLine = new Dictionary<string, int>(StringComparer.Ordinal);
         int number = 0;
-        foreach (string line in lines)
+        foreach (ReadOnlyMemory<byte> line in lines)
         {
             number++;
-            if (string.IsNullOrWhiteSpace(line))
+            if (line.Span.Trim(" \t\r\f\v"u8).IsEmpty)
             {
                 continue;
             }
 
             string location = $"{name} line {number}";
-            ValidationCase read = ReadLine(line, location, baseDirectory);
-            if (!firstLine.TryAdd(read.Id, number))
+            try
             {
-                throw new ModelFormatException(location, "id", $"is \"{read.Id}\", which line {firstLine[read.Id]} already uses; ids must be unique.");
-            }
+                ValidationCase read = ReadLine(line.Span, location, baseDirectory);
+                if (!firstLine.TryAdd(read.Id, number))
+                {
+                    throw new ModelFormatException(location, "id", $"is \"{read.Id}\", which line {firstLine[read.Id]} already uses; ids must be unique.");
+                }
 
-            cases.Add(read);
+                cases.Add(read);
+            }
+            catch (ModelFormatException error)
+            {
+                badLines.Add(error);
+            }
         }
 
-        return cases;
+        return new CaseSet(cases, badLines);
     }
 
-    /// <summary>Reads one case from its JSON text; <paramref name="location"/> starts every message.</summary>
-    public static ValidationCase ReadLine(string json, string location, string? baseDirectory)
+    private static ValidationCase ReadLine(ReadOnlySpan<byte> json, string location, string? baseDirectory)
     {
-        ArgumentNullException.ThrowIfNull(json);
+        // Invalid UTF-8 and escaped lone surrogates are refused here, naming the field, before any string is read.
+        JsonText.Check(json, location, "is not UTF-8 text.");
         try
         {
-            using JsonDocument document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 64 });
+            using JsonDocument document = JsonDocument.Parse(json.ToArray(), new JsonDocumentOptions { MaxDepth = 64 });
             return Read(document.RootElement, location, baseDirectory);
         }
         catch (JsonException error)
@@ -112,6 +154,8 @@ public static class CaseReader
             throw new ModelFormatException(location, null, $"is not valid JSON ({error.Message.Split('.')[0]}).");
         }
     }
+
+    private static IReadOnlyList<ValidationCase> Strict(CaseSet read) => read.BadLines.Count > 0 ? throw read.BadLines[0] : read.Cases;
 
     private static ValidationCase Read(JsonElement root, string location, string? baseDirectory)
     {
@@ -153,3 +197,6 @@ public static class CaseReader
         return new Measurement(what, value, m.Enum("per", MeasurementScope.Gpu), exact, tolerance);
     }
 }
+
+/// <summary>The cases read from case files, and the lines that are not cases, each error naming its file and line.</summary>
+public sealed record CaseSet(IReadOnlyList<ValidationCase> Cases, IReadOnlyList<ModelFormatException> BadLines);

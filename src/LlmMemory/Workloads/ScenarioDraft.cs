@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LlmMemory.Formats;
 using LlmMemory.Models;
 
 namespace LlmMemory.Workloads;
@@ -39,15 +40,12 @@ public sealed class ScenarioDraft
             throw new ModelFormatException(path, null, Directory.Exists(path) ? "is a folder, not a scenario file." : "no such file.");
         }
 
-        if (new FileInfo(path).Length > Limits.MaxConfigBytes)
-        {
-            throw new ModelFormatException(path, null, $"is larger than {Limits.MaxConfigBytes:N0} bytes.");
-        }
-
+        byte[] bytes = LocalFile.ReadAllBytes(path, Limits.MaxConfigBytes, "a scenario file");
+        JsonText.Check(bytes, path);
         JsonNode? node;
         try
         {
-            node = JsonNode.Parse(File.ReadAllBytes(path), documentOptions: new JsonDocumentOptions { MaxDepth = 64 });
+            node = JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = 64 });
         }
         catch (JsonException error)
         {

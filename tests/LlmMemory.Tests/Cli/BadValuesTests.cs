@@ -14,6 +14,31 @@ public sealed class BadValuesTests
     }
 
     [Theory]
+    [InlineData(7, "which does not divide the 32 attention heads")]
+    [InlineData(64, "more than the 32 attention heads")]
+    public void Key_value_heads_transformers_would_refuse_are_exit_2_naming_both_fields(int kvHeads, string problem)
+    {
+        // Before, both configs were estimated (exit 0); transformers cannot build either (modeling_llama.py repeat_kv).
+        string path = Path.Combine(Path.GetTempPath(), $"kv-heads-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, $$"""
+            {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+             "num_hidden_layers": 2, "num_key_value_heads": {{kvHeads}}, "vocab_size": 1000}
+            """);
+        try
+        {
+            (int code, string output, string error) = CliTests.Run("estimate", path);
+            Assert.Equal(2, code);
+            Assert.Equal("", output);
+            Assert.Single(error.Trim().Split('\n'));
+            Assert.Contains($"'num_key_value_heads' is {kvHeads}, {problem} of 'num_attention_heads'", error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Theory]
     [InlineData("--seq", "abc", "'seq' must be an integer, found \"abc\".")]
     [InlineData("--gpu-memory-utilization", "most", "'engine_options.gpu_memory_utilization' must be a number, found \"most\".")]
     [InlineData("--flash-attn", "maybe", "'engine_options.flash_attn' must be true or false, found \"maybe\".")]

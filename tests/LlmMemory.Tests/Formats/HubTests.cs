@@ -23,10 +23,21 @@ public sealed class HubTests : IDisposable
 
     private HubSettings Settings(string? token = null, bool offline = false) => new(_hub.Endpoint, token, offline, _cache.Path);
 
-    private ResolvedModel Resolve(string id, string? token = null, bool offline = false)
+    private ResolvedModel Resolve(string id, string? token = null, bool offline = false, HubTimeouts? timeouts = null)
     {
-        using var client = new HubClient(Settings(token, offline));
+        using var client = new HubClient(Settings(token, offline), timeouts: timeouts);
         return new HubModelSource(client).Resolve(id);
+    }
+
+    /// <summary>A cached snapshot of <paramref name="repo"/> at main (huggingface_hub's layout), returning its folder.</summary>
+    private string CachedSnapshot(string repo)
+    {
+        string folder = Path.Combine(_cache.Path, "models--" + repo.Replace("/", "--", StringComparison.Ordinal));
+        string snapshot = Path.Combine(folder, "snapshots", "0123456789abcdef0123456789abcdef01234567");
+        Directory.CreateDirectory(snapshot);
+        Directory.CreateDirectory(Path.Combine(folder, "refs"));
+        File.WriteAllText(Path.Combine(folder, "refs", "main"), "0123456789abcdef0123456789abcdef01234567");
+        return snapshot;
     }
 
     /// <summary>Serves a catalog model's config.json and a sharded sparse BF16 checkpoint as repo <paramref name="repo"/>.</summary>
@@ -199,5 +210,106 @@ public sealed class HubTests : IDisposable
             Environment.SetEnvironmentVariable("HF_ENDPOINT", endpoint);
             Environment.SetEnvironmentVariable("HF_HUB_CACHE", cache);
         }
+    }
+
+    [Fact]
+    public void A_body_that_stalls_mid_transfer_is_an_error_after_the_idle_timeout()
+    {
+        // The server sends 16 bytes of the header and then nothing, without closing: before, the read waited forever.
+        Serve("org/stalls", "smollm2-135m", shards: 1);
+        _hub.Send("org/stalls", "model.safetensors", FakeHub.Behaviour.Stall);
+        var timeouts = new HubTimeouts(Request: TimeSpan.FromMinutes(10), Idle: TimeSpan.FromMilliseconds(200));
+
+        var error = Assert.Throws<HubException>(() => Resolve("org/stalls", timeouts: timeouts));
+
+        Assert.Equal("org/stalls: the transfer of model.safetensors stalled: no data for 0.2 s.", error.Message);
+    }
+
+    [Fact]
+    public void A_body_that_trickles_forever_is_an_error_after_the_request_timeout()
+    {
+        // One byte every 20 ms never trips a generous idle timeout; the request's overall timeout ends it.
+        Serve("org/trickles", "smollm2-135m", shards: 1);
+        _hub.Send("org/trickles", "model.safetensors", FakeHub.Behaviour.Trickle);
+        var timeouts = new HubTimeouts(Request: TimeSpan.FromMilliseconds(500), Idle: TimeSpan.FromMinutes(10));
+
+        var error = Assert.Throws<HubException>(() => Resolve("org/trickles", timeouts: timeouts));
+
+        Assert.Equal("org/trickles: model.safetensors took longer than 0.5 s; the transfer was stopped.", error.Message);
+    }
+
+    [Theory]
+    [InlineData("/abs/x.gguf", "is an absolute path")]
+    [InlineData("../x.gguf", "has an empty, '.' or '..' segment")]
+    [InlineData("a/../../x.gguf", "has an empty, '.' or '..' segment")]
+    [InlineData("C:x.gguf", "starts with a drive letter")]
+    [InlineData("a\\x.gguf", "holds a backslash")]
+    [InlineData("x\u0007.gguf", "holds a control character")]
+    public void File_names_from_the_hub_are_checked_before_they_touch_the_disk(string name, string problem)
+    {
+        // No config.json: the source lists the repository's files to find its GGUF, and joins the name onto the cache folder.
+        _hub.List("org/evil", name);
+
+        var error = Assert.Throws<HubException>(() => Resolve("org/evil"));
+
+        Assert.StartsWith("org/evil: the file list names the file", error.Message, StringComparison.Ordinal);
+        Assert.Contains(problem, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_index_naming_65536_shards_is_refused_before_any_shard_is_fetched()
+    {
+        Assert.True(ModelCatalog.TryFind("smollm2-135m", out CatalogModel model));
+        var map = Enumerable.Range(0, 65_536).ToDictionary(i => $"t{i}", i => $"model-{i:D5}-of-65536.safetensors");
+        _hub.Add("org/many", "config.json", System.Text.Encoding.UTF8.GetBytes(model.Config.GetRawText()))
+            .Add("org/many", "model.safetensors.index.json", JsonSerializer.SerializeToUtf8Bytes(new { metadata = new { }, weight_map = map }));
+
+        var error = Assert.Throws<HubException>(() => Resolve("org/many"));
+
+        Assert.Equal($"org/many/model.safetensors.index.json names 65,536 shards; at most {HubModelSource.MaxFiles:N0} are fetched from the Hub.", error.Message);
+        Assert.DoesNotContain(_hub.Requests, r => r.Contains("-of-65536", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_redirect_to_a_file_url_is_refused_in_words()
+    {
+        Serve("org/redirects", "smollm2-135m", shards: 1);
+        _hub.Redirect("org/redirects", "config.json", "file:///etc/passwd");
+
+        var error = Assert.Throws<HubException>(() => Resolve("org/redirects"));
+
+        // Before: "Invalid URI: The hostname could not be parsed."
+        Assert.Equal("org/redirects: the Hub redirected config.json to \"file:///etc/passwd\", which is not an http(s) URL; only http and https are followed.", error.Message);
+    }
+
+    [Fact]
+    public void A_huge_cached_config_is_refused_by_its_size_before_it_is_read()
+    {
+        // 1.5 GB, sparse: the old reader loaded it whole before refusing it.
+        string snapshot = CachedSnapshot("org/huge");
+        using (var config = new FileStream(Path.Combine(snapshot, "config.json"), FileMode.Create))
+        {
+            config.SetLength(1_500_000_000);
+        }
+
+        var error = Assert.Throws<ModelFormatException>(() => Resolve("org/huge", offline: true));
+
+        Assert.EndsWith("config.json: is larger than 16,777,216 bytes, the most a config.json may hold.", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_cached_config_that_is_a_device_is_refused_by_its_type()
+    {
+        if (!SpecialFiles.Available)
+        {
+            return; // Windows: no /dev/zero.
+        }
+
+        string snapshot = CachedSnapshot("org/zero");
+        File.CreateSymbolicLink(Path.Combine(snapshot, "config.json"), "/dev/zero");
+
+        var error = Assert.Throws<ModelFormatException>(() => Resolve("org/zero", offline: true));
+
+        Assert.Contains("config.json: is a character device, not a regular file", error.Message, StringComparison.Ordinal);
     }
 }

@@ -24,7 +24,8 @@ public sealed class FuzzFindingTests
 
         var error = Assert.Throws<ModelFormatException>(() => ConfigJsonReader.Read(json, "config.json"));
 
-        Assert.Equal("config.json: is not valid UTF-8.", error.Message);
+        // The message names the field the bad bytes are in.
+        Assert.Equal("config.json: 'architectures' is not valid UTF-8.", error.Message);
     }
 
     [Fact]

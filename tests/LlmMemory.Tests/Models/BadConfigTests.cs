@@ -42,6 +42,25 @@ public sealed class BadConfigTests
     }
 
     [Fact]
+    public void Key_value_heads_that_do_not_divide_the_attention_heads_are_refused() =>
+        // transformers reshapes query heads into num_attention_heads // num_key_value_heads groups (modeling_llama.py repeat_kv): 32 / 7 has no shape.
+        Assert.Equal("config.json: 'num_key_value_heads' is 7, which does not divide the 32 attention heads of 'num_attention_heads'; each key-value head serves a whole group of query heads.",
+            Read("{" + Llama.Replace("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 7", StringComparison.Ordinal) + "}").Message);
+
+    [Fact]
+    public void More_key_value_heads_than_attention_heads_are_refused() =>
+        Assert.Equal("config.json: 'num_key_value_heads' is 64, more than the 32 attention heads of 'num_attention_heads'; key-value heads are at most the attention heads.",
+            Read("{" + Llama.Replace("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 64", StringComparison.Ordinal) + "}").Message);
+
+    [Fact]
+    public void An_explicit_head_dim_need_not_multiply_out_to_the_hidden_size()
+    {
+        // transformers takes head_dim as given (Gemma-7B: hidden 3072, 16 heads × head_dim 256 = 4096; Qwen3 sets head_dim too).
+        string json = "{" + Llama.Replace("\"hidden_size\": 4096", "\"hidden_size\": 4000, \"head_dim\": 256", StringComparison.Ordinal) + "}";
+        Assert.Equal(256, ConfigJsonReader.Read(Encoding.UTF8.GetBytes(json), "config.json").HeadDimension);
+    }
+
+    [Fact]
     public void An_unknown_model_type_lists_the_supported_ones()
     {
         string message = Read("""{"model_type": "mamba2"}""").Message;

@@ -20,6 +20,10 @@ internal sealed class FakeHub : IDisposable
     private readonly ConcurrentDictionary<string, (byte[] Head, long Length)> _files = new();
     private readonly HashSet<string> _gated = [];
     private readonly HashSet<string> _interrupted = [];
+    private readonly ConcurrentDictionary<string, Behaviour> _behaviours = new();
+    private readonly ConcurrentDictionary<string, string[]> _listings = new();
+    private readonly ConcurrentDictionary<string, string> _redirects = new();
+    private readonly ManualResetEventSlim _stopping = new();
     private readonly Task _loop;
 
     public FakeHub()
@@ -75,8 +79,39 @@ internal sealed class FakeHub : IDisposable
         return this;
     }
 
+    /// <summary>How a file's body is sent when it is not sent whole.</summary>
+    public enum Behaviour
+    {
+        /// <summary>Headers and the first bytes, then nothing more until the hub is disposed.</summary>
+        Stall,
+
+        /// <summary>One byte every 20 ms, never reaching the end, until the hub is disposed.</summary>
+        Trickle,
+    }
+
+    public FakeHub Send(string repo, string file, Behaviour behaviour)
+    {
+        _behaviours[$"{repo}/{file}"] = behaviour;
+        return this;
+    }
+
+    /// <summary>The models API lists these names for <paramref name="repo"/>, whatever files it holds.</summary>
+    public FakeHub List(string repo, params string[] names)
+    {
+        _listings[repo] = names;
+        return this;
+    }
+
+    /// <summary><c>/{repo}/resolve/…/{file}</c> answers 302 with this <c>Location</c>, as given.</summary>
+    public FakeHub Redirect(string repo, string file, string location)
+    {
+        _redirects[$"{repo}/{file}"] = location;
+        return this;
+    }
+
     public void Dispose()
     {
+        _stopping.Set();
         _listener.Stop();
         _listener.Close();
         try
@@ -132,7 +167,7 @@ internal sealed class FakeHub : IDisposable
                     return;
                 }
 
-                string[] names = _files.Keys.Where(k => k.StartsWith(repo + "/", StringComparison.Ordinal)).Select(k => k[(repo.Length + 1)..]).Order().ToArray();
+                string[] names = _listings.TryGetValue(repo, out string[]? listed) ? listed : _files.Keys.Where(k => k.StartsWith(repo + "/", StringComparison.Ordinal)).Select(k => k[(repo.Length + 1)..]).Order().ToArray();
                 Send(response, names.Length == 0 ? 404 : 200, JsonSerializer.SerializeToUtf8Bytes(new { siblings = names.Select(n => new { rfilename = n }) }));
                 return;
             }
@@ -143,6 +178,14 @@ internal sealed class FakeHub : IDisposable
                 string file = string.Join('/', parts[4..]);
                 if (!Authorized(repo, request, response))
                 {
+                    return;
+                }
+
+                if (_redirects.TryGetValue($"{repo}/{file}", out string? location))
+                {
+                    response.StatusCode = 302;
+                    response.Headers["Location"] = location;
+                    response.Close();
                     return;
                 }
 
@@ -219,6 +262,27 @@ internal sealed class FakeHub : IDisposable
         if (start < head.Length)
         {
             head.AsSpan((int)start, (int)Math.Min(head.Length - start, count)).CopyTo(body);
+        }
+
+        if (_behaviours.TryGetValue(key, out Behaviour behaviour))
+        {
+            response.OutputStream.Write(body, 0, (int)Math.Min(count, 16));
+            response.OutputStream.Flush();
+            for (int sent = 16; sent < count - 1 && !_stopping.IsSet; sent++)
+            {
+                if (behaviour == Behaviour.Stall)
+                {
+                    _stopping.Wait();
+                }
+                else if (!_stopping.Wait(20))
+                {
+                    response.OutputStream.Write(body, sent, 1);
+                    response.OutputStream.Flush();
+                }
+            }
+
+            response.Abort();
+            return;
         }
 
         if (_interrupted.Contains(key))

@@ -28,6 +28,7 @@ public sealed class BadInputTests(WebApplicationFactory<Program> factory) : ICla
     [InlineData("""{"model": {"config": {"model_type": "llama", "hidden_size": -1, "num_hidden_layers": 2}}}""", "model.config.hidden_size")]
     [InlineData("""{"model": {"config": {"model_type": "mamba9"}}}""", "model.config.model_type")]
     [InlineData("""{"model": {"parameters": -5}}""", "model.parameters")]
+    [InlineData("""{"model": "llama-3.1-8b", "engine": "\ud800"}""", "engine")]
     [InlineData("""{"mode": "inference"}""", "model")]
     [InlineData("""[1, 2, 3]""", "body")]
     [InlineData("""{"model": "llama-3.1-8b", """, "body")]
@@ -129,6 +130,33 @@ public sealed class BadInputTests(WebApplicationFactory<Program> factory) : ICla
         Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.Status);
         Assert.Equal("application/problem+json", response.MediaType);
         Assert.Equal("body", response.Field);
+    }
+
+    [Fact]
+    public async Task A_body_without_a_content_type_is_a_415()
+    {
+        using var content = new ByteArrayContent("""{"model": "llama-3.1-8b"}"""u8.ToArray());
+        Assert.Null(content.Headers.ContentType);
+
+        ApiResponse response = await ApiClient.Send(_client, new HttpRequestMessage(HttpMethod.Post, "/api/estimate") { Content = content });
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.Status);
+        Assert.Equal("application/problem+json", response.MediaType);
+        Assert.Equal("'body' has no Content-Type; send the scenario as application/json.", response.Detail);
+    }
+
+    [Fact]
+    public async Task Invalid_utf8_in_a_field_is_a_400_naming_it_not_a_500()
+    {
+        // 0xFF never occurs in UTF-8; JsonDocument accepts it inside a string and reading the string threw (HTTP 500).
+        using var content = new ByteArrayContent([.. """{"model": "llama-3.1-8b", "engine": "x"""u8, 0xFF, .. "\"}"u8]);
+        content.Headers.ContentType = new("application/json");
+
+        ApiResponse response = await ApiClient.Send(_client, new HttpRequestMessage(HttpMethod.Post, "/api/estimate") { Content = content });
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.Status);
+        Assert.Equal("engine", response.Field);
+        Assert.Contains("not valid UTF-8", response.Detail, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -22,15 +22,8 @@ public static class GgufReader
     /// <exception cref="ModelFormatException">Missing, truncated, malformed or absurd; the message names the file and the problem.</exception>
     public static GgufFile ReadFile(string path)
     {
-        try
-        {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 64 << 10, FileOptions.RandomAccess);
-            return Read(stream, path);
-        }
-        catch (Exception error) when (error is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new ModelFormatException(path, null, "does not exist.");
-        }
+        using FileStream stream = LocalFile.OpenRead(path, 64 << 10, FileOptions.RandomAccess);
+        return Read(stream, path);
     }
 
     /// <summary>Reads a header from the start of <paramref name="stream"/>.</summary>

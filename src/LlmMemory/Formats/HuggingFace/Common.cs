@@ -13,6 +13,20 @@ internal static class Common
             : throw new ModelFormatException(c.Source, "head_dim",
                 $"is missing and hidden size {hidden} is not a multiple of {heads} attention heads.");
 
+    /// <summary>
+    /// Key-value heads as transformers can use them: at most the attention heads, and a divisor of them, since each KV head
+    /// serves num_attention_heads / num_key_value_heads query heads (modeling_llama.py: <c>num_key_value_groups</c> and
+    /// <c>repeat_kv</c>, which reshape by that quotient; 32 heads over 7 KV heads cannot be shaped).
+    /// </summary>
+    public static int CheckKvHeads(ConfigObject c, int heads, int kvHeads, string headsKey, string kvHeadsKey) =>
+        kvHeads > heads
+            ? throw new ModelFormatException(c.Source, kvHeadsKey,
+                $"is {kvHeads}, more than the {heads} attention heads of '{headsKey}'; key-value heads are at most the attention heads.")
+            : heads % kvHeads != 0
+                ? throw new ModelFormatException(c.Source, kvHeadsKey,
+                    $"is {kvHeads}, which does not divide the {heads} attention heads of '{headsKey}'; each key-value head serves a whole group of query heads.")
+                : kvHeads;
+
     /// <summary><c>torch_dtype</c> (transformers ≤ 4.x) or <c>dtype</c> (5.x); null when absent.</summary>
     public static DataType? ReadStoredType(ConfigObject c)
     {

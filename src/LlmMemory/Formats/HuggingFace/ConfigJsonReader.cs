@@ -53,18 +53,12 @@ public static class ConfigJsonReader
     /// <exception cref="ModelFormatException">Unreadable, malformed, unsupported or absurd; the message names the file and key.</exception>
     public static ModelArchitecture ReadFile(string path)
     {
-        var info = new FileInfo(path);
-        if (!info.Exists)
+        if (!File.Exists(path))
         {
             throw new ModelFormatException(path, null, "does not exist.");
         }
 
-        if (info.Length > Limits.MaxConfigBytes)
-        {
-            throw new ModelFormatException(path, null, $"is {info.Length:N0} bytes; a config.json is at most {Limits.MaxConfigBytes:N0}.");
-        }
-
-        return Read(File.ReadAllBytes(path), path);
+        return Read(LocalFile.ReadAllBytes(path, Limits.MaxConfigBytes, "a config.json"), path);
     }
 
     /// <summary>Reads config JSON from memory; <paramref name="source"/> names it in messages.</summary>

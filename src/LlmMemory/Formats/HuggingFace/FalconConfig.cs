@@ -21,7 +21,10 @@ internal static class FalconConfig
         bool multiQuery = c.Bool("multi_query", true);
         bool parallel = c.Bool("parallel_attn", true);
         bool bias = c.Bool("bias", false);
-        int kvHeads = newArchitecture ? c.Size(Limits.MaxHeads, "num_kv_heads", "n_head_kv") : multiQuery ? 1 : heads;
+        int kvHeads = newArchitecture
+            ? Common.CheckKvHeads(c, heads, c.Size(Limits.MaxHeads, "num_kv_heads", "n_head_kv"), c.FirstPresent("num_attention_heads", "n_head") ?? "num_attention_heads",
+                c.FirstPresent("num_kv_heads", "n_head_kv") ?? "num_kv_heads")
+            : multiQuery ? 1 : heads;
         int inner = c.OptionalSize(Limits.MaxIntermediate, "ffn_hidden_size") ?? checked(4 * hidden);
 
         var b = new InventoryBuilder();

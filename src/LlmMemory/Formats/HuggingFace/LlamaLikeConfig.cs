@@ -18,8 +18,8 @@ internal static class LlamaLikeConfig
         int layers = c.Size(Limits.MaxLayers, "num_hidden_layers", "n_layer", "num_layers");
         int hidden = c.Size(Limits.MaxHidden, "hidden_size");
         int heads = c.Size(Limits.MaxHeads, "num_attention_heads");
-        int kvHeads = c.OptionalSize(Limits.MaxHeads, "num_key_value_heads") ?? heads;
         int headDim = c.OptionalSize(Limits.MaxHidden, "head_dim") ?? Common.DivideHeads(c, hidden, heads);
+        int kvHeads = Common.CheckKvHeads(c, heads, c.OptionalSize(Limits.MaxHeads, "num_key_value_heads") ?? heads, "num_attention_heads", "num_key_value_heads");
         int vocab = c.Size(Limits.MaxVocabulary, "vocab_size");
         bool gemma = modelType.StartsWith("gemma", StringComparison.Ordinal);
         bool tied = gemma || c.Bool("tie_word_embeddings", false);

@@ -28,15 +28,8 @@ public static class SafetensorsHeaderReader
     /// <exception cref="ModelFormatException">Missing, truncated, malformed or inconsistent; the message names the file.</exception>
     public static SafetensorsHeader ReadFile(string path)
     {
-        try
-        {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess);
-            return Read(stream, path);
-        }
-        catch (Exception error) when (error is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new ModelFormatException(path, null, "does not exist.");
-        }
+        using FileStream stream = LocalFile.OpenRead(path, 1, FileOptions.RandomAccess);
+        return Read(stream, path);
     }
 
     /// <summary>Reads a header from the start of <paramref name="stream"/>, reading only the header's bytes.</summary>

@@ -13,11 +13,7 @@ public sealed record SafetensorsIndex(IReadOnlyDictionary<string, string> Weight
     /// <summary>Reads an index file.</summary>
     public static SafetensorsIndex ReadFile(string path)
     {
-        var info = new FileInfo(path);
-        return !info.Exists ? throw new ModelFormatException(path, null, "does not exist.")
-            : info.Length > SafetensorsLimits.MaxIndexBytes
-                ? throw new ModelFormatException(path, null, $"is {info.Length:N0} bytes; an index is at most {SafetensorsLimits.MaxIndexBytes:N0}.")
-                : Parse(File.ReadAllBytes(path), path);
+        return Parse(LocalFile.ReadAllBytes(path, SafetensorsLimits.MaxIndexBytes, "a safetensors index"), path);
     }
 
     /// <summary>Parses index JSON; shard names must be plain relative paths (no <c>..</c>, not rooted).</summary>
