@@ -61,7 +61,7 @@ internal static class FitReport
 
         foreach (string note in plan.Notes)
         {
-            io.Out.WriteLine($"Note: {note}");
+            io.WriteWrapped($"Note: {note}");
         }
     }
 

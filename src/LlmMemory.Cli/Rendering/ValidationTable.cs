@@ -18,12 +18,12 @@ internal static class ValidationTable
         foreach (IGrouping<string, CaseResult> reason in report.Results.Where(r => r.Reason is not null).GroupBy(r => r.Reason!, StringComparer.Ordinal))
         {
             string cases = reason.Count() == 1 ? reason.First().Case.Id : $"{reason.Count()} cases ({reason.First().Case.Id}, …)";
-            io.Out.WriteLine($"Unsupported, {cases}: {reason.Key}");
+            io.WriteWrapped($"Unsupported, {cases}: {reason.Key}");
         }
 
         foreach (string line in SummaryLines(report.Summary))
         {
-            io.Out.WriteLine(line);
+            io.WriteWrapped(line);
         }
     }
 
