@@ -36,6 +36,12 @@ internal static class Output
         for (int i = 0; i < headers.Length; i++)
         {
             var column = new TableColumn(Markup.Escape(headers[i]));
+            if (i == 0)
+            {
+                // The first column names the row (a component, a GPU id, a case): kept whole, the others wrap.
+                column.NoWrap();
+            }
+
             if (rightAligned?.Contains(i) == true)
             {
                 column.RightAligned();
