@@ -55,7 +55,7 @@ internal static class DtypesCommand
                 t.Description,
             }),
             rightAligned: [1, 2, 3]);
-        io.Out.WriteLine("Weight formats (--weights): " + string.Join(", ", WeightFormats.All.Select(f => f.Name)));
+        io.WriteWrapped("Weight formats (--weights): " + string.Join(", ", WeightFormats.All.Select(f => f.Name)));
     }
 
     private static void Encodings(CliOutput io, double number, bool json)

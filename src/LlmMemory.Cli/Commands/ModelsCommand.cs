@@ -14,7 +14,8 @@ internal static class ModelsCommand
         var command = new Command("models", "List the embedded model catalog: id, alias, parameters, type, dtype.") { json };
         command.SetAction(parse =>
         {
-            IReadOnlyList<CatalogModel> models = ModelCatalog.All;
+            // The instruct, chat and -it releases that share a base's shapes follow their base, marked "(variant)".
+            IEnumerable<CatalogModel> models = ModelCatalog.All.SelectMany(m => ModelCatalog.Variants.Where(v => v.VariantOf == m).Prepend(m));
             if (parse.GetValue(json))
             {
                 Output.Json(io, CatalogJson.Models());
@@ -24,7 +25,7 @@ internal static class ModelsCommand
             Output.Table(io, ["Alias", "Hugging Face id", "Parameters", "Type", "Dtype"],
                 models.Select(m => new[]
                 {
-                    m.Alias, m.HfId, Output.Count(m.Architecture.ParameterCount), m.Architecture.ModelType,
+                    m.VariantOf is null ? m.Alias : $"{m.Alias} (variant)", m.HfId, Output.Count(m.Architecture.ParameterCount), m.Architecture.ModelType,
                     m.Architecture.StoredType?.Name.ToLowerInvariant() ?? "-",
                 }),
                 rightAligned: [2]);

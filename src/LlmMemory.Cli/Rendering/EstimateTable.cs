@@ -17,29 +17,29 @@ internal static class EstimateTable
             caption: $"{estimate.Model.Name}: {mode}, {Names.Of(scenario.Engine)}; peak at {estimate.PeakPhase}. Sizes in binary units (GiB = 2^30 bytes).");
         if (estimate.HostTotal.Bytes > 0)
         {
-            io.Out.WriteLine($"Host memory: {estimate.HostTotal}");
+            io.WriteWrapped($"Host memory: {estimate.HostTotal}");
         }
 
         if (estimate.Gpu is { } gpu && gpu.Budget is ByteSize budget)
         {
-            io.Out.WriteLine(estimate.Fits == true ? $"Fits {gpu.Name}: {estimate.DeviceTotal} of {budget} usable."
+            io.WriteWrapped(estimate.Fits == true ? $"Fits {gpu.Name}: {estimate.DeviceTotal} of {budget} usable."
                 : estimate.DeviceTotal <= budget ? $"Does not fit {gpu.Name}: {estimate.DeviceTotal} of {budget} usable, but the engine refuses to start (see the note)."
                 : $"Does not fit {gpu.Name}: {estimate.DeviceTotal} needed, {budget} usable.");
         }
 
         foreach (MemoryComponent comparison in estimate.Comparisons)
         {
-            io.Out.WriteLine($"Compare: {comparison.Name} = {comparison.Bytes} ({comparison.Formula})");
+            io.WriteWrapped($"Compare: {comparison.Name} = {comparison.Bytes} ({comparison.Formula})");
         }
 
         foreach (EstimateFact fact in estimate.Facts)
         {
-            io.Out.WriteLine($"{fact.Description}: {Output.Count(fact.Value)}");
+            io.WriteWrapped($"{fact.Description}: {Output.Count(fact.Value)}");
         }
 
         foreach (string note in estimate.Notes)
         {
-            io.Out.WriteLine($"Note: {note}");
+            io.WriteWrapped($"Note: {note}");
         }
     }
 }

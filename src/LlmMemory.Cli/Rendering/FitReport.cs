@@ -66,7 +66,7 @@ internal static class FitReport
 
         foreach (string note in plan.Notes)
         {
-            io.Out.WriteLine($"Note: {note}");
+            io.WriteWrapped($"Note: {note}");
         }
     }
 

@@ -15,7 +15,7 @@ internal static class Output
 
     public static string Count(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
-    /// <summary>A Spectre console over the command's writer; 160 columns when not a terminal so formulas stay on one line.</summary>
+    /// <summary>A Spectre console over the command's writer, <see cref="CliOutput.Width"/> columns wide (tables wrap their cells to it).</summary>
     public static IAnsiConsole Console(CliOutput io)
     {
         bool terminal = TerminalWriter.Writes(io.Out, System.Console.Out) && !System.Console.IsOutputRedirected;
@@ -26,11 +26,7 @@ internal static class Output
             ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = InteractionSupport.No,
         });
-        if (!terminal)
-        {
-            console.Profile.Width = 160;
-        }
-
+        console.Profile.Width = io.Width;
         return console;
     }
 
@@ -40,6 +36,12 @@ internal static class Output
         for (int i = 0; i < headers.Length; i++)
         {
             var column = new TableColumn(Markup.Escape(headers[i]));
+            if (i == 0)
+            {
+                // The first column names the row (a component, a GPU id, a case): kept whole, the others wrap.
+                column.NoWrap();
+            }
+
             if (rightAligned?.Contains(i) == true)
             {
                 column.RightAligned();

@@ -3,15 +3,19 @@ using LlmMemory.Estimation;
 namespace LlmMemory.Cli.Rendering;
 
 /// <summary>
-/// Device memory over one step as a horizontal text bar chart, one row per moment, with the GPU's budget drawn as a
-/// dotted column: bars that cross it (drawn ▓ past the line) would not fit. Plain characters, so it reads the same piped.
+/// Memory in use over one step (live tensors plus what lies outside the allocator: the CUDA context, NCCL) as a horizontal
+/// text bar chart, one row per moment, scaled to the output's width, with the GPU's budget drawn as a dotted column: bars
+/// that cross it (drawn ▓ past the line) would not fit. The table's total is device memory at the peak, which adds the
+/// blocks the caching allocator holds beyond the live tensors; the header gives both when they differ. Plain characters,
+/// so it reads the same piped.
 /// </summary>
 internal static class TimelineChart
 {
     /// <summary>Rows shown at most; longer timelines keep the first, last and peak moments and evenly spaced others.</summary>
     private const int MaxRows = 40;
 
-    private const int BarWidth = 56;
+    /// <summary>Columns of a row beside its label and bar: two of indent, three spaces, the size (10) and the peak marker (8).</summary>
+    private const int RowExtras = 2 + 3 + 10 + 8;
 
     private static readonly char[] Eighths = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
 
@@ -20,7 +24,7 @@ internal static class TimelineChart
         IReadOnlyList<TimelinePoint> points = estimate.Timeline;
         if (points.Count == 0)
         {
-            io.Out.WriteLine("Timeline: this estimator does not model memory over a step yet, so only the peak is known "
+            io.WriteWrapped("Timeline: this estimator does not model memory over a step yet, so only the peak is known "
                 + $"({estimate.DeviceTotal} at {estimate.PeakPhase}).");
             return;
         }
@@ -28,30 +32,34 @@ internal static class TimelineChart
         ByteSize? budget = estimate.Gpu?.Budget;
         TimelinePoint peak = points.MaxBy(p => p.Bytes.Bytes)!;
         long scale = Math.Max(1, Math.Max(peak.Bytes.Bytes, budget?.Bytes ?? 0));
-        int budgetColumn = budget is ByteSize b ? (int)Math.Round(b.Bytes * (double)BarWidth / scale) : -1;
         IReadOnlyList<TimelinePoint> shown = Sample(points, peak);
-        int labelWidth = Math.Min(28, shown.Max(p => p.Phase.Length));
+        int labelWidth = Math.Min(Math.Min(28, io.Width / 4), shown.Max(p => p.Phase.Length));
+        int barWidth = Math.Max(8, io.Width - labelWidth - RowExtras - 1);
+        int budgetColumn = budget is ByteSize b ? (int)Math.Round(b.Bytes * (double)barWidth / scale) : -1;
 
-        io.Out.WriteLine($"Device memory over one step: peak {peak.Bytes} at {peak.Phase}"
+        string at = peak.Phase == "peak" ? "" : $" at {peak.Phase}";
+        string device = peak.Bytes == estimate.DeviceTotal ? ""
+            : $"; the table's total, {estimate.DeviceTotal} of device memory, adds the blocks the caching allocator keeps";
+        io.WriteWrapped($"Memory in use over one step (live tensors and memory outside the allocator): peak {peak.Bytes}{at}{device}"
             + (budget is ByteSize limit ? $"; ┆ marks the {limit} usable on {estimate.Gpu!.Name}." : "."));
         foreach (TimelinePoint point in shown)
         {
             string label = point.Phase.Length > labelWidth ? point.Phase[..(labelWidth - 1)] + "…" : point.Phase.PadRight(labelWidth);
             string marker = ReferenceEquals(point, peak) ? "  ◀ peak" : "";
-            io.Out.WriteLine($"  {label} {Bar(point.Bytes.Bytes, scale, budgetColumn)} {point.Bytes,10}{marker}");
+            io.Out.WriteLine($"  {label} {Bar(point.Bytes.Bytes, scale, barWidth, budgetColumn)} {point.Bytes,10}{marker}");
         }
 
         if (shown.Count < points.Count)
         {
-            io.Out.WriteLine($"  ({shown.Count} of {points.Count} moments shown; --json lists every one.)");
+            io.WriteWrapped($"  ({shown.Count} of {points.Count} moments shown; --json lists every one.)", 3);
         }
     }
 
-    private static string Bar(long bytes, long scale, int budgetColumn)
+    private static string Bar(long bytes, long scale, int barWidth, int budgetColumn)
     {
-        double eighths = Math.Round(bytes * (double)BarWidth * 8 / scale);
+        double eighths = Math.Round(bytes * (double)barWidth * 8 / scale);
         int full = (int)(eighths / 8);
-        var bar = new char[BarWidth + 1];
+        var bar = new char[barWidth + 1];
         for (int i = 0; i < bar.Length; i++)
         {
             bar[i] = i < full ? (budgetColumn >= 0 && i >= budgetColumn ? '▓' : '█') : ' ';

@@ -18,25 +18,27 @@ internal static class ValidationTable
         foreach (IGrouping<string, CaseResult> reason in report.Results.Where(r => r.Reason is not null).GroupBy(r => r.Reason!, StringComparer.Ordinal))
         {
             string cases = reason.Count() == 1 ? reason.First().Case.Id : $"{reason.Count()} cases ({reason.First().Case.Id}, …)";
-            io.Out.WriteLine($"Unsupported, {cases}: {reason.Key}");
+            io.WriteWrapped($"Unsupported, {cases}: {reason.Key}");
         }
 
         foreach (string line in SummaryLines(report.Summary))
         {
-            io.Out.WriteLine(line);
+            io.WriteWrapped(line);
         }
     }
 
     public static IEnumerable<string> SummaryLines(ValidationSummary summary)
     {
-        yield return $"{summary.Count} cases: {summary.Ok} ok, {summary.Unsupported} unsupported.";
+        yield return $"{Cases(summary.Count)}: {summary.Ok} ok, {summary.Unsupported} unsupported.";
         ErrorSummary e = summary.Errors;
         yield return e.Count == 0
             ? "|error|: no case in the error statistics (estimated, no exact requirement, not low-confidence)."
-            : $"|error| over {e.Count} cases (estimated, no exact requirement, not low-confidence): median {ValidationCells.Percent(e.Median)}, "
+            : $"|error| over {Cases(e.Count)} (estimated, no exact requirement, not low-confidence): median {ValidationCells.Percent(e.Median)}, "
                 + $"p90 {ValidationCells.Percent(e.P90)} (nearest rank), max {ValidationCells.Percent(e.Max)}.";
-        yield return $"Exact: {summary.ExactMatches} of {summary.ExactRequired} cases with exact: true or tolerance_bytes match.";
+        yield return $"Exact: {summary.ExactMatches} of {Cases(summary.ExactRequired)} with exact: true or tolerance_bytes match.";
     }
+
+    private static string Cases(int count) => count == 1 ? "1 case" : $"{count} cases";
 
     private static string What(CaseResult result) =>
         Names.Of(result.Case.Measured.What) + (result.Case.Measured.Scope == MeasurementScope.Total ? " (total)" : "");

@@ -15,6 +15,9 @@ public sealed record CatalogModel(string Alias, string HfId, JsonElement Config,
 {
     private readonly Lazy<ModelArchitecture> _architecture = new(() => ConfigJsonReader.Read(Config, $"catalog model {Alias}"));
 
+    /// <summary>For an instruct, chat or -it release (data/model-variants.json), the catalog model whose shapes it has; else null.</summary>
+    public CatalogModel? VariantOf { get; init; }
+
     /// <summary>The architecture read from <see cref="Config"/> (parsed once, on first use).</summary>
     public ModelArchitecture Architecture => _architecture.Value;
 }

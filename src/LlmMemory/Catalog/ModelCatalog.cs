@@ -1,6 +1,8 @@
 using System.Collections.Frozen;
 using System.Reflection;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 
 namespace LlmMemory.Catalog;
 
@@ -9,13 +11,22 @@ public static class ModelCatalog
 {
     private static readonly Lazy<IReadOnlyList<CatalogModel>> Entries = new(Load);
 
+    private static readonly Lazy<IReadOnlyList<CatalogModel>> VariantEntries = new(LoadVariants);
+
     private static readonly Lazy<FrozenDictionary<string, CatalogModel>> ByName = new(() =>
         Entries.Value.SelectMany(m => new[] { (Key: m.Alias, Model: m), (Key: m.HfId, Model: m) })
+            .Concat(VariantEntries.Value.Select(v => (Key: v.HfId, Model: v)))
             .DistinctBy(pair => pair.Key.ToLowerInvariant())
             .ToFrozenDictionary(pair => pair.Key.ToLowerInvariant(), pair => pair.Model));
 
     /// <summary>Every catalog model, sorted by alias.</summary>
     public static IReadOnlyList<CatalogModel> All => Entries.Value;
+
+    /// <summary>
+    /// The instruct, chat and -it releases of data/model-variants.json, each its base model's config with the keys the
+    /// variant's own config.json sets differently; <see cref="CatalogModel.VariantOf"/> names the base.
+    /// </summary>
+    public static IReadOnlyList<CatalogModel> Variants => VariantEntries.Value;
 
     /// <summary>Finds a model by Hugging Face id or alias (case-insensitive).</summary>
     public static bool TryFind(string name, out CatalogModel model)
@@ -60,6 +71,37 @@ public static class ModelCatalog
         return models.OrderBy(m => m.Alias, StringComparer.Ordinal).ToArray();
     }
 
+    private static CatalogModel[] LoadVariants()
+    {
+        using Stream stream = typeof(ModelCatalog).Assembly.GetManifestResourceStream("model-variants.json")!;
+        using JsonDocument document = JsonDocument.Parse(stream);
+        var byName = Entries.Value.SelectMany(m => new[] { (Key: m.Alias, Model: m), (Key: m.HfId, Model: m) })
+            .ToDictionary(pair => pair.Key.ToLowerInvariant(), pair => pair.Model);
+        return document.RootElement.GetProperty("variants").EnumerateArray().Select(v =>
+        {
+            string id = v.GetProperty("id").GetString()!;
+            string baseName = v.GetProperty("base").GetString()!;
+            CatalogModel model = byName.TryGetValue(baseName.ToLowerInvariant(), out CatalogModel? found)
+                ? found
+                : throw new InvalidOperationException($"data/model-variants.json: {id} names base {baseName}, which is not in the catalog.");
+            var config = JsonNode.Parse(model.Config.GetRawText())!.AsObject();
+            if (v.TryGetProperty("differs", out JsonElement differs))
+            {
+                foreach (JsonProperty key in differs.EnumerateObject())
+                {
+                    config[key.Name] = JsonNode.Parse(key.Value.GetRawText());
+                }
+            }
+
+            string source = v.GetProperty("source").GetString()!;
+            return new CatalogModel(model.Alias, id, JsonSerializer.SerializeToElement(config, CatalogJsonContext.Default.JsonObject),
+                model.ExactParameters, model.ExactParametersSource, $"Same shapes as {model.HfId}. Config: {source}")
+            {
+                VariantOf = model,
+            };
+        }).ToArray();
+    }
+
     /// <summary>Edit distance that ranks a substring match first, so "llama-3-8b" suggests "llama-3.1-8b".</summary>
     private static int Distance(string wanted, string candidate)
     {
@@ -85,3 +127,7 @@ public static class ModelCatalog
         return previous[^1];
     }
 }
+
+/// <summary>Source-generated JSON for the catalog's config copies (the library is AOT-compatible).</summary>
+[JsonSerializable(typeof(JsonObject))]
+internal sealed partial class CatalogJsonContext : JsonSerializerContext;

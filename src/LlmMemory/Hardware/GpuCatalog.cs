@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 
 namespace LlmMemory.Hardware;
 
@@ -21,8 +22,10 @@ public static class GpuCatalog
     }
 
     /// <summary>
-    /// Devices a loose spelling could mean ("RTX 4090", "4090", "H200 141GB", "nvidia-h100"): vendor and brand words,
-    /// case and punctuation are ignored; the spelling is the whole id, the id with its memory in GB (GPU "GB" are GiB), or the start of ids.
+    /// Devices a loose spelling could mean ("RTX 4090", "4090", "H200 141GB", "nvidia-h100", "h100 sxm", "H100-SXM5-80GB",
+    /// "L4"). Case, spaces, hyphens, underscores and the vendor and brand words are ignored. In order, the first rule that
+    /// names a device wins: the whole id; the id with its memory in GB (GPU "GB" are GiB); every word of the spelling a word
+    /// of the device's id or name ("l4" is the L4, not the L40S); every word the start of such a word ("sxm" for "SXM5").
     /// </summary>
     public static IReadOnlyList<Gpu> Matches(string spelling)
     {
@@ -40,7 +43,16 @@ public static class GpuCatalog
         }
 
         Gpu[] withMemory = Entries.Value.Where(g => g.Memory is ByteSize m && key == $"{Key(g.Id)}{Math.Round(m.Bytes / (double)(1L << 30))}gb").ToArray();
-        return withMemory.Length > 0 ? withMemory : Entries.Value.Where(g => Key(g.Id).StartsWith(key, StringComparison.Ordinal)).ToArray();
+        if (withMemory.Length > 0)
+        {
+            return withMemory;
+        }
+
+        string[] words = Words(spelling);
+        Gpu[] wordForWord = Entries.Value.Where(g => words.All(w => Words(g.Id, g.Name).Contains(w))).ToArray();
+        return wordForWord.Length > 0
+            ? wordForWord
+            : Entries.Value.Where(g => words.All(w => Words(g.Id, g.Name).Any(d => d.StartsWith(w, StringComparison.Ordinal)))).ToArray();
     }
 
     /// <exception cref="FormatException">Unknown id; the message lists the known ones.</exception>
@@ -53,16 +65,25 @@ public static class GpuCatalog
             ? $"It could be {string.Join(", ", several.Select(g => g.Id))}."
             : $"Known: {string.Join(", ", Entries.Value.Select(g => g.Id))}.";
 
+    /// <summary>Vendor and brand words, which name no device.</summary>
+    private static readonly string[] Brands = ["nvidia", "geforce", "tesla", "amd", "instinct", "rtx"];
+
     private static string Key(string text)
     {
         string lower = text.ToLowerInvariant();
-        foreach (string word in (string[])["nvidia", "geforce", "tesla", "amd", "instinct", "rtx"])
+        foreach (string word in Brands)
         {
             lower = lower.Replace(word, "", StringComparison.Ordinal);
         }
 
         return new string(lower.Where(char.IsAsciiLetterOrDigit).ToArray());
     }
+
+    /// <summary>The lower-case words of <paramref name="texts"/> (split at anything not a letter or digit), brand words left out.</summary>
+    private static string[] Words(params string[] texts) =>
+        texts.SelectMany(t => Regex.Matches(t.ToLowerInvariant(), "[a-z0-9]+").Select(m => m.Value))
+            .Where(w => !Brands.Contains(w))
+            .ToArray();
 
     private static Gpu[] Load()
     {

@@ -69,7 +69,9 @@ public static partial class ModelResolver
     {
         if (ModelCatalog.TryFind(text, out CatalogModel model))
         {
-            return new ResolvedModel(model.Alias, model.HfId, "catalog", model.Architecture);
+            return model.VariantOf is CatalogModel basis
+                ? new ResolvedModel($"{model.HfId} (as {basis.Alias})", model.HfId, $"catalog variant of {basis.HfId}", model.Architecture)
+                : new ResolvedModel(model.Alias, model.HfId, "catalog", model.Architecture);
         }
 
         if (TryParseCount(text, out long count))

@@ -5,11 +5,14 @@ namespace LlmMemory.Tests.Cli;
 
 public sealed class CliTests
 {
-    internal static (int Code, string Out, string Error) Run(params string[] args)
+    /// <summary>Runs the CLI at 80 columns, the width of a default terminal.</summary>
+    internal static (int Code, string Out, string Error) Run(params string[] args) => RunAt(80, args);
+
+    internal static (int Code, string Out, string Error) RunAt(int width, params string[] args)
     {
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
-        int code = CliApp.Run(args, stdout, stderr);
+        int code = CliApp.Run(args, stdout, stderr, width);
         return (code, stdout.ToString(), stderr.ToString());
     }
 
@@ -64,7 +67,8 @@ public sealed class CliTests
     [Fact]
     public void Dtypes_value_shows_pi_as_the_essay_does()
     {
-        (int code, string output, _) = Run("dtypes", "--value", "3.14159265358979");
+        // Wide enough that a 64-bit pattern (1 + 11 + 52 bits) stays on one line of its table cell.
+        (int code, string output, _) = RunAt(200, "dtypes", "--value", "3.14159265358979");
         Assert.Equal(0, code);
         Assert.Contains("0 10000000 10010010000111111011011", output, StringComparison.Ordinal);
         Assert.Contains("3.14159274101257324", output, StringComparison.Ordinal);

@@ -52,7 +52,8 @@ public sealed class TimelineChartTests
     private static string Render(MemoryEstimate estimate)
     {
         using var output = new StringWriter();
-        TimelineChart.Write(new CliOutput(output, output), estimate);
+        // Wide enough for the header to stay on one line, so each further line is a moment.
+        TimelineChart.Write(new CliOutput(output, output) { Width = 400 }, estimate);
         return output.ToString();
     }
 

@@ -64,14 +64,15 @@ public sealed class ValidateCommandTests
     public void The_human_form_is_a_table_worst_first_with_the_summary_last()
     {
         using var files = new CaseFiles();
-        (int code, string output, _) = CliTests.Run("validate", files.Write("c.jsonl", Params, Weights, Unknown));
+        // Wide enough that each summary sentence is one line.
+        (int code, string output, _) = CliTests.RunAt(200, "validate", files.Write("c.jsonl", Params, Weights, Unknown));
         Assert.Equal(0, code);
         int unknown = output.IndexOf("unknown-model", StringComparison.Ordinal);
         int weights = output.IndexOf("weights-7b", StringComparison.Ordinal);
         int parameters = output.IndexOf("params-smollm2", StringComparison.Ordinal);
         Assert.True(unknown < weights && weights < parameters, output);
         string[] lines = output.TrimEnd().Split('\n');
-        Assert.Equal("Exact: 1 of 1 cases with exact: true or tolerance_bytes match.", lines[^1].TrimEnd());
+        Assert.Equal("Exact: 1 of 1 case with exact: true or tolerance_bytes match.", lines[^1].TrimEnd());
         Assert.Equal("3 cases: 2 ok, 1 unsupported.", lines[^3].TrimEnd());
         Assert.Contains(lines, l => l.StartsWith("Unsupported, unknown-model: ", StringComparison.Ordinal));
     }

@@ -69,7 +69,7 @@ public sealed class BadInputTests(WebApplicationFactory<Program> factory) : ICla
 
     [Theory]
     [InlineData("https://huggingface.co/meta-llama/Llama-3.1-8B/resolve/main/config.json")]
-    [InlineData("meta-llama/Llama-3.1-8B-Instruct")]
+    [InlineData("meta-llama/Llama-4-Scout-17B-16E-Instruct")]
     [InlineData("/etc/passwd")]
     [InlineData("../../../../etc/hostname")]
     public async Task Urls_hub_ids_outside_the_catalog_and_paths_are_refused(string model)

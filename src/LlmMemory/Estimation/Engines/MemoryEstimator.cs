@@ -25,6 +25,7 @@ public static class MemoryEstimator
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(scenario);
+        (model, scenario, string? fallback) = Bf16Fallback.Apply(model, scenario);
         EstimatorPath path = EngineRegistry.Route(model, scenario);
         OptionCheck.Check(scenario, path);
         MemoryEstimate estimate;
@@ -40,6 +41,6 @@ public static class MemoryEstimator
         }
 
         // What a weights-file reader noticed (a config/header mismatch, tensors outside the layout) travels with every estimate.
-        return estimate with { Gpu = scenario.Gpu, Notes = [.. estimate.Notes, .. model.Architecture?.WeightsFile?.Notes ?? []] };
+        return estimate with { Gpu = scenario.Gpu, Notes = [.. fallback is null ? [] : new[] { fallback }, .. estimate.Notes, .. model.Architecture?.WeightsFile?.Notes ?? []] };
     }
 }
