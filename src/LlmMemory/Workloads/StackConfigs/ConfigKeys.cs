@@ -140,10 +140,25 @@ internal sealed class ConfigKeys(JsonObject root, string file)
 
     public StackConfig Finish(StackConfigKind kind)
     {
+        if (_settings.Find(s => s.Field == "fused") is { Key: { } fusedKey } fused && IsSharded())
+        {
+            // torch.optim's fused AdamW changes only the single-GPU replay's step; the sharded closed form has no such choice,
+            // and the scenario refuses the field there, so a sharded config's fused optimizer is read but sets nothing.
+            _settings.Remove(fused);
+            _confirmed.Add($"{fusedKey} (fused AdamW, which a sharded run's estimate does not distinguish)");
+        }
+
         var unused = new List<string>();
         Unread(root, "", unused);
         return new StackConfig(file, kind, [.. _settings], [.. _confirmed], [.. _unmodelled], unused);
     }
+
+    private bool IsSharded() => _settings.Any(s => s.Field switch
+    {
+        "parallel.fsdp" => s.Value?.ToString() != "none",
+        "parallel.zero" or "parallel.gpus" => s.Value?.ToJsonString() is not ("0" or "1"),
+        _ => false,
+    });
 
     public static bool IsAuto(JsonNode node) => node.GetValueKind() == JsonValueKind.String && node.GetValue<string>() == "auto";
 
