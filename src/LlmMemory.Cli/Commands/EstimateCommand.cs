@@ -21,8 +21,9 @@ internal static class EstimateCommand
         command.Options.Add(timeline);
         command.SetAction(parse =>
         {
-            Scenario scenario = options.Read(parse);
+            (Scenario scenario, IReadOnlyList<string> configNotes) = options.Input(parse);
             MemoryEstimate estimate = MemoryEstimator.Estimate(ModelSources.Resolve(scenario.Model, scenario.BaseDirectory, io), scenario);
+            estimate = estimate with { Notes = [.. configNotes, .. estimate.Notes] };
             if (parse.GetValue(json))
             {
                 Output.Json(io, EstimateJson.Estimate(estimate, scenario));

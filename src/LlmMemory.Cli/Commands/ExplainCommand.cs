@@ -18,8 +18,12 @@ internal static class ExplainCommand
         command.Options.Add(json);
         command.SetAction(parse =>
         {
-            Scenario scenario = options.Read(parse);
+            (Scenario scenario, IReadOnlyList<string> configNotes) = options.Input(parse);
             Explanation explanation = Explainer.Explain(ModelSources.Resolve(scenario.Model, scenario.BaseDirectory, io), scenario);
+            if (configNotes.Count > 0)
+            {
+                explanation = explanation with { Sections = [new ExplanationSection("config", "What the config files say", configNotes, []), .. explanation.Sections] };
+            }
             if (parse.GetValue(json))
             {
                 Output.Json(io, ExplanationJson.Of(explanation));

@@ -24,8 +24,9 @@ internal static class FitCommand
         command.Options.Add(json);
         command.SetAction(parse =>
         {
-            Scenario scenario = options.Read(parse);
+            (Scenario scenario, IReadOnlyList<string> configNotes) = options.Input(parse);
             FitPlan plan = FitPlanner.Plan(ModelSources.Resolve(scenario.Model, scenario.BaseDirectory, io), scenario, parse.GetValue(targetBatch) ?? FitPlanner.DefaultTargetBatch);
+            plan = plan with { Notes = [.. configNotes, .. plan.Notes] };
             if (parse.GetValue(json))
             {
                 Output.Json(io, FitJson.Plan(plan));

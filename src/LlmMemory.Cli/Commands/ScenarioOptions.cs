@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using LlmMemory.Workloads;
+using LlmMemory.Workloads.StackConfigs;
 
 namespace LlmMemory.Cli.Commands;
 
@@ -92,11 +93,18 @@ internal sealed class ScenarioOptions
 
     public Option<string?> ScenarioFile { get; } = new("--scenario") { Description = "Read the scenario from a JSON file (docs/scenario.md); flags override it." };
 
+    public Option<string[]> ConfigFiles { get; } = new("--config")
+    {
+        Description = "Read the settings of an Axolotl, torchtune, TrainingArguments/SFTConfig, DeepSpeed or accelerate config file (repeatable; later files and flags override earlier ones).",
+        Arity = ArgumentArity.OneOrMore,
+    };
+
     public void AddTo(Command command)
     {
         ArgumentNullException.ThrowIfNull(command);
         command.Arguments.Add(Model);
         command.Options.Add(ScenarioFile);
+        command.Options.Add(ConfigFiles);
         foreach ((Option option, _, _) in _fields)
         {
             command.Options.Add(option);
@@ -104,22 +112,41 @@ internal sealed class ScenarioOptions
     }
 
     /// <summary>The scenario: the file's (when given), with every given flag written over it, checked once.</summary>
-    public Scenario Read(ParseResult parse) => Draft(parse).Read();
+    public Scenario Read(ParseResult parse) => Input(parse).Scenario;
 
-    /// <summary>The unchecked scenario: the file's fields with the flags the user typed written over them.</summary>
-    public ScenarioDraft Draft(ParseResult parse)
+    /// <summary>The scenario, with notes on what each <c>--config</c> file gave it (used, not modelled, not used).</summary>
+    public ScenarioInput Input(ParseResult parse)
     {
         ArgumentNullException.ThrowIfNull(parse);
+        StackConfig[] configs = [.. (parse.GetValue(ConfigFiles) ?? []).Select(StackConfig.Read)];
+        ScenarioDraft draft = Draft(parse, configs);
+        Scenario scenario = draft.Read();
+        return new ScenarioInput(scenario, [.. configs.SelectMany(c => c.Notes(draft))]);
+    }
+
+    /// <summary>
+    /// The unchecked scenario: the scenario file's fields, then each config file's, then MODEL and the flags the user typed,
+    /// each written over what came before.
+    /// </summary>
+    private ScenarioDraft Draft(ParseResult parse, StackConfig[] configs)
+    {
         string? file = parse.GetValue(ScenarioFile);
         string? model = parse.GetValue(Model);
         ScenarioDraft draft = file is not null ? ScenarioDraft.FromFile(file) : ScenarioDraft.Empty("command line");
+        foreach (StackConfig config in configs)
+        {
+            config.ApplyTo(draft);
+        }
+
         if (model is not null)
         {
             draft.Set("model", model, "MODEL");
         }
-        else if (file is null)
+        else if (!draft.Has("model"))
         {
-            throw new FormatException("Give a MODEL (catalog id, alias, path or count) or --scenario FILE.");
+            throw new FormatException(configs.Length > 0
+                ? $"Give a MODEL (catalog id, alias, path or count): {string.Join(", ", configs.Select(c => c.File))} names none this tool can read."
+                : "Give a MODEL (catalog id, alias, path or count) or --scenario FILE.");
         }
 
         foreach ((Option option, string path, Kind kind) in _fields)
@@ -180,3 +207,6 @@ internal sealed class ScenarioOptions
         model is not null && (model.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)
             || (model.Contains('/', StringComparison.Ordinal) && model.Contains(':', StringComparison.Ordinal) && !Path.IsPathRooted(model)));
 }
+
+/// <summary>A scenario as the options read it, with the notes its config files add (what each key did).</summary>
+internal sealed record ScenarioInput(Scenario Scenario, IReadOnlyList<string> Notes);

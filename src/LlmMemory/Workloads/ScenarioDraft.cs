@@ -97,6 +97,9 @@ public sealed class ScenarioDraft
         return this;
     }
 
+    /// <summary>What last wrote <paramref name="path"/> (a flag, a config file's key); null when it is the draft's own or unset.</summary>
+    public string? OriginOf(string path) => _origins.GetValueOrDefault(path);
+
     /// <summary>True when the draft holds <paramref name="path"/> (a top-level field).</summary>
     public bool Has(string path) => _root[path] is not null;
 
