@@ -143,17 +143,7 @@ public sealed record StackConfig(string File, StackConfigKind Kind, IReadOnlyLis
 
     private static JsonObject Parse(string path)
     {
-        if (!System.IO.File.Exists(path))
-        {
-            throw new ModelFormatException(path, null, Directory.Exists(path) ? "is a folder, not a config file." : "no such file.");
-        }
-
-        if (new FileInfo(path).Length > Limits.MaxConfigBytes)
-        {
-            throw new ModelFormatException(path, null, $"is larger than {Limits.MaxConfigBytes:N0} bytes.");
-        }
-
-        byte[] bytes = System.IO.File.ReadAllBytes(path);
+        byte[] bytes = LocalFile.ReadAllBytes(path, Limits.MaxConfigBytes, "a config file");
         JsonNode? node;
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
         {
