@@ -191,7 +191,8 @@ public sealed class StackConfigTests
     public void Flags_override_the_config_and_the_notes_say_so()
     {
         string file = Example("axolotl-llama-3-qlora.yml");
-        (int code, string output, string error) = CliTests.Run("estimate", "llama-3-8b", "--config", file, "--batch", "1", "--seq", "2048");
+        // Wide enough that each note stays on one line.
+        (int code, string output, string error) = CliTests.RunAt(400, "estimate", "llama-3-8b", "--config", file, "--batch", "1", "--seq", "2048");
         Assert.True(code == 0, error);
         Assert.Contains("micro_batch_size → batch = 2 (overridden by --batch)", output, StringComparison.Ordinal);
         Assert.Contains("base_model → model = \"NousResearch/Meta-Llama-3-8B\" (overridden by MODEL)", output, StringComparison.Ordinal);
