@@ -37,7 +37,9 @@ internal static class OptionCheck
         "seq" or "batch" => "a bare parameter count has no layers to size activations or a KV cache; give a model id or config.json",
         "attention" or "compile" => "it is a setting of transformers and PyTorch training runs",
         "new_tokens" or "cache" when scenario.Engine is Engine.Transformers or Engine.Pytorch =>
-            "generate() is not modelled yet; without new_tokens the estimate is one forward over seq tokens (the prefill peak)",
+            !scenario.IsTraining
+                ? "a bare parameter count has no layers to replay generate() on; give a model id or config.json"
+                : "generate() is an inference run (mode inference); a training step is one forward and backward over seq",
         "new_tokens" or "cache" => "it is a transformers generate() setting; serving engines are sized by max_model_len or n_ctx",
         "alloc_conf" when scenario.Engine is Engine.Vllm or Engine.Sglang or Engine.LlamaCpp => "it is a PyTorch allocator setting",
         "alloc_conf" => "PyTorch's allocator settings are not replayed yet (the default allocator is)",
