@@ -49,16 +49,7 @@ internal static class AccelerateConfig
     {
         keys.Pass("deepspeed_config.zero_stage", "parallel.zero");
         keys.Pass("deepspeed_config.gradient_accumulation_steps", "gradient_accumulation");
-        bool optimizer = keys.Peek("deepspeed_config.offload_optimizer_device") is not null && keys.Text("deepspeed_config.offload_optimizer_device") is "cpu" or "nvme";
-        bool parameters = keys.Peek("deepspeed_config.offload_param_device") is not null && keys.Text("deepspeed_config.offload_param_device") is "cpu" or "nvme";
-        if (optimizer)
-        {
-            keys.Set("parallel.offload", JsonValue.Create(parameters ? "optimizer+params" : "optimizer"), "deepspeed_config.offload_optimizer_device");
-        }
-        else if (parameters)
-        {
-            keys.Unmodelled("deepspeed_config.offload_param_device", "parameters offloaded without the optimizer states; the scenario offloads the optimizer, or both");
-        }
+        DeepSpeedConfig.Offload(keys, "deepspeed_config.offload_optimizer_device", "deepspeed_config.offload_param_device");
 
         if (keys.Peek("deepspeed_config.deepspeed_config_file") is not null)
         {

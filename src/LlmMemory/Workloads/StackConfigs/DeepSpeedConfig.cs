@@ -13,21 +13,7 @@ internal static class DeepSpeedConfig
     {
         string zero = prefix + "zero_optimization.";
         keys.Pass(zero + "stage", "parallel.zero");
-        string? optimizer = Device(keys, zero + "offload_optimizer.device");
-        string? parameters = Device(keys, zero + "offload_param.device");
-        if (optimizer is not null && parameters is not null)
-        {
-            keys.Set("parallel.offload", JsonValue.Create("optimizer+params"), zero + "offload_param.device");
-            keys.Confirm(zero + "offload_optimizer.device", "optimizer+params with offload_param");
-        }
-        else if (optimizer is not null)
-        {
-            keys.Set("parallel.offload", JsonValue.Create("optimizer"), zero + "offload_optimizer.device");
-        }
-        else if (parameters is not null)
-        {
-            keys.Unmodelled(zero + "offload_param.device", "parameters offloaded without the optimizer states; the scenario offloads the optimizer, or both");
-        }
+        Offload(keys, zero + "offload_optimizer.device", zero + "offload_param.device");
 
         keys.Pass(prefix + "train_micro_batch_size_per_gpu", "batch");
         keys.Pass(prefix + "gradient_accumulation_steps", "gradient_accumulation");
@@ -53,6 +39,29 @@ internal static class DeepSpeedConfig
             {
                 keys.Unmodelled(prefix + key, "DeepSpeed's own activation checkpointing (the model must call deepspeed.checkpointing)");
             }
+        }
+    }
+
+    /// <summary>
+    /// ZeRO's offload devices as the scenario's <c>parallel.offload</c>: the optimizer alone, or the optimizer and the
+    /// parameters; parameters alone have no scenario value. Shared by DeepSpeed's JSON and accelerate's DeepSpeed section.
+    /// </summary>
+    internal static void Offload(ConfigKeys keys, string optimizerKey, string parameterKey)
+    {
+        string? optimizer = Device(keys, optimizerKey);
+        string? parameters = Device(keys, parameterKey);
+        if (optimizer is not null && parameters is not null)
+        {
+            keys.Set("parallel.offload", JsonValue.Create("optimizer+params"), parameterKey);
+            keys.Confirm(optimizerKey, "optimizer+params with offload_param");
+        }
+        else if (optimizer is not null)
+        {
+            keys.Set("parallel.offload", JsonValue.Create("optimizer"), optimizerKey);
+        }
+        else if (parameters is not null)
+        {
+            keys.Unmodelled(parameterKey, "parameters offloaded without the optimizer states; the scenario offloads the optimizer, or both");
         }
     }
 
