@@ -55,9 +55,10 @@ public sealed class BrowserFixture : IAsyncLifetime
     }
 
     /// <summary>
-    /// A fresh page on the app. Without Chromium the test fails when CI is set (CI must run it) and is skipped otherwise.
+    /// A fresh page on the app, <paramref name="width"/> CSS pixels wide (a desktop by default; 360 is a small phone).
+    /// Without Chromium the test fails when CI is set (CI must run it) and is skipped otherwise.
     /// </summary>
-    public async Task<IPage> NewPageAsync()
+    public async Task<IPage> NewPageAsync(int width = 1400)
     {
         if (Missing is not null)
         {
@@ -68,7 +69,7 @@ public sealed class BrowserFixture : IAsyncLifetime
         IBrowserContext context = await Browser!.NewContextAsync(new BrowserNewContextOptions
         {
             BaseURL = App!.Address.ToString(),
-            ViewportSize = new ViewportSize { Width = 1400, Height = 1000 },
+            ViewportSize = new ViewportSize { Width = width, Height = 1000 },
         });
         context.SetDefaultTimeout(15_000);
         return await context.NewPageAsync();
