@@ -414,7 +414,11 @@ function renderFit(fit, estimate) {
     return;
   }
   if (fit.ok && fit.json) {
-    box.append(fitTable(fit.json));
+    const scroll = Object.assign(document.createElement('div'), { className: 'scroll', tabIndex: 0 });
+    scroll.setAttribute('role', 'region');
+    scroll.setAttribute('aria-label', 'What fits');
+    scroll.append(fitTable(fit.json));
+    box.append(scroll);
   }
   if (!fit.ok && fit.json?.detail && fit.status === 501) {
     add(`Exact answers (solvers): ${fit.json.detail}`);
