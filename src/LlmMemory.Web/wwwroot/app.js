@@ -280,7 +280,7 @@ function renderTimeline(estimate) {
   $('timeline-title').textContent = training ? 'Memory over one training step' : 'Memory as the model loads and runs';
   drawTimeline($('timeline-chart'), points, { budget: estimate.gpu_bytes, budgetLabel: estimate.gpu_bytes ? `usable ${gib(estimate.gpu_bytes)} GiB` : '' });
   const peak = points.reduce((best, p) => (p.bytes > best.bytes ? p : best));
-  $('timeline-desc').textContent = `${points.length} moments from ${points[0].phase} to ${points.at(-1).phase}; the most, ${gib(peak.bytes)} GiB, at ${peak.phase}. `
+  $('timeline-desc').textContent = `${points.length} moments from ${points[0].phase} to ${points.at(-1).phase}; the most held at once is ${gib(peak.bytes)} GiB. `
     + 'Each point is the memory held on the device at that moment; the total above is the most the device must hold, so it can be larger.';
   const head = document.createElement('thead');
   const headRow = document.createElement('tr');

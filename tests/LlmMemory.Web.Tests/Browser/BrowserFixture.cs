@@ -4,7 +4,7 @@ using Microsoft.Playwright;
 namespace LlmMemory.Web.Tests.Browser;
 
 /// <summary>
-/// The app on a real loopback port and one headless Debian Chromium, shared by the browser tests of a class.
+/// The app on a real loopback port and one headless Debian Chromium, shared by the browser tests.
 /// Playwright's .NET driver ships in its NuGet package; the browser is the system's (no <c>playwright install</c>).
 /// </summary>
 public sealed class BrowserFixture : IAsyncLifetime
@@ -74,4 +74,12 @@ public sealed class BrowserFixture : IAsyncLifetime
         context.SetDefaultTimeout(15_000);
         return await context.NewPageAsync();
     }
+}
+
+/// <summary>Every browser test class shares one app and one Chromium, and they run one class at a time: two browsers at
+/// once on a loaded two-core machine only make each slower.</summary>
+[CollectionDefinition(Name)]
+public sealed class SharedBrowser : ICollectionFixture<BrowserFixture>
+{
+    public const string Name = "browser";
 }

@@ -8,7 +8,8 @@ using Microsoft.Playwright;
 namespace LlmMemory.Web.Tests.Browser;
 
 /// <summary>The page on a phone, with a keyboard and a screen reader, when a request fails, and comparing scenarios.</summary>
-public sealed class PageForEveryoneTests(BrowserFixture browser) : IClassFixture<BrowserFixture>
+[Collection(SharedBrowser.Name)]
+public sealed class PageForEveryoneTests(BrowserFixture browser)
 {
     /// <summary>Llama-3.1-8B LoRA on a 24 GB card: a breakdown with long formulas, both curves, the fit table and a step's timeline.</summary>
     private const string Training = "/#model=llama-3.1-8b&mode=lora&gpu=rtx-4090&batch=1&seq=2048";
