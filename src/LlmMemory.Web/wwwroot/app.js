@@ -1,8 +1,8 @@
 // The page: a form over the scenario, the API's answers drawn as a bar, curves and tables. No arithmetic on memory
 // happens here: every number shown comes from the API (the library); the page only formats and draws it.
 
-import { DEFAULTS, fromHash, toHash, toScenario, toCommand } from './state.js';
-import { drawBar, drawCurve, swatch, gib } from './charts.js';
+import { DEFAULTS, fromHash, toHash, toScenario, toCommand, describe } from './state.js';
+import { drawBar, drawCurve, drawCompare, drawTimeline, swatch, gib } from './charts.js';
 import { readModelFile, ggufHeader, HeaderError } from './headers.js';
 
 const $ = (id) => document.getElementById(id);
@@ -14,6 +14,9 @@ let fileHeader = null;
 let fileNote = '';
 let inflight = null;
 let timer = 0;
+/** The scenarios kept for the compare view: [{label, estimate}], at most MAX_COMPARED. */
+const compared = [];
+const MAX_COMPARED = 3;
 
 async function getJson(path) {
   const response = await fetch(path);
@@ -105,17 +108,25 @@ function chooseCatalogModel(text) {
   const wanted = text.trim().toLowerCase();
   const model = catalog.models.find((m) => m.alias.toLowerCase() === wanted || m.hf_id.toLowerCase() === wanted);
   if (!model && !/^\d+(\.\d+)?([eE][+-]?\d+)?\s*[kKmMbBtT]?$/.test(text.trim())) return false;
+  leaveGguf();
   state.model = model ? model.alias : text.trim();
   state.config = null;
-  state.gguf = null;
   state.label = '';
   hideFile();
   return true;
 }
 
-function useConfig(config, label) {
-  state.config = config;
+/** A dropped GGUF file chose llama.cpp for itself; the next model gets the engine back to its default. */
+function leaveGguf() {
+  if (!state.gguf) return;
   state.gguf = null;
+  state.engine = DEFAULTS.engine;
+  $('engine').value = state.engine;
+}
+
+function useConfig(config, label) {
+  leaveGguf();
+  state.config = config;
   state.model = '';
   state.label = label;
   $('model-search').value = '';
@@ -178,8 +189,8 @@ function showFile(header) {
     $('model-search').value = '';
     fileNote = `Estimating the file's own ${number(header.tensors.length)} tensors (their ggml types and exact bytes) with llama.cpp's rules.`;
   } else {
+    leaveGguf();
     state.config = null;
-    state.gguf = null;
     state.label = '';
     state.model = String(header.elements);
     $('model-search').value = state.model;
@@ -221,7 +232,7 @@ function renderEstimate(estimate) {
   const p = estimate.parameters;
   const m = estimate.model;
   const shape = m.layers ? `, ${m.model_type}, ${m.layers} layers, hidden ${number(m.hidden_size)}, ${m.attention_heads} heads (${m.kv_heads} KV)` : '';
-  $('model-summary').textContent = `${m.hf_id ?? state.label ?? m.name}: ${number(p.total)} parameters${shape}.`;
+  $('model-summary').textContent = `${m.hf_id || state.label || m.name}: ${number(p.total)} parameters${shape}.`;
   $('model-summary').dataset.parameters = String(p.total);
   if (fileHeader && state.gguf) {
     const same = p.total === fileHeader.elements;
@@ -257,6 +268,80 @@ function renderEstimate(estimate) {
     line.textContent = estimate.gpu ? 'No memory budget is known for this device.' : 'Choose a GPU to see whether it fits.';
   }
   line.dataset.fits = String(estimate.fits ?? 'unknown');
+  renderTimeline(estimate);
+}
+
+/** The estimate's memory at each phase boundary of one step, where the estimator models the step. */
+function renderTimeline(estimate) {
+  const points = estimate.timeline;
+  $('timeline').hidden = points.length < 2;
+  if (points.length < 2) return;
+  const training = state.mode !== 'inference';
+  $('timeline-title').textContent = training ? 'Memory over one training step' : 'Memory as the model loads and runs';
+  drawTimeline($('timeline-chart'), points, { budget: estimate.gpu_bytes, budgetLabel: estimate.gpu_bytes ? `usable ${gib(estimate.gpu_bytes)} GiB` : '' });
+  const peak = points.reduce((best, p) => (p.bytes > best.bytes ? p : best));
+  $('timeline-desc').textContent = `${points.length} moments from ${points[0].phase} to ${points.at(-1).phase}; the most held at once is ${gib(peak.bytes)} GiB. `
+    + 'Each point is the memory held on the device at that moment; the total above is the most the device must hold, so it can be larger.';
+  const head = document.createElement('thead');
+  const headRow = document.createElement('tr');
+  headRow.append(...['Moment', 'GiB per device', 'Bytes'].map((text) => Object.assign(document.createElement('th'), { scope: 'col', textContent: text })));
+  head.append(headRow);
+  const body = document.createElement('tbody');
+  body.append(...points.map((p) => tableRow([p.phase, gib(p.bytes), number(p.bytes)], [1, 2])));
+  $('timeline-table').replaceChildren(head, body);
+}
+
+// ---------------------------------------------------------------- compare
+
+/** Keeps the form's scenario, estimated afresh, for the compare view. */
+async function addToCompare() {
+  const label = describe(state);
+  $('compare-status').textContent = `Estimating ${label}…`;
+  try {
+    const estimate = await postJson('/api/estimate', toScenario(state));
+    if (!estimate.ok) {
+      $('compare-status').textContent = `Not added: ${plain(estimate.json?.detail) ?? `HTTP ${estimate.status}`}`;
+      return;
+    }
+    if (compared.length < MAX_COMPARED) compared.push({ label, estimate: estimate.json });
+    $('compare-status').textContent = `Added ${label}.`
+      + (compared.length === MAX_COMPARED ? ` ${MAX_COMPARED} scenarios is the most; remove one to add another.` : '');
+  } catch (e) {
+    $('compare-status').textContent = `Not added: the server could not be reached (${e.message}).`;
+  }
+  renderCompare();
+}
+
+function renderCompare() {
+  $('compare-add').disabled = compared.length >= MAX_COMPARED;
+  $('compare-clear').disabled = compared.length === 0;
+  $('compare-view').hidden = compared.length === 0;
+  if (compared.length === 0) return;
+  const items = compared.map(({ label, estimate }) => ({
+    label, components: estimate.components.filter((c) => c.residence === 'device'), budget: estimate.gpu_bytes ?? null,
+  }));
+  drawCompare($('compare-chart'), items);
+  $('compare-desc').textContent = items.map((item) => `${item.label}: ${item.components.map((c) => `${c.name.replace(/_/g, ' ')} ${gib(c.bytes)} GiB`).join(', ')}`
+    + (item.budget ? `; the GPU allows ${gib(item.budget)} GiB` : '')).join('. ') + '.';
+  const kinds = new Map();
+  for (const c of items.flatMap((item) => item.components)) if (!kinds.has(c.kind)) kinds.set(c.kind, c.name.replace(/_/g, ' '));
+  $('compare-legend').replaceChildren(...[...kinds].map(([kind, name]) => {
+    const li = document.createElement('li');
+    li.append(swatch(kind), name);
+    return li;
+  }), Object.assign(document.createElement('li'), { textContent: '- - - usable memory of each GPU' }));
+  $('compare-table').tBodies[0].replaceChildren(...compared.map(({ label, estimate }, i) => {
+    const remove = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Remove', className: 'secondary' });
+    remove.setAttribute('aria-label', `Remove ${i + 1}. ${label}`);
+    remove.addEventListener('click', () => {
+      compared.splice(i, 1);
+      $('compare-status').textContent = `Removed ${label}.`;
+      renderCompare();
+      $('compare-add').focus();
+    });
+    const fits = estimate.fits === true ? 'yes' : estimate.fits === false ? 'no' : 'no GPU chosen';
+    return tableRow([`${i + 1}. ${label}`, gib(estimate.total_bytes), fits, remove], [1]);
+  }));
 }
 
 function sweepValues(current, top, bottom) {
@@ -286,16 +371,6 @@ function renderFlat(which) {
   $(`${which}-desc`).textContent = 'A bare parameter count has no layers, so its estimate does not change with context or batch; give a model id or config.json for the curves.';
 }
 
-/** Largest charted value that fits, and the next charted value that does not. */
-function charted(sweep) {
-  let best = null, next = null;
-  for (const p of sweep.points) {
-    if (p.fits === true) best = p.value;
-    else if (p.fits === false && best !== null && next === null) next = p.value;
-  }
-  return { best, next, anyFalse: sweep.points.some((p) => p.fits === false) };
-}
-
 /** The solvers' answers as the CLI's `fit` prints them: question, answer, why. */
 function fitTable(plan) {
   const training = plan.mode !== 'inference';
@@ -314,7 +389,9 @@ function fitTable(plan) {
         plan.serving.reason ?? plan.serving.refusal ?? '']);
     }
   } else if (plan.cheapest_change !== undefined) {
-    rows.push(['Cheapest change that fits', plan.fits ? 'none needed' : plan.cheapest_change ?? 'none tried fits', '']);
+    const cheapest = plan.changes?.find((c) => c.name === plan.cheapest_change);
+    rows.push(['Cheapest change that fits', plan.fits ? 'none needed' : plan.cheapest_change ?? 'none tried fits',
+      plan.fits ? 'the scenario fits as given' : cheapest?.cost ?? 'none of the changes tried fits this GPU']);
   }
   const table = document.createElement('table');
   table.className = 'fit-table';
@@ -328,39 +405,38 @@ function fitTable(plan) {
   return table;
 }
 
-function renderFit(fit, seqSweep, batchSweep, estimate) {
+function renderFit(fit, estimate) {
   const box = $('fit-answers');
   box.replaceChildren();
-  const add = (text, id) => box.append(Object.assign(document.createElement('p'), { textContent: text, id: id ?? '' }));
+  const add = (text) => box.append(Object.assign(document.createElement('p'), { textContent: text }));
   if (!estimate.gpu_bytes) {
     add('Choose a GPU to see what fits on it.');
     return;
   }
-  const name = budgetLabel(estimate);
   if (fit.ok && fit.json) {
-    box.append(fitTable(fit.json));
-  }
-  const describe = (sweep, what, unit) => {
-    const { best, next, anyFalse } = charted(sweep);
-    if (best === null) return `No charted ${what} fits on ${name}.`;
-    if (!anyFalse) return `Every charted ${what} fits on ${name}, up to ${number(sweep.points.at(-1).value)} ${unit}.`;
-    return `Of the charted values, the largest ${what} that fits on ${name} is ${number(best)} ${unit}` + (next ? ` (${number(next)} does not).` : '.');
-  };
-  if (seqSweep && batchSweep) {
-    add(describe(seqSweep, state.mode === 'inference' ? 'context length' : 'sequence length', 'tokens') + ` At batch ${number(state.batch)}.`, 'fit-seq');
-    add(describe(batchSweep, 'batch', 'sequences') + ` At ${number(state.seq)} tokens.`, 'fit-batch');
+    const scroll = Object.assign(document.createElement('div'), { className: 'scroll', tabIndex: 0 });
+    scroll.setAttribute('role', 'region');
+    scroll.setAttribute('aria-label', 'What fits');
+    scroll.append(fitTable(fit.json));
+    box.append(scroll);
   }
   if (!fit.ok && fit.json?.detail && fit.status === 501) {
     add(`Exact answers (solvers): ${fit.json.detail}`);
   }
 }
 
+/** The API names the request body as the source of a bad field ("request body: …"); on the page the form is the source. */
+const plain = (detail) => detail?.replace(/^request body: /, '');
+
+/** Shows the problem in place of the result: the result no longer answers the form, so it is hidden until the next answer. */
 function showProblem(problem) {
   const box = $('error');
+  const detail = plain(problem?.detail);
   box.textContent = problem?.field && problem.field !== 'body' && problem.field !== 'file'
-    ? `${problem.detail} (field: ${problem.field})`
-    : problem?.detail ?? 'The estimate failed.';
+    ? `${detail} (field: ${problem.field})`
+    : detail ?? 'The estimate failed.';
   box.hidden = false;
+  $('result-body').hidden = true;
   document.querySelectorAll('[aria-invalid]').forEach((c) => c.removeAttribute('aria-invalid'));
   const control = problem?.field && document.querySelector(`[data-field="${CSS.escape(problem.field)}"]`);
   if (control) control.setAttribute('aria-invalid', 'true');
@@ -369,6 +445,7 @@ function showProblem(problem) {
 
 function clearProblem() {
   $('error').hidden = true;
+  $('result-body').hidden = false;
   document.querySelectorAll('[aria-invalid]').forEach((c) => c.removeAttribute('aria-invalid'));
 }
 
@@ -408,7 +485,7 @@ async function refresh() {
       for (const which of ['seq', 'batch']) renderFlat(which);
       const fit = await postJson('/api/fit', scenario, signal);
       if (signal.aborted) return;
-      renderFit(fit, null, null, estimate.json);
+      renderFit(fit, estimate.json);
       $('results').dataset.scenario = JSON.stringify(scenario);
       $('results').dataset.status = 'ready';
       return;
@@ -428,7 +505,7 @@ async function refresh() {
     }
     renderCurve('seq', seqSweep.json, state.mode === 'inference' ? 'Context length' : 'Sequence length', state.seq);
     renderCurve('batch', batchSweep.json, 'Batch size', state.batch);
-    renderFit(fit, seqSweep.json, batchSweep.json, estimate.json);
+    renderFit(fit, estimate.json);
     if (signal.aborted) return;
     $('results').dataset.scenario = JSON.stringify(scenario);
     $('results').dataset.status = 'ready';
@@ -499,6 +576,14 @@ function wire() {
   // A file dropped beside the zone must not replace the page.
   window.addEventListener('dragover', (e) => e.preventDefault());
   window.addEventListener('drop', (e) => e.preventDefault());
+
+  $('compare-add').addEventListener('click', addToCompare);
+  $('compare-clear').addEventListener('click', () => {
+    compared.length = 0;
+    $('compare-status').textContent = 'The compare view is empty.';
+    renderCompare();
+    $('compare-add').focus();
+  });
 
   $('copy-url').addEventListener('click', async () => {
     try {

@@ -194,3 +194,85 @@ export function drawCurve(svg, points, { xLabel, budget, budgetLabel, current })
   const above = points.some((p) => p.total_bytes > ymax) ? '    △ above the chart (see the data)' : '';
   svg.append(el('text', { x: left, y: 16, class: 'tick' }, (budget ? '● fits    ✕ does not fit    - - - usable memory of the GPU    ⋯ current setting' : '● estimate    ⋯ current setting') + above));
 }
+
+/**
+ * Two or three scenarios as stacked bars on one shared GiB axis, each with its own budget as a dashed mark.
+ * items: [{label, components: [{name, kind, bytes}], budget: bytes or null}].
+ */
+export function drawCompare(svg, items) {
+  clear(svg);
+  const W = 800, left = 12, right = 12, rowH = 74, barH = 36, top = 8;
+  const H = top + items.length * rowH + 30;
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  const totals = items.map((item) => item.components.reduce((s, c) => s + c.bytes, 0));
+  const max = Math.max(...totals, ...items.map((item) => item.budget ?? 0)) * 1.04 || 1;
+  const x = (bytes) => left + (bytes / max) * (W - left - right);
+  const defs = el('defs');
+  svg.append(defs);
+  for (const kind of new Set(items.flatMap((item) => item.components.map((c) => c.kind)))) defs.append(pattern(`cmp-${kind}`, lookOf(kind)));
+
+  items.forEach((item, i) => {
+    const y = top + i * rowH + 22;
+    const row = el('g', { class: 'scenario' });
+    row.append(el('text', { x: left, y: y - 6, class: 'bar-total' }, `${i + 1}. ${item.label}: ${gib(totals[i])} GiB`));
+    let at = 0;
+    for (const c of item.components) {
+      if (c.bytes <= 0) continue;
+      const g = el('g');
+      g.append(el('title', {}, `${item.label}: ${c.name.replace(/_/g, ' ')} ${gib(c.bytes)} GiB`));
+      g.append(el('rect', { x: x(at), y, width: Math.max(x(at + c.bytes) - x(at), 0.5), height: barH, fill: `url(#cmp-${c.kind})`, stroke: '#1a1a1a', 'stroke-width': 1 }));
+      row.append(g);
+      at += c.bytes;
+    }
+    if (item.budget) {
+      row.append(el('line', { x1: x(item.budget), x2: x(item.budget), y1: y - 4, y2: y + barH + 4, stroke: '#000', 'stroke-width': 2.5, 'stroke-dasharray': '6 4' }));
+    }
+    svg.append(row);
+  });
+
+  const axisY = top + items.length * rowH;
+  const step = niceStep(max / GIB);
+  for (let v = 0; v * GIB <= max; v += step) {
+    svg.append(el('line', { x1: x(v * GIB), x2: x(v * GIB), y1: axisY, y2: axisY + 5, stroke: '#555' }));
+    svg.append(el('text', { x: x(v * GIB), y: axisY + 18, 'text-anchor': v === 0 ? 'start' : 'middle', class: 'tick' }, `${v} GiB`));
+  }
+}
+
+/**
+ * Memory at each phase boundary of one training step, in order, as a line with a point per boundary; the peak is drawn
+ * larger and labelled, and the other phase names are in each point's title and in the data table.
+ * points: [{phase, bytes}].
+ */
+export function drawTimeline(svg, points, { budget, budgetLabel }) {
+  clear(svg);
+  const W = 800, H = 280, left = 72, right = 24, top = 30, bottom = 40;
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  const ymax = Math.max(...points.map((p) => p.bytes), budget ?? 0) * 1.08 || 1;
+  const x = (i) => left + (points.length === 1 ? 0.5 : i / (points.length - 1)) * (W - left - right);
+  const y = (bytes) => H - bottom - (bytes / ymax) * (H - top - bottom);
+
+  const step = niceStep(ymax / GIB);
+  for (let v = 0; v * GIB <= ymax; v += step) {
+    svg.append(el('line', { x1: left, x2: W - right, y1: y(v * GIB), y2: y(v * GIB), stroke: '#d0d0d0' }));
+    svg.append(el('text', { x: left - 8, y: y(v * GIB) + 4, 'text-anchor': 'end', class: 'tick' }, `${v}`));
+  }
+  svg.append(el('text', { x: 16, y: (top + H - bottom) / 2, transform: `rotate(-90 16 ${(top + H - bottom) / 2})`, 'text-anchor': 'middle', class: 'axis-label' }, 'GiB per device'));
+  svg.append(el('text', { x: (left + W - right) / 2, y: H - 12, 'text-anchor': 'middle', class: 'axis-label' }, 'phases of the step, in order'));
+  svg.append(el('line', { x1: left, x2: W - right, y1: H - bottom, y2: H - bottom, stroke: '#333' }));
+  svg.append(el('line', { x1: left, x2: left, y1: top, y2: H - bottom, stroke: '#333' }));
+  if (budget) {
+    svg.append(el('line', { x1: left, x2: W - right, y1: y(budget), y2: y(budget), stroke: '#000', 'stroke-width': 2, 'stroke-dasharray': '6 4' }));
+    svg.append(el('text', { x: W - right - 4, y: y(budget) - 6, 'text-anchor': 'end', class: 'budget-label' }, budgetLabel));
+  }
+  svg.append(el('polyline', { points: points.map((p, i) => `${x(i)},${y(p.bytes)}`).join(' '), fill: 'none', stroke: '#2a5d8f', 'stroke-width': 2.5 }));
+  const peak = points.reduce((best, p, i) => (p.bytes > points[best].bytes ? i : best), 0);
+  points.forEach((p, i) => {
+    const g = el('g');
+    g.append(el('title', {}, `${p.phase}: ${gib(p.bytes)} GiB`));
+    g.append(el('circle', { cx: x(i), cy: y(p.bytes), r: i === peak ? 6.5 : 3.5, fill: i === peak ? '#b00020' : '#2a5d8f' }));
+    svg.append(g);
+  });
+  const end = x(peak) > W * 0.6;
+  svg.append(el('text', { x: x(peak) + (end ? -10 : 10), y: Math.max(y(points[peak].bytes) - 8, top - 10), 'text-anchor': end ? 'end' : 'start', class: 'bar-label' },
+    `${points[peak].phase}: ${gib(points[peak].bytes)} GiB`));
+}

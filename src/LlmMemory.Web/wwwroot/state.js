@@ -109,6 +109,17 @@ export function toScenario(state) {
   return s;
 }
 
+/** A scenario's name in the compare view: the settings people vary between the scenarios they compare. */
+export function describe(state) {
+  const s = toScenario(state);
+  const parts = [state.config || state.gguf ? state.label : state.model, s.mode];
+  if (s.weights) parts.push(s.weights);
+  if (s.engine) parts.push(s.engine);
+  if ('seq' in s) parts.push(`batch ${s.batch} × ${s.seq.toLocaleString('en-US')} tokens`);
+  parts.push(`${s.parallel?.gpus ?? 1} × ${s.gpu ?? 'no GPU chosen'}`);
+  return parts.join(', ');
+}
+
 /** The same estimate from the command line. */
 export function toCommand(state) {
   if (state.config) {

@@ -4,7 +4,7 @@ using Microsoft.Playwright;
 namespace LlmMemory.Web.Tests.Browser;
 
 /// <summary>
-/// The app on a real loopback port and one headless Debian Chromium, shared by the browser tests of a class.
+/// The app on a real loopback port and one headless Debian Chromium, shared by the browser tests.
 /// Playwright's .NET driver ships in its NuGet package; the browser is the system's (no <c>playwright install</c>).
 /// </summary>
 public sealed class BrowserFixture : IAsyncLifetime
@@ -55,9 +55,10 @@ public sealed class BrowserFixture : IAsyncLifetime
     }
 
     /// <summary>
-    /// A fresh page on the app. Without Chromium the test fails when CI is set (CI must run it) and is skipped otherwise.
+    /// A fresh page on the app, <paramref name="width"/> CSS pixels wide (a desktop by default; 360 is a small phone).
+    /// Without Chromium the test fails when CI is set (CI must run it) and is skipped otherwise.
     /// </summary>
-    public async Task<IPage> NewPageAsync()
+    public async Task<IPage> NewPageAsync(int width = 1400)
     {
         if (Missing is not null)
         {
@@ -68,9 +69,17 @@ public sealed class BrowserFixture : IAsyncLifetime
         IBrowserContext context = await Browser!.NewContextAsync(new BrowserNewContextOptions
         {
             BaseURL = App!.Address.ToString(),
-            ViewportSize = new ViewportSize { Width = 1400, Height = 1000 },
+            ViewportSize = new ViewportSize { Width = width, Height = 1000 },
         });
         context.SetDefaultTimeout(15_000);
         return await context.NewPageAsync();
     }
+}
+
+/// <summary>Every browser test class shares one app and one Chromium, and they run one class at a time: two browsers at
+/// once on a loaded two-core machine only make each slower.</summary>
+[CollectionDefinition(Name)]
+public sealed class SharedBrowser : ICollectionFixture<BrowserFixture>
+{
+    public const string Name = "browser";
 }

@@ -8,7 +8,8 @@ using Xunit.Abstractions;
 namespace LlmMemory.Web.Tests.Browser;
 
 /// <summary>End-to-end: the page in real Chromium against the real server, checked against the API's own answers.</summary>
-public sealed class PageTests(BrowserFixture browser, ITestOutputHelper output) : IClassFixture<BrowserFixture>
+[Collection(SharedBrowser.Name)]
+public sealed class PageTests(BrowserFixture browser, ITestOutputHelper output)
 {
     /// <summary>Waits until the page shows the answers for the scenario it last sent, and returns that scenario.</summary>
     private static async Task<JsonNode> Settled(IPage page)
