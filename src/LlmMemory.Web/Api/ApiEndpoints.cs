@@ -40,7 +40,7 @@ public static partial class ApiEndpoints
             .WithSummary("Memory of one scenario at several sequence lengths or batch sizes")
             .WithDescription("The body is {\"scenario\": {…}, \"vary\": \"seq\" | \"batch\", \"values\": [1024, 2048, …]} with at most "
                 + "64 values, and at most 8,192 values × model layers. Each point is what /api/estimate answers for the scenario with that one field changed. "
-                + "Sweeps and fits compute a few at a time (one per core); when all are busy the answer is 503 with Retry-After.")
+                + "Sweeps and fits compute a few at a time (two per core); when all are busy the answer is 503 with Retry-After at once.")
             .Accepts<JsonElement>(Json)
             .Produces(StatusCodes.Status200OK, contentType: Json)
             .ProducesProblem(StatusCodes.Status400BadRequest)

@@ -11,10 +11,11 @@ namespace LlmMemory.Web.Api;
 internal sealed class WorkGate(int slots)
 {
     /// <summary>
-    /// One slot per core: each expensive request is one CPU-bound thread, so more at once than there are cores only
-    /// stretches every answer (and holds more replays in memory) without finishing any sooner.
+    /// Two slots per core. Each expensive request is one CPU-bound thread, so more at once than there are cores only stretches
+    /// every answer (and holds more replays in memory) without finishing any sooner; but the page asks for two sweeps and a
+    /// fit at once, and on a 2-core machine one page must not be refused its own third request.
     /// </summary>
-    public static int DefaultSlots => Math.Max(1, Environment.ProcessorCount);
+    public static int DefaultSlots => 2 * Environment.ProcessorCount;
 
     /// <summary>Seconds a refused client is told to wait: a fresh fit or sweep takes about a second (docs/performance.md).</summary>
     public const int RetryAfterSeconds = 1;
