@@ -47,6 +47,7 @@ public static class WebServer
             kestrel.Limits.MaxRequestBodySize = DrainBytes;
         });
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Services.AddSingleton(new WorkGate(WorkGate.DefaultSlots));
         builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
         builder.Services.AddOpenApi(options => options.AddDocumentTransformer((document, _, _) =>
         {

@@ -39,11 +39,13 @@ public static partial class ApiEndpoints
             .WithName("sweep")
             .WithSummary("Memory of one scenario at several sequence lengths or batch sizes")
             .WithDescription("The body is {\"scenario\": {…}, \"vary\": \"seq\" | \"batch\", \"values\": [1024, 2048, …]} with at most "
-                + "64 values. Each point is what /api/estimate answers for the scenario with that one field changed.")
+                + "64 values, and at most 8,192 values × model layers. Each point is what /api/estimate answers for the scenario with that one field changed. "
+                + "Sweeps and fits compute a few at a time (two per core); when all are busy the answer is 503 with Retry-After at once.")
             .Accepts<JsonElement>(Json)
             .Produces(StatusCodes.Status200OK, contentType: Json)
             .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         api.MapPost("/fit", Fit)
             .WithName("fit")
@@ -54,7 +56,8 @@ public static partial class ApiEndpoints
             .Accepts<JsonElement>(Json)
             .Produces(StatusCodes.Status200OK, contentType: Json)
             .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         api.MapGet("/models", () => JsonText(CatalogJson.Models()))
             .WithName("models").WithSummary("The embedded model catalog").Produces(StatusCodes.Status200OK, contentType: Json);
@@ -67,22 +70,34 @@ public static partial class ApiEndpoints
         return app;
     }
 
+    /// <summary>
+    /// One estimate is one replay at most (under a second for the largest catalog model, microseconds once kept), so it does
+    /// not pass the <see cref="WorkGate"/>: the gate would refuse the cached answers bench/load.sh asks for thousands of times a
+    /// second. A client that gives up still stops its replay at the next layer.
+    /// </summary>
     private static Task<IResult> Estimate(HttpRequest request) => Guarded(request, body =>
     {
         (Scenario scenario, ResolvedModel model) = ScenarioInput.Read(body.RootElement);
-        return JsonText(EstimateJson.Estimate(MemoryEstimator.Estimate(model, scenario), scenario));
+        MemoryEstimate estimate = MemoryEstimator.Estimate(model, scenario, request.HttpContext.RequestAborted);
+        return Task.FromResult<IResult>(JsonText(EstimateJson.Estimate(estimate, scenario)));
     });
 
-    private static Task<IResult> Sweep(HttpRequest request) => Guarded(request, body =>
+    private static Task<IResult> Sweep(HttpRequest request) => Guarded(request, async body =>
     {
         SweepRequest sweep = SweepRequest.Read(body.RootElement);
         ResolvedModel model = ScenarioInput.Resolve(sweep.ScenarioAt(0).Model);
+        sweep.CheckWork(model.Architecture?.LayerCount ?? 1);
+        return JsonText(await Expensive(request, cancellation => SweepPoints(sweep, model, cancellation)));
+    });
+
+    private static JsonObject SweepPoints(SweepRequest sweep, ResolvedModel model, CancellationToken cancellation)
+    {
         var points = new JsonArray();
         JsonNode? gpuBytes = null;
         for (int i = 0; i < sweep.Values.Count; i++)
         {
             Scenario scenario = sweep.ScenarioAt(i);
-            MemoryEstimate estimate = MemoryEstimator.Estimate(model, scenario);
+            MemoryEstimate estimate = MemoryEstimator.Estimate(model, scenario, cancellation);
             JsonObject json = EstimateJson.Estimate(estimate, scenario);
             gpuBytes ??= json["gpu_bytes"]?.DeepClone();
             var components = new JsonObject();
@@ -100,10 +115,10 @@ public static partial class ApiEndpoints
             });
         }
 
-        return JsonText(new JsonObject { ["vary"] = sweep.Vary, ["gpu_bytes"] = gpuBytes, ["points"] = points });
-    });
+        return new JsonObject { ["vary"] = sweep.Vary, ["gpu_bytes"] = gpuBytes, ["points"] = points };
+    }
 
-    private static Task<IResult> Fit(HttpRequest request) => Guarded(request, body =>
+    private static Task<IResult> Fit(HttpRequest request) => Guarded(request, async body =>
     {
         (Scenario scenario, ResolvedModel model) = ScenarioInput.Read(body.RootElement);
         if (scenario.Gpu is null)
@@ -115,20 +130,34 @@ public static partial class ApiEndpoints
         int targetBatch = target is null ? Planning.FitPlanner.DefaultTargetBatch
             : int.TryParse(target, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= 1 ? n
             : throw new ApiProblem(StatusCodes.Status400BadRequest, "target_batch", $"is \"{target}\"; expected a whole number of at least 1.");
-        return JsonText(FitJson.Plan(Planning.FitPlanner.Plan(model, scenario, targetBatch)));
+        return JsonText(FitJson.Plan(await Expensive(request, cancellation => Planning.FitPlanner.Plan(model, scenario, targetBatch, cancellation))));
     });
 
+    /// <summary>Runs <paramref name="work"/> through the server's <see cref="WorkGate"/>, cancelled when the client goes away.</summary>
+    private static Task<T> Expensive<T>(HttpRequest request, Func<CancellationToken, T> work) =>
+        request.HttpContext.RequestServices.GetRequiredService<WorkGate>().Run(work, request.HttpContext.RequestAborted);
+
     /// <summary>Reads the body and runs <paramref name="handle"/>; bad input of any kind becomes a problem response, never a 500.</summary>
-    private static async Task<IResult> Guarded(HttpRequest request, Func<JsonDocument, IResult> handle)
+    private static async Task<IResult> Guarded(HttpRequest request, Func<JsonDocument, Task<IResult>> handle)
     {
         try
         {
             using JsonDocument body = await JsonBody.ReadAsync(request);
-            return handle(body);
+            return await handle(body);
         }
         catch (ApiProblem problem)
         {
+            if (problem.RetryAfter is int seconds)
+            {
+                request.HttpContext.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
             return problem.ToResult();
+        }
+        catch (OperationCanceledException) when (request.HttpContext.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away: the library stopped at its next layer boundary, and there is no one to answer.
+            return Results.Empty;
         }
         catch (ModelFormatException error)
         {

@@ -36,6 +36,9 @@ internal sealed class ApiProblem : Exception
     /// <summary>The JSON path of the field at fault (<c>seq</c>, <c>lora.r</c>, <c>model.config.hidden_size</c>), or <c>body</c>.</summary>
     public string? Field { get; }
 
+    /// <summary>Seconds the client should wait before asking again (the <c>Retry-After</c> header); null when retrying cannot help.</summary>
+    public int? RetryAfter { get; init; }
+
     public IResult ToResult() => Render(Status, Field, Message);
 
     public static IResult Render(int status, string? field, string detail) =>

@@ -10,6 +10,12 @@ internal sealed record SweepRequest(JsonElement Scenario, string Vary, IReadOnly
     /// <summary>Points per curve: enough for a smooth chart over 2^0…2^20, few enough to answer in a millisecond.</summary>
     public const int MaxValues = 64;
 
+    /// <summary>
+    /// Layers × points per sweep. Every point replays every layer, so this bounds a sweep's work by the model's size: a full
+    /// curve of the deepest catalog model (Llama 3.1 405B, 126 layers) fits; a deeper inline config gets fewer points.
+    /// </summary>
+    public const int MaxLayerPoints = MaxValues * 128;
+
     public static SweepRequest Read(JsonElement body)
     {
         if (body.ValueKind != JsonValueKind.Object)
@@ -51,6 +57,16 @@ internal sealed record SweepRequest(JsonElement Scenario, string Vary, IReadOnly
         }
 
         return new SweepRequest(scenario, vary, list);
+    }
+
+    /// <summary>Refuses a sweep whose points × <paramref name="layers"/> pass <see cref="MaxLayerPoints"/>.</summary>
+    public void CheckWork(int layers)
+    {
+        if ((long)layers * Values.Count > MaxLayerPoints)
+        {
+            throw Bad("values", $"has {Values.Count} points for a model of {layers:N0} layers; a sweep replays at most {MaxLayerPoints:N0} layers × points, "
+                + $"so at most {Math.Max(1, MaxLayerPoints / layers)} points for this model.");
+        }
     }
 
     /// <summary>The scenario with the varied field set to value <paramref name="index"/>, read by the same rules as any scenario.</summary>

@@ -24,8 +24,17 @@ async function getJson(path) {
   return response.json();
 }
 
+/** A busy server refuses sweeps and fits at once with 503 and Retry-After (seconds): wait that long and ask again, a few times. */
+const BUSY_TRIES = 5;
+
 async function postJson(path, body, signal) {
-  const response = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+  let response;
+  for (let attempt = 1; ; attempt++) {
+    response = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+    const wait = Number(response.headers.get('retry-after'));
+    if (response.status !== 503 || !wait || attempt === BUSY_TRIES) break;
+    await new Promise(resolve => setTimeout(resolve, 1000 * wait));
+  }
   let json = null;
   try { json = await response.json(); } catch { json = null; }
   return { ok: response.ok, status: response.status, json };

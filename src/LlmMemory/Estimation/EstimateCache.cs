@@ -8,16 +8,25 @@ namespace LlmMemory.Estimation;
 
 /// <summary>
 /// Estimates already made, per model instance and scenario (its model reference left out): a replay of PyTorch or of
-/// ggml's graph costs milliseconds, and a page, a server or a solver asks for the same run again and again. Bounded per
-/// model: past <see cref="MaxPerModel"/> scenarios the model's entries are dropped and the cache starts over.
+/// ggml's graph costs milliseconds, and a page, a server or a solver asks for the same run again and again. Bounded in
+/// all, not per model (the catalog's models live as long as the process, so a per-model bound grows with the catalog):
+/// past <see cref="MaxEntries"/> estimates kept, every entry is dropped and the cache starts over.
 /// </summary>
 internal sealed class EstimateCache
 {
-    private const int MaxPerModel = 512;
+    /// <summary>
+    /// Estimates kept per cache. An estimate holds its components, formulas and peak timeline: tens of KiB for a 405B
+    /// training replay (one timeline point per phase and layer), so the bound keeps a server's cache near 100 MiB
+    /// whatever mix of models and scenarios it is asked (docs/performance.md measures the resident memory).
+    /// </summary>
+    private const int MaxEntries = 2048;
 
     private static readonly ModelReference AnyModel = new ModelReference.Named("");
 
     private readonly ConditionalWeakTable<ModelArchitecture, ConcurrentDictionary<Scenario, MemoryEstimate>> _runs = new();
+
+    /// <summary>Entries added since the cache last started over (approximate under races; the bound is what matters).</summary>
+    private int _kept;
 
     /// <summary>The kept estimate of <paramref name="scenario"/> for this model, or the one <paramref name="estimate"/> makes.</summary>
     public MemoryEstimate GetOrAdd(ResolvedModel resolved, Scenario scenario, Func<MemoryEstimate> estimate)
@@ -33,9 +42,11 @@ internal sealed class EstimateCache
         }
 
         MemoryEstimate made = estimate();
-        if (runs.Count >= MaxPerModel)
+        if (Interlocked.Increment(ref _kept) > MaxEntries)
         {
-            runs.Clear();
+            _runs.Clear();
+            Volatile.Write(ref _kept, 1);
+            runs = _runs.GetOrCreateValue(resolved.Architecture!);
         }
 
         runs[key] = made;

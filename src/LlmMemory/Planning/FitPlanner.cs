@@ -9,7 +9,7 @@ namespace LlmMemory.Planning;
 
 /// <summary>
 /// Turns an estimate into decisions: how long a context or how large a batch fits on a GPU, which format or change
-/// makes a scenario fit, how many GPUs it needs. Every answer comes from <see cref="MemoryEstimator.Estimate(ResolvedModel, Scenario)"/>
+/// makes a scenario fit, how many GPUs it needs. Every answer comes from <see cref="MemoryEstimator.Estimate(ResolvedModel, Scenario, CancellationToken)"/>
 /// and the same fit rule (<see cref="MemoryEstimate.Fits"/>): an answer fits and one more does not.
 /// </summary>
 public static class FitPlanner
@@ -29,7 +29,8 @@ public static class FitPlanner
 
     /// <summary>Plans for a resolved model (the host resolves it once: catalog, files, Hub).</summary>
     /// <exception cref="FormatException">No GPU, one without a known memory size, or a bad scenario.</exception>
-    public static FitPlan Plan(ResolvedModel model, Scenario scenario, int targetBatch = DefaultTargetBatch)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked by every estimate).</exception>
+    public static FitPlan Plan(ResolvedModel model, Scenario scenario, int targetBatch = DefaultTargetBatch, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(scenario);
@@ -41,8 +42,8 @@ public static class FitPlanner
             throw new FormatException($"--target-batch must be at least 1, got {targetBatch}.");
         }
 
-        (MemoryEstimate? asGiven, string? refusal) = AsGiven(model, scenario);
-        var probe = new FitProbe(model);
+        (MemoryEstimate? asGiven, string? refusal) = AsGiven(model, scenario, cancellationToken);
+        var probe = new FitProbe(model, cancellationToken);
         var notes = new List<string>();
         bool serving = !scenario.IsTraining && scenario.Engine is Engine.Vllm or Engine.Sglang && model.Architecture is not null;
         SolvedValue maxSeq = serving
@@ -153,11 +154,11 @@ public static class FitPlanner
     /// work cannot fit it at all (a serving engine whose weights leave no KV room): that is an answer, "no", not bad input.
     /// Every other error is the user's input and propagates.
     /// </summary>
-    private static (MemoryEstimate? Estimate, string? Refusal) AsGiven(ResolvedModel model, Scenario scenario)
+    private static (MemoryEstimate? Estimate, string? Refusal) AsGiven(ResolvedModel model, Scenario scenario, CancellationToken cancellation)
     {
         try
         {
-            MemoryEstimate estimate = MemoryEstimator.Estimate(model, scenario);
+            MemoryEstimate estimate = MemoryEstimator.Estimate(model, scenario, cancellation);
             return (estimate, estimate.EngineRefusal is { } engine ? $"{Names.Of(scenario.Engine)} refuses to start: {engine}" : null);
         }
         catch (ModelFormatException refused) when (refused.Key == "gpu")

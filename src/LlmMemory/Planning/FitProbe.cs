@@ -14,8 +14,9 @@ namespace LlmMemory.Planning;
 /// The scenario as given is estimated outside the probe, so a mistake in the user's input is still reported as one; a
 /// variant is the solver's, not the user's, so an option the variant's engine or mode would not read is not refused
 /// (the ladder's llama.cpp fallback, the weight sizes read from a transformers inference, LoRA in place of training).
+/// The cancellation token goes to every estimate: the solvers stop at the next replay's layer boundary.
 /// </remarks>
-internal sealed class FitProbe(ResolvedModel model)
+internal sealed class FitProbe(ResolvedModel model, CancellationToken cancellation = default)
 {
     public ResolvedModel Model { get; } = model;
 
@@ -23,7 +24,7 @@ internal sealed class FitProbe(ResolvedModel model)
     {
         try
         {
-            return new Probe(MemoryEstimator.Estimate(Model, scenario with { Given = GivenFields.None }), null);
+            return new Probe(MemoryEstimator.Estimate(Model, scenario with { Given = GivenFields.None }, cancellation), null);
         }
         catch (OverflowException)
         {

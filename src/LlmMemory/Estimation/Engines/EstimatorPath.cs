@@ -8,14 +8,18 @@ namespace LlmMemory.Estimation.Engines;
 /// <param name="Name">What it models, for messages ("transformers inference (a replay of PyTorch's allocator)").</param>
 /// <param name="Reads">The scenario fields (JSON paths) it uses; a field the input names outside this set is refused, unless
 /// its value is the default. <c>model</c>, <c>mode</c>, <c>engine</c> and <c>gpu</c> are read by every path.</param>
-/// <param name="Run">The estimate.</param>
-internal sealed record EstimatorPath(string Name, IReadOnlySet<string> Reads, Func<ResolvedModel, Scenario, Gpu?, MemoryEstimate> Run)
+/// <param name="Run">The estimate; a replay checks the token between layers, a closed form (microseconds) does not.</param>
+internal sealed record EstimatorPath(string Name, IReadOnlySet<string> Reads, Func<ResolvedModel, Scenario, Gpu?, CancellationToken, MemoryEstimate> Run)
 {
     /// <summary>Fields every path reads.</summary>
     public static readonly string[] Always = ["model", "mode", "engine", "gpu"];
 
-    public static EstimatorPath Of(string name, IEnumerable<string> reads, Func<ResolvedModel, Scenario, Gpu?, MemoryEstimate> run) =>
+    public static EstimatorPath Of(string name, IEnumerable<string> reads, Func<ResolvedModel, Scenario, Gpu?, CancellationToken, MemoryEstimate> run) =>
         new(name, new HashSet<string>([.. Always, .. reads], StringComparer.Ordinal), run);
+
+    /// <summary>A path that answers in microseconds: cancellation is checked before it runs, never inside.</summary>
+    public static EstimatorPath Of(string name, IEnumerable<string> reads, Func<ResolvedModel, Scenario, Gpu?, MemoryEstimate> run) =>
+        Of(name, reads, (model, scenario, gpu, _) => run(model, scenario, gpu));
 
     /// <summary>Whether the path reads <paramref name="field"/> (or its whole parent object, as <c>lora</c> covers <c>lora.r</c>).</summary>
     public bool ReadsField(string field) =>

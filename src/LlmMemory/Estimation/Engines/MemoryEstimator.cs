@@ -19,19 +19,24 @@ public static class MemoryEstimator
         return Estimate(ModelResolver.Resolve(scenario.Model, scenario.BaseDirectory), scenario);
     }
 
-    /// <summary>Estimates a scenario for an already resolved model (the hosts resolve once; the solvers call this in a loop).</summary>
+    /// <summary>
+    /// Estimates a scenario for an already resolved model (the hosts resolve once; the solvers call this in a loop). The token
+    /// is checked before the estimate and, in a replay, at every layer boundary.
+    /// </summary>
     /// <exception cref="ModelFormatException">A setting the engine does not use, a mode it does not run, or sizes beyond 2^63 bytes.</exception>
-    public static MemoryEstimate Estimate(ResolvedModel model, Scenario scenario)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public static MemoryEstimate Estimate(ResolvedModel model, Scenario scenario, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(scenario);
+        cancellationToken.ThrowIfCancellationRequested();
         (model, scenario, string? fallback) = Bf16Fallback.Apply(model, scenario);
         EstimatorPath path = EngineRegistry.Route(model, scenario);
         OptionCheck.Check(scenario, path);
         MemoryEstimate estimate;
         try
         {
-            estimate = path.Run(model, scenario, scenario.Gpu);
+            estimate = path.Run(model, scenario, scenario.Gpu, cancellationToken);
         }
         catch (OverflowException)
         {

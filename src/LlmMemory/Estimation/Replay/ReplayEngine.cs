@@ -14,11 +14,14 @@ internal sealed partial class ReplayEngine
     private Tensor? _mainWorkspace;
     private Tensor? _autogradWorkspace;
     private bool _onAutogradThread;
+    private readonly CancellationToken _cancellation;
 
-    public ReplayEngine(long? capacity, long workspaceBytes)
+    /// <summary>An engine whose <paramref name="cancellation"/> is checked at every phase and layer boundary, forward and backward.</summary>
+    public ReplayEngine(long? capacity, long workspaceBytes, CancellationToken cancellation = default)
     {
         Allocator = new CachingAllocator(capacity);
         WorkspaceBytes = workspaceBytes;
+        _cancellation = cancellation;
     }
 
     public CachingAllocator Allocator { get; }
@@ -157,6 +160,7 @@ internal sealed partial class ReplayEngine
 
     private void Mark(string phase)
     {
+        _cancellation.ThrowIfCancellationRequested();
         if (Tracking)
         {
             _timeline.Add(new ReplayPoint(phase, Allocator.Allocated));

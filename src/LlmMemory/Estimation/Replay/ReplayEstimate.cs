@@ -16,23 +16,23 @@ internal static class ReplayEstimate
     /// <summary>Replays already rendered (a replay costs milliseconds; see <see cref="EstimateCache"/>).</summary>
     private static readonly EstimateCache Runs = new();
 
-    public static MemoryEstimate Build(ResolvedModel resolved, Scenario scenario, Gpu? gpu)
+    public static MemoryEstimate Build(ResolvedModel resolved, Scenario scenario, Gpu? gpu, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(resolved);
         ArgumentNullException.ThrowIfNull(scenario);
         return Runs.GetOrAdd(resolved, scenario, () =>
         {
-            (ReplayPlan plan, ReplayResult result, string? outOfMemory) = Replay(resolved.Architecture!, scenario, gpu);
+            (ReplayPlan plan, ReplayResult result, string? outOfMemory) = Replay(resolved.Architecture!, scenario, gpu, cancellation);
             return Render(resolved, scenario, gpu, plan, result, outOfMemory);
         });
     }
 
     /// <summary>The replay, again without the device limit when it runs out of memory (to say what the run would need).</summary>
-    private static (ReplayPlan, ReplayResult, string?) Replay(ModelArchitecture model, Scenario scenario, Gpu? gpu)
+    private static (ReplayPlan, ReplayResult, string?) Replay(ModelArchitecture model, Scenario scenario, Gpu? gpu, CancellationToken cancellation)
     {
         ReplayPlan plan = ReplayPlan.For(model, scenario, gpu);
-        ReplayResult result = Replayer.Run(model, plan.Options);
-        return result.OutOfMemory is string oom ? (plan, Replayer.Run(model, plan.Options with { Capacity = null }), oom) : (plan, result, null);
+        ReplayResult result = Replayer.Run(model, plan.Options, cancellation);
+        return result.OutOfMemory is string oom ? (plan, Replayer.Run(model, plan.Options with { Capacity = null }, cancellation), oom) : (plan, result, null);
     }
 
     private static MemoryEstimate Render(ResolvedModel resolved, Scenario scenario, Gpu? gpu, ReplayPlan plan, ReplayResult result, string? outOfMemory)

@@ -9,7 +9,7 @@ namespace LlmMemory.Estimation.Replay;
 /// </summary>
 internal static class Replayer
 {
-    public static ReplayResult Run(ModelArchitecture model, ReplayOptions options)
+    public static ReplayResult Run(ModelArchitecture model, ReplayOptions options, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
@@ -18,7 +18,7 @@ internal static class Replayer
             throw new NotSupportedException($"Training a mixture-of-experts model ({model.ModelType}) is not replayed yet: its routed experts have no autograd program.");
         }
 
-        var engine = new ReplayEngine(options.Capacity, options.WorkspaceBytes);
+        var engine = new ReplayEngine(options.Capacity, options.WorkspaceBytes, cancellation);
         ModelProgram? program = null;
         string? outOfMemory = null;
         try
