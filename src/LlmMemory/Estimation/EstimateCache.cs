@@ -1,16 +1,15 @@
 using System.Collections.Concurrent;
-using System.Runtime.CompilerServices;
-using LlmMemory.Models;
 using LlmMemory.Sources;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Estimation;
 
 /// <summary>
-/// Estimates already made, per model instance and scenario (its model reference left out): a replay of PyTorch or of
-/// ggml's graph costs milliseconds, and a page, a server or a solver asks for the same run again and again. Bounded in
-/// all, not per model (the catalog's models live as long as the process, so a per-model bound grows with the catalog):
-/// past <see cref="MaxEntries"/> estimates kept, every entry is dropped and the cache starts over.
+/// Estimates already made, per model value (<see cref="ArchitectureDigest"/>) and scenario (its model reference and the
+/// fields it names left out: those only decide which options are refused, before any estimate, and where a refusal points):
+/// a replay of PyTorch or of ggml's graph costs milliseconds, and a page, a server or a solver asks for the same run again
+/// and again, often with a config parsed anew each time (an inline config in an API body or a case file). Bounded in all:
+/// past <see cref="MaxEntries"/> estimates kept, the cache starts over.
 /// </summary>
 internal sealed class EstimateCache
 {
@@ -23,10 +22,20 @@ internal sealed class EstimateCache
 
     private static readonly ModelReference AnyModel = new ModelReference.Named("");
 
-    private readonly ConditionalWeakTable<ModelArchitecture, ConcurrentDictionary<Scenario, MemoryEstimate>> _runs = new();
+    private static readonly ConcurrentBag<EstimateCache> Instances = [];
 
-    /// <summary>Entries added since the cache last started over (approximate under races; the bound is what matters).</summary>
-    private int _kept;
+    private readonly ConcurrentDictionary<(string Model, Scenario Scenario), MemoryEstimate> _runs = new();
+
+    public EstimateCache() => Instances.Add(this);
+
+    /// <summary>Forgets every kept estimate, so the next question is fresh (bench/ times fresh questions with it).</summary>
+    public static void ClearAll()
+    {
+        foreach (EstimateCache cache in Instances)
+        {
+            cache._runs.Clear();
+        }
+    }
 
     /// <summary>The kept estimate of <paramref name="scenario"/> for this model, or the one <paramref name="estimate"/> makes.</summary>
     public MemoryEstimate GetOrAdd(ResolvedModel resolved, Scenario scenario, Func<MemoryEstimate> estimate)
@@ -34,22 +43,19 @@ internal sealed class EstimateCache
         ArgumentNullException.ThrowIfNull(resolved);
         ArgumentNullException.ThrowIfNull(scenario);
         ArgumentNullException.ThrowIfNull(estimate);
-        ConcurrentDictionary<Scenario, MemoryEstimate> runs = _runs.GetOrCreateValue(resolved.Architecture!);
-        Scenario key = scenario with { Model = AnyModel, BaseDirectory = null };
-        if (runs.TryGetValue(key, out MemoryEstimate? known))
+        var key = (ArchitectureDigest.Of(resolved.Architecture!), scenario with { Model = AnyModel, BaseDirectory = null, Given = GivenFields.None });
+        if (_runs.TryGetValue(key, out MemoryEstimate? known))
         {
             return known with { Model = resolved };
         }
 
         MemoryEstimate made = estimate();
-        if (Interlocked.Increment(ref _kept) > MaxEntries)
+        if (_runs.Count >= MaxEntries)
         {
             _runs.Clear();
-            Volatile.Write(ref _kept, 1);
-            runs = _runs.GetOrCreateValue(resolved.Architecture!);
         }
 
-        runs[key] = made;
+        _runs[key] = made;
         return made;
     }
 }

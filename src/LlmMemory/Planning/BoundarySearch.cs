@@ -1,8 +1,10 @@
 namespace LlmMemory.Planning;
 
 /// <summary>
-/// Finds the boundary of a yes/no question over whole numbers in O(log n) questions: exponential search for a bracket,
-/// then bisection inside it.
+/// Finds the boundary of a yes/no question over whole numbers in O(log n) questions: a search outward for a bracket,
+/// then a narrowing inside it. Where the answers say by how much they miss (bytes over the budget), the steps
+/// interpolate: the estimate is linear in batch and sequence length between the allocator's rounding steps, so the line
+/// through two answers lands on or next to the boundary and a search takes a handful of estimates instead of thirty.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -27,8 +29,15 @@ internal static class BoundarySearch
     public static Boundary Largest(Func<int, bool> fits, int cap)
     {
         ArgumentNullException.ThrowIfNull(fits);
+        return Largest(n => new Reading(fits(n), null), cap);
+    }
+
+    /// <summary>The largest n in [1, <paramref name="cap"/>] whose reading fits, interpolating where readings say how far they are.</summary>
+    public static Boundary Largest(Func<int, Reading> ask, int cap)
+    {
+        ArgumentNullException.ThrowIfNull(ask);
         ArgumentOutOfRangeException.ThrowIfLessThan(cap, 1);
-        var counted = new Counter(fits);
+        var counted = new Counter(ask);
         if (!counted.Ask(1))
         {
             return new Boundary(null, false, true, counted.Questions);
@@ -76,34 +85,54 @@ internal static class BoundarySearch
         };
     }
 
-    /// <summary>From a fitting <paramref name="from"/>: doubles until a value fails (or the cap fits), then bisects.</summary>
+    /// <summary>
+    /// From a fitting <paramref name="from"/>: steps out until a value fails (or the cap fits), then narrows the bracket.
+    /// Each step goes where the line through the two nearest readings crosses the budget, or doubles (outward) or
+    /// bisects (inward) where there is no such line or the last line did not halve the bracket.
+    /// </summary>
     private static (int Answer, int FailedAt) Climb(Counter fits, int from, int cap)
     {
-        long low = from;
-        long high = Math.Min((long)cap, Math.Max(2L * from, from + 1L));
-        while (fits.Ask((int)high))
+        if (from == cap)
         {
-            if (high == cap)
+            return (cap, cap);
+        }
+
+        long low = from;
+        long high;
+        while (true)
+        {
+            long next = Math.Clamp(fits.Crossing(fits.FitBelow(low), low) ?? (2L * low), low + 1L, cap);
+            if (!fits.Ask((int)next))
+            {
+                high = next;
+                break;
+            }
+
+            if (next == cap)
             {
                 return (cap, cap);
             }
 
-            low = high;
-            high = Math.Min(cap, 2 * high);
+            low = next;
         }
 
         long failedAt = high;
+        bool bisect = false;
         while (high - low > 1)
         {
-            long middle = low + ((high - low) / 2);
-            if (fits.Ask((int)middle))
+            long width = high - low;
+            long middle = low + (width / 2);
+            long next = bisect ? middle : Math.Clamp(fits.Crossing(low, high) ?? middle, low + 1L, high - 1L);
+            if (fits.Ask((int)next))
             {
-                low = middle;
+                low = next;
             }
             else
             {
-                high = middle;
+                high = next;
             }
+
+            bisect = !bisect && high - low > width / 2;
         }
 
         return ((int)low, (int)failedAt);
@@ -124,22 +153,69 @@ internal static class BoundarySearch
         return null;
     }
 
-    /// <summary>Counts the questions asked (for reporting; the solvers' speed is measured in bench/).</summary>
-    private sealed class Counter(Func<int, bool> question)
+    /// <summary>Asks each question once, keeps the readings for the interpolation, and counts the questions (for reporting).</summary>
+    private sealed class Counter(Func<int, Reading> question)
     {
-        public int Questions { get; private set; }
+        private readonly SortedList<long, Reading> _readings = [];
+
+        public int Questions => _readings.Count;
 
         public bool Ask(int value)
         {
-            Questions++;
-            return question(value);
+            if (!_readings.TryGetValue(value, out Reading reading))
+            {
+                reading = question(value);
+                _readings.Add(value, reading);
+            }
+
+            return reading.Fits;
+        }
+
+        /// <summary>The largest value below <paramref name="value"/> asked and fitting; null when none.</summary>
+        public long? FitBelow(long value)
+        {
+            long? below = null;
+            foreach ((long asked, Reading reading) in _readings)
+            {
+                if (asked >= value)
+                {
+                    break;
+                }
+
+                if (reading.Fits)
+                {
+                    below = asked;
+                }
+            }
+
+            return below;
+        }
+
+        /// <summary>
+        /// The largest value at or under the budget on the line through the readings at <paramref name="a"/> and
+        /// <paramref name="b"/> (a &lt; b); null when either has no distance or the line does not rise.
+        /// </summary>
+        public long? Crossing(long? a, long b)
+        {
+            if (a is not long left || _readings[left].Over is not double overA || _readings[b].Over is not double overB || overB <= overA)
+            {
+                return null;
+            }
+
+            double crossing = left + (-overA * (b - left) / (overB - overA));
+            return crossing is > long.MaxValue / 2 or < long.MinValue / 2 || double.IsNaN(crossing) ? null : (long)Math.Floor(crossing);
         }
     }
 }
+
+/// <summary>One answer of a boundary search: whether the value fits and, where known, how far it is from the limit.</summary>
+/// <param name="Fits">Whether the value fits.</param>
+/// <param name="Over">How far over the limit the value is (bytes over the budget; negative under it); null when not known (a refusal).</param>
+internal readonly record struct Reading(bool Fits, double? Over);
 
 /// <summary>The result of a boundary search.</summary>
 /// <param name="Value">The boundary; null when even the first candidate fails (largest) or none fits (smallest).</param>
 /// <param name="AtCap">True when the search stopped at its cap, not at a boundary: the true answer is the cap or beyond.</param>
 /// <param name="Monotone">False when the guard found a fitting value beyond a boundary and had to search on.</param>
-/// <param name="Questions">How many times the question was asked.</param>
+/// <param name="Questions">How many values were asked about (each once).</param>
 internal sealed record Boundary(int? Value, bool AtCap, bool Monotone, int Questions);

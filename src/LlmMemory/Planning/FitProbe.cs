@@ -47,4 +47,7 @@ internal sealed class FitProbe(ResolvedModel model, CancellationToken cancellati
 internal sealed record Probe(MemoryEstimate? Estimate, string? Refusal)
 {
     public bool Fits => Estimate?.Fits == true;
+
+    /// <summary>This answer for a boundary search: whether it fits and how many bytes over <paramref name="budget"/> it is.</summary>
+    public Reading Against(ByteSize budget) => new(Fits, Estimate is { } e ? (double)(e.DeviceTotal - budget).Bytes : null);
 }

@@ -155,6 +155,12 @@ public sealed record LoraTargets(string? Preset, IReadOnlyList<string> Modules)
             : throw new FormatException($"'{text}' names no LoRA target; use all-linear, attention or module names such as q_proj,v_proj.");
     }
 
+    /// <summary>Equal when the preset and the module names are (a record compares its list by reference, so two parses of one
+    /// scenario would differ and miss the estimate cache).</summary>
+    public bool Equals(LoraTargets? other) => other is not null && Preset == other.Preset && Modules.SequenceEqual(other.Modules);
+
+    public override int GetHashCode() => HashCode.Combine(Preset, string.Join(",", Modules));
+
     public override string ToString() => Preset ?? string.Join(",", Modules);
 }
 

@@ -9,10 +9,16 @@ namespace LlmMemory.Estimation.Replay;
 /// </summary>
 internal static class Replayer
 {
+    private static long _runs;
+
+    /// <summary>Replays run by this process (bench/ counts what each solver costs with it).</summary>
+    public static long Runs => Interlocked.Read(ref _runs);
+
     public static ReplayResult Run(ModelArchitecture model, ReplayOptions options, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
+        Interlocked.Increment(ref _runs);
         if (options.Training && model.Experts is not null)
         {
             throw new NotSupportedException($"Training a mixture-of-experts model ({model.ModelType}) is not replayed yet: its routed experts have no autograd program.");
