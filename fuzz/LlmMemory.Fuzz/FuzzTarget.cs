@@ -6,9 +6,13 @@ namespace LlmMemory.Fuzz;
 /// <param name="JsonRange">Where the JSON text of a seed lies (the whole config, a safetensors header), for token-aware mutations; null for binary formats.</param>
 /// <param name="Read">Runs one input to the end, as the CLI or server would; returns normally with a value or throws.</param>
 /// <param name="Refusals">The exceptions that are a clean refusal of bad input (one sentence for the user); null: <see cref="ModelFormatException"/> only.</param>
+/// <param name="TimeLimit">Time one input may take; null: <see cref="ReaderFuzzer.TimeLimit"/>.</param>
 public sealed record FuzzTarget(string Name, IReadOnlyList<byte[]> Seeds, Func<byte[], Range?>? JsonRange, Action<byte[]> Read,
-    Func<Exception, bool>? Refusals = null)
+    Func<Exception, bool>? Refusals = null, TimeSpan? TimeLimit = null)
 {
+    /// <summary>Time one input may take.</summary>
+    public TimeSpan Limit => TimeLimit ?? ReaderFuzzer.TimeLimit;
+
     /// <summary>Whether <paramref name="error"/> is how this target refuses bad input, as opposed to a crash.</summary>
     public bool IsRefusal(Exception error) => Refusals?.Invoke(error) ?? error is ModelFormatException;
 }

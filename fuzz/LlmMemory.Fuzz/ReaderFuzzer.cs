@@ -37,7 +37,7 @@ public sealed class FuzzFailureException : Exception
 
 /// <summary>
 /// Runs mutated inputs through a reader and checks the contract every reader makes (docs/performance.md, "Fuzzing"): each
-/// input ends in a value or a refusal (a <see cref="ModelFormatException"/> for the readers), within <see cref="TimeLimit"/> and <see cref="AllocationLimit"/>.
+/// input ends in a value or a refusal (a <see cref="ModelFormatException"/> for the readers), within the target's time limit (<see cref="TimeLimit"/> by default) and <see cref="AllocationLimit"/>.
 /// Anything else throws <see cref="FuzzFailureException"/>; CsCheck then shrinks the input and reports the seed that replays it,
 /// and every failing input is saved under <c>$TMPDIR/llm-memory-fuzz/</c>.
 /// </summary>
@@ -138,9 +138,9 @@ public static partial class ReaderFuzzer
 
         long ticks = Stopwatch.GetTimestamp() - start;
         long allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
-        if (Stopwatch.GetElapsedTime(0, ticks) > TimeLimit)
+        if (Stopwatch.GetElapsedTime(0, ticks) > target.Limit)
         {
-            throw Failure(target, input, $"took {Stopwatch.GetElapsedTime(0, ticks).TotalMilliseconds:N0} ms, above the limit of {TimeLimit.TotalMilliseconds:N0} ms.", null);
+            throw Failure(target, input, $"took {Stopwatch.GetElapsedTime(0, ticks).TotalMilliseconds:N0} ms, above the limit of {target.Limit.TotalMilliseconds:N0} ms.", null);
         }
 
         if (allocated > AllocationLimit)
