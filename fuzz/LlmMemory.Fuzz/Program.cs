@@ -2,7 +2,7 @@ using System.Globalization;
 using LlmMemory.Fuzz;
 
 // dotnet run -c Release --project fuzz/LlmMemory.Fuzz -- [--target config|…|all] [--inputs 1000000] [--threads 2] [--seed S]
-// Exit code 0 when every input ended in a value or a ModelFormatException within the limits; 1 with the shrunk input otherwise.
+// Exit code 0 when every input ended in a value or a refusal (ModelFormatException; a 4xx answer; HubException) within the limits; 1 with the shrunk input otherwise.
 string target = Option("--target") ?? "all";
 long inputs = long.Parse(Option("--inputs") ?? "1000000", CultureInfo.InvariantCulture);
 int threads = int.Parse(Option("--threads") ?? Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);

@@ -13,11 +13,11 @@ public sealed record FuzzReport(string Target, long Inputs, long Values, long Fo
     public double InputsPerSecond => Inputs / Math.Max(Elapsed.TotalSeconds, 1e-9);
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"{Target}: {Inputs:N0} inputs in {Elapsed.TotalSeconds:F1} s ({InputsPerSecond:N0}/s): {Values:N0} values, {FormatErrors:N0} ModelFormatException " +
+        $"{Target}: {Inputs:N0} inputs in {Elapsed.TotalSeconds:F1} s ({InputsPerSecond:N0}/s): {Values:N0} values, {FormatErrors:N0} refused " +
         $"({Errors.Count} distinct), 0 other outcomes; slowest input {Slowest.TotalMilliseconds:F1} ms, most allocated {MostAllocated / 1048576.0:F1} MiB");
 }
 
-/// <summary>An input that ended in something other than a value or a <see cref="ModelFormatException"/>, or took too long or too much memory.</summary>
+/// <summary>An input that ended in something other than a value or a refusal (<see cref="FuzzTarget.IsRefusal"/>), or took too long or too much memory.</summary>
 public sealed class FuzzFailureException : Exception
 {
     public FuzzFailureException()
@@ -37,7 +37,7 @@ public sealed class FuzzFailureException : Exception
 
 /// <summary>
 /// Runs mutated inputs through a reader and checks the contract every reader makes (docs/performance.md, "Fuzzing"): each
-/// input ends in a value or a <see cref="ModelFormatException"/>, within <see cref="TimeLimit"/> and <see cref="AllocationLimit"/>.
+/// input ends in a value or a refusal (a <see cref="ModelFormatException"/> for the readers), within the target's time limit (<see cref="TimeLimit"/> by default) and <see cref="AllocationLimit"/>.
 /// Anything else throws <see cref="FuzzFailureException"/>; CsCheck then shrinks the input and reports the seed that replays it,
 /// and every failing input is saved under <c>$TMPDIR/llm-memory-fuzz/</c>.
 /// </summary>
@@ -103,7 +103,7 @@ public static partial class ReaderFuzzer
             {
                 target.Read(target.Seeds[i]);
             }
-            catch (ModelFormatException e)
+            catch (Exception e) when (target.IsRefusal(e))
             {
                 throw new FuzzFailureException($"{target.Name}: seed {i} does not read: {e.Message}", e);
             }
@@ -123,13 +123,13 @@ public static partial class ReaderFuzzer
         {
             target.Read(input);
         }
-        catch (ModelFormatException e)
+        catch (Exception e) when (target.IsRefusal(e))
         {
             error = Normalize(e.Message);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw Failure(target, input, $"ended in {e.GetType().Name}, not a value or ModelFormatException: {e.Message}", e);
+            throw Failure(target, input, $"ended in {e.GetType().Name}, not a value or a refusal: {e.Message}", e);
         }
         finally
         {
@@ -138,9 +138,9 @@ public static partial class ReaderFuzzer
 
         long ticks = Stopwatch.GetTimestamp() - start;
         long allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
-        if (Stopwatch.GetElapsedTime(0, ticks) > TimeLimit)
+        if (Stopwatch.GetElapsedTime(0, ticks) > target.Limit)
         {
-            throw Failure(target, input, $"took {Stopwatch.GetElapsedTime(0, ticks).TotalMilliseconds:N0} ms, above the limit of {TimeLimit.TotalMilliseconds:N0} ms.", null);
+            throw Failure(target, input, $"took {Stopwatch.GetElapsedTime(0, ticks).TotalMilliseconds:N0} ms, above the limit of {target.Limit.TotalMilliseconds:N0} ms.", null);
         }
 
         if (allocated > AllocationLimit)

@@ -7,7 +7,7 @@ using LlmMemory.Formats.Safetensors;
 
 namespace LlmMemory.Fuzz;
 
-/// <summary>The readers under fuzzing, with their seeds.</summary>
+/// <summary>The readers and services under fuzzing, with their seeds.</summary>
 public static class Targets
 {
     /// <summary>config.json: seeds are every catalog config (dense, MoE, latent attention, encoder-decoder, legacy families).</summary>
@@ -44,7 +44,8 @@ public static class Targets
             GgufModel.FromFiles([file], "fuzz.gguf");
         });
 
-    public static IReadOnlyList<FuzzTarget> All { get; } = [ConfigJson, Safetensors, Gguf];
+    /// <summary>Every target: the three file readers, then the web API and the Hub client (issue 19).</summary>
+    public static IReadOnlyList<FuzzTarget> All { get; } = [ConfigJson, Safetensors, Gguf, ApiTarget.Target, HubTarget.Target];
 
     /// <summary>The JSON header of a safetensors seed: after the 8-byte length prefix, as long as the prefix says.</summary>
     private static Range? HeaderJson(byte[] input) =>

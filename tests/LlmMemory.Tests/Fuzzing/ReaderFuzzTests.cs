@@ -3,9 +3,9 @@ using LlmMemory.Fuzz;
 namespace LlmMemory.Tests.Fuzzing;
 
 /// <summary>
-/// The bounded fuzz run of CI: 2,000 mutated inputs per reader, in a few seconds, from a fixed seed so that a failure replays.
-/// The contract (a value or a ModelFormatException, within the time and allocation limits) is checked by the harness for every
-/// input; the long run (≥ 1 M inputs, fresh seeds) is <c>dotnet run -c Release --project fuzz/LlmMemory.Fuzz</c> (docs/performance.md).
+/// The bounded fuzz run of CI: 2,000 mutated inputs per reader (and for the web API and the Hub client), in a few seconds, from a fixed seed so that a failure replays.
+/// The contract (a value or the target's refusal — a ModelFormatException from a reader, a one-line 4xx problem from the API, a
+/// HubException from the Hub client — within the time and allocation limits) is checked by the harness for every input; the long run (≥ 1 M inputs, fresh seeds) is <c>dotnet run -c Release --project fuzz/LlmMemory.Fuzz</c> (docs/performance.md).
 /// </summary>
 public sealed class ReaderFuzzTests
 {
@@ -42,5 +42,27 @@ public sealed class ReaderFuzzTests
 
         Assert.Equal(Inputs, report.Inputs);
         Assert.InRange(report.Values, 1, Inputs - 1);
+    }
+
+    [Fact]
+    public void Mutated_hub_answers_end_in_a_value_or_a_hub_or_format_error_within_limits()
+    {
+        FuzzReport report = ReaderFuzzer.Run(HubTarget.Target, Inputs, threads: 1, Seed);
+
+        Assert.Equal(Inputs, report.Inputs);
+        Assert.InRange(report.Values, 1, Inputs - 1);
+        // The fake Hub must reach the client's own checks, not only the readers behind it: a 404 for a file the model needs.
+        Assert.Contains(report.Errors, e => e.Message.Contains("not found", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Mutated_api_requests_end_in_json_or_a_one_line_problem_within_limits()
+    {
+        FuzzReport report = ReaderFuzzer.Run(ApiTarget.Target, Inputs, threads: 1, Seed);
+
+        Assert.Equal(Inputs, report.Inputs);
+        Assert.InRange(report.Values, 1, Inputs - 1);
+        // Refusals come from the scenario reader (a field named), not only from the JSON parse of a broken body.
+        Assert.Contains(report.Errors, e => e.Message.Contains("'…' is", StringComparison.Ordinal));
     }
 }
