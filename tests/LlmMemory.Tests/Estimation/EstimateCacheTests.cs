@@ -69,6 +69,6 @@ public sealed class EstimateCacheTests
         cache.GetOrAdd(model, scenario, () =>
         {
             replayed();
-            return ReplayEstimate.Build(model, scenario, scenario.Gpu);
+            return ReplayEstimate.Build(model, scenario, scenario.Gpu, CancellationToken.None);
         });
 }
