@@ -126,12 +126,26 @@ public static partial class ApiEndpoints
             throw new ApiProblem(StatusCodes.Status400BadRequest, "gpu", "is required: fit answers are for one device (h100-80gb, rtx-4090, …).");
         }
 
+        if (model.Architecture?.LayerCount > MaxFitLayers)
+        {
+            throw new ApiProblem(StatusCodes.Status400BadRequest, "model", $"has {model.Architecture.LayerCount:N0} layers; the server plans fits for models of at most "
+                + $"{MaxFitLayers:N0} (a fit replays every layer dozens of times); run `llm-memory fit` for a deeper model.");
+        }
+
         string? target = request.Query["target_batch"];
         int targetBatch = target is null ? Planning.FitPlanner.DefaultTargetBatch
             : int.TryParse(target, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= 1 ? n
             : throw new ApiProblem(StatusCodes.Status400BadRequest, "target_batch", $"is \"{target}\"; expected a whole number of at least 1.");
         return JsonText(FitJson.Plan(await Expensive(request, cancellation => Planning.FitPlanner.Plan(model, scenario, targetBatch, cancellation))));
     });
+
+    /// <summary>
+    /// Layers of a model the server plans a fit for: a fit runs dozens of estimates (bench/ `replays` counts 42 for an 8B LoRA
+    /// plan: the boundary searches, their monotonicity checks, the ladder or the training changes), each a replay of every
+    /// layer. The sweep's bound (<see cref="SweepRequest.MaxLayerPoints"/>) spread over 64 estimates is 128 layers, so the
+    /// deepest catalog model (Llama 3.1 405B, 126 layers) is planned here and a deeper inline config by the CLI.
+    /// </summary>
+    public const int MaxFitLayers = SweepRequest.MaxLayerPoints / 64;
 
     /// <summary>Runs <paramref name="work"/> through the server's <see cref="WorkGate"/>, cancelled when the client goes away.</summary>
     private static Task<T> Expensive<T>(HttpRequest request, Func<CancellationToken, T> work) =>

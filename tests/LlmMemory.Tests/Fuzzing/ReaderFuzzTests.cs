@@ -58,7 +58,9 @@ public sealed class ReaderFuzzTests
     [Fact]
     public void Mutated_api_requests_end_in_json_or_a_one_line_problem_within_limits()
     {
-        FuzzReport report = ReaderFuzzer.Run(ApiTarget.Target, Inputs, threads: 1, Seed);
+        // Outcomes only: a request runs replays, so its time on a loaded CI machine measures the load. The 5 s contract is the
+        // long run's, on a quiet machine (docs/performance.md); here a hang still ends the run (the harness's 30 s watchdog).
+        FuzzReport report = ReaderFuzzer.Run(ApiTarget.Target with { TimeLimit = TimeSpan.FromSeconds(30) }, Inputs, threads: 1, Seed);
 
         Assert.Equal(Inputs, report.Inputs);
         Assert.InRange(report.Values, 1, Inputs - 1);

@@ -72,6 +72,24 @@ public sealed class ServerProtectionTests(WebApplicationFactory<Program> factory
         Assert.Contains("at most 63 points", api.Detail, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_fit_of_a_model_deeper_than_the_bound_is_refused_naming_it()
+    {
+        // 8,192 layers × estimates spread over 64 estimates = 128 layers; Llama 3.1 405B (126 layers) stays within it.
+        JsonObject config = TinyLlama.Config();
+        config["num_hidden_layers"] = 129;
+        var body = new JsonObject { ["model"] = new JsonObject { ["config"] = config }, ["gpu"] = "a10" };
+
+        ApiResponse deep = await factory.CreateClient().Post("/api/fit", body);
+        ApiResponse deepest = await factory.CreateClient().Post("/api/fit", new JsonObject { ["model"] = "llama-3.1-405b", ["gpu"] = "h100-80gb" });
+
+        Assert.Equal(HttpStatusCode.BadRequest, deep.Status);
+        Assert.Equal("model", deep.Field);
+        Assert.Contains("129 layers", deep.Detail, StringComparison.Ordinal);
+        Assert.Contains("at most 128", deep.Detail, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, deepest.Status);
+    }
+
     [Theory]
     [InlineData("/api/sweep", Sweep)]
     [InlineData("/api/estimate", TrainingEstimate)]
