@@ -76,6 +76,23 @@ public sealed class BoundarySearchTests
         Assert.False(Fits(found.Value!.Value + 1));
     }
 
+    [Fact]
+    public void The_guard_gives_up_after_a_bounded_number_of_restarts_where_answers_alternate()
+    {
+        // Fits up to 100, then only odd values up to 100,000 (the allocator's rounding at a cliff does this): each restart
+        // from the guard's nearest fitting probe climbs two values. Unbounded, the search would need about 50,000 rounds
+        // of a few questions each; bounded, it makes MaxRestarts + 1 climbs of at most ~2 × log2(100,000) ≈ 34 questions
+        // and a few guard probes each.
+        static bool Fits(int n) => n <= 100 || (n <= 100_000 && n % 2 == 1);
+
+        Boundary found = BoundarySearch.Largest(Fits, 1_000_000);
+
+        Assert.False(found.Monotone);
+        Assert.True(Fits(found.Value!.Value));
+        Assert.False(Fits(found.Value!.Value + 1));
+        Assert.InRange(found.Questions, 1, (BoundarySearch.MaxRestarts + 1) * (34 + 5));
+    }
+
     [Theory]
     [InlineData(1, 1)]
     [InlineData(5, 8)]
