@@ -66,6 +66,16 @@ export function gib(bytes, digits = 2) {
   return (bytes / GIB).toFixed(digits);
 }
 
+/** Horizontal grid lines at a nice GiB step up to ymax, their labels, and the vertical "GiB per device" title. */
+function gibAxis(svg, { W, H, left, right, top, bottom, ymax, y }) {
+  const step = niceStep(ymax / GIB);
+  for (let v = 0; v * GIB <= ymax; v += step) {
+    svg.append(el('line', { x1: left, x2: W - right, y1: y(v * GIB), y2: y(v * GIB), stroke: '#d0d0d0' }));
+    svg.append(el('text', { x: left - 8, y: y(v * GIB) + 4, 'text-anchor': 'end', class: 'tick' }, `${v}`));
+  }
+  svg.append(el('text', { x: 16, y: (top + H - bottom) / 2, transform: `rotate(-90 16 ${(top + H - bottom) / 2})`, 'text-anchor': 'middle', class: 'axis-label' }, 'GiB per device'));
+}
+
 /** Round steps for a GiB axis: at most about six ticks. */
 function niceStep(max) {
   const steps = [0.25, 0.5, 1, 2, 4, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000];
@@ -151,12 +161,7 @@ export function drawCurve(svg, points, { xLabel, budget, budgetLabel, current })
   const x = (v) => left + (x1 === x0 ? 0.5 : (Math.log2(v) - x0) / (x1 - x0)) * (W - left - right);
   const y = (bytes) => H - bottom - (bytes / ymax) * (H - top - bottom);
 
-  const step = niceStep(ymax / GIB);
-  for (let v = 0; v * GIB <= ymax; v += step) {
-    svg.append(el('line', { x1: left, x2: W - right, y1: y(v * GIB), y2: y(v * GIB), stroke: '#d0d0d0' }));
-    svg.append(el('text', { x: left - 8, y: y(v * GIB) + 4, 'text-anchor': 'end', class: 'tick' }, `${v}`));
-  }
-  svg.append(el('text', { x: 16, y: (top + H - bottom) / 2, transform: `rotate(-90 16 ${(top + H - bottom) / 2})`, 'text-anchor': 'middle', class: 'axis-label' }, 'GiB per device'));
+  gibAxis(svg, { W, H, left, right, top, bottom, ymax, y });
   for (const p of points) {
     svg.append(el('line', { x1: x(p.value), x2: x(p.value), y1: H - bottom, y2: H - bottom + 5, stroke: '#555' }));
     svg.append(el('text', { x: x(p.value), y: H - bottom + 18, 'text-anchor': 'middle', class: 'tick' }, shortNumber(p.value)));
@@ -251,12 +256,7 @@ export function drawTimeline(svg, points, { budget, budgetLabel }) {
   const x = (i) => left + (points.length === 1 ? 0.5 : i / (points.length - 1)) * (W - left - right);
   const y = (bytes) => H - bottom - (bytes / ymax) * (H - top - bottom);
 
-  const step = niceStep(ymax / GIB);
-  for (let v = 0; v * GIB <= ymax; v += step) {
-    svg.append(el('line', { x1: left, x2: W - right, y1: y(v * GIB), y2: y(v * GIB), stroke: '#d0d0d0' }));
-    svg.append(el('text', { x: left - 8, y: y(v * GIB) + 4, 'text-anchor': 'end', class: 'tick' }, `${v}`));
-  }
-  svg.append(el('text', { x: 16, y: (top + H - bottom) / 2, transform: `rotate(-90 16 ${(top + H - bottom) / 2})`, 'text-anchor': 'middle', class: 'axis-label' }, 'GiB per device'));
+  gibAxis(svg, { W, H, left, right, top, bottom, ymax, y });
   svg.append(el('text', { x: (left + W - right) / 2, y: H - 12, 'text-anchor': 'middle', class: 'axis-label' }, 'phases of the step, in order'));
   svg.append(el('line', { x1: left, x2: W - right, y1: H - bottom, y2: H - bottom, stroke: '#333' }));
   svg.append(el('line', { x1: left, x2: left, y1: top, y2: H - bottom, stroke: '#333' }));
