@@ -18,9 +18,13 @@ public sealed class ModelFormatException : FormatException
     {
     }
 
-    /// <summary>Creates the exception for a problem in <paramref name="source"/> at <paramref name="key"/>.</summary>
+    /// <summary>
+    /// Creates the exception for a problem in <paramref name="source"/> at <paramref name="key"/>. The key comes from the input
+    /// (a JSON or YAML key, a GGUF name), so its control characters are written escaped: the message stays one line, and a key
+    /// holding ESC cannot reach a terminal raw.
+    /// </summary>
     public ModelFormatException(string source, string? key, string problem)
-        : base(key is null ? $"{source}: {problem}" : $"{source}: '{key}' {problem}")
+        : base(key is null ? $"{source}: {problem}" : $"{source}: '{Escaped(key)}' {problem}")
     {
         Input = source;
         Key = key;
@@ -31,4 +35,8 @@ public sealed class ModelFormatException : FormatException
 
     /// <summary>The key or field at fault, when there is one.</summary>
     public string? Key { get; }
+
+    /// <summary><paramref name="text"/> with every control character (line breaks included) written as <c>\xNN</c>.</summary>
+    private static string Escaped(string text) =>
+        text.Any(char.IsControl) ? string.Concat(text.Select(c => char.IsControl(c) ? $"\\x{(int)c:x2}" : c.ToString())) : text;
 }

@@ -49,6 +49,16 @@ public sealed class CaseReaderTests
         Assert.Equal("cases.jsonl line 1: 'weigths' is not a known field.", error.Message);
     }
 
+    [Fact]
+    public void A_field_name_with_a_line_break_or_escape_is_named_escaped_on_one_line()
+    {
+        // The API fuzzer's finding: a key written "\ngine_options" in JSON is a name that starts with a line feed (U+000A),
+        // and the error echoed it raw, splitting the one-line problem in two. Control characters print as \xNN (LF → \x0a,
+        // ESC → \x1b), so the name stays recognizable and the line stays one line.
+        ModelFormatException error = Bad(Good.Replace("\"weights\": \"bf16\"", "\"\\ngine\\u001b\": \"bf16\"", StringComparison.Ordinal));
+        Assert.Equal("cases.jsonl line 1: '\\x0agine\\x1b' is not a known field.", error.Message);
+    }
+
     [Theory]
     [InlineData("\"what\": \"weights\"", "\"what\": \"vram\"", "'measured.what' is \"vram\"; expected one of parameters, trainable_parameters")]
     [InlineData("\"bytes\": 14000000000", "\"bytes\": 0", "'measured.bytes' must be between 1 and")]
