@@ -19,12 +19,12 @@ public sealed class ModelFormatException : FormatException
     }
 
     /// <summary>
-    /// Creates the exception for a problem in <paramref name="source"/> at <paramref name="key"/>. The key comes from the input
-    /// (a JSON or YAML key, a GGUF name), so its control characters are written escaped: the message stays one line, and a key
-    /// holding ESC cannot reach a terminal raw.
+    /// Creates the exception for a problem in <paramref name="source"/> at <paramref name="key"/>. Keys and the values a problem
+    /// quotes come from the input (a JSON or YAML key or string, a GGUF name), so control characters are written escaped: the
+    /// message stays one line, and a name holding ESC cannot reach a terminal raw.
     /// </summary>
     public ModelFormatException(string source, string? key, string problem)
-        : base(key is null ? $"{source}: {problem}" : $"{source}: '{Escaped(key)}' {problem}")
+        : base(Escaped(key is null ? $"{source}: {problem}" : $"{source}: '{key}' {problem}"))
     {
         Input = source;
         Key = key;

@@ -1,7 +1,7 @@
 // The page: a form over the scenario, the API's answers drawn as a bar, curves and tables. No arithmetic on memory
 // happens here: every number shown comes from the API (the library); the page only formats and draws it.
 
-import { DEFAULTS, fromHash, toHash, toScenario, toCommand, describe } from './state.js';
+import { DEFAULTS, SERVING, fromHash, toHash, toScenario, toCommand, describe, setInferenceFields, servingControlApplies, batchApplies, engineReads } from './state.js';
 import { drawBar, drawCurve, drawCompare, drawTimeline, swatch, gib } from './charts.js';
 import { readModelFile, ggufHeader, HeaderError } from './headers.js';
 
@@ -83,7 +83,7 @@ function showState() {
   $('model-search').value = state.config || state.gguf ? '' : state.model;
   for (const radio of document.querySelectorAll('input[name=mode]')) radio.checked = radio.value === state.mode;
   for (const key of ['engine', 'weights', 'kv_cache_dtype', 'batch', 'seq', 'precision', 'optimizer', 'gradient_checkpointing',
-    'gradient_accumulation', 'attention', 'lora_r', 'lora_targets', 'gpu', 'gpus', 'zero', 'fsdp', 'tp']) {
+    'gradient_accumulation', 'attention', 'lora_r', 'lora_targets', 'gpu', 'gpus', 'zero', 'fsdp', 'tp', ...Object.keys(SERVING)]) {
     const control = $(key);
     const value = String(state[key]);
     if (control.tagName === 'SELECT' && ![...control.options].some((o) => o.value === value)) control.append(new Option(value, value));
@@ -97,14 +97,25 @@ function showModeSettings() {
   $('training-settings').hidden = !training;
   $('inference-settings').hidden = training;
   $('lora-settings').hidden = !(state.mode === 'lora' || state.mode === 'qlora');
-  $('seq-label').textContent = training ? 'Sequence length (tokens)' : 'Context length (tokens)';
+  // The serving controls the chosen engine reads (vLLM: all three; SGLang: utilization; llama.cpp: version).
+  let serving = false;
+  for (const key of Object.keys(SERVING)) {
+    const applies = servingControlApplies(state, key);
+    for (const element of document.querySelectorAll(`[data-serving="${key}"]`)) element.hidden = !applies;
+    serving ||= applies;
+  }
+  $('serving-settings').hidden = !serving;
+  $('batch').hidden = $('batch-label').hidden = !batchApplies(state);
+  $('seq-label').textContent = training ? 'Sequence length (tokens)'
+    : engineReads(state, 'engine_options.max_model_len') ? 'Context length = max model length (tokens)' : 'Context length (tokens)';
   $('batch-label').textContent = training ? 'Micro-batch (sequences)' : 'Batch (sequences at once)';
 }
 
 /** Reads the controls into the state. Model choice is handled by its own events. */
 function readControls() {
   state.mode = document.querySelector('input[name=mode]:checked')?.value ?? 'inference';
-  for (const key of ['engine', 'weights', 'kv_cache_dtype', 'precision', 'optimizer', 'gradient_checkpointing', 'attention', 'lora_r', 'lora_targets', 'gpu', 'zero', 'fsdp']) {
+  for (const key of ['engine', 'weights', 'kv_cache_dtype', 'precision', 'optimizer', 'gradient_checkpointing', 'attention', 'lora_r', 'lora_targets', 'gpu', 'zero', 'fsdp',
+    ...Object.keys(SERVING)]) {
     state[key] = $(key).value.trim();
   }
   for (const key of ['batch', 'seq', 'gradient_accumulation', 'gpus', 'tp']) {
@@ -277,7 +288,25 @@ function renderEstimate(estimate) {
     line.textContent = estimate.gpu ? 'No memory budget is known for this device.' : 'Choose a GPU to see whether it fits.';
   }
   line.dataset.fits = String(estimate.fits ?? 'unknown');
+  renderServingFacts(estimate.facts ?? {});
   renderTimeline(estimate);
+}
+
+/** A serving engine's KV pool in words: the facts the estimate reports (tokens, blocks, lengths, concurrency). */
+const SERVING_FACTS = [
+  ['kv_tokens', 'KV cache pool', (f) => `${number(f.kv_tokens)} tokens${f.kv_blocks !== undefined ? ` (${number(f.kv_blocks)} blocks)` : ''}`],
+  ['max_model_len', 'Max model length', (f) => `${number(f.max_model_len)} tokens`],
+  ['max_concurrency', 'Requests of that length at once', (f) => number(f.max_concurrency)],
+  ['longest_max_model_len', 'Longest max model length the pool allows', (f) => `${number(f.longest_max_model_len)} tokens`],
+];
+
+function renderServingFacts(facts) {
+  const rows = SERVING_FACTS.filter(([key]) => key in facts);
+  $('serving-facts').replaceChildren(...rows.flatMap(([key, term, value]) => [
+    Object.assign(document.createElement('dt'), { textContent: term }),
+    Object.assign(document.createElement('dd'), { textContent: value(facts), id: `fact-${key}` }),
+  ]));
+  $('serving-facts').hidden = rows.length === 0;
 }
 
 /** The estimate's memory at each phase boundary of one step, where the estimator models the step. */
@@ -374,10 +403,12 @@ function renderCurve(which, sweep, xLabel, current) {
 }
 
 /** No curve: the estimate of a bare parameter count is the same at every context and batch. */
-function renderFlat(which) {
+const FLAT_COUNT = 'A bare parameter count has no layers, so its estimate does not change with context or batch; give a model id or config.json for the curves.';
+
+function renderFlat(which, why = FLAT_COUNT) {
   drawCurve($(`${which}-chart`), [], {});
   $(`${which}-table`).replaceChildren();
-  $(`${which}-desc`).textContent = 'A bare parameter count has no layers, so its estimate does not change with context or batch; give a model id or config.json for the curves.';
+  $(`${which}-desc`).textContent = why;
 }
 
 /** The solvers' answers as the CLI's `fit` prints them: question, answer, why. */
@@ -502,18 +533,22 @@ async function refresh() {
     const top = Math.min(Math.max(estimate.json.model.max_positions ?? 131072, 1024), 1 << 20);
     const seqValues = sweepValues(state.seq, top, Math.max(1, top >> 10));
     const batchValues = sweepValues(state.batch, Math.max(256, state.batch), 1);
+    // A serving engine sizes its KV pool from the GPU, not from a batch: there is no batch to vary, and the fit table says
+    // how many requests fit at once.
+    const byBatch = 'batch' in scenario;
     const [seqSweep, batchSweep, fit] = await Promise.all([
       postJson('/api/sweep', { scenario, vary: 'seq', values: seqValues }, signal),
-      postJson('/api/sweep', { scenario, vary: 'batch', values: batchValues }, signal),
+      byBatch ? postJson('/api/sweep', { scenario, vary: 'batch', values: batchValues }, signal) : null,
       postJson('/api/fit', scenario, signal),
     ]);
     if (signal.aborted) return;
-    if (!seqSweep.ok || !batchSweep.ok) {
+    if (!seqSweep.ok || (byBatch && !batchSweep.ok)) {
       showProblem((seqSweep.ok ? batchSweep : seqSweep).json);
       return;
     }
     renderCurve('seq', seqSweep.json, state.mode === 'inference' ? 'Context length' : 'Sequence length', state.seq);
-    renderCurve('batch', batchSweep.json, 'Batch size', state.batch);
+    if (byBatch) renderCurve('batch', batchSweep.json, 'Batch size', state.batch);
+    else renderFlat('batch', `${state.engine} sizes its KV pool from the GPU, not from a batch; "What fits" says how many requests fit at once.`);
     renderFit(fit, estimate.json);
     if (signal.aborted) return;
     $('results').dataset.scenario = JSON.stringify(scenario);
@@ -621,6 +656,7 @@ async function start() {
     showProblem({ detail: `The catalogs could not be loaded (${e.message}).` });
     return;
   }
+  setInferenceFields(catalog.choices.inference_fields);
   fillCatalogs();
   state = fromHash(location.hash);
   if (state.config) $('config-text').value = JSON.stringify(state.config, null, 2);

@@ -25,7 +25,38 @@ export const DEFAULTS = Object.freeze({
   zero: '',
   fsdp: '',
   tp: 1,
+  gpu_memory_utilization: '',
+  max_num_seqs: '',
+  engine_version: '',
 });
+
+/** The page's serving controls and the engine_options field each sets. The context is the serving engine's max_model_len
+ *  (the library refuses both at once), so the context control sets it. */
+export const SERVING = Object.freeze({
+  gpu_memory_utilization: 'gpu_memory_utilization',
+  max_num_seqs: 'max_num_seqs',
+  engine_version: 'version',
+});
+
+/** By engine, the scenario fields its inference estimate reads (the API's /api/choices), so only those are offered and sent. */
+let inferenceFields = {};
+export function setInferenceFields(map) { inferenceFields = map ?? {}; }
+
+/** Whether the state's inference engine reads <field> (a scenario JSON path); training settings are the training path's. */
+export function engineReads(state, field) {
+  const fields = inferenceFields[state.engine || 'transformers'];
+  return !fields || fields.includes(field);
+}
+
+/** Whether the serving control <key> (a key of SERVING) applies: inference on an engine that reads it. */
+export function servingControlApplies(state, key) {
+  return !training(state) && engineReads(state, `engine_options.${SERVING[key]}`);
+}
+
+/** Whether the batch applies: always in training; in inference, where the engine reads it (vLLM and SGLang size by the GPU). */
+export function batchApplies(state) {
+  return training(state) || engineReads(state, 'batch');
+}
 
 const NUMBERS = new Set(['batch', 'seq', 'gradient_accumulation', 'gpus', 'tp']);
 /** Always written to the URL, so a shared link reads as a sentence even when these are defaults. */
@@ -84,7 +115,7 @@ export function toScenario(state) {
   if (state.weights) s.weights = state.weights;
   if (!training(state) && state.kv_cache_dtype) s.kv_cache_dtype = state.kv_cache_dtype;
   if (!isCount(state)) {
-    s.batch = state.batch;
+    if (batchApplies(state)) s.batch = state.batch;
     s.seq = state.seq;
   }
   if (training(state)) {
@@ -105,6 +136,11 @@ export function toScenario(state) {
     if (state.fsdp) s.parallel.fsdp = state.fsdp;
     if (state.tp !== 1) s.parallel.tp = state.tp;
   }
+  for (const key of Object.keys(SERVING)) {
+    if (state[key] === '' || !servingControlApplies(state, key)) continue;
+    s.engine_options ??= {};
+    s.engine_options[SERVING[key]] = key === 'engine_version' ? state[key] : Number(state[key]);
+  }
   if (state.gpu) s.gpu = state.gpu;
   return s;
 }
@@ -115,7 +151,7 @@ export function describe(state) {
   const parts = [state.config || state.gguf ? state.label : state.model, s.mode];
   if (s.weights) parts.push(s.weights);
   if (s.engine) parts.push(s.engine);
-  if ('seq' in s) parts.push(`batch ${s.batch} × ${s.seq.toLocaleString('en-US')} tokens`);
+  if ('seq' in s) parts.push('batch' in s ? `batch ${s.batch} × ${s.seq.toLocaleString('en-US')} tokens` : `${s.seq.toLocaleString('en-US')} tokens`);
   parts.push(`${s.parallel?.gpus ?? 1} × ${s.gpu ?? 'no GPU chosen'}`);
   return parts.join(', ');
 }
@@ -145,6 +181,9 @@ export function toCommand(state) {
   flag('--zero', s.parallel?.zero);
   flag('--fsdp', s.parallel?.fsdp);
   flag('--tp', s.parallel?.tp);
+  flag('--gpu-memory-utilization', s.engine_options?.gpu_memory_utilization);
+  flag('--max-num-seqs', s.engine_options?.max_num_seqs);
+  flag('--engine-version', s.engine_options?.version);
   flag('--gpu', s.gpu);
   return args.join(' ');
 }

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LlmMemory.Catalog;
+using LlmMemory.Estimation.Engines;
 using LlmMemory.Hardware;
 using LlmMemory.Numerics;
 using LlmMemory.Workloads;
@@ -90,7 +91,10 @@ public static class CatalogJson
         return new JsonObject { ["dtypes"] = array, ["weight_formats"] = formats };
     }
 
-    /// <summary>The scenario spelling of every choice-valued field (docs/scenario.md), so a form can offer exactly these.</summary>
+    /// <summary>
+    /// The scenario spelling of every choice-valued field (docs/scenario.md), so a form can offer exactly these; and, by engine,
+    /// the scenario fields its inference estimate reads.
+    /// </summary>
     public static JsonObject ScenarioChoices() => new()
     {
         ["mode"] = Strings(Names.All<Mode>()),
@@ -104,6 +108,9 @@ public static class CatalogJson
         ["offload"] = Strings(Names.All<OffloadMode>()),
         ["weights"] = Strings(WeightFormats.All.Select(f => f.Name).ToArray()),
         ["kv_cache_dtype"] = Strings(ScenarioReader.KvCacheTypeNames),
+        ["inference_fields"] = new JsonObject(Enum.GetValues<Engine>()
+            .Where(e => EngineRegistry.InferenceFieldsOf(e).Count > 0)
+            .Select(e => KeyValuePair.Create(Names.Of(e), (JsonNode?)Strings(EngineRegistry.InferenceFieldsOf(e))))),
     };
 
     private static JsonArray Strings(IReadOnlyList<string> values) => new(values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());

@@ -50,13 +50,18 @@ public sealed class CaseReaderTests
     }
 
     [Fact]
-    public void A_field_name_with_a_line_break_or_escape_is_named_escaped_on_one_line()
+    public void A_field_name_or_value_with_a_line_break_or_escape_is_named_escaped_on_one_line()
     {
         // The API fuzzer's finding: a key written "\ngine_options" in JSON is a name that starts with a line feed (U+000A),
         // and the error echoed it raw, splitting the one-line problem in two. Control characters print as \xNN (LF → \x0a,
         // ESC → \x1b), so the name stays recognizable and the line stays one line.
         ModelFormatException error = Bad(Good.Replace("\"weights\": \"bf16\"", "\"\\ngine\\u001b\": \"bf16\"", StringComparison.Ordinal));
         Assert.Equal("cases.jsonl line 1: '\\x0agine\\x1b' is not a known field.", error.Message);
+
+        // The same for a value the problem quotes (the fuzzer's second finding: a mode written "train\ng").
+        error = Bad(Good.Replace("\"weights\": \"bf16\"", "\"weights\": \"bf\\n16\"", StringComparison.Ordinal));
+        Assert.DoesNotContain('\n', error.Message);
+        Assert.Contains("bf\\x0a16", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -46,6 +46,34 @@ public sealed partial class CatalogAndPageTests(WebApplicationFactory<Program> f
     }
 
     [Fact]
+    public async Task Choices_name_the_fields_each_inference_engine_reads_and_the_estimate_agrees()
+    {
+        ApiResponse choices = await _client.Get("/api/choices");
+        JsonObject fields = choices.Body!["inference_fields"]!.AsObject();
+        string[] Of(string engine) => fields[engine]!.AsArray().Select(o => o!.GetValue<string>()).ToArray();
+
+        // vLLM's EngineArgs take --max-model-len, --gpu-memory-utilization and --max-num-seqs; SGLang's ServerArgs have
+        // context_length and mem_fraction_static but no max_num_seqs (it caps requests with max_running_requests). Neither
+        // takes a batch: both size the KV pool from the GPU. transformers' forward takes a batch and no engine options;
+        // torchtune does not run inference.
+        Assert.Subset(Of("vllm").ToHashSet(), new HashSet<string>
+            { "engine_options.max_model_len", "engine_options.gpu_memory_utilization", "engine_options.max_num_seqs", "engine_options.version" });
+        Assert.Contains("engine_options.max_model_len", Of("sglang"));
+        Assert.DoesNotContain("engine_options.max_num_seqs", Of("sglang"));
+        Assert.DoesNotContain("batch", Of("vllm"));
+        Assert.Contains("batch", Of("transformers"));
+        Assert.DoesNotContain(Of("transformers"), f => f.StartsWith("engine_options.", StringComparison.Ordinal));
+        Assert.False(fields.ContainsKey("torchtune"));
+
+        // What the page offers is what the estimate reads: the listed option is estimated, the unlisted one refused by name.
+        ApiResponse read = await _client.Post("/api/estimate", """{"model": "llama-3.1-8b", "engine": "sglang", "gpu": "a100-80gb", "engine_options": {"max_model_len": 8192}}""");
+        Assert.Equal(HttpStatusCode.OK, read.Status);
+        ApiResponse refused = await _client.Post("/api/estimate", """{"model": "llama-3.1-8b", "engine": "sglang", "gpu": "a100-80gb", "engine_options": {"max_num_seqs": 8}}""");
+        Assert.Equal(HttpStatusCode.BadRequest, refused.Status);
+        Assert.Contains("max_num_seqs", refused.Body!["detail"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_openapi_document_describes_every_endpoint()
     {
         ApiResponse response = await _client.Get("/openapi/v1.json");

@@ -189,6 +189,65 @@ public sealed class PageTests(BrowserFixture browser, ITestOutputHelper output)
         return file;
     }
 
+    /// <summary>
+    /// Issue 16: a vLLM question answered on the page alone. The context is vLLM's max_model_len (one control: the library refuses
+    /// both at once); the serving controls are the ones the engine reads; the KV pool's facts are the API's.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_vLLM_question_is_answered_with_the_serving_controls_and_the_KV_pool_facts()
+    {
+        var clock = Stopwatch.StartNew();
+        IPage page = await browser.NewPageAsync();
+        await page.GotoAsync("/#model=llama-3.1-8b&mode=inference&gpu=l4-24gb&batch=1&seq=16384");
+        await Settled(page);
+        await Assertions.Expect(page.Locator("#serving-settings")).ToBeHiddenAsync();
+
+        await page.GetByLabel("Engine", new() { Exact = true }).SelectOptionAsync("vllm");
+        JsonNode scenario = await Settled(page);
+        await Assertions.Expect(page.GetByLabel("Context length = max model length (tokens)")).ToHaveValueAsync("16384");
+        await Assertions.Expect(page.GetByLabel("GPU memory utilization (fraction)")).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByLabel("Max sequences at once")).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByLabel("Engine version", new() { Exact = true })).ToBeVisibleAsync();
+        Assert.Null(scenario["engine_options"]);
+        // vLLM takes no batch: the control goes, and the scenario carries none.
+        await Assertions.Expect(page.Locator("#batch")).ToBeHiddenAsync();
+        Assert.Null(scenario["batch"]);
+        // The context (16,384) is the max_model_len vLLM is sized for when none is given.
+        await Assertions.Expect(page.Locator("#fact-max_model_len")).ToHaveTextAsync("16,384 tokens");
+        Assert.Equal(await ApiTotal("""{"model": "llama-3.1-8b", "engine": "vllm", "gpu": "l4-24gb", "seq": 16384}"""), await ShownTotal(page));
+
+        await page.GetByLabel("Context length = max model length (tokens)").FillAsync("8192");
+        await page.GetByLabel("GPU memory utilization (fraction)").FillAsync("0.8");
+        await page.GetByLabel("GPU memory utilization (fraction)").PressAsync("Tab");
+        scenario = await Settled(page);
+        Assert.Equal(8192, scenario["seq"]!.GetValue<int>());
+        Assert.Equal(0.8, scenario["engine_options"]!["gpu_memory_utilization"]!.GetValue<double>());
+        await Assertions.Expect(page.Locator("#fact-max_model_len")).ToHaveTextAsync("8,192 tokens");
+        using (var client = new HttpClient { BaseAddress = browser.App!.Address })
+        {
+            ApiResponse api = await client.Post("/api/estimate", """
+                {"model": "llama-3.1-8b", "engine": "vllm", "gpu": "l4-24gb", "seq": 8192, "engine_options": {"gpu_memory_utilization": 0.8}}
+                """);
+            Assert.Equal(api.Body!["total_bytes"]!.GetValue<long>(), await ShownTotal(page));
+            long pool = api.Body["facts"]!["kv_tokens"]!.GetValue<long>();
+            await Assertions.Expect(page.Locator("#fact-kv_tokens")).ToContainTextAsync(pool.ToString("N0", CultureInfo.InvariantCulture) + " tokens");
+        }
+
+        // SGLang reads the length and the utilization, not vLLM's max_num_seqs; transformers reads none of them.
+        await page.GetByLabel("Engine", new() { Exact = true }).SelectOptionAsync("sglang");
+        scenario = await Settled(page);
+        await Assertions.Expect(page.GetByLabel("Max sequences at once")).ToBeHiddenAsync();
+        Assert.Equal(0.8, scenario["engine_options"]!["gpu_memory_utilization"]!.GetValue<double>());
+        await page.GetByLabel("Engine", new() { Exact = true }).SelectOptionAsync("");
+        scenario = await Settled(page);
+        await Assertions.Expect(page.Locator("#serving-settings")).ToBeHiddenAsync();
+        await Assertions.Expect(page.Locator("#serving-facts")).ToBeHiddenAsync();
+        await Assertions.Expect(page.Locator("#batch")).ToBeVisibleAsync();
+        Assert.Null(scenario["engine_options"]);
+        Assert.Equal(1, scenario["batch"]!.GetValue<int>());
+        Took(clock, "vLLM question");
+    }
+
     [SkippableFact]
     public async Task A_broken_file_or_setting_is_reported_in_words_naming_it()
     {

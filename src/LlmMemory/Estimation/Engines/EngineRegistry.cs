@@ -58,6 +58,22 @@ internal static class EngineRegistry
     private static readonly EstimatorPath CountAdapters = EstimatorPath.Of("a bare parameter count (the frozen base only)",
         ["weights", .. Sharding], (model, scenario, _) => RuleOfThumb.Estimate(model, scenario));
 
+    /// <summary>
+    /// The scenario fields (JSON paths) that <paramref name="engine"/>'s inference path reads for a model with layers, so a form
+    /// offers exactly the settings the estimate uses; empty for engines that do not run inference.
+    /// </summary>
+    public static IReadOnlyList<string> InferenceFieldsOf(Engine engine)
+    {
+        EstimatorPath? path = !ModesOf(engine).Contains(Mode.Inference) ? null : engine switch
+        {
+            Engine.Vllm => Vllm,
+            Engine.Sglang => Sglang,
+            Engine.LlamaCpp => LlamaCppPath,
+            _ => ReplayInference,
+        };
+        return path is null ? [] : path.Reads.Order(StringComparer.Ordinal).ToArray();
+    }
+
     /// <summary>The modes each engine runs; the rest are refused with the reason.</summary>
     private static IReadOnlyList<Mode> ModesOf(Engine engine) => engine switch
     {
