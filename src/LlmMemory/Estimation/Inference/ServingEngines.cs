@@ -211,8 +211,8 @@ internal static class ServingEngines
 
         Formula output = (Formula.Count(tokens, "tokens") * Formula.Count(model.HiddenSize) * Formula.Bytes(activationBytes)).After("forward output");
         return output.Value + logits.Value >= forward.Value
-            ? (output + logits).Because($"the sampler outweighs the forward's widest moment ({new ByteSize((long)forward.Value)})")
-            : forward.Because($"the forward outweighs the sampler ({new ByteSize((long)(output.Value + logits.Value))})");
+            ? (output + logits).Because("the sampler outweighs the forward's widest moment")
+            : forward.Because("the forward outweighs its output and the sampler");
     }
 
     /// <summary>Bytes of the tensors every tensor-parallel GPU holds whole: the 1-D norms and biases outside attention.</summary>
