@@ -24,6 +24,13 @@ public static class Constants
     /// <summary>vLLM non-torch memory with tensor parallelism (NCCL and custom all-reduce buffers): 0.55 GiB at TP = 2 (same source).</summary>
     public static readonly ByteSize VllmNonTorchMultiGpu = ByteSize.FromGibibytes(0.55);
 
+    /// <summary>
+    /// vLLM non-torch memory with tensor parallelism in v0.19.0: 2.1 GiB, the mean of llm-d-planner's H100 logs of Llama-3.1-8B
+    /// and Qwen2.5-7B at TP 2 (2.07, 2.06 GiB) and TP 4 (2.13, 2.13 GiB) (accuracy/accuracy_report.md, "Sensitivity: Tensor
+    /// Parallelism"); no release between the 0.55 GiB reading and 0.19.0 is published, so the step is keyed on 0.19.
+    /// </summary>
+    public static readonly ByteSize VllmNonTorchMultiGpuFrom019 = ByteSize.FromGibibytes(2.1);
+
     /// <summary>vLLM's default <c>gpu_memory_utilization</c> (vllm/engine/arg_utils.py).</summary>
     public const double VllmDefaultUtilization = 0.9;
 

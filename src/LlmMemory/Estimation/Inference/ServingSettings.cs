@@ -51,7 +51,8 @@ internal sealed record ServingSettings(bool Sglang, ByteSize Usable, int Tp, int
             options.MaxNumSeqs ?? (large ? 1024 : 256),
             options.MaxNumBatchedTokens ?? DefaultBatchedTokens(v0, large, maxModelLen),
             v0 ? Constants.VllmV0SamplerBytesPerLogit : Before(version, 0, 17) ? Constants.VllmSortingSamplerBytesPerLogit : Constants.VllmTritonSamplerBytesPerLogit,
-            tp > 1 ? Constants.VllmNonTorchMultiGpu : Before(version, 0, 18) ? Constants.VllmNonTorchSingleGpu : Constants.VllmNonTorchSingleGpuFrom018);
+            tp > 1 ? Before(version, 0, 19) ? Constants.VllmNonTorchMultiGpu : Constants.VllmNonTorchMultiGpuFrom019
+            : Before(version, 0, 18) ? Constants.VllmNonTorchSingleGpu : Constants.VllmNonTorchSingleGpuFrom018);
     }
 
     /// <summary>
