@@ -100,6 +100,17 @@ public sealed class VllmServingTests
         Assert.Equal(Fact(Vllm("gpt-oss-20b", "h100-80gb", "0.10.0"), "kv_tokens"), Fact(Vllm("gpt-oss-20b", "h100-80gb", "0.10"), "kv_tokens"));
     }
 
+    [Fact]
+    public void A_release_newer_than_the_modelled_ones_is_refused_rather_than_estimated_with_old_rules()
+    {
+        // vllm/config/cache.py of v0.25.0 defaults gpu_memory_utilization to 0.92 (0.9 through 0.19): a later release's
+        // defaults are not 0.19's, so the estimate says so instead of answering with them.
+        ModelFormatException error = Assert.Throws<ModelFormatException>(() => Vllm("llama-3.1-8b", "h100-80gb", "0.25.0"));
+        Assert.Contains("engine_options.version", error.Message, StringComparison.Ordinal);
+        Assert.Contains("up to 0.19", error.Message, StringComparison.Ordinal);
+        Assert.Equal(Fact(Vllm("llama-3.1-8b", "h100-80gb", null), "kv_blocks"), Fact(Vllm("llama-3.1-8b", "h100-80gb", "0.19.1"), "kv_blocks"));
+    }
+
     [Theory]
     // vllm/distributed/utils.py get_pp_indices: an even share, the remainder one apiece to the stages before the last, from the
     // second to last backwards; tests/distributed/test_pipeline_partition.py test_uneven_auto_partition pins 3 over 2, 4 and
@@ -111,6 +122,40 @@ public sealed class VllmServingTests
     [InlineData(32, 4, new[] { 8, 8, 8, 8 })]
     public void Layers_are_split_over_pipeline_stages_as_get_pp_indices_splits_them(int layers, int pp, int[] split) =>
         Assert.Equal(split, PipelineStages.Split(layers, pp));
+
+    [Fact]
+    public void A_given_partition_moves_layers_between_stages_as_vllm_pp_layer_partition_does()
+    {
+        // VLLM_PP_LAYER_PARTITION "20,12" puts 20 of Llama-3.1-8B's 32 layers on the first stage (get_pp_indices); the first
+        // stage then holds 20 × 436,224,000 + the embedding 1,050,673,152 + rotary 33,554,432 = 9,808,707,584 B, more than the
+        // last (12 layers + head + norm + rotary = 6,318,923,776 B), so it is the stage shown.
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named("llama-3.1-8b"), Engine = Engine.Vllm, Gpu = GpuCatalog.Find("h100-80gb"),
+            Parallel = new ParallelSettings { Gpus = 2, Pp = 2 },
+            EngineOptions = new EngineOptions { MaxModelLen = 8192, PpLayerPartition = "20,12" },
+        });
+
+        Assert.Equal(9_808_707_584, Bytes(estimate, "weights"));
+        Assert.Contains("stage 1 of 2", estimate.Device, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    // get_pp_indices refuses a partition whose count is not pp or whose sum is not the layer count.
+    [InlineData("16,16,16", "3 stages for parallel.pp 2")]
+    [InlineData("16,15", "31 layers, not the model's 32")]
+    [InlineData("16,a", "not a list of positive layer counts")]
+    public void A_partition_vllm_would_refuse_is_refused_with_its_reason(string partition, string reason)
+    {
+        ModelFormatException error = Assert.Throws<ModelFormatException>(() => MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named("llama-3.1-8b"), Engine = Engine.Vllm, Gpu = GpuCatalog.Find("h100-80gb"),
+            Parallel = new ParallelSettings { Gpus = 2, Pp = 2 },
+            EngineOptions = new EngineOptions { MaxModelLen = 8192, PpLayerPartition = partition },
+        }));
+        Assert.Contains("engine_options.pp_layer_partition", error.Message, StringComparison.Ordinal);
+        Assert.Contains(reason, error.Message, StringComparison.Ordinal);
+    }
 
     [Fact]
     public void Pipeline_parallel_2_puts_half_the_weights_on_each_gpu()

@@ -29,7 +29,7 @@ internal static class ServingEngines
         }
 
         WeightLayout layout = WeightChoice.Layout(model, scenario, out string format);
-        IReadOnlyList<PipelineStage> stages = PipelineStages.Of(model, layout, pp);
+        IReadOnlyList<PipelineStage> stages = PipelineStages.Of(model, layout, StageSplit(model, scenario, pp));
         // vLLM's get_rope builds the cos/sin cache for max_position_embeddings rows, whatever max_model_len is; every stage
         // with attention layers builds one.
         int rotaryRows = model.MaxPositions ?? maxModelLen;
@@ -102,7 +102,7 @@ internal static class ServingEngines
         };
         if (pp > 1)
         {
-            notes.Add($"Pipeline parallel over {pp} stages of {string.Join(", ", stages.Select(st => st.Layers))} layers (vLLM's get_pp_indices): the embedding on the first stage, "
+            notes.Add($"Pipeline parallel over {pp} stages of {string.Join(", ", stages.Select(st => st.Layers))} layers ({(scenario.EngineOptions.PpLayerPartition is null ? "vLLM's get_pp_indices" : "VLLM_PP_LAYER_PARTITION")}): the embedding on the first stage, "
                 + $"the final norm and head on the last, which also runs the sampler; every stage keeps {Text.N(blocks)} blocks, the most stage {binding.Stage.Index + 1} has room for. "
                 + $"The figures are stage {shown.Stage.Index + 1}'s, the most loaded.");
         }
@@ -156,6 +156,20 @@ internal static class ServingEngines
             ],
             Notes = notes,
         };
+    }
+
+    /// <summary>Layers per pipeline stage: engine_options.pp_layer_partition when given (with pp above 1), else vLLM's even split.</summary>
+    private static int[] StageSplit(ModelArchitecture model, Scenario scenario, int pp)
+    {
+        if (scenario.EngineOptions.PpLayerPartition is not string partition)
+        {
+            return PipelineStages.Split(model.LayerCount, pp);
+        }
+
+        string? reason = pp == 1 ? "but there is one pipeline stage: give parallel.pp above 1" : null;
+        int[]? split = reason is null ? PipelineStages.Given(partition, model.LayerCount, pp, out reason) : null;
+        return split ?? throw new ModelFormatException(scenario.Given.OriginOf("engine_options.pp_layer_partition"), "engine_options.pp_layer_partition",
+            $"is \"{partition}\", {reason}.");
     }
 
     /// <summary>One stage's share: its weights on one GPU, the activations its profile run holds, and the pool left for KV.</summary>

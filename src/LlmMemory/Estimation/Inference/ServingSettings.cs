@@ -101,10 +101,26 @@ internal sealed record ServingSettings(bool Sglang, ByteSize Usable, int Tp, int
     private static int DefaultBatchedTokens(bool v0, bool large, int maxModelLen) =>
         v0 ? maxModelLen <= 32768 ? Math.Max(maxModelLen, 2048) : 2048 : large ? 8192 : 2048;
 
+    /// <summary>
+    /// The newest vLLM release series whose accounting is modelled (docs/vllm.md); no version means it. Later releases changed
+    /// their defaults again (vllm/config/cache.py gives gpu_memory_utilization 0.92 by v0.25), so a newer one is refused
+    /// rather than estimated with 0.19's rules.
+    /// </summary>
+    private static readonly Version NewestModelled = new(0, 19);
+
     /// <summary>A vLLM release ("0.6.4", "v0.10.1"); null when none is given (current). Anything else is refused, not ignored.</summary>
-    private static Version? VllmVersion(string? text, Scenario scenario) =>
-        text is null ? null
-        : Version.TryParse(text.Trim().TrimStart('v'), out Version? parsed) ? new Version(parsed.Major, parsed.Minor, Math.Max(0, parsed.Build))
-        : throw new ModelFormatException(scenario.Given.OriginOf("engine_options.version"), "engine_options.version",
-            $"is \"{text}\", which is not a vLLM release (such as 0.6.4 or 0.10.1).");
+    private static Version? VllmVersion(string? text, Scenario scenario)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        ModelFormatException Refused(string why) => new(scenario.Given.OriginOf("engine_options.version"), "engine_options.version", $"is \"{text}\", {why}");
+        Version parsed = Version.TryParse(text.Trim().TrimStart('v'), out Version? v) ? new Version(v.Major, v.Minor, Math.Max(0, v.Build))
+            : throw Refused("which is not a vLLM release (such as 0.6.4 or 0.10.1).");
+        return parsed.Major > NewestModelled.Major || (parsed.Major == NewestModelled.Major && parsed.Minor > NewestModelled.Minor)
+            ? throw Refused($"newer than the releases modelled (up to {NewestModelled.Major}.{NewestModelled.Minor}, docs/vllm.md); give {NewestModelled.Major}.{NewestModelled.Minor} or leave the version out.")
+            : parsed;
+    }
 }
