@@ -124,6 +124,15 @@ public sealed class VllmServingTests
         Assert.Equal(split, PipelineStages.Split(layers, pp));
 
     [Fact]
+    public void Pipeline_parallelism_before_vllm_0_5_1_is_refused()
+    {
+        // vLLM issue 6054 (2024-07): --pipeline-parallel-size is "supported in the latest main (and incoming 0.5.1 release)".
+        ModelFormatException error = Assert.Throws<ModelFormatException>(() => Vllm("llama-3.1-8b", "h100-80gb", "0.5.0", pp: 2));
+        Assert.Contains("parallel.pp", error.Message, StringComparison.Ordinal);
+        Assert.Single(Vllm("llama-3.1-8b", "h100-80gb", "0.5.1", pp: 2).Notes, n => n.StartsWith("Pipeline parallel over 2 stages", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_given_partition_moves_layers_between_stages_as_vllm_pp_layer_partition_does()
     {
         // VLLM_PP_LAYER_PARTITION "20,12" puts 20 of Llama-3.1-8B's 32 layers on the first stage (get_pp_indices); the first

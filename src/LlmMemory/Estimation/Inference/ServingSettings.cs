@@ -38,6 +38,13 @@ internal sealed record ServingSettings(bool Sglang, ByteSize Usable, int Tp, int
         bool large = !v0 && LargeDefaults(version, gpu.Name, total);
         int maxModelLen = MaxModelLenOf(model, scenario);
         int tp = scenario.Parallel.Tp;
+        if (scenario.Parallel.Pp > 1 && Before(version, 0, 5, 1))
+        {
+            // --pipeline-parallel-size serves from 0.5.1 (vLLM issue 6054: "supported in the latest main (and incoming 0.5.1 release)").
+            throw new ModelFormatException(scenario.Given.OriginOf("parallel.pp"), "parallel.pp",
+                $"is {scenario.Parallel.Pp}, but vLLM {options.Version} has no pipeline parallelism (it serves with it from 0.5.1); use tp.");
+        }
+
         return new ServingSettings(
             sglang,
             total,
