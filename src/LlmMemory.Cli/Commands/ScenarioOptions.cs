@@ -50,6 +50,7 @@ internal sealed class ScenarioOptions
         Integer(["--max-num-seqs"], "engine_options.max_num_seqs", "vLLM maximum concurrent sequences.");
         Integer(["--max-num-batched-tokens"], "engine_options.max_num_batched_tokens", "vLLM tokens per scheduler step.");
         Integer(["--block-size"], "engine_options.block_size", "vLLM KV block size in tokens.");
+        Text("--pp-layer-partition", "engine_options.pp_layer_partition", "vLLM layers per pipeline stage (VLLM_PP_LAYER_PARTITION), e.g. 20,12.");
         Integer(["--n-ctx"], "engine_options.n_ctx", "llama.cpp -c: KV cells shared by all sequences.");
         Integer(["--n-batch"], "engine_options.n_batch", "llama.cpp -b.");
         Integer(["--n-ubatch"], "engine_options.n_ubatch", "llama.cpp -ub.");
@@ -62,7 +63,7 @@ internal sealed class ScenarioOptions
         Text("--alloc-conf", "alloc_conf", "PyTorch caching-allocator settings, as PYTORCH_CUDA_ALLOC_CONF holds them.");
         Switch("--foreach", "foreach", "torch.optim's foreach implementation (--foreach false: the single-tensor loop).");
         Switch("--fused", "fused", "torch.optim's fused AdamW.");
-        Text("--engine-version", "engine_options.version", "Engine version where its accounting changed: vLLM 0.6.4 (V0), llama.cpp b4823; default: current.");
+        Text("--engine-version", "engine_options.version", "Engine version where its accounting changed: vLLM 0.6.4 (V0) to 0.19 (docs/vllm.md), llama.cpp b4823; default: current.");
     }
 
     private enum Kind

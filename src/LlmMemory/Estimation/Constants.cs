@@ -15,8 +15,21 @@ public static class Constants
     /// </summary>
     public static readonly ByteSize VllmNonTorchSingleGpu = ByteSize.FromGibibytes(0.13);
 
+    /// <summary>
+    /// vLLM non-torch memory on one GPU from v0.18.0: 0.25 GiB, where llm-d-planner's version sweep of Qwen3-14B on an H100
+    /// reads 0.13 GiB up to v0.17.0 and 0.25 GiB from v0.18.0 (accuracy/accuracy_report.md Part 2).
+    /// </summary>
+    public static readonly ByteSize VllmNonTorchSingleGpuFrom018 = ByteSize.FromGibibytes(0.25);
+
     /// <summary>vLLM non-torch memory with tensor parallelism (NCCL and custom all-reduce buffers): 0.55 GiB at TP = 2 (same source).</summary>
     public static readonly ByteSize VllmNonTorchMultiGpu = ByteSize.FromGibibytes(0.55);
+
+    /// <summary>
+    /// vLLM non-torch memory with tensor parallelism in v0.19.0: 2.1 GiB, the mean of llm-d-planner's H100 logs of Llama-3.1-8B
+    /// and Qwen2.5-7B at TP 2 (2.07, 2.06 GiB) and TP 4 (2.13, 2.13 GiB) (accuracy/accuracy_report.md, "Sensitivity: Tensor
+    /// Parallelism"); no release between the 0.55 GiB reading and 0.19.0 is published, so the step is keyed on 0.19.
+    /// </summary>
+    public static readonly ByteSize VllmNonTorchMultiGpuFrom019 = ByteSize.FromGibibytes(2.1);
 
     /// <summary>vLLM's default <c>gpu_memory_utilization</c> (vllm/engine/arg_utils.py).</summary>
     public const double VllmDefaultUtilization = 0.9;
@@ -25,14 +38,27 @@ public static class Constants
     public const int VllmDefaultBlockSize = 16;
 
     /// <summary>
-    /// Bytes the vLLM V1 dummy sampler run holds per element of its [max_num_seqs, vocab] logits at its peak (fp32 logits,
-    /// penalties, probabilities, sorted values and int64 indices for top-k/top-p, cumulative sums, log-probs). Calibrated
-    /// on llm-d's published H100 profiling table, which is not in the validation corpus: with the forward term of
-    /// <c>VllmProfilePeak</c>, 35 B gives Llama-3.1-8B 5.06 GiB (logged 4.76) and Qwen3-0.6B 5.24 GiB (logged 5.56) at
-    /// 8192 tokens and 1024 sequences (llm-d/llm-d-benchmark config_explorer/empirical-vllm-memory-results.md;
-    /// memory-model.md §2.7, §3.3).
+    /// Bytes the vLLM V1 dummy sampler run holds per element of its [max_num_seqs, vocab] logits at its peak while top-k/top-p
+    /// sort the vocabulary in PyTorch (vllm/v1/sample/ops/topk_topp_sampler.py <c>apply_top_k_top_p_pytorch</c>, V1 up to
+    /// 0.16): the bf16 logits, their fp32 copy and log-probs, the sorted values, their int64 indices, the sorted softmax and its
+    /// cumulative sum. Calibrated on llm-d's H100 profiling table (8,192 tokens, 1,024 sequences; not in the validation
+    /// corpus), whose peak is the sampler's (it outweighs the forward), on top of the forward's [8,192, hidden] bf16 output:
+    /// Llama-3.1-8B (4.76 GiB − 8,192 × 4,096 × 2 B) ÷ (1,024 × 128,256) = 38.4 B; Qwen3-0.6B (5.56 GiB − 8,192 × 1,024 × 2 B)
+    /// ÷ (1,024 × 151,936) = 38.3 B (llm-d/llm-d-benchmark config_explorer/empirical-vllm-memory-results.md; memory-model.md
+    /// §2.7, §3.3).
     /// </summary>
-    public const int VllmSamplerBytesPerLogit = 35;
+    public const int VllmSortingSamplerBytesPerLogit = 38;
+
+    /// <summary>
+    /// The same per logit once vLLM masks top-k/top-p with its Triton pivot kernel instead of sorting (vLLM PR 33538,
+    /// <c>apply_top_k_top_p_triton</c>; llm-d-planner's version sweep finds the profiled activation of Qwen3-14B falling from
+    /// 5.64 to 2.23 GiB between v0.16.0 and v0.17.0, accuracy/accuracy_report.md Part 2): the logits, their fp32 copy and
+    /// log-probs, the probabilities and the sampling noise, no sorted copies. Calibrated on rows of that report's v0.19.0
+    /// table that are not validation cases, as (activation − 8,192 × hidden × 2 B) ÷ (1,024 × vocab): Gemma-7B
+    /// (3.63 GiB, hidden 3,072, vocab 256,000) 14.7 B, Phi-4 (1.52 GiB, 5,120, 100,352) 15.0 B, Qwen3-8B (2.21 GiB, 4,096,
+    /// 151,936) 14.8 B.
+    /// </summary>
+    public const int VllmTritonSamplerBytesPerLogit = 15;
 
     /// <summary>
     /// vLLM V0 (≤ 0.7) profile sampler: fp32 logits and their softmax over [max_num_seqs, vocab], 4 + 4 = 8 B per element

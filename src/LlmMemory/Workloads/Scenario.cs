@@ -216,6 +216,12 @@ public sealed record EngineOptions
     public bool? Mmap { get; init; }
 
     /// <summary>
+    /// vLLM's <c>VLLM_PP_LAYER_PARTITION</c>: decoder layers per pipeline stage, comma-separated ("20,12"); null means
+    /// vLLM's even split. A project extension of docs/scenario.md (docs/scenario-extensions.md).
+    /// </summary>
+    public string? PpLayerPartition { get; init; }
+
+    /// <summary>
     /// The engine's version or build ("0.6.4" for vLLM, "b4823" for llama.cpp) where its accounting changed between
     /// versions; null means the current release. A project extension of docs/scenario.md (docs/scenario-extensions.md).
     /// </summary>

@@ -67,6 +67,7 @@ public static class ScenarioFields
             "engine_options.flash_attn" => e.FlashAttn is bool flash ? Flag(flash) : null,
             "engine_options.mmap" => e.Mmap is bool mmap ? Flag(mmap) : null,
             "engine_options.version" => e.Version,
+            "engine_options.pp_layer_partition" => e.PpLayerPartition,
             _ when path == "lora" || path.StartsWith("lora.", StringComparison.Ordinal) => scenario.Lora is { } lora
                 ? $"r = {lora.Rank} on {lora.Targets}{(lora.Dora ? " (DoRA)" : "")}"
                 : null,

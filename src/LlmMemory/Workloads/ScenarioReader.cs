@@ -246,7 +246,7 @@ public static class ScenarioReader
 
         var e = new Fields(o.Required("engine_options"), o.Origin, "engine_options.");
         e.RejectUnknown(name => name is "gpu_memory_utilization" or "max_model_len" or "max_num_seqs" or "max_num_batched_tokens" or "block_size"
-            or "n_ctx" or "n_batch" or "n_ubatch" or "n_seq" or "n_gpu_layers" or "flash_attn" or "mmap" or "version");
+            or "n_ctx" or "n_batch" or "n_ubatch" or "n_seq" or "n_gpu_layers" or "flash_attn" or "mmap" or "version" or "pp_layer_partition");
         return new EngineOptions
         {
             GpuMemoryUtilization = e.Double("gpu_memory_utilization", double.Epsilon, 1),
@@ -262,6 +262,7 @@ public static class ScenarioReader
             FlashAttn = e.Bool("flash_attn"),
             Mmap = e.Bool("mmap"),
             Version = e.String("version"),
+            PpLayerPartition = e.String("pp_layer_partition"),
         };
     }
 

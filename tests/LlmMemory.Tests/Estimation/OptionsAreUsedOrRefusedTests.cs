@@ -64,6 +64,7 @@ public sealed class OptionsAreUsedOrRefusedTests
         ("engine_options.flash_attn", """ "engine_options": {"flash_attn": false} """),
         ("engine_options.mmap", """ "engine_options": {"mmap": false} """),
         ("engine_options.version", """ "engine_options": {"version": "0.6.4"} """),
+        ("engine_options.pp_layer_partition", """ "engine_options": {"pp_layer_partition": "10,20"} """),
         ("new_tokens", """ "new_tokens": 256 """),
         ("alloc_conf", """ "alloc_conf": "expandable_segments:True" """),
         ("foreach", """ "foreach": false """),

@@ -40,6 +40,17 @@ public sealed class CorpusTests
     }
 
     [Fact]
+    public void Published_vllm_start_up_logs_meet_the_serving_target()
+    {
+        // Issue 16's done-when for the public serving cases: median |relative error| ≤ 2 %, p90 ≤ 8 % (low-confidence cases
+        // stay outside the statistics, as in the corpus targets).
+        string file = Path.Combine(AppContext.BaseDirectory, "data", "validation", "serving-published-cases.jsonl");
+        ErrorSummary errors = CaseValidator.Validate(CaseReader.ReadFile(file)).Summary.Errors;
+        Assert.InRange(errors.Median!.Value, 0, 0.02);
+        Assert.InRange(errors.P90!.Value, 0, 0.08);
+    }
+
+    [Fact]
     public void Every_case_is_reported_none_is_dropped()
     {
         ValidationReport report = Report.Value;

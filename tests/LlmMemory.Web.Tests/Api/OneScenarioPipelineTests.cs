@@ -30,7 +30,7 @@ public sealed class OneScenarioPipelineTests(WebApplicationFactory<Program> fact
         { ["--gpus", "2"], """ "parallel": {"gpus": 2} """, "parallel.gpus" },
         { ["--mode", "training", "--engine", "llama.cpp"], """ "mode": "training", "engine": "llama.cpp" """, "mode" },
         { ["--mode", "qlora", "--engine", "vllm", "--gpu", "h100-80gb"], """ "mode": "qlora", "engine": "vllm", "gpu": "h100-80gb" """, "mode" },
-        { ["--engine", "vllm", "--gpu", "h100-80gb", "--gpus", "2", "--pp", "2"], """ "engine": "vllm", "gpu": "h100-80gb", "parallel": {"gpus": 2, "pp": 2} """, "parallel.pp" },
+        { ["--engine", "sglang", "--gpu", "h100-80gb", "--gpus", "2", "--pp", "2"], """ "engine": "sglang", "gpu": "h100-80gb", "parallel": {"gpus": 2, "pp": 2} """, "parallel.pp" },
         { ["--engine", "llama.cpp", "--max-num-seqs", "8"], """ "engine": "llama.cpp", "engine_options": {"max_num_seqs": 8} """, "engine_options.max_num_seqs" },
         { ["--lora-r", "8"], """ "lora": {"r": 8} """, "lora" },
         { ["--mode", "training", "--precision", "mixed-bf16", "--gpu", "t4"], """ "mode": "training", "precision": "mixed-bf16", "gpu": "t4" """, "precision" },

@@ -31,8 +31,8 @@ internal static class EngineRegistry
         ["weights", "lora", "parallel", .. Training], DistributedTraining.Estimate);
 
     private static readonly EstimatorPath Vllm = EstimatorPath.Of("vLLM",
-        ["weights", "kv_cache_dtype", "seq", "parallel.gpus", "parallel.tp", "engine_options.gpu_memory_utilization", "engine_options.max_model_len",
-            "engine_options.max_num_seqs", "engine_options.max_num_batched_tokens", "engine_options.block_size", "engine_options.version"],
+        ["weights", "kv_cache_dtype", "seq", "parallel.gpus", "parallel.tp", "parallel.pp", "engine_options.gpu_memory_utilization", "engine_options.max_model_len",
+            "engine_options.max_num_seqs", "engine_options.max_num_batched_tokens", "engine_options.block_size", "engine_options.version", "engine_options.pp_layer_partition"],
         ServingEngines.Estimate);
 
     private static readonly EstimatorPath Sglang = EstimatorPath.Of("SGLang",

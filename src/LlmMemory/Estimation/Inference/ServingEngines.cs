@@ -17,77 +17,82 @@ internal static class ServingEngines
     {
         ModelArchitecture model = resolved.Architecture!;
         ServingSettings settings = ServingSettings.Resolve(model, scenario, gpu);
-        (ByteSize total, int tp, bool sglang, bool v0) = (settings.Usable, settings.Tp, settings.Sglang, settings.V0);
+        (ByteSize total, int tp, int pp, bool sglang) = (settings.Usable, settings.Tp, settings.Pp, settings.Sglang);
         (double fraction, int blockSize, int maxModelLen) = (settings.Fraction, settings.BlockSize, settings.MaxModelLen);
         (int maxSeqs, int batchedTokens) = (settings.MaxNumSeqs, settings.BatchedTokens);
+        VllmKvGroups wholeModel = settings.HybridManager ? VllmKvGroups.For(model) : Plain(model.LayerCount);
+        if (pp > model.LayerCount || (pp > 1 && wholeModel.IsHybrid))
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("parallel.pp"), "parallel.pp",
+                pp > model.LayerCount ? $"is {pp}, more pipeline stages than the model's {model.LayerCount} layers."
+                    : $"is {pp}: vLLM's hybrid KV cache manager across pipeline stages ({wholeModel.Describe()}) is not modelled; use tp.");
+        }
 
         WeightLayout layout = WeightChoice.Layout(model, scenario, out string format);
-        // vLLM's get_rope builds the cos/sin cache for max_position_embeddings rows, whatever max_model_len is.
+        IReadOnlyList<PipelineStage> stages = PipelineStages.Of(model, layout, StageSplit(model, scenario, pp));
+        // vLLM's get_rope builds the cos/sin cache for max_position_embeddings rows, whatever max_model_len is; every stage
+        // with attention layers builds one.
         int rotaryRows = model.MaxPositions ?? maxModelLen;
         int rotaryWidth = model.LatentAttention?.RopeHeadDimension ?? model.HeadDimension;
         Formula rotary = (Formula.Count(rotaryRows, "positions") * Formula.Count(rotaryWidth) * Formula.Bytes(2)).After("rotary cos/sin cache");
-        long replicated = Replicated(layout);
-        Formula onDevice = tp == 1 ? layout.Formula()
-            : ((layout.Formula() - Formula.Size(new ByteSize(replicated), "of norms")) / Formula.Count(tp, "GPUs") + Formula.Size(new ByteSize(replicated), "of norms on every GPU"))
-                .Adjusted(PerDevice(layout, model, tp), "each tensor's slice rounded up");
-        Formula weightsFormula = onDevice + rotary;
-        ByteSize weights = new((long)Math.Round(weightsFormula.Value));
         DataType kvType = KvType(scenario, model);
         int kvHeads = model.LatentAttention is null ? Math.Max(1, model.KeyValueHeadCount / tp) : 1;
         KvLayout kv = KvLayout.For(model, kvType, kvType, compressedLatent: true, kvHeads);
-        long perToken = checked(kv.BytesPerTokenPerLayer * model.LayerCount);
-        long pageBytes = checked(perToken * blockSize);
+        long pagePerLayer = checked(kv.BytesPerTokenPerLayer * blockSize);
         ByteSize budget = new((long)(total.Bytes * fraction));
         ByteSize context = Constants.CudaContext(gpu, training: false, flashAttention: true);
+        // The model's activations and logits are in its dtype: fp32 when the server runs --dtype float32.
+        int activationBytes = scenario.Weights is { Scheme: WeightScheme.Dense } w && w.Type == DataTypes.F32 ? 4 : 2;
 
-        var components = new List<MemoryComponent>
+        StageMemory[] sized = [.. stages.Select(stage =>
         {
-            MemoryComponent.Of("weights", ComponentKind.Weights, weightsFormula),
-        };
+            Formula weights = OnDevice(stage.Weights, tp) + rotary;
+            VllmKvGroups groups = pp == 1 ? wholeModel : Plain(stage.Layers);
+            if (sglang)
+            {
+                // SGLang: rest = free after weights − total × (1 − mem_fraction_static); the fraction covers weights + KV only.
+                Formula reserve = (Formula.Size(total) * (Formula.Count(1) - Formula.Count(fraction))).Adjusted((long)(total.Bytes * (1 - fraction)), "rounded down");
+                return new StageMemory(stage, weights, reserve, ByteSize.Zero, budget - Rounded(weights) - context, groups);
+            }
 
-        ByteSize activation;
-        ByteSize nonTorch;
-        ByteSize pool;
+            // Every stage runs the forward over its layers; only the last samples (vllm/v1/worker/gpu_model_runner.py profile_run).
+            Formula profile = VllmProfilePeak(model, settings, activationBytes, sampler: stage.Index == pp - 1);
+            return new StageMemory(stage, weights, profile, settings.NonTorch, budget - Rounded(weights) - Rounded(profile) - settings.NonTorch, groups);
+        })];
+
+        // Every stage takes the fewest blocks any stage has room for (vllm/v1/core/kv_cache_utils.py get_kv_cache_configs:
+        // "Change the num_blocks of each rank to the smallest among all ranks"; V0's executor took the minimum likewise).
+        StageMemory binding = sized.MinBy(m => m.Groups.Blocks(m.Pool.Bytes, pagePerLayer))!;
+        long blocks = binding.Groups.Blocks(binding.Pool.Bytes, pagePerLayer);
+        StageMemory shown = sized.MaxBy(m => Rounded(m.Weights).Bytes + Rounded(m.Activation).Bytes + m.Groups.Bytes(blocks, pagePerLayer))!;
+        (VllmKvGroups groups, ByteSize pool) = (binding.Groups, binding.Pool);
+        long tokens = groups.CapacityTokens(blocks, blockSize);
+
+        var components = new List<MemoryComponent> { MemoryComponent.Of("weights", ComponentKind.Weights, shown.Weights) };
         if (sglang)
         {
-            // SGLang: rest = free after weights − total × (1 − mem_fraction_static); the fraction covers weights + KV only.
-            activation = new ByteSize((long)(total.Bytes * (1 - fraction)));
-            nonTorch = ByteSize.Zero;
-            pool = budget - weights - context;
-            components.Add(MemoryComponent.Of("activation_reserve", ComponentKind.Activations,
-                (Formula.Size(total) * (Formula.Count(1) - Formula.Count(fraction))).Adjusted(activation.Bytes, "rounded down"),
+            components.Add(MemoryComponent.Of("activation_reserve", ComponentKind.Activations, shown.Activation,
                 "left free for activations and CUDA graphs (1 − mem_fraction_static)", counter: Counter.Reserved));
         }
         else
         {
-            Formula profile = VllmProfilePeak(model, batchedTokens, maxSeqs, tp, v0 ? Constants.VllmV0SamplerBytesPerLogit : Constants.VllmSamplerBytesPerLogit);
-            activation = new ByteSize((long)Math.Round(profile.Value));
-            nonTorch = tp > 1 ? Constants.VllmNonTorchMultiGpu : Constants.VllmNonTorchSingleGpu;
-            pool = budget - weights - activation - nonTorch;
-            components.Add(MemoryComponent.Of("profiled_activations", ComponentKind.Activations, profile, "vLLM's profile run: the forward's widest moment and the dummy sampler pass"));
+            components.Add(MemoryComponent.Of("profiled_activations", ComponentKind.Activations, shown.Activation,
+                shown.Stage.Index == pp - 1 ? "vLLM's profile run: the forward's widest moment and the dummy sampler pass" : "vLLM's profile run: the forward's widest moment (the last stage samples)"));
             components.Add(MemoryComponent.Of("non_torch", ComponentKind.Runtime,
-                Formula.Size(nonTorch).After($"cuBLAS handles{(tp > 1 ? ", NCCL and custom all-reduce" : "")}:"), "outside torch, as vLLM's log reports it", counter: Counter.Device));
+                Formula.Size(shown.NonTorch).After($"cuBLAS handles{(tp > 1 ? ", NCCL and custom all-reduce" : "")}:"), "outside torch, as vLLM's log reports it", counter: Counter.Device));
         }
 
-        // vLLM V1 groups layers by attention kind (full, sliding) and checks a request's need layer by layer; V0 and SGLang
-        // size one plain pool of whole blocks.
-        VllmKvGroups groups = settings.HybridManager
-            ? VllmKvGroups.For(model)
-            : new VllmKvGroups(model.LayerCount, 0, null, model.LayerCount);
-        long pagePerLayer = checked(kv.BytesPerTokenPerLayer * blockSize);
-        long blocks = groups.Blocks(pool.Bytes, pagePerLayer);
-        long tokens = groups.CapacityTokens(blocks, blockSize);
-        var kvBytes = new ByteSize(groups.Bytes(blocks, pagePerLayer));
-        string blockRule = $"blocks = ({Text.N(fraction)} × {total} − weights − activations{(sglang ? "" : " − non-torch")}) ÷ {Text.N(checked(pagePerLayer * groups.GroupSize))} B per block, rounded down";
+        string blockRule = $"blocks = ({Text.N(fraction)} × {total} − weights − activations{(sglang ? "" : " − non-torch")}) ÷ {Text.N(checked(pagePerLayer * groups.GroupSize))} B per block, rounded down"
+            + (pp > 1 ? $", the fewest of any stage (stage {binding.Stage.Index + 1})" : "");
         components.Add(MemoryComponent.Of("kv_cache", ComponentKind.KvCache,
-            Formula.Count(blocks, "blocks") * Formula.Count(blockSize, "tokens") * kv.PerToken(groups.GroupSize),
+            Formula.Count(blocks, "blocks") * Formula.Count(blockSize, "tokens") * kv.PerToken(shown.Groups.GroupSize),
             groups.IsHybrid ? $"{blockRule}; each block takes a page in every layer of a group ({groups.Describe()})" : blockRule));
         components.Add(MemoryComponent.Of("cuda_context", ComponentKind.Runtime, Formula.Size(context).After("CUDA context and kernels:"), "outside the engine's budget",
             counter: Counter.Device));
 
         // Start-up check: the pool must hold one request of max_model_len tokens (vLLM errors out otherwise, §2.7); V1 counts
         // each layer's own need, so sliding-window layers ask only for their window (with full layers only, this is
-        // max_model_len ≤ blocks × block size, V0's check).
+        // max_model_len ≤ blocks × block size, V0's check). Each stage checks its own layers; the one with the fewest blocks binds.
         long needed = groups.NeededBytes(maxModelLen, batchedTokens, blockSize, pagePerLayer);
         bool accepts = needed <= pool.Bytes;
         bool windowed = groups.SlidingLayers > 0;
@@ -95,12 +100,20 @@ internal static class ServingEngines
         {
             $"Weights in {format}. {Names.Of(scenario.Engine)} reserves {Text.N(fraction)} of the GPU and fills what is left with KV blocks, so its memory use does not depend on the context you send.",
         };
-        int replicas = scenario.Parallel.Gpus / tp;
+        if (pp > 1)
+        {
+            notes.Add($"Pipeline parallel over {pp} stages of {string.Join(", ", stages.Select(st => st.Layers))} layers ({(scenario.EngineOptions.PpLayerPartition is null ? "vLLM's get_pp_indices" : "VLLM_PP_LAYER_PARTITION")}): the embedding on the first stage, "
+                + $"the final norm and head on the last, which also runs the sampler; every stage keeps {Text.N(blocks)} blocks, the most stage {binding.Stage.Index + 1} has room for. "
+                + $"The figures are stage {shown.Stage.Index + 1}'s, the most loaded.");
+        }
+
+        int replicas = scenario.Parallel.Gpus / (tp * pp);
         if (replicas > 1)
         {
-            // vLLM --data-parallel-size and SGLang --dp: whole copies of the TP group, each sized as one.
-            notes.Add($"{scenario.Parallel.Gpus} GPUs at tp {tp}: {replicas} data-parallel replicas, each GPU sized as above; the KV pool and the concurrency are per replica.");
+            // vLLM --data-parallel-size and SGLang --dp: whole copies of the model-parallel group, each sized as one.
+            notes.Add($"{scenario.Parallel.Gpus} GPUs at tp {tp}{(pp > 1 ? $" × pp {pp}" : "")}: {replicas} data-parallel replicas, each GPU sized as above; the KV pool and the concurrency are per replica.");
         }
+
         // Why the engine would not start, in words a planner can reuse; the note adds what to do.
         string? refusal = accepts ? null
             : blocks == 0 ? $"no room for a KV cache: the {budget} budget minus weights and activations is {pool}"
@@ -118,9 +131,9 @@ internal static class ServingEngines
             notes.Add($"vLLM V1's KV cache manager: {groups.Describe()} share the pool; a request holds every token in full-attention layers but only window − 1 + {Text.N(batchedTokens)} batched tokens in sliding ones.");
         }
 
-        long longest = groups.LongestAccepted(Math.Max(0, pool.Bytes), batchedTokens, blockSize, pagePerLayer, model.MaxPositions ?? int.MaxValue);
+        long longest = sized.Min(m => m.Groups.LongestAccepted(Math.Max(0, m.Pool.Bytes), batchedTokens, blockSize, pagePerLayer, model.MaxPositions ?? int.MaxValue));
         // V1 counts the blocks a request takes in every group (get_max_concurrency_for_kv_cache_config); V0 divided tokens.
-        long concurrency = !sglang && !v0 ? blocks / groups.BlocksPerRequest(maxModelLen, batchedTokens, blockSize) : tokens / Math.Max(1, maxModelLen);
+        long concurrency = !sglang && !settings.V0 ? blocks / groups.BlocksPerRequest(maxModelLen, batchedTokens, blockSize) : tokens / Math.Max(1, maxModelLen);
 
         return new MemoryEstimate
         {
@@ -131,7 +144,8 @@ internal static class ServingEngines
             EngineRefusal = refusal,
             PeakPhase = "steady state (the pool is allocated at start-up)",
             DeviceCount = scenario.Parallel.Gpus,
-            Device = tp > 1 ? "each tensor-parallel GPU" : "the GPU",
+            Device = pp > 1 ? $"{(tp > 1 ? "each tensor-parallel GPU" : "the GPU")} of pipeline stage {shown.Stage.Index + 1} of {pp}, the most loaded"
+                : tp > 1 ? "each tensor-parallel GPU" : "the GPU",
             Facts =
             [
                 new("kv_tokens", tokens, "KV cache capacity in tokens"),
@@ -144,19 +158,75 @@ internal static class ServingEngines
         };
     }
 
-    /// <summary>
-    /// vLLM V1 profile run: one forward over <c>max_num_batched_tokens</c> tokens, whose widest moment holds the residual and
-    /// hidden states (2·2h), the fused gate/up output (2·2I) and the activation output (2I) per token, ÷ TP; plus a dummy
-    /// sampler pass over <c>max_num_seqs</c> rows of the vocabulary (<see cref="Constants.VllmSamplerBytesPerLogit"/>).
-    /// </summary>
-    private static Formula VllmProfilePeak(ModelArchitecture model, int tokens, int seqs, int tp, int bytesPerLogit)
+    /// <summary>Layers per pipeline stage: engine_options.pp_layer_partition when given (with pp above 1), else vLLM's even split.</summary>
+    private static int[] StageSplit(ModelArchitecture model, Scenario scenario, int pp)
     {
+        if (scenario.EngineOptions.PpLayerPartition is not string partition)
+        {
+            return PipelineStages.Split(model.LayerCount, pp);
+        }
+
+        string? reason = pp == 1 ? "but there is one pipeline stage: give parallel.pp above 1" : null;
+        int[]? split = reason is null ? PipelineStages.Given(partition, model.LayerCount, pp, out reason) : null;
+        return split ?? throw new ModelFormatException(scenario.Given.OriginOf("engine_options.pp_layer_partition"), "engine_options.pp_layer_partition",
+            $"is \"{partition}\", {reason}.");
+    }
+
+    /// <summary>One stage's share: its weights on one GPU, the activations its profile run holds, and the pool left for KV.</summary>
+    private sealed record StageMemory(PipelineStage Stage, Formula Weights, Formula Activation, ByteSize NonTorch, ByteSize Pool, VllmKvGroups Groups);
+
+    /// <summary>A plain pool: one group of every layer, whole blocks, no windows.</summary>
+    private static VllmKvGroups Plain(int layers) => new(layers, 0, null, layers);
+
+    private static ByteSize Rounded(Formula f) => new((long)Math.Round(f.Value));
+
+    /// <summary>A layout on one GPU of a tensor-parallel group: sharded tensors ÷ tp, 1-D norms replicated.</summary>
+    private static Formula OnDevice(WeightLayout layout, int tp)
+    {
+        if (tp == 1)
+        {
+            return layout.Formula();
+        }
+
+        long replicated = Replicated(layout);
+        return ((layout.Formula() - Formula.Size(new ByteSize(replicated), "of norms")) / Formula.Count(tp, "GPUs") + Formula.Size(new ByteSize(replicated), "of norms on every GPU"))
+            .Adjusted(PerDevice(layout, tp), "each tensor's slice rounded up");
+    }
+
+    /// <summary>
+    /// vLLM's profile run: one forward over <c>max_num_batched_tokens</c> tokens, whose widest moment holds the residual and
+    /// hidden states (2·2h), the fused gate/up output (2·2I) and the activation output (2I) per token, ÷ TP (in the model's
+    /// dtype); then, on the last pipeline stage, a dummy sampler pass over min(max_num_seqs, tokens) rows of the vocabulary
+    /// (<see cref="ServingSettings.SamplerBytesPerLogit"/>, bf16 logits counted; fp32 logits add 2 B). V1 runs the sampler after
+    /// the forward has freed its intermediates and holds only its [tokens, hidden] output
+    /// (vllm/v1/worker/gpu_model_runner.py <c>profile_run</c>, <c>_dummy_sampler_run</c>), so the peak is the larger of the
+    /// two moments. V0 (≤ 0.7) keeps the sum its 8 B per logit was set with.
+    /// </summary>
+    private static Formula VllmProfilePeak(ModelArchitecture model, ServingSettings settings, int activationBytes, bool sampler)
+    {
+        (int tokens, int tp) = (settings.BatchedTokens, settings.Tp);
         long width = model.Experts is { } moe ? (long)moe.ActiveExperts * moe.ExpertIntermediateSize + moe.SharedExpertIntermediateSize : model.IntermediateSize;
-        long perToken = 4L * model.HiddenSize + 6 * width / tp;
-        Formula mlp = tp > 1 ? Formula.Dot(6, width) / Formula.Count(tp) : Formula.Dot(6, width);
-        Formula forward = Formula.Count(tokens, "tokens") * (Formula.Dot(4, model.HiddenSize) + mlp).InBytes();
-        Formula sampler = (Formula.Count(seqs, "seqs") * Formula.Count(model.VocabularySize, "vocab") * Formula.Bytes(bytesPerLogit)).After("sampler");
-        return (forward + sampler).Adjusted(checked((perToken * tokens) + ((long)seqs * model.VocabularySize * bytesPerLogit)), "rounded down per token");
+        long perToken = (2L * model.HiddenSize + (3 * width / tp)) * activationBytes;
+        Formula mlp = tp > 1 ? Formula.Dot(3, width) / Formula.Count(tp) : Formula.Dot(3, width);
+        Formula forward = (Formula.Count(tokens, "tokens") * (Formula.Dot(2, model.HiddenSize) + mlp) * Formula.Bytes(activationBytes))
+            .Adjusted(checked(perToken * tokens), "rounded down per token").After("forward");
+        if (!sampler)
+        {
+            return forward;
+        }
+
+        long rows = Math.Min(settings.MaxNumSeqs, tokens);
+        int perLogit = settings.SamplerBytesPerLogit + activationBytes - 2;
+        Formula logits = (Formula.Count(rows, "seqs") * Formula.Count(model.VocabularySize, "vocab") * Formula.Bytes(perLogit)).After("sampler");
+        if (settings.V0)
+        {
+            return forward + logits;
+        }
+
+        Formula output = (Formula.Count(tokens, "tokens") * Formula.Count(model.HiddenSize) * Formula.Bytes(activationBytes)).After("forward output");
+        return output.Value + logits.Value >= forward.Value
+            ? (output + logits).Because("the sampler outweighs the forward's widest moment")
+            : forward.Because("the forward outweighs its output and the sampler");
     }
 
     /// <summary>Bytes of the tensors every tensor-parallel GPU holds whole: the 1-D norms and biases outside attention.</summary>
@@ -166,7 +236,7 @@ internal static class ServingEngines
     private static bool IsReplicated(StoredTensor t) => t.Tensor.Role == TensorRole.Norm || t.Tensor.Shape.Length == 1 && t.Tensor.Role != TensorRole.Attention;
 
     /// <summary>Weights on one tensor-parallel GPU: sharded tensors ÷ tp, 1-D norms replicated.</summary>
-    private static long PerDevice(WeightLayout layout, ModelArchitecture model, int tp) =>
+    private static long PerDevice(WeightLayout layout, int tp) =>
         layout.Tensors.Sum(t => IsReplicated(t) ? t.Bytes : (t.Bytes + tp - 1) / tp);
 
     private static DataType KvType(Scenario scenario, ModelArchitecture model) =>
