@@ -42,6 +42,12 @@ internal static partial class AccuracyMarkdown
         w.WriteLine();
         WriteGroups(w, "By measured quantity", "What", report.GroupBy(r => Names.Of(r.Case.Measured.What)), WhatOrder);
         WriteGroups(w, "By engine", "Engine", report.GroupBy(EngineGroup), key => key);
+        var stacks = new ValidationReport([.. report.Results.Where(r => r.Case.Stack is not null)]);
+        if (stacks.Results.Count > 0)
+        {
+            WriteGroups(w, "By fine-tuning stack (cases that name one)", "Stack", stacks.GroupBy(r => r.Case.Stack!), key => key);
+        }
+
         WriteCases(w, report);
     }
 

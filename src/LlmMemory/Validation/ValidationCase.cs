@@ -24,6 +24,9 @@ public sealed record ValidationCase
     /// </summary>
     public bool LowConfidence { get; init; }
 
+    /// <summary>The fine-tuning stack that ran the case, name and version (<c>stack</c>), where the case names one; the accuracy page groups by it.</summary>
+    public string? Stack { get; init; }
+
     /// <summary>Where the case was read ("cases.jsonl line 12"), for messages.</summary>
     public string Location { get; init; } = "";
 }

@@ -85,6 +85,12 @@ public enum CrossEntropyKind
     Standard,
     Chunked,
     Fused,
+
+    /// <summary>Unsloth's <c>Fast_CrossEntropyLoss</c> (fms-acceleration FOAK's <c>fast_loss</c>): the gradient is written into the saved logits.</summary>
+    InPlace,
+
+    /// <summary>Liger's fused linear cross-entropy: the head and the loss in token chunks inside the forward; the full logits never exist.</summary>
+    FusedLinear,
 }
 
 /// <summary>The KV cache of transformers' <c>generate()</c> (<c>cache_implementation</c>).</summary>

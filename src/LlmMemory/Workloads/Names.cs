@@ -28,7 +28,8 @@ public static class Names
             [(Checkpointing.None, "none"), (Checkpointing.Full, "full"), (Checkpointing.Selective, "selective"), (Checkpointing.Offload, "offload")],
         [typeof(AttentionKernel)] = [(AttentionKernel.Eager, "eager"), (AttentionKernel.Sdpa, "sdpa"), (AttentionKernel.Flash, "flash")],
         [typeof(CrossEntropyKind)] =
-            [(CrossEntropyKind.Standard, "standard"), (CrossEntropyKind.Chunked, "chunked"), (CrossEntropyKind.Fused, "fused")],
+            [(CrossEntropyKind.Standard, "standard"), (CrossEntropyKind.Chunked, "chunked"), (CrossEntropyKind.Fused, "fused"),
+                (CrossEntropyKind.InPlace, "in-place"), (CrossEntropyKind.FusedLinear, "fused-linear")],
         [typeof(GenerationCache)] = [(GenerationCache.Dynamic, "dynamic"), (GenerationCache.Static, "static")],
         [typeof(FsdpMode)] =
         [

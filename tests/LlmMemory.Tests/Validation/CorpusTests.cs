@@ -17,13 +17,14 @@ public sealed class CorpusTests
     public void Every_case_file_parses_and_every_id_is_unique_across_files()
     {
         string[] files = Files();
-        // data/validation holds cases.jsonl, llamacpp-cases.jsonl, gpu-h100-cases.jsonl, gpu-h200-cases.jsonl and
-        // serving-published-cases.jsonl (its README); none may be empty.
+        // data/validation holds cases.jsonl, llamacpp-cases.jsonl, gpu-h100-cases.jsonl, gpu-h200-cases.jsonl,
+        // serving-published-cases.jsonl and stack-published-cases.jsonl (its README); none may be empty.
         Assert.Contains(files, f => Path.GetFileName(f) == "cases.jsonl");
         Assert.Contains(files, f => Path.GetFileName(f) == "llamacpp-cases.jsonl");
         Assert.Contains(files, f => Path.GetFileName(f) == "gpu-h100-cases.jsonl");
         Assert.Contains(files, f => Path.GetFileName(f) == "gpu-h200-cases.jsonl");
         Assert.Contains(files, f => Path.GetFileName(f) == "serving-published-cases.jsonl");
+        Assert.Contains(files, f => Path.GetFileName(f) == "stack-published-cases.jsonl");
         Assert.All(files, f => Assert.NotEmpty(CaseReader.ReadFile(f)));
         IReadOnlyList<ValidationCase> cases = CaseReader.ReadFiles(files);
         Assert.Equal(cases.Count, cases.Select(c => c.Id).Distinct(StringComparer.Ordinal).Count());

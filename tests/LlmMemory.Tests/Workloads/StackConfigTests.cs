@@ -187,6 +187,27 @@ public sealed class StackConfigTests
         Assert.True(JsonNode.Parse(output)!["total_bytes"]!.GetValue<long>() > 0);
     }
 
+    [Theory]
+    [InlineData("axolotl.yml", "base_model: x\nplugins: [axolotl.integrations.liger.LigerPlugin]\nliger_fused_linear_cross_entropy: true\n",
+        "liger_fused_linear_cross_entropy")]
+    [InlineData("sft.json", "{\"model_name_or_path\": \"x\", \"use_liger_kernel\": true}", "use_liger_kernel")]
+    public void Liger_fused_linear_cross_entropy_becomes_cross_entropy_fused_linear(string name, string text, string key)
+    {
+        // Axolotl's Liger plugin key and transformers' use_liger_kernel (whose liger_kernel defaults include
+        // fused_linear_cross_entropy=True) both run Liger's fused linear cross-entropy.
+        string folder = Directory.CreateTempSubdirectory("stack-config-").FullName;
+        string path = Path.Combine(folder, name);
+        File.WriteAllText(path, text);
+        try
+        {
+            Assert.Equal(("\"fused-linear\"", key), Settings(StackConfig.Read(path))["cross_entropy"]);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Fact]
     public void Flags_override_the_config_and_the_notes_say_so()
     {

@@ -106,9 +106,15 @@ internal static class EngineRegistry
             Engine.Sglang => Sglang,
             Engine.LlamaCpp => LlamaCppPath,
             _ when !scenario.IsTraining => ReplayInference,
-            _ => IsSharded(scenario.Parallel) || model.Architecture.Experts is not null ? ShardedTraining : ReplayTraining,
+            _ => IsSharded(scenario.Parallel) || model.Architecture.Experts is not null ? Sharded(scenario) : ReplayTraining,
         };
     }
+
+    /// <summary>The closed form sizes the standard, chunked and fused losses; the in-place and fused linear kernels are replayed on one GPU only.</summary>
+    private static EstimatorPath Sharded(Scenario scenario) => scenario.CrossEntropy is CrossEntropyKind.InPlace or CrossEntropyKind.FusedLinear
+        ? throw new ModelFormatException(scenario.Given.OriginOf("cross_entropy"), "cross_entropy",
+            $"is {Names.Of(scenario.CrossEntropy)}, which is replayed for single-GPU dense training only; the sharded closed form knows standard, chunked and fused.")
+        : ShardedTraining;
 
     /// <summary>
     /// Sharded, offloaded or model-parallel training, even on one GPU (ZeRO-3 with offload on a single device), goes to the

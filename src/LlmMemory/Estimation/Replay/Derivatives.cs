@@ -43,6 +43,22 @@ internal static class Derivatives
     /// <summary>Ops whose gradient is a new tensor of the input's shape and type (softmax, log-softmax, nll_loss, fused CE).</summary>
     public static Tensor?[] LikeInput(ReplayEngine engine, GradNode node, Tensor? g) => [engine.Empty(Meta(node, 0).Shape, Meta(node, 0).Type)];
 
+    /// <summary>
+    /// Kernels whose backward hands on gradients they keep as saved tensors, in input order (Unsloth's loss writes the
+    /// logits' gradient into the saved logits; Liger's fused linear cross-entropy computes its inputs' gradients in the forward):
+    /// nothing is allocated.
+    /// </summary>
+    public static Tensor?[] IntoSaved(ReplayEngine engine, GradNode node, Tensor? g)
+    {
+        var grads = new Tensor?[node.Edges.Length];
+        for (int i = 0; i < grads.Length; i++)
+        {
+            grads[i] = node.Edges[i] is null ? null : node.Saved[i].Alias(Meta(node, i).Shape);
+        }
+
+        return grads;
+    }
+
     /// <summary>Ops whose gradient is a new tensor of the input's shape in the gradient's type (slice, repeat_kv).</summary>
     public static Tensor?[] ShapeOfInput(ReplayEngine engine, GradNode node, Tensor? g) => [engine.Empty(Meta(node, 0).Shape, g!.Type)];
 

@@ -144,4 +144,14 @@ internal enum LossStyle
 
     /// <summary>Chunked, with the loss compiled (or a fused kernel): the fp32 upcast and softmax stay inside the kernel; each chunk saves only its logits and a per-row log-sum-exp.</summary>
     ChunkedFused,
+
+    /// <summary>
+    /// Unsloth's <c>Fast_CrossEntropyLoss</c> as fms-acceleration's FOAK plugs it into transformers 4.45's
+    /// <c>LlamaForCausalLM</c>: <c>logits = logits.float()</c>, <c>shift_logits = logits[..., :-1, :].contiguous()</c>, and
+    /// a kernel that saves the shifted fp32 logits and writes their gradient into them.
+    /// </summary>
+    InPlace,
+
+    /// <summary>Liger's <c>LigerFusedLinearCrossEntropyFunction</c>: head and loss in row chunks in the forward, the input's gradient saved.</summary>
+    FusedLinear,
 }

@@ -187,6 +187,8 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     {
         CrossEntropyKind.Chunked => scenario.Compile ? LossStyle.ChunkedFused : LossStyle.Chunked,
         CrossEntropyKind.Fused => LossStyle.ChunkedFused,
+        CrossEntropyKind.InPlace => LossStyle.InPlace,
+        CrossEntropyKind.FusedLinear => LossStyle.FusedLinear,
         _ when scenario.Compile => LossStyle.Fused,
         _ => torchtune ? LossStyle.Float : LossStyle.Transformers,
     };

@@ -39,6 +39,12 @@ internal static class AxolotlConfig
             keys.Set("compile", JsonValue.Create(true), "torch_compile");
         }
 
+        if (keys.Bool("liger_fused_linear_cross_entropy") == true)
+        {
+            // Axolotl's Liger plugin (integrations/liger) patches the model's forward with Liger's fused linear cross-entropy.
+            keys.Set("cross_entropy", JsonValue.Create("fused-linear"), "liger_fused_linear_cross_entropy");
+        }
+
         Fsdp(keys);
         NotModelled(keys);
     }
@@ -174,7 +180,6 @@ internal static class AxolotlConfig
     {
         foreach ((string key, string why) in new[]
         {
-            ("liger_fused_linear_cross_entropy", "Liger's fused linear cross-entropy never holds the full logits"),
             ("liger_rms_norm", "Liger's fused RMSNorm saves fewer activations"),
             ("liger_glu_activation", "Liger's fused SwiGLU saves fewer activations"),
             ("cut_cross_entropy", "Cut Cross-Entropy never holds the full logits"),

@@ -50,7 +50,9 @@ internal static class TrainerArgumentsConfig
         Parallel(keys);
         if (keys.Bool("use_liger_kernel") == true)
         {
-            keys.Unmodelled("use_liger_kernel", "Liger's kernels (fused linear cross-entropy, RMSNorm, SwiGLU) hold fewer logits and activations");
+            // transformers applies liger_kernel's _apply_liger_kernel_to_instance with its defaults: fused_linear_cross_entropy=True.
+            keys.Set("cross_entropy", JsonValue.Create("fused-linear"), "use_liger_kernel");
+            keys.Unmodelled("use_liger_kernel", "Liger's RMSNorm, RoPE and SwiGLU kernels save fewer activations (its fused linear cross-entropy is cross_entropy fused-linear)");
         }
     }
 

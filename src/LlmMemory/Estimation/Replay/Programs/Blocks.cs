@@ -195,6 +195,35 @@ internal static class Blocks
     }
 
     /// <summary>
+    /// <c>x[..., :-1, :].contiguous()</c> (transformers 4.45 <c>LlamaForCausalLM.forward</c> on the logits; Liger's and
+    /// fms-acceleration's <c>lce_forward</c> on the hidden states): a copy one position shorter, whose backward
+    /// (<c>slice_backward</c>) writes the gradient into a zeroed tensor of the full shape.
+    /// </summary>
+    public static Tensor ShiftedCopy(ReplayEngine s, Tensor x)
+    {
+        Tensor y = s.Empty([x.Shape[0], x.Shape[1] - 1, x.Shape[2]], x.Type);
+        s.Record(y, [x], [], Derivatives.ShapeOfInput);
+        return y;
+    }
+
+    /// <summary>
+    /// Unsloth's <c>Fast_CrossEntropyLoss</c> (fms-acceleration FOAK's <c>fast_loss</c>, <c>kernels/unsloth/cross_entropy_loss.py</c>):
+    /// the Triton kernel reads the logits as given, keeps them with a per-row fp32 log-sum-exp and per-row fp32 losses
+    /// (summed, then dropped); its backward (<c>_cross_entropy_backward</c>) stores the gradient into the saved logits and
+    /// returns them, so the loss allocates nothing of the logits' size.
+    /// </summary>
+    public static Tensor InPlaceCrossEntropy(ReplayEngine s, Tensor logits)
+    {
+        long rows = logits.Shape[0] * logits.Shape[1];
+        Tensor losses = s.Empty([rows], ScalarType.Float32);
+        Tensor logSumExp = s.Empty([rows], ScalarType.Float32);
+        Tensor loss = s.Empty([], ScalarType.Float32);
+        s.Record(loss, [logits], [logits, logSumExp], Derivatives.IntoSaved);
+        Release(logSumExp, losses);
+        return loss;
+    }
+
+    /// <summary>
     /// A 4-bit weight's matmul (bitsandbytes <c>MatMul4Bit</c>, torchao <c>linear_nf4</c>): the weight is dequantized to the
     /// input type for the GEMM and dropped; backward dequantizes it again for grad_input (the frozen base has no weight grad).
     /// With bitsandbytes' default fp32 compute dtype (<paramref name="float32"/>), <c>Linear4bit</c> casts x to fp32 and

@@ -246,9 +246,17 @@ internal sealed partial class DecoderProgram
             return new ForwardResult(total, chunks, null);
         }
 
+        if (labels && Options.Loss == LossStyle.FusedLinear)
+        {
+            s.Tag = MemoryTag.Loss;
+            Tensor fused = FusedLinearLoss(head, h);
+            s.Tag = tag;
+            return new ForwardResult(fused, [], null);
+        }
+
         Tensor logits = HeadLinear(head, h);
         h.Release();
-        if (Options.Loss == LossStyle.Float || (Options.Loss == LossStyle.Fused && Options.Torchtune))
+        if (Options.Loss is LossStyle.Float or LossStyle.InPlace || (Options.Loss == LossStyle.Fused && Options.Torchtune))
         {
             logits = Blocks.Rebind(logits, s.To(logits, ScalarType.Float32));
         }
@@ -264,11 +272,87 @@ internal sealed partial class DecoderProgram
         if (labels)
         {
             s.Tag = MemoryTag.Loss;
-            loss = Options.Loss == LossStyle.Fused ? Blocks.FusedCrossEntropy(s, logits) : Blocks.CausalLmLoss(s, logits);
+            loss = Options.Loss switch
+            {
+                LossStyle.Fused => Blocks.FusedCrossEntropy(s, logits),
+                LossStyle.InPlace => InPlaceLoss(logits),
+                _ => Blocks.CausalLmLoss(s, logits),
+            };
         }
 
         s.Tag = tag;
         return new ForwardResult(loss, [logits], cache);
+    }
+
+    /// <summary>The shifted fp32 logits (<c>shift_logits</c>, dropped when the model returns) into Unsloth's in-place loss.</summary>
+    private Tensor InPlaceLoss(Tensor logits)
+    {
+        Tensor shifted = Blocks.ShiftedCopy(Engine, logits);
+        Tensor loss = Blocks.InPlaceCrossEntropy(Engine, shifted);
+        shifted.Release();
+        return loss;
+    }
+
+    /// <summary>
+    /// Liger's <c>LigerFusedLinearCrossEntropyFunction</c> on <c>hidden_states[..., :-1, :].contiguous()</c>
+    /// (<c>fused_linear_cross_entropy_forward</c>; fms-acceleration's copy in <c>kernels/liger</c>): under no grad, rows in
+    /// chunks of <see cref="LigerChunkRows"/>; per chunk <c>logits_chunk = x_chunk @ weight.t()</c>, <c>.float()</c>, the kernel
+    /// writes the gradient in place, <c>.to(dtype)</c> (the autocast type), <c>grad_logits_chunk = logits_chunk * alpha</c>,
+    /// <c>grad_input[rows] = grad_logits_chunk @ weight</c>; each name is rebound by the next chunk, so the previous chunk's
+    /// tensors die there. <c>grad_input</c> (zeros like the input) and, for a trained head, <c>grad_weight</c> are saved and
+    /// handed on in backward (scaled in place when the incoming gradient is not 1). No logits are returned.
+    /// </summary>
+    private Tensor FusedLinearLoss(string head, Tensor h)
+    {
+        ReplayEngine s = Engine;
+        Tensor input = Blocks.ShiftedCopy(s, h);
+        h.Release();
+        Tensor weight = Weights[head];
+        (long rows, long hidden, long vocabulary) = (input.Shape[0] * input.Shape[1], input.Shape[2], weight.Shape[0]);
+        ScalarType type = s.Autocast ?? input.Type;
+        bool grad = s.GradEnabled;
+        s.GradEnabled = false;
+        Tensor? gradWeight = weight.RequiresGrad ? s.Empty(weight.Shape, weight.Type) : null;
+        Tensor gradInput = s.Empty(input.Shape, input.Type);
+        Tensor losses = s.Empty([rows], ScalarType.Float32);
+        Tensor? logits = null;
+        Tensor? scaled = null;
+        long chunk = LigerChunkRows(rows, hidden, vocabulary);
+        for (long start = 0; start < rows; start += chunk)
+        {
+            long n = Math.Min(chunk, rows - start);
+            Tensor product = s.Linear(Operand.Take(input.Alias([n, hidden])), weight);
+            logits?.Release();
+            logits = s.To(Operand.Take(s.To(Operand.Take(product), ScalarType.Float32)), type);
+            Tensor next = s.Empty(logits.Shape, logits.Type);
+            scaled?.Release();
+            scaled = next;
+            s.Empty([n, hidden], type).Release();
+        }
+
+        Blocks.Release(logits, scaled, losses);
+        s.GradEnabled = grad;
+        Tensor loss = s.Empty([], ScalarType.Float32);
+        s.Record(loss, [input, weight], [gradInput, gradWeight], Derivatives.IntoSaved);
+        Blocks.Release(gradInput, gradWeight, input);
+        return loss;
+    }
+
+    /// <summary>
+    /// Liger's chunk: <c>inc_factor = ceil(V / H)</c>, <c>chunk_size = next_power_of_2(ceil(BT / inc_factor))</c>, "to achieve
+    /// the same memory consumption as BT x H" (fused_linear_cross_entropy.py).
+    /// </summary>
+    internal static long LigerChunkRows(long rows, long hidden, long vocabulary)
+    {
+        long factor = (vocabulary + hidden - 1) / hidden;
+        long target = (rows + factor - 1) / factor;
+        long chunk = 1;
+        while (chunk < target)
+        {
+            chunk *= 2;
+        }
+
+        return chunk;
     }
 
     /// <summary>The output projection; a tied head is the embedding weight through the <c>lm_head</c> module (and its adapter).</summary>
