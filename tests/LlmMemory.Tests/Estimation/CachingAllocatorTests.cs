@@ -208,4 +208,55 @@ public sealed class CachingAllocatorTests
         allocator.Malloc(60 * MiB);
         Assert.Equal(60 * MiB, allocator.Reserved);
     }
+
+    [Fact]
+    public void Of_two_equal_free_blocks_the_one_in_the_newer_segment_lower_in_memory_is_taken()
+    {
+        var allocator = new CachingAllocator();
+        CachingAllocator.Block a = allocator.Malloc(40 * MiB);
+        CachingAllocator.Block b = allocator.Malloc(40 * MiB);
+        allocator.Free(a);
+        allocator.Free(b);
+
+        // Best fit ties on size; BlockComparatorSize then orders by address, and newer segments lie lower.
+        Assert.Equal(b.Segment, allocator.Malloc(40 * MiB).Segment);
+    }
+
+    [Fact]
+    public void Eager_attention_score_blocks_fragment_so_the_second_layer_needs_another_fp32_segment()
+    {
+        // eager_attention_forward per layer, scaled down: G = 40 MiB stands for a bf16 score block, 2G for an fp32 one.
+        const long G = 40 * MiB;
+        var allocator = new CachingAllocator();
+
+        // Layer 1: matmul A, scaled B, masked C, fp32 copy D and softmax E, bf16 probabilities X (kept to the layer's end),
+        // then an MLP tensor P. Segments by age: S0 = A, S1 = B, S2 = D, S3 = E (6G); C reuses S0, X reuses S1, P splits S0
+        // (the smallest free block that fits) and stays live.
+        CachingAllocator.Block a = allocator.Malloc(G), b = allocator.Malloc(G);
+        allocator.Free(a);
+        CachingAllocator.Block c = allocator.Malloc(G);
+        allocator.Free(b);
+        CachingAllocator.Block d = allocator.Malloc(2 * G), e = allocator.Malloc(2 * G);
+        allocator.Free(d);
+        CachingAllocator.Block x = allocator.Malloc(G);
+        allocator.Free(e);
+        allocator.Free(c);
+        allocator.Malloc(8 * MiB);
+        allocator.Free(x);
+        Assert.Equal(6 * G, allocator.Reserved);
+
+        // Layer 2: A takes S1 (the only whole G block); B splits S3, the newer (lower) of the two 2G blocks; C ties between
+        // S1 and S3's upper half and takes the lower address, S3's; freeing B leaves S3 in two halves. D takes S2, and E
+        // finds no 2G block: a new 2G segment, 8G in all (with older segments lower, C would take S1, B's half would merge
+        // back, and E would fit S3).
+        a = allocator.Malloc(G);
+        b = allocator.Malloc(G);
+        allocator.Free(a);
+        allocator.Malloc(G);
+        allocator.Free(b);
+        allocator.Malloc(2 * G);
+        allocator.Malloc(2 * G);
+        Assert.Equal(8 * G, allocator.Reserved);
+    }
 }
+
