@@ -118,4 +118,94 @@ public sealed class CachingAllocatorTests
         // Nothing is free now: 70 + 40 MiB does not fit.
         Assert.Throws<ReplayOutOfMemoryException>(() => allocator.Malloc(40 * MiB));
     }
+
+    [Theory]
+    [InlineData(5 * MiB, 5 * MiB)]                        // a multiple of the 1 MiB step: kept
+    [InlineData(5 * MiB + 1, 6 * MiB)]                    // 4–8 MiB in 4 divisions: steps of 1 MiB
+    [InlineData(8 * MiB, 8 * MiB)]                        // a power of two: kept
+    [InlineData(1536, 1536)]                              // ≤ 512 B × 4 = 2,048 B: rounded to 512 B only
+    [InlineData(3000, 3072)]                              // 2,048–4,096 B in 4 divisions: steps of 512 B
+    [InlineData(100 * MiB + 1, 112 * MiB)]                // 64–128 MiB in 4 divisions: steps of 16 MiB
+    public void Roundup_power2_divisions_rounds_a_request_up_to_the_next_division_of_its_power_of_two_interval(long request, long rounded) =>
+        Assert.Equal(rounded, CachingAllocator.RoundSize(request, AllocatorSettings.Parse("roundup_power2_divisions:4", "test")));
+
+    [Fact]
+    public void Expandable_segments_grow_one_segment_by_20_MiB_pages_so_a_slightly_larger_request_reuses_the_freed_block()
+    {
+        var expandable = new CachingAllocator(settings: AllocatorSettings.Parse("expandable_segments:True", "test"));
+        var standard = new CachingAllocator();
+        foreach (CachingAllocator allocator in new[] { expandable, standard })
+        {
+            allocator.Free(allocator.Malloc(30 * MiB));
+            allocator.Malloc(32 * MiB);
+        }
+
+        // Expandable: 30 MiB maps ⌈30 / 20⌉ = 2 pages (40 MiB); freed, the whole 40 MiB is one free block, which serves
+        // 32 MiB (split: 8 MiB remain). Reserved 40 MiB.
+        Assert.Equal(40 * MiB, expandable.Reserved);
+        Assert.Equal(32 * MiB, expandable.Allocated);
+
+        // Default: a 30 MiB segment, cached; 32 MiB does not fit it and cudaMallocs a 32 MiB segment: 62 MiB.
+        Assert.Equal(62 * MiB, standard.Reserved);
+    }
+
+    [Fact]
+    public void Expandable_segments_map_requests_of_at_most_1_MiB_in_2_MiB_pages_of_the_small_pool()
+    {
+        var allocator = new CachingAllocator(settings: AllocatorSettings.Parse("expandable_segments:True", "test"));
+        allocator.Malloc(100_000);
+        allocator.Malloc(3 * MiB);
+
+        // 100,352 B (rounded to 512 B) maps one 2 MiB page of the small pool's segment; 3 MiB maps one 20 MiB page of the large pool's.
+        Assert.Equal((2 * MiB) + (20 * MiB), allocator.Reserved);
+    }
+
+    [Fact]
+    public void Out_of_memory_unmaps_the_free_pages_of_an_expandable_segment_and_maps_the_request_after_them()
+    {
+        var allocator = new CachingAllocator(capacity: 100 * MiB, settings: AllocatorSettings.Parse("expandable_segments:True", "test"));
+        CachingAllocator.Block a = allocator.Malloc(40 * MiB);
+        allocator.Malloc(20 * MiB);
+        allocator.Free(a);
+
+        // Mapped: [0, 40) free, [40, 60) live; 50 MiB needs 3 more pages after them (60 MiB): 60 + 60 > 100 MiB. The allocator
+        // unmaps the free pages [0, 40) (reserved 20 MiB) and retries: [0, 40) is too small, so the 3 pages go after [40, 60).
+        allocator.Malloc(50 * MiB);
+        Assert.Equal(20 * MiB + (60 * MiB), allocator.Reserved);
+        Assert.Equal(70 * MiB, allocator.Allocated);
+    }
+
+    [Fact]
+    public void Max_split_size_keeps_oversize_blocks_whole_and_serves_only_requests_within_20_MiB_of_them()
+    {
+        var allocator = new CachingAllocator(settings: AllocatorSettings.Parse("max_split_size_mb:40", "test"));
+        CachingAllocator.Block a = allocator.Malloc(100 * MiB);
+        allocator.Free(a);
+
+        // 90 MiB ≥ max_split_size and the cached 100 MiB block < 90 + 20 MiB (max_non_split_rounding): it serves the request
+        // whole, unsplit, and all 100 MiB count as allocated.
+        CachingAllocator.Block b = allocator.Malloc(90 * MiB);
+        Assert.Equal(a.Segment, b.Segment);
+        Assert.Equal(100 * MiB, allocator.Allocated);
+        allocator.Free(b);
+
+        // 70 MiB: the 100 MiB block is ≥ 70 + 20 MiB, refused; a new 70 MiB segment (170 MiB). 30 MiB < 40 MiB may not take an
+        // oversize block at all: another segment (200 MiB). The default allocator would have split the cached 100 MiB for both.
+        allocator.Malloc(70 * MiB);
+        Assert.Equal(170 * MiB, allocator.Reserved);
+        allocator.Malloc(30 * MiB);
+        Assert.Equal(200 * MiB, allocator.Reserved);
+    }
+
+    [Fact]
+    public void Max_split_size_out_of_memory_releases_a_cached_oversize_segment_before_failing()
+    {
+        var allocator = new CachingAllocator(capacity: 150 * MiB, settings: AllocatorSettings.Parse("max_split_size_mb:40", "test"));
+        allocator.Free(allocator.Malloc(100 * MiB));
+
+        // 60 MiB cannot use the cached 100 MiB block (100 ≥ 60 + 20) and 100 + 60 > 150 MiB: release_available_cached_blocks
+        // frees the smallest cached oversize block of at least max(60, 40) MiB, the 100 MiB one; the new 60 MiB segment fits.
+        allocator.Malloc(60 * MiB);
+        Assert.Equal(60 * MiB, allocator.Reserved);
+    }
 }

@@ -42,7 +42,7 @@ internal static class OptionCheck
                 : "generate() is an inference run (mode inference); a training step is one forward and backward over seq",
         "new_tokens" or "cache" => "it is a transformers generate() setting; serving engines are sized by max_model_len or n_ctx",
         "alloc_conf" when scenario.Engine is Engine.Vllm or Engine.Sglang or Engine.LlamaCpp => "it is a PyTorch allocator setting",
-        "alloc_conf" => "PyTorch's allocator settings are not replayed yet (the default allocator is)",
+        "alloc_conf" => "PyTorch's allocator settings are replayed on one GPU (transformers, PyTorch); the sharded closed form and bare parameter counts have no allocator",
         "foreach" or "fused" => "they choose a torch.optim implementation in the single-GPU replay",
         "optimizer_in_backward" when scenario.IsTraining => "the sharded closed form does not model stepping in backward yet",
         "precision" or "optimizer" or "optimizer_in_backward" or "gradient_accumulation" or "gradient_checkpointing" or "cross_entropy" or "packed" =>

@@ -1,21 +1,28 @@
 namespace LlmMemory.Estimation.Replay;
 
 /// <summary>
-/// PyTorch's CUDA caching allocator with its default configuration (no expandable segments, no
-/// <c>max_split_size_mb</c>, no garbage-collection threshold): the rules that decide <c>memory_allocated</c> and
-/// <c>memory_reserved</c> (docs/memory-model.md §8; research/torch SPEC §8).
+/// PyTorch's CUDA caching allocator, with the settings of <c>PYTORCH_CUDA_ALLOC_CONF</c> that change device memory
+/// (<see cref="AllocatorSettings"/>): the rules that decide <c>memory_allocated</c> and <c>memory_reserved</c>
+/// (docs/memory-model.md §8; research/torch SPEC §8).
 /// </summary>
 /// <remarks>
 /// Constants and rules of <c>c10/cuda/CUDACachingAllocator.cpp</c>: every request is rounded up to 512 B
-/// (<c>kMinBlockSize</c>); requests of at most 1 MiB (<c>kSmallSize</c>) are served from 2 MiB segments
-/// (<c>kSmallBuffer</c>); larger requests below 10 MiB (<c>kMinLargeAlloc</c>) get a 20 MiB segment (<c>kLargeBuffer</c>),
-/// others a segment rounded up to 2 MiB (<c>kRoundLarge</c>). A request takes the smallest cached free block of its pool
-/// that is large enough (best fit); the block is split when the remainder is at least 512 B (small pool) or more than
-/// 1 MiB (large pool), otherwise the remainder stays in the allocated block and counts as allocated. A freed block
-/// merges with free neighbours of its segment and stays cached: segments are never returned to the driver, except that
-/// a segment that does not fit the device first releases every fully free segment and retries once.
+/// (<c>kMinBlockSize</c>), or to a power-of-two division with <c>roundup_power2_divisions</c> (<c>round_size</c>); requests of
+/// at most 1 MiB (<c>kSmallSize</c>) are served from 2 MiB segments (<c>kSmallBuffer</c>); larger requests below 10 MiB
+/// (<c>kMinLargeAlloc</c>) get a 20 MiB segment (<c>kLargeBuffer</c>), others a segment rounded up to 2 MiB (<c>kRoundLarge</c>;
+/// <c>get_allocation_size</c>). A request takes the smallest cached free block of its pool that is large enough (best fit,
+/// <c>get_free_block</c>) — but never a block of at least <c>max_split_size</c> for a smaller request, nor one
+/// <c>max_non_split_rounding</c> or more larger than a request of at least <c>max_split_size</c>. The block is split
+/// (<c>should_split</c>) when the remainder is at least 512 B (small pool, or expandable segments) or, for a large request
+/// below <c>max_split_size</c>, more than 1 MiB; otherwise the remainder stays in the allocated block and counts as
+/// allocated. A freed block merges with free neighbours of its segment and stays cached: segments are never returned to the
+/// driver, except that a segment that does not fit the device first releases cached oversize blocks
+/// (<c>release_available_cached_blocks</c>), then every fully free segment (<c>release_cached_blocks</c>), and retries.
+/// With <c>expandable_segments</c>, each pool has one segment that maps pages (2 MiB small, 20 MiB large) at its lowest
+/// free address as it grows (<c>try_allocate_expandable_block</c>); reserved memory is the pages mapped, and only the out of
+/// memory path unmaps the pages of free blocks (<c>unmap_block</c>).
 /// </remarks>
-internal sealed class CachingAllocator(long? capacity = null)
+internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings? settings = null)
 {
     public const long MinBlockSize = 512;
     public const long SmallSize = 1L << 20;
@@ -24,6 +31,14 @@ internal sealed class CachingAllocator(long? capacity = null)
     public const long MinLargeAlloc = 10L << 20;
     public const long RoundLarge = 2L << 20;
 
+    /// <summary>
+    /// The virtual size of an expandable segment. PyTorch reserves 9/8 of the device's memory (<c>find_expandable_block</c>);
+    /// the replay takes it as unbounded, which differs only when pages unmapped by an out-of-memory retry leave holes and
+    /// the rest of that range is too small for the request.
+    /// </summary>
+    private const long ExpandableAddressSpace = 1L << 50;
+
+    private readonly AllocatorSettings _settings = settings ?? AllocatorSettings.Default;
     private readonly Pool _smallPool = new();
     private readonly Pool _largePool = new();
     private readonly List<Block> _segments = [];
@@ -32,34 +47,61 @@ internal sealed class CachingAllocator(long? capacity = null)
     /// <summary>Bytes of live blocks (<c>memory_allocated</c>).</summary>
     public long Allocated { get; private set; }
 
-    /// <summary>Bytes of all segments (<c>memory_reserved</c>).</summary>
+    /// <summary>Bytes of all segments, or of the mapped pages of expandable segments (<c>memory_reserved</c>).</summary>
     public long Reserved { get; private set; }
 
     public long PeakAllocated { get; private set; }
 
     public long PeakReserved { get; private set; }
 
-    /// <summary>The request size after rounding to <see cref="MinBlockSize"/>.</summary>
-    public static long RoundSize(long bytes) => bytes < MinBlockSize ? MinBlockSize : (bytes + MinBlockSize - 1) / MinBlockSize * MinBlockSize;
+    /// <summary>
+    /// The request size after rounding (<c>round_size</c>): to 512 B, or, when the request's interval has divisions and the
+    /// request exceeds 512 B × divisions, up to the next of the equal steps between the powers of two around it
+    /// (<c>roundup_power2_next_division</c>: 1,200 B with 4 divisions of 1,024–2,048 rounds to 1,280 B).
+    /// </summary>
+    public static long RoundSize(long bytes, AllocatorSettings? settings = null)
+    {
+        if (bytes < MinBlockSize)
+        {
+            return MinBlockSize;
+        }
 
-    /// <summary>The segment a cache miss of <paramref name="size"/> rounded bytes creates.</summary>
+        int divisions = (settings ?? AllocatorSettings.Default).DivisionsFor(bytes);
+        if (divisions <= 1 || bytes <= MinBlockSize * divisions)
+        {
+            return (bytes + MinBlockSize - 1) / MinBlockSize * MinBlockSize;
+        }
+
+        if ((bytes & (bytes - 1)) == 0)
+        {
+            return bytes;
+        }
+
+        long floor = 1L << (63 - (int)ulong.LeadingZeroCount((ulong)bytes));
+        long step = floor >> (63 - (int)ulong.LeadingZeroCount((ulong)divisions));
+        if (step == 0)
+        {
+            return floor << 1;
+        }
+
+        long down = bytes & ~(step - 1);
+        return down == bytes ? bytes : down + step;
+    }
+
+    /// <summary>The segment a cache miss of <paramref name="size"/> rounded bytes creates (<c>get_allocation_size</c>).</summary>
     public static long SegmentSize(long size) =>
         size <= SmallSize ? SmallBuffer : size < MinLargeAlloc ? LargeBuffer : (size + RoundLarge - 1) / RoundLarge * RoundLarge;
 
-    /// <exception cref="ReplayOutOfMemoryException">A new segment does not fit the capacity even after releasing the cache.</exception>
+    /// <exception cref="ReplayOutOfMemoryException">The request does not fit the capacity even after releasing the cache.</exception>
     public Block Malloc(long bytes)
     {
-        long size = RoundSize(bytes);
+        long size = RoundSize(bytes, _settings);
         bool small = size <= SmallSize;
         Pool pool = small ? _smallPool : _largePool;
-        Block? block = pool.TakeBestFit(size);
-        if (block is null)
-        {
-            block = NewSegment(SegmentSize(size), small);
-        }
-
+        Block block = FreeBlock(pool, size)
+            ?? (_settings.ExpandableSegments ? ExpandableBlock(pool, size, small) : NewSegment(pool, size, small));
         long remainder = block.Size - size;
-        if (small ? remainder >= MinBlockSize : remainder > SmallSize)
+        if (small || _settings.ExpandableSegments ? remainder >= MinBlockSize : size < _settings.MaxSplitSize && remainder > SmallSize)
         {
             var rest = new Block(block.Segment, block.Offset + size, remainder, small) { Previous = block, Next = block.Next };
             if (block.Next is not null)
@@ -89,9 +131,313 @@ internal sealed class CachingAllocator(long? capacity = null)
         Allocated -= block.Size;
         block.IsFree = true;
         Pool pool = block.IsSmall ? _smallPool : _largePool;
-        if (block.Next is { IsFree: true } next)
+        pool.Add(Merge(pool, block));
+    }
+
+    /// <summary>Starts the peak counters from the current state (<c>torch.cuda.reset_peak_memory_stats</c>).</summary>
+    public void ResetPeaks()
+    {
+        PeakAllocated = Allocated;
+        PeakReserved = Reserved;
+    }
+
+    /// <summary>
+    /// <c>get_free_block</c>: the best fit of the pool, where a free block at the end of an expandable segment's mapped pages
+    /// counts with the unmapped space after it (so any other fitting block is taken first); refused when it is an oversize
+    /// block for a smaller request or too much larger than an oversize request.
+    /// </summary>
+    private Block? FreeBlock(Pool pool, long size)
+    {
+        int index = pool.FirstFitting(size);
+        if (index == pool.Count)
         {
-            pool.Remove(next);
+            return null;
+        }
+
+        while (pool[index].Next is { IsMapped: false } && index + 1 < pool.Count && Expandable(pool[index + 1]) < Expandable(pool[index]))
+        {
+            index++;
+        }
+
+        Block block = pool[index];
+        if ((size < _settings.MaxSplitSize && block.Size >= _settings.MaxSplitSize)
+            || (size >= _settings.MaxSplitSize && block.Size >= size + _settings.MaxNonSplitRounding))
+        {
+            return null;
+        }
+
+        pool.RemoveAt(index);
+        return block;
+    }
+
+    private static long Expandable(Block block) => block.Size + (block.Next is { IsMapped: false } next ? next.Size : 0);
+
+    /// <summary>A new segment for a cache miss (<c>alloc_block</c>), releasing cached blocks first when it would not fit.</summary>
+    private Block NewSegment(Pool pool, long size, bool small)
+    {
+        long segment = SegmentSize(size);
+        if (!Fits(segment) && !(ReleaseOversize(pool, size) && Fits(segment)))
+        {
+            ReleaseCached();
+            if (!Fits(segment))
+            {
+                throw new ReplayOutOfMemoryException(segment, Reserved, Allocated, capacity!.Value);
+            }
+        }
+
+        var block = new Block(_nextSegment++, 0, segment, small);
+        _segments.Add(block);
+        Grow(segment);
+        return block;
+    }
+
+    private bool Fits(long bytes) => capacity is not long limit || Reserved + bytes <= limit;
+
+    private void Grow(long bytes)
+    {
+        Reserved += bytes;
+        PeakReserved = Math.Max(PeakReserved, Reserved);
+    }
+
+    /// <summary>
+    /// <c>release_available_cached_blocks</c> (only with <c>max_split_size</c>): frees the smallest cached oversize segment of at
+    /// least the request (and at least <c>max_split_size</c>), or else oversize segments from the largest down until as
+    /// many bytes are freed; false when that is not enough.
+    /// </summary>
+    private bool ReleaseOversize(Pool pool, long size)
+    {
+        if (_settings.MaxSplitSize == long.MaxValue || _settings.ExpandableSegments)
+        {
+            return false;
+        }
+
+        long key = Math.Max(size, _settings.MaxSplitSize);
+        int index = pool.FirstFitting(key);
+        if (index < pool.Count)
+        {
+            Release(pool, pool[index]);
+            return true;
+        }
+
+        long released = 0;
+        for (int i = pool.Count - 1; i >= 0 && released < key && pool[i].Size >= _settings.MaxSplitSize; i--)
+        {
+            released += pool[i].Size;
+            Release(pool, pool[i]);
+        }
+
+        return released >= key;
+    }
+
+    /// <summary><c>release_block</c>: returns one cached whole segment to the driver.</summary>
+    private void Release(Pool pool, Block segment)
+    {
+        pool.Remove(segment);
+        _segments.Remove(segment);
+        Reserved -= segment.Size;
+    }
+
+    /// <summary>
+    /// <c>release_cached_blocks</c>: frees every entirely free segment, and unmaps the whole pages of every free block of
+    /// the expandable segments (what the allocator does before it reports out of memory).
+    /// </summary>
+    private void ReleaseCached()
+    {
+        foreach (Block first in _segments.Where(b => b.IsFree && b.Next is null && b.Previous is null).ToArray())
+        {
+            Release(first.IsSmall ? _smallPool : _largePool, first);
+        }
+
+        if (_settings.ExpandableSegments)
+        {
+            foreach (Pool pool in new[] { _largePool, _smallPool })
+            {
+                foreach (Block block in pool.ToArray())
+                {
+                    Unmap(pool, block);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// <c>try_allocate_expandable_block</c>: at the lowest address of an expandable segment where a free block and the unmapped
+    /// space after it hold the request, maps the pages it lacks and merges them into one free block; when the pages do not
+    /// fit the device, unmaps the free pages (<see cref="ReleaseCached"/>) and tries once more.
+    /// </summary>
+    private Block ExpandableBlock(Pool pool, long size, bool small)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            Block? candidate = ExpandableCandidate(pool, size, small);
+            if (!candidate.IsMapped)
+            {
+                candidate = Map(pool, candidate, Math.Min(candidate.Size, size), small);
+            }
+
+            while (candidate is not null && candidate.Size < size)
+            {
+                candidate = Map(pool, candidate.Next!, Math.Min(size - candidate.Size, candidate.Next!.Size), small);
+            }
+
+            if (candidate is not null)
+            {
+                pool.Remove(candidate);
+                return candidate;
+            }
+
+            if (attempt == 1)
+            {
+                throw new ReplayOutOfMemoryException(size, Reserved, Allocated, capacity!.Value);
+            }
+
+            ReleaseCached();
+        }
+    }
+
+    /// <summary>
+    /// <c>find_expandable_block</c>: the first unmapped range (by address) which, with the free block before it and the free or
+    /// unmapped blocks after it, has room for <paramref name="size"/>; a new segment when none has.
+    /// </summary>
+    private Block ExpandableCandidate(Pool pool, long size, bool small)
+    {
+        foreach (Block unmapped in pool.Unmapped)
+        {
+            Block start = unmapped.Previous is { IsFree: true, IsMapped: true } before ? before : unmapped;
+            long room = 0;
+            for (Block? b = start; b is { IsFree: true } && room < size; b = b.Next)
+            {
+                room += b.Size;
+            }
+
+            if (room >= size)
+            {
+                return start;
+            }
+        }
+
+        var segment = new Block(_nextSegment++, 0, ExpandableAddressSpace, small) { IsMapped = false };
+        pool.AddUnmapped(segment);
+        return segment;
+    }
+
+    /// <summary>
+    /// <c>map_block</c>: maps whole pages (2 MiB small pool, 20 MiB large) at the start of an unmapped block to cover
+    /// <paramref name="bytes"/>, merged with the free mapped blocks beside it; null when the pages do not fit the device.
+    /// </summary>
+    private Block? Map(Pool pool, Block unmapped, long bytes, bool small)
+    {
+        long page = small ? SmallBuffer : LargeBuffer;
+        long mapped = Math.Min((bytes + page - 1) / page * page, unmapped.Size);
+        if (!Fits(mapped))
+        {
+            return null;
+        }
+
+        pool.RemoveUnmapped(unmapped);
+        if (mapped < unmapped.Size)
+        {
+            var rest = new Block(unmapped.Segment, unmapped.Offset + mapped, unmapped.Size - mapped, small)
+            {
+                IsMapped = false, Previous = unmapped, Next = unmapped.Next,
+            };
+            if (unmapped.Next is not null)
+            {
+                unmapped.Next.Previous = rest;
+            }
+
+            unmapped.Next = rest;
+            unmapped.Size = mapped;
+            pool.AddUnmapped(rest);
+        }
+
+        unmapped.IsMapped = true;
+        Grow(mapped);
+        Block block = Merge(pool, unmapped);
+        pool.Add(block);
+        return block;
+    }
+
+    /// <summary><c>unmap_block</c>: the whole pages inside a free block of an expandable segment go back to the driver.</summary>
+    private void Unmap(Pool pool, Block block)
+    {
+        long page = block.IsSmall ? SmallBuffer : LargeBuffer;
+        long begin = (block.Offset + page - 1) / page * page;
+        long end = (block.Offset + block.Size) / page * page;
+        if (begin >= end)
+        {
+            return;
+        }
+
+        pool.Remove(block);
+        if (begin > block.Offset)
+        {
+            pool.Add(Insert(block, before: true, begin - block.Offset));
+        }
+
+        if (end < block.Offset + block.Size)
+        {
+            pool.Add(Insert(block, before: false, block.Offset + block.Size - end));
+        }
+
+        block.IsMapped = false;
+        Reserved -= block.Size;
+        foreach (Block? neighbour in new[] { block.Previous, block.Next })
+        {
+            if (neighbour is { IsMapped: false })
+            {
+                pool.RemoveUnmapped(neighbour);
+            }
+        }
+
+        pool.AddUnmapped(Merge(pool, block));
+    }
+
+    /// <summary>Cuts <paramref name="bytes"/> off the start or the end of <paramref name="block"/> as a free block of its own.</summary>
+    private static Block Insert(Block block, bool before, long bytes)
+    {
+        var piece = new Block(block.Segment, before ? block.Offset : block.Offset + block.Size - bytes, bytes, block.IsSmall);
+        if (before)
+        {
+            piece.Previous = block.Previous;
+            piece.Next = block;
+            if (block.Previous is not null)
+            {
+                block.Previous.Next = piece;
+            }
+
+            block.Previous = piece;
+            block.Offset += bytes;
+        }
+        else
+        {
+            piece.Next = block.Next;
+            piece.Previous = block;
+            if (block.Next is not null)
+            {
+                block.Next.Previous = piece;
+            }
+
+            block.Next = piece;
+        }
+
+        block.Size -= bytes;
+        return piece;
+    }
+
+    /// <summary>
+    /// <c>try_merge_blocks</c>: merges a free block with its free neighbours of the same mapping state (removing them from the
+    /// pool) and returns the merged block, which is in no pool.
+    /// </summary>
+    private static Block Merge(Pool pool, Block block)
+    {
+        if (block.Next is { IsFree: true } next && next.IsMapped == block.IsMapped)
+        {
+            if (next.IsMapped)
+            {
+                pool.Remove(next);
+            }
+
             block.Size += next.Size;
             block.Next = next.Next;
             if (next.Next is not null)
@@ -100,9 +446,13 @@ internal sealed class CachingAllocator(long? capacity = null)
             }
         }
 
-        if (block.Previous is { IsFree: true } previous)
+        if (block.Previous is { IsFree: true } previous && previous.IsMapped == block.IsMapped)
         {
-            pool.Remove(previous);
+            if (previous.IsMapped)
+            {
+                pool.Remove(previous);
+            }
+
             previous.Size += block.Size;
             previous.Next = block.Next;
             if (block.Next is not null)
@@ -113,51 +463,15 @@ internal sealed class CachingAllocator(long? capacity = null)
             block = previous;
         }
 
-        pool.Add(block);
-    }
-
-    /// <summary>Starts the peak counters from the current state (<c>torch.cuda.reset_peak_memory_stats</c>).</summary>
-    public void ResetPeaks()
-    {
-        PeakAllocated = Allocated;
-        PeakReserved = Reserved;
-    }
-
-    /// <summary>Frees every entirely free segment (what the allocator does before it reports out of memory).</summary>
-    private void ReleaseCached()
-    {
-        foreach (Block first in _segments.Where(b => b.IsFree && b.Next is null && b.Previous is null).ToArray())
-        {
-            (first.IsSmall ? _smallPool : _largePool).Remove(first);
-            _segments.Remove(first);
-            Reserved -= first.Size;
-        }
-    }
-
-    private Block NewSegment(long size, bool small)
-    {
-        if (capacity is long limit && Reserved + size > limit)
-        {
-            ReleaseCached();
-            if (Reserved + size > limit)
-            {
-                throw new ReplayOutOfMemoryException(size, Reserved, Allocated, limit);
-            }
-        }
-
-        var block = new Block(_nextSegment++, 0, size, small);
-        _segments.Add(block);
-        Reserved += size;
-        PeakReserved = Math.Max(PeakReserved, Reserved);
         return block;
     }
 
-    /// <summary>A block of a segment: allocated, or free and cached in its pool.</summary>
+    /// <summary>A block of a segment: allocated, free and cached in its pool, or (expandable segments) unmapped address space.</summary>
     internal sealed class Block(int segment, long offset, long size, bool small)
     {
         public int Segment { get; } = segment;
 
-        public long Offset { get; } = offset;
+        public long Offset { get; set; } = offset;
 
         public long Size { get; set; } = size;
 
@@ -165,33 +479,45 @@ internal sealed class CachingAllocator(long? capacity = null)
 
         public bool IsFree { get; set; } = true;
 
+        /// <summary>Backed by physical pages; false only for the unmapped ranges of expandable segments.</summary>
+        public bool IsMapped { get; set; } = true;
+
         public Block? Previous { get; set; }
 
         public Block? Next { get; set; }
     }
 
-    /// <summary>The cached free blocks of one pool, ordered by size, then segment, then offset (<c>BlockComparatorSize</c>).</summary>
-    private sealed class Pool
+    /// <summary>
+    /// The cached free blocks of one pool, ordered by size, then segment, then offset (<c>BlockComparatorSize</c>), and the
+    /// unmapped ranges of its expandable segments, ordered by address (<c>BlockComparatorAddress</c>).
+    /// </summary>
+    private sealed class Pool : IEnumerable<Block>
     {
         private readonly List<Block> _blocks = [];
+        private readonly SortedSet<Block> _unmapped = new(Comparer<Block>.Create((a, b) => (a.Segment, a.Offset).CompareTo((b.Segment, b.Offset))));
+
+        public int Count => _blocks.Count;
+
+        public IEnumerable<Block> Unmapped => _unmapped;
+
+        public Block this[int index] => _blocks[index];
 
         public void Add(Block block) => _blocks.Insert(~Search(block.Size, block.Segment, block.Offset), block);
 
         public void Remove(Block block) => _blocks.RemoveAt(Search(block.Size, block.Segment, block.Offset));
 
-        /// <summary>Removes and returns the smallest block of at least <paramref name="size"/> bytes (ties: older segment, lower offset).</summary>
-        public Block? TakeBestFit(long size)
-        {
-            int index = ~Search(size, -1, -1);
-            if (index == _blocks.Count)
-            {
-                return null;
-            }
+        public void RemoveAt(int index) => _blocks.RemoveAt(index);
 
-            Block block = _blocks[index];
-            _blocks.RemoveAt(index);
-            return block;
-        }
+        public void AddUnmapped(Block block) => _unmapped.Add(block);
+
+        public void RemoveUnmapped(Block block) => _unmapped.Remove(block);
+
+        /// <summary>The index of the smallest block of at least <paramref name="size"/> bytes (ties: older segment, lower offset); <see cref="Count"/> when none.</summary>
+        public int FirstFitting(long size) => ~Search(size, -1, -1);
+
+        public IEnumerator<Block> GetEnumerator() => _blocks.GetEnumerator();
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 
         /// <summary>The index of the key, or the complement of where it would be inserted.</summary>
         private int Search(long size, int segment, long offset)

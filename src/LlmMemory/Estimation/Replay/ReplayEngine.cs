@@ -17,9 +17,9 @@ internal sealed partial class ReplayEngine
     private readonly CancellationToken _cancellation;
 
     /// <summary>An engine whose <paramref name="cancellation"/> is checked at every phase and layer boundary, forward and backward.</summary>
-    public ReplayEngine(long? capacity, long workspaceBytes, CancellationToken cancellation = default)
+    public ReplayEngine(long? capacity, long workspaceBytes, AllocatorSettings allocator, CancellationToken cancellation = default)
     {
-        Allocator = new CachingAllocator(capacity);
+        Allocator = new CachingAllocator(capacity, allocator);
         WorkspaceBytes = workspaceBytes;
         _cancellation = cancellation;
     }

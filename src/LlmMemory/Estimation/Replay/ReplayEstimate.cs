@@ -23,7 +23,8 @@ internal static class ReplayEstimate
         return Runs.GetOrAdd(resolved, scenario, () =>
         {
             (ReplayPlan plan, ReplayResult result, string? outOfMemory) = Replay(resolved.Architecture!, scenario, gpu, cancellation);
-            return Render(resolved, scenario, gpu, plan, result, outOfMemory);
+            string? allocator = AllocatorNote(resolved.Architecture!, scenario, plan, result, cancellation);
+            return Render(resolved, scenario, gpu, plan, result, outOfMemory, allocator);
         });
     }
 
@@ -35,10 +36,38 @@ internal static class ReplayEstimate
         return result.OutOfMemory is string oom ? (plan, Replayer.Run(model, plan.Options with { Capacity = null }, cancellation), oom) : (plan, result, null);
     }
 
-    private static MemoryEstimate Render(ResolvedModel resolved, Scenario scenario, Gpu? gpu, ReplayPlan plan, ReplayResult result, string? outOfMemory)
+    /// <summary>
+    /// What the scenario's <c>alloc_conf</c> changes: the same run replayed on the default allocator, peak reserved against
+    /// peak reserved; null without one.
+    /// </summary>
+    private static string? AllocatorNote(ModelArchitecture model, Scenario scenario, ReplayPlan plan, ReplayResult result, CancellationToken cancellation)
+    {
+        if (scenario.AllocConf is not string conf)
+        {
+            return null;
+        }
+
+        AllocatorSettings settings = plan.Options.Allocator;
+        long with = result.PeakReserved;
+        long without = Replayer.Run(model, plan.Options with { Allocator = AllocatorSettings.Default, Capacity = null }, cancellation).PeakReserved;
+        string change = with == without ? "the same as"
+            : with < without ? $"{new ByteSize(without - with)} less than" : $"{new ByteSize(with - without)} more than";
+        string gc = settings.GarbageCollectionThreshold > 0
+            ? " garbage_collection_threshold acts only under torch.cuda.set_per_process_memory_fraction(), which the run does not call: it changes nothing, in PyTorch as here."
+            : "";
+        return $"alloc_conf \"{conf}\": peak reserved {new ByteSize(with)} instead of {new ByteSize(without)} with PyTorch's default allocator ({change} the default).{gc}";
+    }
+
+    private static MemoryEstimate Render(ResolvedModel resolved, Scenario scenario, Gpu? gpu, ReplayPlan plan, ReplayResult result, string? outOfMemory,
+        string? allocator)
     {
         ModelArchitecture model = resolved.Architecture!;
         var notes = new List<string>(plan.Notes);
+        if (allocator is not null)
+        {
+            notes.Add(allocator);
+        }
+
         if (outOfMemory is not null)
         {
             notes.Add($"The replay ran out of memory on the {gpu?.Name}: {outOfMemory}. The figures are from a replay without the device limit.");

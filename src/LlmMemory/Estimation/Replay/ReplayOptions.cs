@@ -48,6 +48,9 @@ internal sealed record ReplayOptions
     /// <summary>Bytes the allocator may reserve (device total − memory outside the allocator); null for no limit.</summary>
     public long? Capacity { get; init; }
 
+    /// <summary>The caching allocator's settings (<c>PYTORCH_CUDA_ALLOC_CONF</c>).</summary>
+    public AllocatorSettings Allocator { get; init; } = AllocatorSettings.Default;
+
     /// <summary>cuBLAS workspace per GEMM thread.</summary>
     public long WorkspaceBytes { get; init; }
 

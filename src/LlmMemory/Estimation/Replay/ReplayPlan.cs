@@ -73,6 +73,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             MicroBatches = Math.Min(scenario.GradientAccumulation, 2),
             Capacity = gpu?.Budget is ByteSize budget && !host ? budget.Bytes - context.Bytes : null,
             WorkspaceBytes = host ? 0 : Constants.CublasWorkspace(gpu).Bytes,
+            Allocator = scenario.AllocConf is string conf ? AllocatorSettings.Parse(conf, scenario.Given.OriginOf("alloc_conf")) : AllocatorSettings.Default,
             CacheInTraining = !torchtune,
             Torchtune = torchtune,
             Loss = Loss(scenario, torchtune),

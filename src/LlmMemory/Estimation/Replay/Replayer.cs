@@ -24,7 +24,7 @@ internal static class Replayer
             throw new NotSupportedException($"Training a mixture-of-experts model ({model.ModelType}) is not replayed yet: its routed experts have no autograd program.");
         }
 
-        var engine = new ReplayEngine(options.Capacity, options.WorkspaceBytes, cancellation);
+        var engine = new ReplayEngine(options.Capacity, options.WorkspaceBytes, options.Allocator, cancellation);
         ModelProgram? program = null;
         string? outOfMemory = null;
         try
