@@ -26,15 +26,19 @@ internal sealed class ModelWeights
         {
             StoredWeight stored = options.Weights[group[0]];
             bool trainable = options.TrainBase && stored.Type.IsFloatingPoint();
-            Tensor p = engine.Parameter([.. tensors[group[0]].Shape], stored.Type, trainable, MemoryTag.Weight, group.Sum(i => options.Weights[i].Bytes));
+            long bytes = group.Sum(i => options.Weights[i].Bytes);
+            (Tensor p, Tensor stepped) = engine.Sharded is { } sharded
+                ? sharded.Add(tensors[group[0]].Layer, [.. tensors[group[0]].Shape], stored with { Bytes = bytes }, trainable)
+                : Unsharded(engine.Parameter([.. tensors[group[0]].Shape], stored.Type, trainable, MemoryTag.Weight, bytes));
             foreach (int i in group)
             {
                 _byName[Canonical(tensors[i].Name)] = p;
             }
 
-            if (trainable)
+            // A sharded run steps rank 0's shard, on the device unless CPU offload runs the optimizer in host memory.
+            if (trainable && engine.Sharded?.Options.Offload != true)
             {
-                _parameters.Add(p);
+                _parameters.Add(stepped);
             }
         }
 
@@ -51,6 +55,8 @@ internal sealed class ModelWeights
             Buffers.Add(engine.Empty([elements], type, MemoryTag.Weight));
         }
     }
+
+    private static (Tensor Compute, Tensor Stepped) Unsharded(Tensor parameter) => (parameter, parameter);
 
     /// <summary>Non-parameter buffers, kept for the whole run.</summary>
     public List<Tensor> Buffers { get; } = [];
