@@ -18,7 +18,7 @@ public sealed class ShardedReplayTests
         // = 2,048 B. Gathered, padded to 8 × the shard rows: 4096 × 256 = 1,048,576 and 16 × 256 = 4,096 elements, 2 B each:
         // 2 MiB and 8,192 B per parameter (init_all_gather_outputs), and the flat all-gather output of their sum, 2 MiB + 8,192 B.
         var engine = new ReplayEngine(capacity: null, workspaceBytes: 0);
-        var step = new ShardedStep(engine, new Sharding(8, ReshardAfterForward: true, ScalarType.BFloat16, ScalarType.Float32, Offload: false));
+        var step = new ShardedStep(engine, new Sharding(8, ReshardAfterForward: true, ScalarType.BFloat16, ScalarType.Float32, Offload: false, UntiedHead: false));
         engine.Sharded = step;
         step.Add(0, [4096, 256], new StoredWeight(4096L * 256 * 4, ScalarType.Float32), trainable: true);
         step.Add(0, [10, 256], new StoredWeight(10L * 256 * 4, ScalarType.Float32), trainable: true);
@@ -80,6 +80,26 @@ public sealed class ShardedReplayTests
 
         long moments = estimate.Components.Single(c => c.Name == "optimizer_states").Bytes.Bytes;
         Assert.InRange(moments, 3_624_011_776, 3_624_011_776 + (512 * 2 * 291));
+    }
+
+    [Fact]
+    public void Plain_PyTorch_FSDP2_unties_a_tied_head_and_transformers_does_not()
+    {
+        // PyTorch's FSDP2 recipe builds on the meta device, shards, then calls to_empty(), which gives every parameter fresh
+        // storage: a tied lm_head stops aliasing the embedding (verl-project/verl PR 7835). Llama-3.2-1B (tied, 1,235,814,400
+        // parameters, embedding 128,256 × 2,048 = 262,668,288) in bf16 over 8 ranks, every dim 0 divisible by 8:
+        // transformers (which ties again) holds 1,235,814,400 × 2 / 8 = 308,953,600 B of shards; plain PyTorch adds the head,
+        // (1,235,814,400 + 262,668,288) × 2 / 8 = 374,620,672 B, which the H200 fake-process-group run measured to within the
+        // 1,024 B of its rotary buffer (case h200-llama-3.2-1b-fsdp8-bf16-b2-s2048-weights: 374,621,696 B).
+        Scenario scenario = new()
+        {
+            Model = new ModelReference.Named("llama-3.2-1b"), Mode = Mode.Training, Precision = Precision.Bf16, Seq = 64,
+            Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard },
+        };
+
+        long Shards(Engine engine) => MemoryEstimator.Estimate(scenario with { Engine = engine }).Components.Single(c => c.Name == "weights").Bytes.Bytes;
+        Assert.Equal(308_953_600, Shards(Engine.Transformers));
+        Assert.Equal(374_620_672, Shards(Engine.Pytorch));
     }
 
     [Fact]

@@ -117,7 +117,8 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         {
             weights = sharding.Offload ? 0 : ShardedWeightBytes(sharding.World);
             parts.Add(MemoryComponent.Of("weights", ComponentKind.Weights,
-                (Formula.Size(new ByteSize(plan.Layout.Bytes), "of stored weights") / Formula.Count(sharding.World, "ranks")).Adjusted(ShardedWeightBytes(sharding.World), "the first rank's shards: each tensor's rows split over the ranks, rounded up"),
+                (Formula.Size(new ByteSize(Stored().Sum(t => t.Stored.Bytes)), sharding.UntiedHead && model.TiedEmbeddings ? "of stored weights and the untied head" : "of stored weights")
+                    / Formula.Count(sharding.World, "ranks")).Adjusted(ShardedWeightBytes(sharding.World), "the first rank's shards: each tensor's rows split over the ranks, rounded up"),
                 sharding.Offload ? "in host memory (FSDP CPU offload)" : masters, sharding.Offload ? Residence.Host : Residence.Device));
         }
         else
@@ -130,9 +131,18 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
                 $"allocator blocks of the weights beyond their bytes (rounding, unsplit segment tails, rotary and position buffers{(model.Family == ModelFamily.Bert ? ", the classifier" : "")}):"));
     }
 
-    /// <summary>Rank 0's shard bytes of every stored tensor.</summary>
+    /// <summary>Rank 0's shard bytes of every stored tensor (and of a head a sharded run untied).</summary>
     private long ShardedWeightBytes(int world) =>
-        model.Tensors.Tensors.Select((t, i) => ShardedStep.ShardBytes(t.Shape, _options.Weights[i].Bytes, world)).Sum();
+        Stored().Select(t => ShardedStep.ShardBytes(t.Spec.Shape, t.Stored.Bytes, world)).Sum();
+
+    /// <summary>The stored tensors of the run: the inventory's, and the embedding's twin when a sharded run untied the head.</summary>
+    private IEnumerable<(TensorSpec Spec, StoredWeight Stored)> Stored()
+    {
+        IEnumerable<(TensorSpec, StoredWeight)> tensors = model.Tensors.Tensors.Select((t, i) => (t, _options.Weights[i]));
+        return _options.Sharding is { UntiedHead: true } && model.TiedEmbeddings
+            ? tensors.Concat(tensors.Where(t => t.Item1.Role == TensorRole.TokenEmbedding).Take(1))
+            : tensors;
+    }
 
     private void AddRuntime(List<MemoryComponent> parts)
     {
@@ -243,13 +253,13 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         }
 
         int world = _options.Sharding?.World ?? 1;
-        (long, long, long[]) Shard(TensorSpec t, int i)
+        (long, long, long[]) Shard((TensorSpec Spec, StoredWeight Stored) t)
         {
-            long[] shard = ShardedStep.ShardShape(t.Shape, world);
-            return (Tensor.ElementsOf(shard), ShardedStep.ShardBytes(t.Shape, _options.Weights[i].Bytes, world), shard);
+            long[] shard = ShardedStep.ShardShape(t.Spec.Shape, world);
+            return (Tensor.ElementsOf(shard), ShardedStep.ShardBytes(t.Spec.Shape, t.Stored.Bytes, world), shard);
         }
 
-        return [.. model.Tensors.Tensors.Select(Shard).Where((_, i) => _options.Weights[i].Type.IsFloatingPoint())];
+        return [.. Stored().Where(t => t.Stored.Type.IsFloatingPoint()).Select(Shard)];
     }
 
     private static (long, long, long[]) Parameter(long[] shape, long bytesPerElement)

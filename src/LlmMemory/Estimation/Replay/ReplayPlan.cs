@@ -50,7 +50,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
 
         StoredWeight[] weights = [.. layout.Tensors.Select(t => Stored(t, compute))];
         ScalarType embedding = compute;
-        Sharding? sharding = Sharding(scenario, precision);
+        Sharding? sharding = Sharding(model, scenario, precision);
         ScalarType? autocast = sharding is null ? Autocast(precision, training) : null;
         bool flash = scenario.Attention != AttentionKernel.Eager && ((sharding?.ParamType ?? embedding) != ScalarType.Float32 || autocast is not null);
         bool host = gpu?.IsHost == true;
@@ -89,9 +89,11 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     /// One rank of an FSDP2 run (<c>parallel.fsdp</c>; the caller routes only data-parallel FSDP training here): sharded over
     /// the data-parallel ranks (HYBRID_SHARD: the ranks of one node), resharded after each block's forward except under
     /// SHARD_GRAD_OP. Mixed precision is FSDP2's <c>MixedPrecisionPolicy(param_dtype=16-bit, reduce_dtype=float32)</c> over
-    /// fp32 shards, as torchtitan and accelerate set it, instead of autocast; CPU offload is <c>CPUOffloadPolicy</c>.
+    /// fp32 shards, as torchtitan and accelerate set it, instead of autocast; CPU offload is <c>CPUOffloadPolicy</c>. A plain
+    /// PyTorch script follows PyTorch's FSDP2 recipe (build on the meta device, <c>fully_shard</c>, <c>to_empty</c>), which
+    /// leaves a tied head untied; transformers and accelerate tie it again after loading.
     /// </summary>
-    private static Sharding? Sharding(Scenario scenario, Precision precision)
+    private static Sharding? Sharding(ModelArchitecture model, Scenario scenario, Precision precision)
     {
         if (scenario.Parallel.Fsdp == FsdpMode.None || !scenario.IsTraining)
         {
@@ -105,7 +107,8 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             _ => null,
         };
         return new Sharding(ShardPlan.For(scenario).OptimizerShards, scenario.Parallel.Fsdp != FsdpMode.ShardGradOp, param,
-            param is null ? null : ScalarType.Float32, scenario.Parallel.Offload != OffloadMode.None);
+            param is null ? null : ScalarType.Float32, scenario.Parallel.Offload != OffloadMode.None,
+            UntiedHead: model.TiedEmbeddings && scenario.Engine == Engine.Pytorch);
     }
 
     /// <summary>

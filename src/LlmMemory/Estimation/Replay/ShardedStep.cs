@@ -8,7 +8,12 @@ namespace LlmMemory.Estimation.Replay;
 /// <param name="ParamType"><c>MixedPrecisionPolicy.param_dtype</c>: the type parameters are gathered and computed in; null keeps the sharded type.</param>
 /// <param name="ReduceType"><c>MixedPrecisionPolicy.reduce_dtype</c>: the type gradients are reduce-scattered in; null means the gathered type.</param>
 /// <param name="Offload"><c>CPUOffloadPolicy</c>: the sharded parameters, their gradients and the optimizer live in host memory.</param>
-internal sealed record Sharding(int World, bool ReshardAfterForward, ScalarType? ParamType, ScalarType? ReduceType, bool Offload);
+/// <param name="UntiedHead">
+/// A tied head is a parameter of its own: the model was built on the meta device, sharded, then given storage with
+/// <c>to_empty()</c>, which gives every parameter fresh storage, so <c>lm_head</c> stops aliasing the embedding unless the
+/// script ties them again (verl-project/verl PR 7835; PyTorch's FSDP2 recipe does not re-tie).
+/// </param>
+internal sealed record Sharding(int World, bool ReshardAfterForward, ScalarType? ParamType, ScalarType? ReduceType, bool Offload, bool UntiedHead);
 
 /// <summary>
 /// What FSDP2 does to one rank's memory around the replayed step (torch/distributed/fsdp/_fully_shard, torch 2.4–2.11).

@@ -43,6 +43,17 @@ internal sealed class ModelWeights
         }
 
         _trainBase = options.TrainBase;
+        if (engine.Sharded is { Options.UntiedHead: true } untie && model.TiedEmbeddings)
+        {
+            // to_empty() gave the head its own storage: a root parameter shaped and stored as the embedding.
+            int embedding = tensors.ToList().FindIndex(t => t.Role == TensorRole.TokenEmbedding);
+            (Tensor head, Tensor stepped) = untie.Add(null, [.. tensors[embedding].Shape], options.Weights[embedding], options.TrainBase);
+            _byName[UntiedHeadName] = head;
+            if (options.TrainBase && !untie.Options.Offload)
+            {
+                _parameters.Add(stepped);
+            }
+        }
 
         // What a weights file stores besides parameters (quantization scales, zero points), then the program's own buffers.
         foreach (StoredWeight stored in options.Weights.Skip(tensors.Count))
@@ -57,6 +68,9 @@ internal sealed class ModelWeights
     }
 
     private static (Tensor Compute, Tensor Stepped) Unsharded(Tensor parameter) => (parameter, parameter);
+
+    /// <summary>The name of a tied model's head once a sharded run untied it (<see cref="Sharding.UntiedHead"/>).</summary>
+    public const string UntiedHeadName = "lm_head.weight";
 
     /// <summary>Non-parameter buffers, kept for the whole run.</summary>
     public List<Tensor> Buffers { get; } = [];
