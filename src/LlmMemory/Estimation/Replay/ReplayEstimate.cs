@@ -65,7 +65,7 @@ internal static class ReplayEstimate
             ? estimate with
             {
                 DeviceCount = scenario.Parallel.Gpus,
-                Device = $"rank 0 of {sharding.World} (the most loaded: it keeps ⌈rows ÷ {sharding.World}⌉ rows of every parameter, the padding of an uneven split falls on the last ranks)",
+                Device = $"rank 0 of {sharding.World}, the most loaded: it keeps ⌈rows ÷ {sharding.World}⌉ rows of every parameter, an uneven split leaves the short chunks to the last ranks",
             }
             : estimate;
     }
