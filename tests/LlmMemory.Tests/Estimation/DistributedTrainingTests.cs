@@ -35,7 +35,7 @@ public sealed class DistributedTrainingTests
         {
             Model = new ModelReference.Named("llama-2-70b"), Mode = Mode.Training, Seq = 4096,
             GradientCheckpointing = Checkpointing.Full, Gpu = GpuCatalog.Find("h100-80gb"),
-            Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard },
+            Parallel = new ParallelSettings { Gpus = 8, Zero = 3 },
         });
         long cached = estimate.Components.Single(c => c.Name == "allocator_cache").Bytes.Bytes;
 
@@ -70,11 +70,11 @@ public sealed class DistributedTrainingTests
     public void Mixed_precision_sharding_holds_the_fp32_master_sixteen_bytes_per_parameter_over_the_ranks()
     {
         // ZeRO paper (arXiv:1910.02054) §3: mixed-precision AdamW holds 2 + 2 + 12 = 16 B per parameter, and ZeRO-3 over
-        // N_d ranks holds 16Ψ / N_d; FSDP with an fp32 master (4 + 4 + 8) the same. Mistral-7B-v0.3 (hidden 4,096, 32 layers,
+        // N_d ranks holds 16Ψ / N_d (FSDP's replayed 4 + 4 + 8: ShardedReplayTests). Mistral-7B-v0.3 (hidden 4,096, 32 layers,
         // 8 KV heads of 128, FFN 14,336, vocabulary 32,768, untied): per layer q and o 4,096² each, k and v 1,024 × 4,096 each,
         // 3 × 4,096 × 14,336 MLP and two norms of 4,096 = 218,112,000; × 32 = 6,979,584,000, plus 2 × 32,768 × 4,096 embedding
         // and head and the final norm 4,096 = 7,248,023,552 parameters; over 8 ranks 16 × 7,248,023,552 / 8 = 14,496,047,104 B.
-        foreach (ParallelSettings layout in new[] { new ParallelSettings { Gpus = 8, Zero = 3 }, new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard } })
+        foreach (ParallelSettings layout in new[] { new ParallelSettings { Gpus = 8, Zero = 3 } })
         {
             MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
             {

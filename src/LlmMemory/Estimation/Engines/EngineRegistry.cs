@@ -26,6 +26,10 @@ internal static class EngineRegistry
     private static readonly EstimatorPath ReplayTraining = EstimatorPath.Of("training on one GPU (a replay of the step through PyTorch's allocator)",
         ["weights", "optimizer_in_backward", "foreach", "fused", "lora", "alloc_conf", .. Training], ReplayEstimate.Build);
 
+    /// <summary>Full training sharded by FSDP over data-parallel GPUs: the step replayed for rank 0, with its gathers and reduce-scatters.</summary>
+    private static readonly EstimatorPath ShardedReplayTraining = EstimatorPath.Of("FSDP training, one rank of N (a replay of the step through PyTorch's allocator)",
+        ["weights", "foreach", "fused", "parallel", .. Training], ReplayEstimate.Build);
+
     /// <summary>Sharded, offloaded or model-parallel training, and mixture-of-experts training: the per-device closed form.</summary>
     private static readonly EstimatorPath ShardedTraining = EstimatorPath.Of("sharded or multi-GPU training (the per-device closed form)",
         ["weights", "lora", "parallel", .. Training], DistributedTraining.Estimate);
@@ -106,7 +110,9 @@ internal static class EngineRegistry
             Engine.Sglang => Sglang,
             Engine.LlamaCpp => LlamaCppPath,
             _ when !scenario.IsTraining => ReplayInference,
-            _ => IsSharded(scenario.Parallel) || model.Architecture.Experts is not null ? Sharded(scenario) : ReplayTraining,
+            _ when model.Architecture.Experts is not null => Sharded(scenario),
+            _ when IsReplayedSharding(scenario) => ShardedReplayTraining,
+            _ => IsSharded(scenario.Parallel) ? Sharded(scenario) : ReplayTraining,
         };
     }
 
@@ -122,4 +128,15 @@ internal static class EngineRegistry
     /// </summary>
     private static bool IsSharded(ParallelSettings p) =>
         p.Gpus > 1 || p.Zero > 0 || p.Fsdp != FsdpMode.None || p.Offload != OffloadMode.None || p.Tp * p.Pp * p.Cp > 1;
+
+    /// <summary>
+    /// What the per-rank replay runs: full training under FSDP over data-parallel ranks only, with or without its CPU offload
+    /// (which moves parameters, gradients and optimizer together). ZeRO, LoRA under FSDP, FSDP with an optimizer-only offload,
+    /// tensor, pipeline or context parallelism stay on the closed form, and so do float8 linears and torchtitan's op-level
+    /// selective checkpointing, which the closed form models and the replay does not (it replays fp8 as bf16 and selective
+    /// checkpointing as full).
+    /// </summary>
+    private static bool IsReplayedSharding(Scenario scenario) =>
+        scenario.Mode == Mode.Training && scenario.Parallel is { Fsdp: not FsdpMode.None, Zero: 0, Tp: 1, Pp: 1, Cp: 1 } p && p.Offload != OffloadMode.Optimizer
+        && scenario.EffectivePrecision != Precision.Fp8 && scenario.GradientCheckpointing != Checkpointing.Selective;
 }

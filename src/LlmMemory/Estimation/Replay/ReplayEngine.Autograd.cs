@@ -139,6 +139,7 @@ internal sealed partial class ReplayEngine
             {
                 _lastBackwardLayer = node.Layer;
                 Mark(node.Layer switch { HeadLayer => $"{phase}:head", -1 => $"{phase}:embeddings", int l => $"{phase}:layer{l}" });
+                Sharded?.EnterBackwardLayer(node.Layer);
             }
 
             IReadOnlyList<Tensor> saved = SavedOf(node);

@@ -45,7 +45,24 @@ internal sealed partial class ReplayEngine
     public const int HeadLayer = int.MaxValue;
 
     /// <summary>The block index the forward is in (-1 before the blocks, <see cref="HeadLayer"/> in the head), stamped on nodes for the backward timeline.</summary>
-    public int Layer { get; set; } = -1;
+    public int Layer
+    {
+        get => _layer;
+        set
+        {
+            int previous = _layer;
+            _layer = value;
+            if (value != previous)
+            {
+                Sharded?.EnterForwardLayer(previous, value);
+            }
+        }
+    }
+
+    private int _layer = -1;
+
+    /// <summary>One rank of a sharded run: gathers, frees and reduces the parameters of each unit as the step moves; null on one GPU.</summary>
+    public ShardedStep? Sharded { get; set; }
 
     /// <summary>Whether allocations count toward the peak (off while the model is built).</summary>
     public bool Tracking { get; private set; }
@@ -95,8 +112,18 @@ internal sealed partial class ReplayEngine
 
     public void Free(Storage storage)
     {
-        _live[(int)Category(storage)] -= storage.Block.Size;
-        Allocator.Free(storage.Block);
+        if (storage.Block is not null)
+        {
+            Deallocate(storage);
+        }
+    }
+
+    /// <summary>Frees the block of <paramref name="storage"/> while its tensors live on (FSDP's reshard, <c>storage.resize_(0)</c>).</summary>
+    public void Deallocate(Storage storage)
+    {
+        CachingAllocator.Block block = storage.Block!;
+        storage.Resize(null);
+        Allocator.Free(block);
     }
 
     /// <summary>Moves a block's bytes to its new breakdown category after <paramref name="change"/>.</summary>
@@ -104,9 +131,9 @@ internal sealed partial class ReplayEngine
     {
         ArgumentNullException.ThrowIfNull(storage);
         ArgumentNullException.ThrowIfNull(change);
-        _live[(int)Category(storage)] -= storage.Block.Size;
+        _live[(int)Category(storage)] -= storage.Size;
         change();
-        _live[(int)Category(storage)] += storage.Block.Size;
+        _live[(int)Category(storage)] += storage.Size;
     }
 
     /// <summary>Allocates the current GEMM thread's cuBLAS workspace at its first GEMM.</summary>
@@ -144,8 +171,16 @@ internal sealed partial class ReplayEngine
 
     private Storage NewStorage(long bytes, MemoryTag tag)
     {
-        var storage = new Storage(this, Allocator.Malloc(bytes), tag);
-        _live[(int)tag] += storage.Block.Size;
+        var storage = new Storage(this, null, tag);
+        Allocate(storage, bytes);
+        return storage;
+    }
+
+    /// <summary>Gives <paramref name="storage"/> a new block of <paramref name="bytes"/> (FSDP's unshard, <c>storage.resize_(n)</c>).</summary>
+    public void Allocate(Storage storage, long bytes)
+    {
+        ArgumentNullException.ThrowIfNull(storage);
+        storage.Resize(Allocator.Malloc(bytes));
         if (Tracking && Allocator.Allocated > Peak)
         {
             Peak = Allocator.Allocated;
@@ -154,8 +189,6 @@ internal sealed partial class ReplayEngine
             PeakTimelineIndex = _timeline.Count;
             PeakBreakdown = (long[])_live.Clone();
         }
-
-        return storage;
     }
 
     private void Mark(string phase)

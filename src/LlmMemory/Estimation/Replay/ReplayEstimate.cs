@@ -77,7 +77,7 @@ internal static class ReplayEstimate
         IReadOnlyList<MemoryComponent> components = scenario.IsTraining ? parts.Training() : parts.Inference();
         ByteSize outside = components.Where(c => c.Counter == Counter.Device && c.Residence == Residence.Device)
             .Aggregate(ByteSize.Zero, (sum, c) => sum + c.Bytes);
-        return new MemoryEstimate
+        var estimate = new MemoryEstimate
         {
             Model = resolved,
             Parameters = new ParameterSummary(model.ParameterCount, Trainable(model, scenario, plan), model.ActiveParameterCount),
@@ -90,6 +90,13 @@ internal static class ReplayEstimate
                 : [new("kv_bytes_per_token", parts.KvBytesPerToken, "KV cache bytes per token")],
             Notes = [.. notes, .. Assumptions(scenario, plan)],
         };
+        return plan.Options.Sharding is { } sharding
+            ? estimate with
+            {
+                DeviceCount = scenario.Parallel.Gpus,
+                Device = $"rank 0 of {sharding.World}, the most loaded: it keeps ⌈rows ÷ {sharding.World}⌉ rows of every parameter, an uneven split leaves the short chunks to the last ranks",
+            }
+            : estimate;
     }
 
     /// <summary>The torch.optim implementation the step replays, where it has several.</summary>
@@ -99,6 +106,13 @@ internal static class ReplayEstimate
         ReplayOptimizer.AdamWFused => "torch.optim.AdamW, fused (no temporaries at the step)",
         ReplayOptimizer.AdamWSingleTensor => "torch.optim.AdamW, foreach=False (one parameter at a time: its root and quotient at the step)",
         _ => null,
+    };
+
+    private static string Torch(ScalarType type) => type switch
+    {
+        ScalarType.BFloat16 => "torch.bfloat16",
+        ScalarType.Float16 => "torch.float16",
+        _ => "torch.float32",
     };
 
     /// <summary>Parameters with gradients: the adapters (exact, PEFT's count), every parameter for full training, none for inference.</summary>
@@ -139,6 +153,14 @@ internal static class ReplayEstimate
         if (scenario.Precision == Precision.Fp8)
         {
             yield return "fp8 training is replayed as bf16 autocast over fp32 parameters; float8 linears (which save fp8 inputs) are not simulated.";
+        }
+
+        if (plan.Options.Sharding is { } sharding)
+        {
+            string precision = sharding.ParamType is null ? "no mixed-precision policy (gathered and reduced in the sharded type)"
+                : $"MixedPrecisionPolicy(param_dtype={Torch(sharding.ParamType.Value)}, reduce_dtype={Torch(sharding.ReduceType!.Value)}) over fp32 shards, no autocast";
+            yield return $"FSDP2 on {sharding.World} ranks: fully_shard on each block and the root; {precision}; blocks {(sharding.ReshardAfterForward ? "resharded after forward and gathered again for backward" : "kept gathered from forward to backward (SHARD_GRAD_OP)")}, the previous block prefetched in backward"
+                + (sharding.Offload ? "; CPUOffloadPolicy: shards, gradients and the optimizer step in host memory." : ".");
         }
 
         if (scenario.GradientAccumulation > 2)

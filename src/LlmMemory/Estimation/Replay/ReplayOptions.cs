@@ -74,6 +74,9 @@ internal sealed record ReplayOptions
     /// </summary>
     public bool Float32Compute4Bit { get; init; }
 
+    /// <summary>One rank of a sharded (FSDP2) run; null for one GPU.</summary>
+    public Sharding? Sharding { get; init; }
+
     /// <summary>Gradients are zeroed in place instead of freed between steps (<c>zero_grad(set_to_none=False)</c>, torch &lt; 2.0).</summary>
     public bool KeepGradients { get; init; }
 }

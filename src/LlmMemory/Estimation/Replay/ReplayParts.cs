@@ -54,6 +54,10 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         Add(parts, "kv_cache", ComponentKind.KvCache, KvBytes,
             live => Formula.Size(new ByteSize(live), "replayed").After("K and V the cache holds during a training forward (config use_cache):"));
         Add(parts, "optimizer_temporaries", ComponentKind.Workspace, result.Live(MemoryTag.OptimizerTemporary), TemporaryFormula);
+        Add(parts, "gathered_parameters", ComponentKind.Communication, result.Live(MemoryTag.GatheredWeight),
+            live => Formula.Size(new ByteSize(live), "replayed").After("parameters all-gathered at the peak, in the gathered type (the root unit's embedding, final norm and head from its forward to its backward; the block computed and the one prefetched):"));
+        Add(parts, "collective_buffers", ComponentKind.Communication, result.Live(MemoryTag.Collective),
+            live => Formula.Size(new ByteSize(live), "replayed").After("flat all-gather output and reduce-scatter input of a unit, live at the peak:"));
         AddRuntime(parts);
         if (_options.OffloadCheckpoints)
         {
@@ -106,11 +110,38 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
     /// </summary>
     private void AddWeights(List<MemoryComponent> parts)
     {
-        string? masters = scenario.IsTraining && _options.TrainBase && _options.Autocast is not null ? "the fp32 parameters are the master weights, updated in place" : null;
-        parts.Add(MemoryComponent.Of("weights", ComponentKind.Weights, plan.Layout.Formula().Total(), masters));
-        Add(parts, "weight_blocks", ComponentKind.Weights, result.Live(MemoryTag.Weight) - plan.Layout.Bytes,
+        string? masters = scenario.IsTraining && _options.TrainBase && (_options.Autocast is not null || _options.Sharding?.ParamType is not null)
+            ? "the fp32 parameters are the master weights, updated in place" : null;
+        long weights = plan.Layout.Bytes;
+        if (_options.Sharding is { } sharding)
+        {
+            weights = sharding.Offload ? 0 : ShardedWeightBytes(sharding.World);
+            parts.Add(MemoryComponent.Of("weights", ComponentKind.Weights,
+                (Formula.Size(new ByteSize(Stored().Sum(t => t.Stored.Bytes)), sharding.UntiedHead && model.TiedEmbeddings ? "of stored weights and the untied head" : "of stored weights")
+                    / Formula.Count(sharding.World, "ranks")).Adjusted(ShardedWeightBytes(sharding.World), "the first rank's shards: each tensor's rows split over the ranks, rounded up"),
+                sharding.Offload ? "in host memory (FSDP CPU offload)" : masters, sharding.Offload ? Residence.Host : Residence.Device));
+        }
+        else
+        {
+            parts.Add(MemoryComponent.Of("weights", ComponentKind.Weights, plan.Layout.Formula().Total(), masters));
+        }
+
+        Add(parts, "weight_blocks", ComponentKind.Weights, result.Live(MemoryTag.Weight) - weights,
             extra => Formula.Size(new ByteSize(extra), "replayed").After(
                 $"allocator blocks of the weights beyond their bytes (rounding, unsplit segment tails, rotary and position buffers{(model.Family == ModelFamily.Bert ? ", the classifier" : "")}):"));
+    }
+
+    /// <summary>Rank 0's shard bytes of every stored tensor (and of a head a sharded run untied).</summary>
+    private long ShardedWeightBytes(int world) =>
+        Stored().Select(t => ShardedStep.ShardBytes(t.Spec.Shape, t.Stored.Bytes, world)).Sum();
+
+    /// <summary>The stored tensors of the run: the inventory's, and the embedding's twin when a sharded run untied the head.</summary>
+    private IEnumerable<(TensorSpec Spec, StoredWeight Stored)> Stored()
+    {
+        IEnumerable<(TensorSpec, StoredWeight)> tensors = model.Tensors.Tensors.Select((t, i) => (t, _options.Weights[i]));
+        return _options.Sharding is { UntiedHead: true } && model.TiedEmbeddings
+            ? tensors.Concat(tensors.Where(t => t.Item1.Role == TensorRole.TokenEmbedding).Take(1))
+            : tensors;
     }
 
     private void AddRuntime(List<MemoryComponent> parts)
@@ -221,8 +252,14 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
             return [.. adapters.TrainableShapes().Select(shape => Parameter(shape, bytes))];
         }
 
-        return [.. model.Tensors.Tensors.Select((t, i) => (t.Elements, _options.Weights[i].Bytes, t.Shape.ToArray()))
-            .Where((_, i) => _options.Weights[i].Type.IsFloatingPoint())];
+        int world = _options.Sharding?.World ?? 1;
+        (long, long, long[]) Shard((TensorSpec Spec, StoredWeight Stored) t)
+        {
+            long[] shard = ShardedStep.ShardShape(t.Spec.Shape, world);
+            return (Tensor.ElementsOf(shard), ShardedStep.ShardBytes(t.Spec.Shape, t.Stored.Bytes, world), shard);
+        }
+
+        return [.. Stored().Where(t => t.Stored.Type.IsFloatingPoint()).Select(Shard)];
     }
 
     private static (long, long, long[]) Parameter(long[] shape, long bytesPerElement)

@@ -1,3 +1,4 @@
+using LlmMemory.Estimation.Parallel;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Estimation.Weights;
 using LlmMemory.Hardware;
@@ -49,7 +50,9 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
 
         StoredWeight[] weights = [.. layout.Tensors.Select(t => Stored(t, compute))];
         ScalarType embedding = compute;
-        bool flash = scenario.Attention != AttentionKernel.Eager && (embedding != ScalarType.Float32 || Autocast(precision, training) is not null);
+        Sharding? sharding = Sharding(model, scenario, precision);
+        ScalarType? autocast = sharding is null ? Autocast(precision, training) : null;
+        bool flash = scenario.Attention != AttentionKernel.Eager && ((sharding?.ParamType ?? embedding) != ScalarType.Float32 || autocast is not null);
         bool host = gpu?.IsHost == true;
         ByteSize context = host ? ByteSize.Zero : Constants.CudaContext(gpu, training, flash);
         var options = new ReplayOptions
@@ -60,7 +63,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Training = training,
             Weights = weights,
             TrainBase = scenario.Mode == Mode.Training,
-            Autocast = Autocast(precision, training),
+            Autocast = autocast,
             Lora = adapters is null ? null : new LoraReplay(adapters.Targets, adapters.Rank, adapters.Dora, torchtune ? embedding : ScalarType.Float32),
             EagerAttention = scenario.Attention == AttentionKernel.Eager,
             Checkpointing = scenario.GradientCheckpointing != Checkpointing.None,
@@ -78,8 +81,35 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Torchtune = torchtune,
             Loss = Loss(scenario, torchtune),
             Compiled = scenario.Compile,
+            Sharding = sharding,
         };
         return new ReplayPlan(options, layout, format, adapters, context, notes);
+    }
+
+    /// <summary>
+    /// One rank of an FSDP2 run (<c>parallel.fsdp</c>; the caller routes only data-parallel FSDP training here): sharded over
+    /// the data-parallel ranks (HYBRID_SHARD: the ranks of one node), resharded after each block's forward except under
+    /// SHARD_GRAD_OP. Mixed precision is FSDP2's <c>MixedPrecisionPolicy(param_dtype=16-bit, reduce_dtype=float32)</c> over
+    /// fp32 shards, as torchtitan and accelerate set it, instead of autocast; CPU offload is <c>CPUOffloadPolicy</c>. A plain
+    /// PyTorch script follows PyTorch's FSDP2 recipe (build on the meta device, <c>fully_shard</c>, <c>to_empty</c>), which
+    /// leaves a tied head untied; transformers and accelerate tie it again after loading.
+    /// </summary>
+    private static Sharding? Sharding(ModelArchitecture model, Scenario scenario, Precision precision)
+    {
+        if (scenario.Parallel.Fsdp == FsdpMode.None || !scenario.IsTraining)
+        {
+            return null;
+        }
+
+        ScalarType? param = precision switch
+        {
+            Precision.MixedBf16 or Precision.Fp8 => ScalarType.BFloat16,
+            Precision.MixedFp16 => ScalarType.Float16,
+            _ => null,
+        };
+        return new Sharding(ShardPlan.For(scenario).OptimizerShards, scenario.Parallel.Fsdp != FsdpMode.ShardGradOp, param,
+            param is null ? null : ScalarType.Float32, scenario.Parallel.Offload != OffloadMode.None,
+            UntiedHead: model.TiedEmbeddings && scenario.Engine == Engine.Pytorch);
     }
 
     /// <summary>

@@ -25,6 +25,7 @@ internal static class Replayer
         }
 
         var engine = new ReplayEngine(options.Capacity, options.WorkspaceBytes, options.Allocator, cancellation);
+        engine.Sharded = options.Sharding is { } sharding ? new ShardedStep(engine, sharding) : null;
         ModelProgram? program = null;
         string? outOfMemory = null;
         try
@@ -68,6 +69,7 @@ internal static class Replayer
             {
                 string tag = options.MicroBatches > 1 ? $"step{step}.mb{micro}" : $"step{step}";
                 engine.SetPhase(tag + ".forward");
+                engine.Sharded?.BeginForward();
                 engine.Autocast = options.Autocast;
                 ForwardResult output = program.Forward(labels: true, training: true);
                 output.ReleaseOutputs();
@@ -76,6 +78,7 @@ internal static class Replayer
                 engine.SetPhase(tag + ".backward");
                 engine.Backward(output.Loss!);
                 output.Loss!.Release();
+                engine.Sharded?.EndBackward();
             }
 
             engine.SetPhase($"step{step}.optimizer");

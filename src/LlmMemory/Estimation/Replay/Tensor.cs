@@ -93,20 +93,30 @@ internal sealed class Tensor
     public long[] WithLast(long last) => [.. Shape[..^1], last];
 }
 
-/// <summary>One allocator block and what it holds; freed when no tensor views it.</summary>
+/// <summary>
+/// One allocator block and what it holds; freed when no tensor views it. A sharded run's unsharded parameters keep their
+/// storage object and lose or regain the block itself (FSDP's <c>storage.resize_</c>), whoever views them.
+/// </summary>
 internal sealed class Storage
 {
     private readonly ReplayEngine _engine;
     private int _references;
 
-    public Storage(ReplayEngine engine, CachingAllocator.Block block, MemoryTag tag)
+    public Storage(ReplayEngine engine, CachingAllocator.Block? block, MemoryTag tag)
     {
         _engine = engine;
         Block = block;
         Tag = tag;
     }
 
-    public CachingAllocator.Block Block { get; }
+    /// <summary>The memory; null while a sharded parameter is resharded (or for a tensor in host memory).</summary>
+    public CachingAllocator.Block? Block { get; private set; }
+
+    /// <summary>Bytes of the block, 0 without one.</summary>
+    public long Size => Block?.Size ?? 0;
+
+    /// <summary>Gives the storage a block or takes it away (<c>storage.resize_</c>); the engine allocates and frees it.</summary>
+    public void Resize(CachingAllocator.Block? block) => _engine.Recount(this, () => Block = block);
 
     public MemoryTag Tag { get; private set; }
 
@@ -144,6 +154,12 @@ internal enum MemoryTag
     Loss,
     Workspace,
     Inputs,
+
+    /// <summary>Parameters a sharded run all-gathered for the unit being computed (and the one prefetched).</summary>
+    GatheredWeight,
+
+    /// <summary>Flat all-gather outputs and reduce-scatter inputs of a sharded run.</summary>
+    Collective,
 }
 
 /// <summary>

@@ -219,7 +219,7 @@ internal sealed partial class DecoderProgram
         ReplayEngine s = Engine;
         MemoryTag tag = s.Tag;
         s.Tag = MemoryTag.Logits;
-        string head = Model.TiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+        string head = Model.TiedEmbeddings && Weights.Find(ModelWeights.UntiedHeadName) is null ? "model.embed_tokens.weight" : "lm_head.weight";
         if (labels && Options.Loss is LossStyle.Chunked or LossStyle.ChunkedFused)
         {
             const int Chunks = 8;

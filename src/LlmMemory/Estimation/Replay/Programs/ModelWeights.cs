@@ -26,19 +26,34 @@ internal sealed class ModelWeights
         {
             StoredWeight stored = options.Weights[group[0]];
             bool trainable = options.TrainBase && stored.Type.IsFloatingPoint();
-            Tensor p = engine.Parameter([.. tensors[group[0]].Shape], stored.Type, trainable, MemoryTag.Weight, group.Sum(i => options.Weights[i].Bytes));
+            long bytes = group.Sum(i => options.Weights[i].Bytes);
+            (Tensor p, Tensor stepped) = engine.Sharded is { } sharded
+                ? sharded.Add(tensors[group[0]].Layer, [.. tensors[group[0]].Shape], stored with { Bytes = bytes }, trainable)
+                : Unsharded(engine.Parameter([.. tensors[group[0]].Shape], stored.Type, trainable, MemoryTag.Weight, bytes));
             foreach (int i in group)
             {
                 _byName[Canonical(tensors[i].Name)] = p;
             }
 
-            if (trainable)
+            // A sharded run steps rank 0's shard, on the device unless CPU offload runs the optimizer in host memory.
+            if (trainable && engine.Sharded?.Options.Offload != true)
             {
-                _parameters.Add(p);
+                _parameters.Add(stepped);
             }
         }
 
         _trainBase = options.TrainBase;
+        if (engine.Sharded is { Options.UntiedHead: true } untie && model.TiedEmbeddings)
+        {
+            // to_empty() gave the head its own storage: a root parameter shaped and stored as the embedding.
+            int embedding = tensors.ToList().FindIndex(t => t.Role == TensorRole.TokenEmbedding);
+            (Tensor head, Tensor stepped) = untie.Add(null, [.. tensors[embedding].Shape], options.Weights[embedding], options.TrainBase);
+            _byName[UntiedHeadName] = head;
+            if (options.TrainBase && !untie.Options.Offload)
+            {
+                _parameters.Add(stepped);
+            }
+        }
 
         // What a weights file stores besides parameters (quantization scales, zero points), then the program's own buffers.
         foreach (StoredWeight stored in options.Weights.Skip(tensors.Count))
@@ -51,6 +66,11 @@ internal sealed class ModelWeights
             Buffers.Add(engine.Empty([elements], type, MemoryTag.Weight));
         }
     }
+
+    private static (Tensor Compute, Tensor Stepped) Unsharded(Tensor parameter) => (parameter, parameter);
+
+    /// <summary>The name of a tied model's head once a sharded run untied it (<see cref="Sharding.UntiedHead"/>).</summary>
+    public const string UntiedHeadName = "lm_head.weight";
 
     /// <summary>Non-parameter buffers, kept for the whole run.</summary>
     public List<Tensor> Buffers { get; } = [];
