@@ -68,15 +68,17 @@ internal static class EngineRegistry
     /// </summary>
     public static IReadOnlyList<string> InferenceFieldsOf(Engine engine)
     {
-        EstimatorPath? path = !ModesOf(engine).Contains(Mode.Inference) ? null : engine switch
-        {
-            Engine.Vllm => Vllm,
-            Engine.Sglang => Sglang,
-            Engine.LlamaCpp => LlamaCppPath,
-            _ => ReplayInference,
-        };
-        return path is null ? [] : path.Reads.Order(StringComparer.Ordinal).ToArray();
+        return ModesOf(engine).Contains(Mode.Inference) ? InferencePath(engine).Reads.Order(StringComparer.Ordinal).ToArray() : [];
     }
+
+    /// <summary>The path that estimates inference on <paramref name="engine"/> for a model with layers.</summary>
+    private static EstimatorPath InferencePath(Engine engine) => engine switch
+    {
+        Engine.Vllm => Vllm,
+        Engine.Sglang => Sglang,
+        Engine.LlamaCpp => LlamaCppPath,
+        _ => ReplayInference,
+    };
 
     /// <summary>The modes each engine runs; the rest are refused with the reason.</summary>
     private static IReadOnlyList<Mode> ModesOf(Engine engine) => engine switch
@@ -104,12 +106,10 @@ internal static class EngineRegistry
             return scenario.IsAdapterTraining ? CountAdapters : scenario.IsTraining ? CountTraining : CountInference;
         }
 
+        // Serving engines run inference only (checked above), so they take the first arm.
         return engine switch
         {
-            Engine.Vllm => Vllm,
-            Engine.Sglang => Sglang,
-            Engine.LlamaCpp => LlamaCppPath,
-            _ when !scenario.IsTraining => ReplayInference,
+            _ when !scenario.IsTraining => InferencePath(engine),
             _ when model.Architecture.Experts is not null => Sharded(scenario),
             _ when IsReplayedSharding(scenario) => ShardedReplayTraining,
             _ => IsSharded(scenario.Parallel) ? Sharded(scenario) : ReplayTraining,

@@ -119,7 +119,7 @@ internal sealed record AllocatorSettings(bool ExpandableSegments, long MaxSplitS
         if (tokens[i] != "[")
         {
             long value = Integer(tokens[i], key, origin);
-            if (!IsPowerOfTwo(value))
+            if (!long.IsPow2(value))
             {
                 throw Error(origin, $"has {key}:{tokens[i]}; the divisions must be a power of two");
             }
@@ -137,7 +137,7 @@ internal sealed record AllocatorSettings(bool ExpandableSegments, long MaxSplitS
             Expect(tokens, i + 1, ":", key, origin);
             i += 2;
             long value = Integer(Token(tokens, i, key, origin), key, origin);
-            if (value != 0 && !IsPowerOfTwo(value))
+            if (value != 0 && !long.IsPow2(value))
             {
                 throw Error(origin, $"has {key} {boundary}:{tokens[i]}; the divisions must be a power of two, or 0 for none");
             }
@@ -150,7 +150,7 @@ internal sealed record AllocatorSettings(bool ExpandableSegments, long MaxSplitS
             else
             {
                 long mb = Integer(boundary, key, origin);
-                if (!IsPowerOfTwo(mb))
+                if (!long.IsPow2(mb))
                 {
                     throw Error(origin, $"has {key} boundary {boundary}; the interval boundaries (MiB) must be powers of two");
                 }
@@ -199,8 +199,6 @@ internal sealed record AllocatorSettings(bool ExpandableSegments, long MaxSplitS
     private static long Integer(string value, string key, string origin) =>
         long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out long n) ? n
             : throw Error(origin, $"has {key} value '{value}', which is not a whole number");
-
-    private static bool IsPowerOfTwo(long value) => value > 0 && (value & (value - 1)) == 0;
 
     private static string Token(List<string> tokens, int i, string key, string origin) =>
         i < tokens.Count ? tokens[i] : throw Error(origin, $"ends inside {key}; PyTorch reads key:value pairs separated by commas");

@@ -438,12 +438,7 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
                 pool.Remove(next);
             }
 
-            block.Size += next.Size;
-            block.Next = next.Next;
-            if (next.Next is not null)
-            {
-                next.Next.Previous = block;
-            }
+            Absorb(block, next);
         }
 
         if (block.Previous is { IsFree: true } previous && previous.IsMapped == block.IsMapped)
@@ -453,17 +448,22 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
                 pool.Remove(previous);
             }
 
-            previous.Size += block.Size;
-            previous.Next = block.Next;
-            if (block.Next is not null)
-            {
-                block.Next.Previous = previous;
-            }
-
+            Absorb(previous, block);
             block = previous;
         }
 
         return block;
+    }
+
+    /// <summary>Joins <paramref name="second"/>, the block after <paramref name="first"/> in its segment, into <paramref name="first"/>.</summary>
+    private static void Absorb(Block first, Block second)
+    {
+        first.Size += second.Size;
+        first.Next = second.Next;
+        if (second.Next is not null)
+        {
+            second.Next.Previous = first;
+        }
     }
 
     /// <summary>A block of a segment: allocated, free and cached in its pool, or (expandable segments) unmapped address space.</summary>

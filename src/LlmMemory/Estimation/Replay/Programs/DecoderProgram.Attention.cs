@@ -1,3 +1,4 @@
+using System.Numerics;
 using LlmMemory.Models;
 
 namespace LlmMemory.Estimation.Replay;
@@ -345,14 +346,7 @@ internal sealed partial class DecoderProgram
     internal static long LigerChunkRows(long rows, long hidden, long vocabulary)
     {
         long factor = (vocabulary + hidden - 1) / hidden;
-        long target = (rows + factor - 1) / factor;
-        long chunk = 1;
-        while (chunk < target)
-        {
-            chunk *= 2;
-        }
-
-        return chunk;
+        return (long)BitOperations.RoundUpToPowerOf2((ulong)((rows + factor - 1) / factor));
     }
 
     /// <summary>The output projection; a tied head is the embedding weight through the <c>lm_head</c> module (and its adapter).</summary>
