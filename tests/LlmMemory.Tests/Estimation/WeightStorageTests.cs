@@ -2,6 +2,8 @@ using LlmMemory.Catalog;
 using LlmMemory.Estimation.Weights;
 using LlmMemory.Models;
 using LlmMemory.Numerics;
+using LlmMemory.Sources;
+using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Estimation;
 
@@ -66,5 +68,51 @@ public sealed class WeightStorageTests
         WeightLayout layout = Layout("llama-3-8b", "gptq-int4");
         StoredTensor q = layout.Tensors.First(t => t.Tensor.Module == "q_proj");
         Assert.Equal(4 + 20.0 / 128 + 32.0 / 4096, q.Bytes * 8.0 / q.Tensor.Elements, 6);
+    }
+
+    [Fact]
+    public void Llama_3_1_405B_Instruct_FP8_keeps_the_modules_its_config_lists_in_bf16()
+    {
+        // The checkpoint's quantization_config (data/model-variants.json, from Hugging Face's conversion script
+        // quantize_fp8_llama.py): fbgemm_fp8, modules_to_not_convert = model.layers.0, model.layers.125, lm_head and
+        // model.layers.{1..124}.self_attn. So only the MLP linears of blocks 1..124 are fp8, each with one fp32 scale per
+        // output row (vLLM fbgemm_fp8.py: weight_scale of shape [output rows, 1], float32).
+        // Llama-3.1-405B (data/models/llama-3.1-405b.json): hidden 16384, 128 heads and 8 KV heads of 128, MLP 53248,
+        // vocab 128256, 126 blocks, untied head.
+        //   MLP per block: 3 × 16384 × 53248 = 2,617,245,696 weights; rows 53248 (gate) + 53248 (up) + 16384 (down).
+        //   attention per block: 16384 × (16384 + 1024 + 1024) + 16384 × 16384 = 570,425,344 weights.
+        long mlp = 3L * 16384 * 53248;
+        long attention = (16384L * (16384 + 1024 + 1024)) + (16384L * 16384);
+        Assert.Equal(2_617_245_696, mlp);
+        Assert.Equal(570_425_344, attention);
+        long fp8Mlp = 124 * (mlp + (4 * (53248L + 53248 + 16384)));           // blocks 1..124: 1 B a weight + fp32 row scales
+        long bf16Blocks = 2 * (attention + mlp) * 2;                           // blocks 0 and 125 whole, 2 B a weight
+        long bf16Attention = 124 * attention * 2;                              // attention of blocks 1..124
+        long embeddingsAndHead = 2L * 128256 * 16384 * 2;                      // embed_tokens and lm_head
+        long norms = ((2L * 126) + 1) * 16384 * 2;                             // two RMSNorms a block and the final one
+        Assert.True(ModelCatalog.TryFind("meta-llama/Llama-3.1-405B-Instruct-FP8", out CatalogModel model));
+        WeightLayout layout = WeightStorage.Layout(model.Architecture, WeightFormats.Fp8, DataTypes.BF16);
+        Assert.Equal(fp8Mlp + bf16Blocks + bf16Attention + embeddingsAndHead + norms, layout.Bytes);
+    }
+
+    [Fact]
+    public void A_module_to_not_convert_names_that_module_and_not_its_numeric_neighbours()
+    {
+        // transformers (integrations/fbgemm_fp8.py) skips a linear when `key + "."` is in its name, so "model.layers.1" keeps
+        // block 1 in 16 bits and leaves blocks 10 and 11 quantized; "mlp.gate" (the MoE router's name in Qwen-MoE configs)
+        // would not match gate_proj either.
+        string config = """
+            {"config": {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256, "intermediate_size": 512,
+             "num_hidden_layers": 12, "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 1000,
+             "max_position_embeddings": 2048, "torch_dtype": "bfloat16",
+             "quantization_config": {"quant_method": "fp8", "modules_to_not_convert": ["model.layers.1", "mlp.gate"]}}}
+            """;
+        using var document = System.Text.Json.JsonDocument.Parse(config);
+        ModelArchitecture model = ModelResolver.Resolve(new ModelReference.InlineConfig(document.RootElement.GetProperty("config").Clone())).Architecture!;
+        WeightLayout layout = WeightStorage.Layout(model, WeightFormats.Fp8, DataTypes.BF16);
+        string[] kept = layout.Tensors.Where(t => t.Tensor.Name.Contains("_proj", StringComparison.Ordinal) && t.Storage == "bf16")
+            .Select(t => t.Tensor.Name).ToArray();
+        Assert.Equal(7, kept.Length);                                          // q, k, v, o, gate, up, down of block 1
+        Assert.All(kept, name => Assert.StartsWith("model.layers.1.", name, StringComparison.Ordinal));
     }
 }

@@ -180,10 +180,16 @@ internal static class WeightStorage
         return new StoredTensor(t, checked(t.Elements + 4 * scales), block.Count == 2 ? $"fp8, an fp32 scale per {block[0]}-by-{block[1]} block" : "fp8, an fp32 scale per row");
     }
 
-    /// <summary>A <c>modules_to_not_convert</c> entry matches a tensor name containing it; <c>*</c> matches any run of characters.</summary>
+    /// <summary>
+    /// A <c>modules_to_not_convert</c> / <c>ignored_layers</c> entry names a module: it matches a tensor of that module or
+    /// of a module inside it, i.e. a tensor name containing the entry followed by a dot, as transformers tests it
+    /// (integrations/fbgemm_fp8.py <c>_replace_with_fbgemm_fp8_linear</c>: <c>key + "." in current_key_name_str</c>), so
+    /// "model.layers.1" keeps layer 1 and not layers 10–19; <c>*</c> (gpt-oss's "model.layers.*.self_attn") matches any run
+    /// of characters.
+    /// </summary>
     private static bool Matches(string name, string pattern) =>
         System.Text.RegularExpressions.Regex.IsMatch(name,
-            System.Text.RegularExpressions.Regex.Escape(pattern).Replace(@"\*", ".*", StringComparison.Ordinal),
+            System.Text.RegularExpressions.Regex.Escape(pattern).Replace(@"\*", ".*", StringComparison.Ordinal) + @"\.",
             System.Text.RegularExpressions.RegexOptions.None, TimeSpan.FromMilliseconds(100));
 
     private static long CeilDiv(long a, long b) => (a + b - 1) / b;
