@@ -222,4 +222,24 @@ public sealed class VllmServingTests
         Assert.Contains("parallel.pp", error.Message, StringComparison.Ordinal);
         Assert.Contains(reason, error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Marlin_pads_gpt_oss_mxfp4_experts_on_an_a100_and_the_h100_triton_path_does_not()
+    {
+        // vllm/model_executor/layers/quantization/mxfp4.py: compute capability 8.0 has neither FlashInfer nor the Triton MoE
+        // kernels (9.0 to 10.x), so Marlin serves the experts, with the intermediate size rounded up to 128 and the hidden size to
+        // 256. gpt-oss-20b: 24 layers of 32 experts, hidden 2880, expert width 2880 → 3072 and 2944. MXFP4 is 16 B of codes and
+        // one scale byte per 32 weights (17/32 B a weight); biases are bf16.
+        //   unpadded per layer: gate_up 32 × 5760 × 2880 × 17/32 = 282,009,600 + bias 32 × 5760 × 2 = 368,640
+        //                       down    32 × 2880 × 2880 × 17/32 = 141,004,800 + bias 32 × 2880 × 2 = 184,320  → 423,567,360
+        //   Marlin per layer:   gate_up 32 × 5888 × 3072 × 17/32 = 307,494,912 + bias 32 × 5888 × 2 = 376,832
+        //                       down    32 × 3072 × 2944 × 17/32 = 153,747,456 + bias 32 × 3072 × 2 = 196,608  → 461,815,808
+        // Everything else (attention, embeddings, the rope cache) is the same on both GPUs.
+        long padding = 24 * (461_815_808L - 423_567_360);
+        Assert.Equal(917_962_752, padding);
+        long a100 = Bytes(Vllm("gpt-oss-20b", "a100-80gb", null), "weights");
+        long h100 = Bytes(Vllm("gpt-oss-20b", "h100-80gb", null), "weights");
+        Assert.Equal(padding, a100 - h100);
+        Assert.Equal(a100, Bytes(Vllm("gpt-oss-20b", "rtx-5090", null), "weights"));      // 12.0: outside 9.0–10.x, Marlin too
+    }
 }

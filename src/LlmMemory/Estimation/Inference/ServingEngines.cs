@@ -29,6 +29,7 @@ internal static class ServingEngines
         }
 
         WeightLayout layout = WeightChoice.Layout(model, scenario, out string format);
+        layout = sglang ? layout : VllmMxfp4Layout.OnGpu(layout, model, gpu, tp);
         IReadOnlyList<PipelineStage> stages = PipelineStages.Of(model, layout, StageSplit(model, scenario, pp));
         // vLLM's get_rope builds the cos/sin cache for max_position_embeddings rows, whatever max_model_len is; every stage
         // with attention layers builds one.
