@@ -50,6 +50,7 @@ internal sealed class ScenarioOptions
         Integer(["--max-num-seqs"], "engine_options.max_num_seqs", "vLLM maximum concurrent sequences.");
         Integer(["--max-num-batched-tokens"], "engine_options.max_num_batched_tokens", "vLLM tokens per scheduler step.");
         Integer(["--block-size"], "engine_options.block_size", "vLLM KV block size in tokens.");
+        Integer(["--kv-cache-memory"], "engine_options.kv_cache_memory", "vLLM KV pool per GPU in bytes (replaces --gpu-memory-utilization).");
         Text("--pp-layer-partition", "engine_options.pp_layer_partition", "vLLM layers per pipeline stage (VLLM_PP_LAYER_PARTITION), e.g. 20,12.");
         Integer(["--n-ctx"], "engine_options.n_ctx", "llama.cpp -c: KV cells shared by all sequences.");
         Integer(["--n-batch"], "engine_options.n_batch", "llama.cpp -b.");

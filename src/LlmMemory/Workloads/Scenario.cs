@@ -199,6 +199,13 @@ public sealed record EngineOptions
 
     public int? BlockSize { get; init; }
 
+    /// <summary>
+    /// vLLM's <c>--kv-cache-memory</c> (<c>kv_cache_memory_bytes</c>): the KV pool per GPU in bytes, which replaces the
+    /// <c>gpu_memory_utilization</c> sizing (vLLM PR 21489). A project extension of docs/scenario.md
+    /// (docs/scenario-extensions.md).
+    /// </summary>
+    public long? KvCacheMemory { get; init; }
+
     /// <summary>llama.cpp <c>-c</c>: total KV cells shared by all sequences.</summary>
     public int? NCtx { get; init; }
 

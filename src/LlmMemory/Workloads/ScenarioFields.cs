@@ -59,6 +59,7 @@ public static class ScenarioFields
             "engine_options.max_num_seqs" => Number(e.MaxNumSeqs),
             "engine_options.max_num_batched_tokens" => Number(e.MaxNumBatchedTokens),
             "engine_options.block_size" => Number(e.BlockSize),
+            "engine_options.kv_cache_memory" => Number(e.KvCacheMemory),
             "engine_options.n_ctx" => Number(e.NCtx),
             "engine_options.n_batch" => Number(e.NBatch),
             "engine_options.n_ubatch" => Number(e.NUbatch),

@@ -246,7 +246,7 @@ public static class ScenarioReader
 
         var e = new Fields(o.Required("engine_options"), o.Origin, "engine_options.");
         e.RejectUnknown(name => name is "gpu_memory_utilization" or "max_model_len" or "max_num_seqs" or "max_num_batched_tokens" or "block_size"
-            or "n_ctx" or "n_batch" or "n_ubatch" or "n_seq" or "n_gpu_layers" or "flash_attn" or "mmap" or "version" or "pp_layer_partition");
+            or "kv_cache_memory" or "n_ctx" or "n_batch" or "n_ubatch" or "n_seq" or "n_gpu_layers" or "flash_attn" or "mmap" or "version" or "pp_layer_partition");
         return new EngineOptions
         {
             GpuMemoryUtilization = e.Double("gpu_memory_utilization", double.Epsilon, 1),
@@ -254,6 +254,7 @@ public static class ScenarioReader
             MaxNumSeqs = e.Int("max_num_seqs", 1, MaxCount),
             MaxNumBatchedTokens = e.Int("max_num_batched_tokens", 1, Limits.MaxPositions),
             BlockSize = e.Int("block_size", 1, 1 << 16),
+            KvCacheMemory = e.Long("kv_cache_memory", 1, 1L << 50),
             NCtx = e.Int("n_ctx", 0, Limits.MaxPositions),
             NBatch = e.Int("n_batch", 1, Limits.MaxPositions),
             NUbatch = e.Int("n_ubatch", 1, Limits.MaxPositions),

@@ -56,6 +56,7 @@ public sealed class OptionsAreUsedOrRefusedTests
         ("engine_options.max_num_seqs", """ "engine_options": {"max_num_seqs": 8} """),
         ("engine_options.max_num_batched_tokens", """ "engine_options": {"max_num_batched_tokens": 1024} """),
         ("engine_options.block_size", """ "engine_options": {"block_size": 32} """),
+        ("engine_options.kv_cache_memory", """ "engine_options": {"kv_cache_memory": 4294967296} """),
         ("engine_options.n_ctx", """ "engine_options": {"n_ctx": 4096} """),
         ("engine_options.n_batch", """ "engine_options": {"n_batch": 256} """),
         ("engine_options.n_ubatch", """ "engine_options": {"n_ubatch": 128} """),

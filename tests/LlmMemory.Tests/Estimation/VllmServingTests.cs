@@ -242,4 +242,36 @@ public sealed class VllmServingTests
         Assert.Equal(padding, a100 - h100);
         Assert.Equal(a100, Bytes(Vllm("gpt-oss-20b", "rtx-5090", null), "weights"));      // 12.0: outside 9.0–10.x, Marlin too
     }
+
+    [Fact]
+    public void Kv_cache_memory_is_the_pool_and_replaces_the_utilization_sizing()
+    {
+        // vLLM PR 21489: gpu_worker.determine_available_memory returns kv_cache_memory_bytes as the pool. Llama-3.1-8B in bf16:
+        // a 16-token block takes 16 × 2 (K, V) × 32 layers × 8 KV heads × 128 × 2 B = 2,097,152 B, so 10 GiB is
+        // 10,737,418,240 ÷ 2,097,152 = 5,120 whole blocks, 81,920 tokens, on an H100 or an L4 alike.
+        Scenario scenario = new()
+        {
+            Model = new ModelReference.Named("llama-3.1-8b"), Engine = Engine.Vllm, Gpu = GpuCatalog.Find("h100-80gb"),
+            EngineOptions = new EngineOptions { MaxModelLen = 8192, KvCacheMemory = 10 * GiB },
+        };
+        MemoryEstimate h100 = MemoryEstimator.Estimate(scenario);
+        Assert.Equal(10 * GiB, Bytes(h100, "kv_cache"));
+        Assert.Equal(5_120, Fact(h100, "kv_blocks"));
+        Assert.Equal(81_920, Fact(h100, "kv_tokens"));
+        Assert.Equal(10 * GiB, Bytes(MemoryEstimator.Estimate(scenario with { Gpu = GpuCatalog.Find("l4-24gb") }), "kv_cache"));
+
+        // Both knobs given: vLLM ignores gpu_memory_utilization, so the estimate refuses rather than ignore one.
+        var both = Assert.Throws<LlmMemory.ModelFormatException>(() => MemoryEstimator.Estimate(scenario with
+        {
+            EngineOptions = scenario.EngineOptions with { GpuMemoryUtilization = 0.5 },
+        }));
+        Assert.Contains("engine_options.gpu_memory_utilization", both.Message, StringComparison.Ordinal);
+
+        // A release before the option refuses it.
+        var old = Assert.Throws<LlmMemory.ModelFormatException>(() => MemoryEstimator.Estimate(scenario with
+        {
+            EngineOptions = scenario.EngineOptions with { Version = "0.9.2" },
+        }));
+        Assert.Contains("engine_options.kv_cache_memory", old.Message, StringComparison.Ordinal);
+    }
 }

@@ -36,7 +36,8 @@ internal static class EngineRegistry
 
     private static readonly EstimatorPath Vllm = EstimatorPath.Of("vLLM",
         ["weights", "kv_cache_dtype", "seq", "parallel.gpus", "parallel.tp", "parallel.pp", "engine_options.gpu_memory_utilization", "engine_options.max_model_len",
-            "engine_options.max_num_seqs", "engine_options.max_num_batched_tokens", "engine_options.block_size", "engine_options.version", "engine_options.pp_layer_partition"],
+            "engine_options.max_num_seqs", "engine_options.max_num_batched_tokens", "engine_options.block_size", "engine_options.kv_cache_memory", "engine_options.version",
+            "engine_options.pp_layer_partition"],
         ServingEngines.Estimate);
 
     private static readonly EstimatorPath Sglang = EstimatorPath.Of("SGLang",

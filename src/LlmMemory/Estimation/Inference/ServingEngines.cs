@@ -58,7 +58,9 @@ internal static class ServingEngines
 
             // Every stage runs the forward over its layers; only the last samples (vllm/v1/worker/gpu_model_runner.py profile_run).
             Formula profile = VllmProfilePeak(model, settings, activationBytes, sampler: stage.Index == pp - 1);
-            return new StageMemory(stage, weights, profile, settings.NonTorch, budget - Rounded(weights) - Rounded(profile) - settings.NonTorch, groups);
+            // --kv-cache-memory: the profile still runs (it compiles the model) but the pool is the bytes given (ServingSettings).
+            ByteSize pool = settings.KvCacheMemory ?? budget - Rounded(weights) - Rounded(profile) - settings.NonTorch;
+            return new StageMemory(stage, weights, profile, settings.NonTorch, pool, groups);
         })];
 
         // Every stage takes the fewest blocks any stage has room for (vllm/v1/core/kv_cache_utils.py get_kv_cache_configs:
@@ -83,7 +85,9 @@ internal static class ServingEngines
                 Formula.Size(shown.NonTorch).After($"cuBLAS handles{(tp > 1 ? ", NCCL and custom all-reduce" : "")}:"), "outside torch, as vLLM's log reports it", counter: Counter.Device));
         }
 
-        string blockRule = $"blocks = ({Text.N(fraction)} × {total} − weights − activations{(sglang ? "" : " − non-torch")}) ÷ {Text.N(checked(pagePerLayer * groups.GroupSize))} B per block, rounded down"
+        string pooled = settings.KvCacheMemory is ByteSize given ? $"kv_cache_memory {Text.N(given.Bytes)} B"
+            : $"{Text.N(fraction)} × {total} − weights − activations{(sglang ? "" : " − non-torch")}";
+        string blockRule = $"blocks = ({pooled}) ÷ {Text.N(checked(pagePerLayer * groups.GroupSize))} B per block, rounded down"
             + (pp > 1 ? $", the fewest of any stage (stage {binding.Stage.Index + 1})" : "");
         components.Add(MemoryComponent.Of("kv_cache", ComponentKind.KvCache,
             Formula.Count(blocks, "blocks") * Formula.Count(blockSize, "tokens") * kv.PerToken(shown.Groups.GroupSize),
@@ -99,7 +103,9 @@ internal static class ServingEngines
         bool windowed = groups.SlidingLayers > 0;
         var notes = new List<string>
         {
-            $"Weights in {format}. {Names.Of(scenario.Engine)} reserves {Text.N(fraction)} of the GPU and fills what is left with KV blocks, so its memory use does not depend on the context you send.",
+            settings.KvCacheMemory is ByteSize pinned
+                ? $"Weights in {format}. vLLM's KV pool is the {pinned} --kv-cache-memory gives, whatever the GPU has left; gpu_memory_utilization sizes nothing, so check the total against the GPU."
+                : $"Weights in {format}. {Names.Of(scenario.Engine)} reserves {Text.N(fraction)} of the GPU and fills what is left with KV blocks, so its memory use does not depend on the context you send.",
         };
         if (pp > 1)
         {
@@ -117,12 +123,14 @@ internal static class ServingEngines
 
         // Why the engine would not start, in words a planner can reuse; the note adds what to do.
         string? refusal = accepts ? null
+            : blocks == 0 && settings.KvCacheMemory is not null ? $"the kv_cache_memory of {pool} is less than one block"
             : blocks == 0 ? $"no room for a KV cache: the {budget} budget minus weights and activations is {pool}"
             : windowed ? $"one request of max_model_len {Text.N(maxModelLen)} tokens needs {new ByteSize(needed)} of KV cache, more than the {new ByteSize(Math.Max(0, pool.Bytes))} available"
             : $"its KV pool holds {Text.N(tokens)} tokens, fewer than max_model_len {Text.N(maxModelLen)}";
         if (refusal is not null)
         {
-            notes.Add(blocks == 0
+            notes.Add(blocks == 0 && settings.KvCacheMemory is not null ? $"{char.ToUpperInvariant(refusal[0])}{refusal[1..]}: the engine refuses to start; give more."
+                : blocks == 0
                 ? $"No room for a KV cache: the {budget} budget minus weights and activations is {pool}; use a larger GPU, tensor parallelism or a smaller format."
                 : $"{char.ToUpperInvariant(refusal[0])}{refusal[1..]}: the engine refuses to start; lower --max-model-len.");
         }

@@ -18,8 +18,9 @@ namespace LlmMemory.Estimation.Inference;
 /// <param name="BatchedTokens"><c>max_num_batched_tokens</c>: tokens of the profile run's forward.</param>
 /// <param name="SamplerBytesPerLogit">What the profile run's dummy sampler holds per element of its logits, by release.</param>
 /// <param name="NonTorch">vLLM's memory outside torch's allocator, by release and tensor parallelism.</param>
+/// <param name="KvCacheMemory">vLLM's <c>--kv-cache-memory</c>: the pool per GPU in bytes, given instead of the fraction; null otherwise.</param>
 internal sealed record ServingSettings(bool Sglang, ByteSize Usable, int Tp, int Pp, double Fraction, int BlockSize, int MaxModelLen, bool V0,
-    bool HybridManager, int MaxNumSeqs, int BatchedTokens, int SamplerBytesPerLogit, ByteSize NonTorch)
+    bool HybridManager, int MaxNumSeqs, int BatchedTokens, int SamplerBytesPerLogit, ByteSize NonTorch, ByteSize? KvCacheMemory = null)
 {
     public static ServingSettings Resolve(ModelArchitecture model, Scenario scenario, Gpu? gpu)
     {
@@ -45,6 +46,7 @@ internal sealed record ServingSettings(bool Sglang, ByteSize Usable, int Tp, int
                 $"is {scenario.Parallel.Pp}, but vLLM {options.Version} has no pipeline parallelism (it serves with it from 0.5.1); use tp.");
         }
 
+        ByteSize? kvCacheMemory = KvCacheMemoryOf(options, version, scenario);
         return new ServingSettings(
             sglang,
             total,
@@ -59,7 +61,32 @@ internal sealed record ServingSettings(bool Sglang, ByteSize Usable, int Tp, int
             options.MaxNumBatchedTokens ?? DefaultBatchedTokens(v0, large, maxModelLen),
             v0 ? Constants.VllmV0SamplerBytesPerLogit : Before(version, 0, 17) ? Constants.VllmSortingSamplerBytesPerLogit : Constants.VllmTritonSamplerBytesPerLogit,
             tp > 1 ? Before(version, 0, 19) ? Constants.VllmNonTorchMultiGpu : Constants.VllmNonTorchMultiGpuFrom019
-            : Before(version, 0, 18) ? Constants.VllmNonTorchSingleGpu : Constants.VllmNonTorchSingleGpuFrom018);
+            : Before(version, 0, 18) ? Constants.VllmNonTorchSingleGpu : Constants.VllmNonTorchSingleGpuFrom018,
+            kvCacheMemory);
+    }
+
+    /// <summary>
+    /// vLLM's <c>--kv-cache-memory</c> (<c>CacheConfig.kv_cache_memory_bytes</c>, PR 21489 "Allow users to specify kv cache
+    /// memory size", merged after the 0.10.0 release, so 0.10.1 is taken as its first): <c>gpu_worker.determine_available_memory</c>
+    /// still runs the profile (to compile the model) but returns the given bytes as the pool, so
+    /// <c>gpu_memory_utilization</c> no longer sizes anything. Giving both is refused: one would be ignored.
+    /// </summary>
+    private static ByteSize? KvCacheMemoryOf(EngineOptions options, Version? version, Scenario scenario)
+    {
+        if (options.KvCacheMemory is not long bytes)
+        {
+            return null;
+        }
+
+        if (Before(version, 0, 10, 1))
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("engine_options.kv_cache_memory"), "engine_options.kv_cache_memory",
+                $"is given, but vLLM {options.Version} has no --kv-cache-memory (it sizes the pool that way from 0.10.1); use gpu_memory_utilization.");
+        }
+
+        return options.GpuMemoryUtilization is null ? new ByteSize(bytes)
+            : throw new ModelFormatException(scenario.Given.OriginOf("engine_options.gpu_memory_utilization"), "engine_options.gpu_memory_utilization",
+                "is ignored by vLLM when engine_options.kv_cache_memory sizes the KV pool (--kv-cache-memory replaces it); give one of the two.");
     }
 
     /// <summary>
