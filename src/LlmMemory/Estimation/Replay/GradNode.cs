@@ -40,6 +40,27 @@ internal class GradNode(long sequence, BackwardFormula? formula)
     /// <summary>What the gradients it allocates hold, for the breakdown: the loss region's own, or activation gradients.</summary>
     public MemoryTag Tag { get; init; } = MemoryTag.Activation;
 
+    /// <summary>The backward pass whose bookkeeping <see cref="Pending"/>, <see cref="Buffer"/> and <see cref="Buffered"/> hold.</summary>
+    public int BackwardRun { get; private set; }
+
+    /// <summary>In that backward: edges from nodes that have not run yet; the node is ready at zero.</summary>
+    public int Pending { get; set; }
+
+    /// <summary>In that backward: the gradient summed so far for the node's output (null: none, or an undefined one).</summary>
+    public Tensor? Buffer { get; set; }
+
+    /// <summary>In that backward: whether an edge delivered to <see cref="Buffer"/> yet (a null gradient counts).</summary>
+    public bool Buffered { get; set; }
+
+    /// <summary>Resets the backward bookkeeping for the pass <paramref name="run"/>.</summary>
+    public void StartBackward(int run)
+    {
+        BackwardRun = run;
+        Pending = 0;
+        Buffer = null;
+        Buffered = false;
+    }
+
     public GradNode Retain()
     {
         _references++;
