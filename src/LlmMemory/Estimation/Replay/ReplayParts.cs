@@ -126,6 +126,20 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
             parts.Add(MemoryComponent.Of("weights", ComponentKind.Weights, plan.Layout.Formula().Total(), masters));
         }
 
+        if (_options.KbitPreparationFrom is not null)
+        {
+            // PEFT's prepare_model_for_kbit_training replaces each 16-bit parameter by its fp32 copy: 4 B per element where
+            // the load stored it (2 B per element for a bf16 or fp16 load).
+            (long Elements, long Bytes)[] cast = [.. Stored().Where(t => t.Stored.Type is ScalarType.BFloat16 or ScalarType.Float16)
+                .Select(t => (Tensor.ElementsOf([.. t.Spec.Shape]), t.Stored.Bytes))];
+            (long elements, long stored) = (cast.Sum(t => t.Elements), cast.Sum(t => t.Bytes));
+            long extra = (4 * elements) - stored;
+            parts.Add(MemoryComponent.Of("kbit_fp32_parameters", ComponentKind.Weights,
+                (Formula.Count(elements, "unquantized 16-bit params") * Formula.Bytes(2, "fp32 over 16-bit")).Adjusted(extra, "their stored bytes differ"),
+                "PEFT's prepare_model_for_kbit_training casts embeddings, norms and head to fp32"));
+            weights += extra;
+        }
+
         Add(parts, "weight_blocks", ComponentKind.Weights, result.Live(MemoryTag.Weight) - weights,
             extra => Formula.Size(new ByteSize(extra), "replayed").After(
                 $"allocator blocks of the weights beyond their bytes (rounding, unsplit segment tails, rotary and position buffers{(model.Family == ModelFamily.Bert ? ", the classifier" : "")}):"));
