@@ -97,6 +97,26 @@ public sealed class KbitPreparationTests
     }
 
     [Fact]
+    public void A_4_bit_linear_on_the_fp32_stream_computes_in_bf16_and_returns_fp32()
+    {
+        // bitsandbytes Linear4bit.forward on x fp32 [2, 64, 256] with an NF4 weight [512, 256], bnb_4bit_compute_dtype bf16:
+        // x.to(bf16) 2·64·256·2 = 65,536 B; dequantize_4bit(W) in bf16 512·256·2 = 262,144 B; the GEMM's bf16 output
+        // 2·64·512·2 = 131,072 B; the weight copy dropped, then .to(inp_dtype): fp32 2·64·512·4 = 262,144 B.
+        // Peak: 65,536 + 262,144 + 131,072 = 458,752 B (the cast back, 131,072 + 262,144 = 393,216, is lower); the fp32
+        // output is all that stays.
+        var engine = new ReplayEngine(capacity: null, workspaceBytes: 0, AllocatorSettings.Default) { GradEnabled = false };
+        Tensor x = engine.Empty([2, 64, 256], ScalarType.Float32);
+        Tensor weight = engine.Parameter([512, 256], ScalarType.Nf4, false, MemoryTag.Weight, bytes: 512 * 256 / 2);
+        long before = engine.Allocator.Allocated;
+        engine.StartTracking();
+        Tensor y = Blocks.DequantizedLinear(engine, x, weight, ScalarType.BFloat16, ScalarType.BFloat16);
+        Assert.Equal(ScalarType.Float32, y.Type);
+        Assert.Equal([2L, 64, 512], y.Shape);
+        Assert.Equal(262_144, engine.Allocator.Allocated - before);
+        Assert.Equal(458_752, engine.Allocator.PeakAllocated - before);
+    }
+
+    [Fact]
     public void The_reader_takes_the_field_and_PEFT_s_default_turns_checkpointing_on()
     {
         Scenario defaulted = Read(""" "model": "smollm2-135m", "mode": "qlora", "kbit_preparation": true """);
