@@ -58,6 +58,16 @@ public sealed class KbitPreparationTests
     }
 
     [Fact]
+    public void The_checkpointed_layer_inputs_are_the_fp32_embedding_s_stream()
+    {
+        // The fp32 embedding's output is the first block's input, and every block returns the fp32 residual: each checkpoint
+        // holds 4 B per value, 2 layers × (2 × 64) tokens × 256 × 4 B, where the bf16 load holds 2 B.
+        static string Saved(bool kbit) => MemoryEstimator.Estimate(Qlora(kbit, Precision.MixedBf16)).Components.Single(c => c.Name == "saved_activations").Formula;
+        Assert.StartsWith("checkpointed layer inputs 2 layers × 128 tokens × 256 × 4 B", Saved(kbit: true), StringComparison.Ordinal);
+        Assert.StartsWith("checkpointed layer inputs 2 layers × 128 tokens × 256 × 2 B", Saved(kbit: false), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void After_the_casts_the_model_holds_fp32_embedding_norms_and_head_and_keeps_the_4_bit_linears()
     {
         (ModelWeights weights, _) = Build(kbit: true);

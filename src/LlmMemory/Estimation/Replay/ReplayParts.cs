@@ -62,7 +62,7 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         if (_options.OffloadCheckpoints)
         {
             parts.Add(MemoryComponent.Of("offloaded_checkpoints", ComponentKind.Activations,
-                Formula.Count(model.LayerCount, "layers") * Formula.Count(_tokens, "tokens") * Formula.Count(model.HiddenSize) * Formula.Bytes(Bits(ActivationType()) / 8),
+                Formula.Count(model.LayerCount, "layers") * Formula.Count(_tokens, "tokens") * Formula.Count(model.HiddenSize) * Formula.Bytes(ResidualBytes()),
                 "checkpointed layer inputs in host memory (activation offloading)", Residence.Host));
         }
 
@@ -207,8 +207,7 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         Formula headTerm = (Formula.Count(_tokens) * Formula.Dot(head / model.HiddenSize, model.HiddenSize).InBytes()).After("head");
         if (_options.Checkpointing)
         {
-            long beta = _options.TrainBase && _options.Autocast is not null ? 4 : Bits(ActivationType()) / 8;
-            Formula inputs = (layers * tokens * Formula.Count(model.HiddenSize) * Formula.Bytes(beta)).After("checkpointed layer inputs");
+            Formula inputs = (layers * tokens * Formula.Count(model.HiddenSize) * Formula.Bytes(ResidualBytes())).After("checkpointed layer inputs");
             return Replayed(inputs + headTerm, live, "plus one layer recomputed in backward");
         }
 
@@ -283,6 +282,13 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
     }
 
     private ScalarType ActivationType() => _options.Autocast ?? _options.Weights[0].Type;
+
+    /// <summary>
+    /// Bytes per value of the residual stream, which the checkpoints keep: the embedding's output type, fp32 where the
+    /// embedding is fp32 (fp32 parameters under autocast; PEFT's k-bit preparation), else the activation type.
+    /// </summary>
+    private long ResidualBytes() =>
+        (_options.TrainBase && _options.Autocast is not null) || _options.KbitPreparationFrom is not null ? 4 : Bits(ActivationType()) / 8;
 
     private static long Bits(ScalarType type) => type.Bits();
 
