@@ -87,6 +87,14 @@ public sealed record Scenario
     /// <summary>torch.optim's <c>fused</c> implementation switch; null means torch's default (not fused; torchtune's recipes fuse AdamW).</summary>
     public bool? Fused { get; init; }
 
+    /// <summary>
+    /// PEFT's <c>prepare_model_for_kbit_training</c> runs on the bitsandbytes k-bit base before the adapters are added: every
+    /// 16-bit parameter that is not quantized (embeddings, norms, an unquantized head) is cast to fp32. Without
+    /// <see cref="GradientCheckpointing"/> given, it turns full checkpointing on (its <c>use_gradient_checkpointing=True</c>).
+    /// A project extension of docs/scenario.md (docs/scenario-extensions.md).
+    /// </summary>
+    public bool KbitPreparation { get; init; }
+
     /// <summary>Folder that relative model paths are resolved against (the scenario file's folder).</summary>
     public string? BaseDirectory { get; init; }
 

@@ -84,12 +84,18 @@ public static class ScenarioReader
                 : throw o.Error("alloc_conf", "must be PyTorch's setting string such as \"expandable_segments:True\" (1 to 1,024 characters)") : null,
             Foreach = o.Bool("foreach"),
             Fused = o.Bool("fused"),
+            KbitPreparation = o.Bool("kbit_preparation") ?? false,
             BaseDirectory = baseDirectory,
             Given = new GivenFields(GivenPaths(root), origin.Of),
         };
         if (o.Int("seq", 1, Limits.MaxPositions) is int seq)
         {
             scenario = scenario with { Seq = seq };
+        }
+
+        if (scenario.KbitPreparation)
+        {
+            scenario = KbitPreparation(o, scenario);
         }
 
         if (scenario.NewTokens >= scenario.Seq)
@@ -108,6 +114,27 @@ public static class ScenarioReader
             ? scenario
             : throw o.Error(o.Has("batch") && !o.Has("seq") ? "batch" : "seq", string.Create(CultureInfo.InvariantCulture,
                 $"× batch is {tokens:N0} tokens per step ({scenario.Batch:N0} × {scenario.Seq:N0}), above the limit of {Limits.MaxTokensPerStep:N0}"));
+    }
+
+    /// <summary>
+    /// PEFT's <c>prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)</c> (peft/utils/other.py) prepares a
+    /// transformers model whose base bitsandbytes loaded in 4 or 8 bits: QLoRA, or LoRA on nf4, fp4 or int8 weights. Any other
+    /// run is refused (GPTQ, AWQ and other quantizers are skipped by its cast). Without <c>gradient_checkpointing</c> given,
+    /// its <c>use_gradient_checkpointing=True</c> default turns full checkpointing on.
+    /// </summary>
+    private static Scenario KbitPreparation(Fields o, Scenario scenario)
+    {
+        string? problem = !scenario.IsAdapterTraining ? $"mode is {Names.Of(scenario.Mode)}; it prepares a frozen k-bit base for adapters (mode qlora, or lora on weights nf4, fp4 or int8)"
+            : scenario.Engine != Engine.Transformers ? $"engine is {Names.Of(scenario.Engine)}; it prepares transformers models (engine transformers)"
+            : scenario.Weights is { Scheme: not (WeightScheme.BitsAndBytes4 or WeightScheme.BitsAndBytes8) } w ? $"weights are {w.Name}; it prepares a base bitsandbytes loaded in 4 or 8 bits (nf4, fp4, int8)"
+            : scenario.Mode == Mode.Lora && scenario.Weights is null ? "mode lora loads the base in 16 bits; it prepares a base bitsandbytes loaded in 4 or 8 bits (mode qlora, or weights nf4, fp4 or int8)"
+            : null;
+        if (problem is not null)
+        {
+            throw o.Error("kbit_preparation", $"is PEFT's prepare_model_for_kbit_training, but {problem}");
+        }
+
+        return o.Has("gradient_checkpointing") ? scenario : scenario with { GradientCheckpointing = Checkpointing.Full };
     }
 
     /// <summary>The paths of every field the object names: top-level fields, and the fields inside <c>lora</c>, <c>parallel</c> and <c>engine_options</c>.</summary>

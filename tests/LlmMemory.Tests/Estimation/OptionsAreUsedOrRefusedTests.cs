@@ -70,6 +70,7 @@ public sealed class OptionsAreUsedOrRefusedTests
         ("alloc_conf", """ "alloc_conf": "expandable_segments:True" """),
         ("foreach", """ "foreach": false """),
         ("fused", """ "fused": true """),
+        ("kbit_preparation", """ "kbit_preparation": true """),
     ];
 
     [Theory]

@@ -25,6 +25,7 @@ public sealed class BadInputTests(WebApplicationFactory<Program> factory) : ICla
     [InlineData("""{"model": "llama-3.1-8b", "gpu": "rtx-9999"}""", "gpu")]
     [InlineData("""{"model": "llama-3.1-8b", "seq": 268435456, "attention": "eager"}""", "seq")]
     [InlineData("""{"model": "llama-3.1-8b", "kv_cache_dtype": "fp8"}""", "kv_cache_dtype")]
+    [InlineData("""{"model": "llama-3.1-8b", "mode": "lora", "kbit_preparation": true}""", "kbit_preparation")]
     [InlineData("""{"model": {"config": {"model_type": "llama", "hidden_size": -1, "num_hidden_layers": 2}}}""", "model.config.hidden_size")]
     [InlineData("""{"model": {"config": {"model_type": "mamba9"}}}""", "model.config.model_type")]
     [InlineData("""{"model": {"parameters": -5}}""", "model.parameters")]

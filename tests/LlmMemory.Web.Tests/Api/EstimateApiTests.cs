@@ -64,6 +64,19 @@ public sealed class EstimateApiTests(WebApplicationFactory<Program> factory) : I
     }
 
     [Fact]
+    public async Task The_API_takes_kbit_preparation_and_counts_the_fp32_copies_PEFT_makes()
+    {
+        ApiResponse api = await _client.Post("/api/estimate", """{"model": "llama-3.1-8b", "mode": "qlora", "seq": 256, "kbit_preparation": true}""");
+
+        // Llama-3.1-8B config: hidden 4,096, 32 layers, vocabulary 128,256, untied head. prepare_model_for_kbit_training casts
+        // the bf16 embedding and head (2 × 128,256 × 4,096 = 1,050,673,152 elements) and the norms (32 × 2 × 4,096 + 4,096
+        // = 266,240) to fp32: 2 B more each, 2 × 1,050,939,392 = 2,101,878,784 B.
+        Assert.Equal(HttpStatusCode.OK, api.Status);
+        JsonNode cast = api.Body!["components"]!.AsArray().Single(c => c!["name"]!.GetValue<string>() == "kbit_fp32_parameters")!;
+        Assert.Equal(2_101_878_784L, cast["bytes"]!.GetValue<long>());
+    }
+
+    [Fact]
     public async Task Llama_3_1_8B_weights_are_its_published_parameter_count_times_two_bytes()
     {
         ApiResponse api = await _client.Post("/api/estimate", """{"model": "llama-3.1-8b", "weights": "bf16"}""");

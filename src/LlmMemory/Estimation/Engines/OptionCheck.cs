@@ -44,6 +44,7 @@ internal static class OptionCheck
         "alloc_conf" when scenario.Engine is Engine.Vllm or Engine.Sglang or Engine.LlamaCpp => "it is a PyTorch allocator setting",
         "alloc_conf" => "PyTorch's allocator settings are replayed on one GPU (transformers, PyTorch); the sharded closed form and bare parameter counts have no allocator",
         "foreach" or "fused" => "they choose a torch.optim implementation in the single-GPU replay",
+        "kbit_preparation" => "PEFT's prepare_model_for_kbit_training is replayed for QLoRA and k-bit LoRA on one GPU; the sharded closed form and bare parameter counts do not model its fp32 casts",
         "optimizer_in_backward" when scenario.IsTraining => "the sharded closed form does not model stepping in backward yet",
         "precision" or "optimizer" or "optimizer_in_backward" or "gradient_accumulation" or "gradient_checkpointing" or "cross_entropy" or "packed" =>
             !scenario.IsTraining ? "it is a training setting (mode training, lora or qlora)"

@@ -140,6 +140,13 @@ internal static class ReplayEstimate
             yield return $"Optimizer: {implementation}.";
         }
 
+        if (scenario.KbitPreparation)
+        {
+            yield return plan.Options.KbitPreparationFrom is { } loaded
+                ? $"PEFT's prepare_model_for_kbit_training: the unquantized {Torch(loaded)} parameters (embeddings, norms, head) cast to fp32 after loading, so the residual stream, its checkpoints and the head run in fp32; the 4-bit linears cast their input to the compute type and their output back."
+                : "PEFT's prepare_model_for_kbit_training: the model is already in fp32, so it casts nothing.";
+        }
+
         if (scenario.Packed)
         {
             yield return "Packed sequences are replayed as full sequences of seq tokens (flash attention's variable-length path saves the same tensors).";

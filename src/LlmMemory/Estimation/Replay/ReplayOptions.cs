@@ -74,6 +74,13 @@ internal sealed record ReplayOptions
     /// </summary>
     public bool Float32Compute4Bit { get; init; }
 
+    /// <summary>
+    /// PEFT's <c>prepare_model_for_kbit_training</c> ran after loading: the 16-bit type the model was loaded in, whose
+    /// unquantized parameters it cast to fp32 one by one, and in which bitsandbytes' 4-bit linears keep their quant state and
+    /// (unless <see cref="Float32Compute4Bit"/>) compute; null when it did not run.
+    /// </summary>
+    public ScalarType? KbitPreparationFrom { get; init; }
+
     /// <summary>One rank of a sharded (FSDP2) run; null for one GPU.</summary>
     public Sharding? Sharding { get; init; }
 

@@ -62,7 +62,7 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         if (_options.OffloadCheckpoints)
         {
             parts.Add(MemoryComponent.Of("offloaded_checkpoints", ComponentKind.Activations,
-                Formula.Count(model.LayerCount, "layers") * Formula.Count(_tokens, "tokens") * Formula.Count(model.HiddenSize) * Formula.Bytes(Bits(ActivationType()) / 8),
+                Formula.Count(model.LayerCount, "layers") * Formula.Count(_tokens, "tokens") * Formula.Count(model.HiddenSize) * Formula.Bytes(ResidualBytes()),
                 "checkpointed layer inputs in host memory (activation offloading)", Residence.Host));
         }
 
@@ -124,6 +124,20 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         else
         {
             parts.Add(MemoryComponent.Of("weights", ComponentKind.Weights, plan.Layout.Formula().Total(), masters));
+        }
+
+        if (_options.KbitPreparationFrom is not null)
+        {
+            // PEFT's prepare_model_for_kbit_training replaces each 16-bit parameter by its fp32 copy: 4 B per element where
+            // the load stored it (2 B per element for a bf16 or fp16 load).
+            (long Elements, long Bytes)[] cast = [.. Stored().Where(t => t.Stored.Type is ScalarType.BFloat16 or ScalarType.Float16)
+                .Select(t => (Tensor.ElementsOf([.. t.Spec.Shape]), t.Stored.Bytes))];
+            (long elements, long stored) = (cast.Sum(t => t.Elements), cast.Sum(t => t.Bytes));
+            long extra = (4 * elements) - stored;
+            parts.Add(MemoryComponent.Of("kbit_fp32_parameters", ComponentKind.Weights,
+                (Formula.Count(elements, "unquantized 16-bit params") * Formula.Bytes(2, "fp32 over 16-bit")).Adjusted(extra, "their stored bytes differ"),
+                "PEFT's prepare_model_for_kbit_training casts embeddings, norms and head to fp32"));
+            weights += extra;
         }
 
         Add(parts, "weight_blocks", ComponentKind.Weights, result.Live(MemoryTag.Weight) - weights,
@@ -193,8 +207,7 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         Formula headTerm = (Formula.Count(_tokens) * Formula.Dot(head / model.HiddenSize, model.HiddenSize).InBytes()).After("head");
         if (_options.Checkpointing)
         {
-            long beta = _options.TrainBase && _options.Autocast is not null ? 4 : Bits(ActivationType()) / 8;
-            Formula inputs = (layers * tokens * Formula.Count(model.HiddenSize) * Formula.Bytes(beta)).After("checkpointed layer inputs");
+            Formula inputs = (layers * tokens * Formula.Count(model.HiddenSize) * Formula.Bytes(ResidualBytes())).After("checkpointed layer inputs");
             return Replayed(inputs + headTerm, live, "plus one layer recomputed in backward");
         }
 
@@ -269,6 +282,13 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
     }
 
     private ScalarType ActivationType() => _options.Autocast ?? _options.Weights[0].Type;
+
+    /// <summary>
+    /// Bytes per value of the residual stream, which the checkpoints keep: the embedding's output type, fp32 where the
+    /// embedding is fp32 (fp32 parameters under autocast; PEFT's k-bit preparation), else the activation type.
+    /// </summary>
+    private long ResidualBytes() =>
+        (_options.TrainBase && _options.Autocast is not null) || _options.KbitPreparationFrom is not null ? 4 : Bits(ActivationType()) / 8;
 
     private static long Bits(ScalarType type) => type.Bits();
 

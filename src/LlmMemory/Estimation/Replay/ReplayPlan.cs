@@ -72,6 +72,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
                 : Optimizer(scenario, torchtune),
             KeepGradients = trainer2022,
             Float32Compute4Bit = format == WeightFormats.Fp4.Name,
+            KbitPreparationFrom = KbitPreparation(model, scenario, compute),
             OptimizerInBackward = scenario.OptimizerInBackward,
             MicroBatches = Math.Min(scenario.GradientAccumulation, 2),
             Capacity = gpu?.Budget is ByteSize budget && !host ? budget.Bytes - context.Bytes : null,
@@ -84,6 +85,23 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Sharding = sharding,
         };
         return new ReplayPlan(options, layout, format, adapters, context, notes);
+    }
+
+    /// <summary>
+    /// PEFT's <c>prepare_model_for_kbit_training</c>: it casts the parameters of the load type (bf16 or fp16) to fp32, so a
+    /// model already in fp32 keeps every tensor as it is. Replayed for the Llama-style decoders' program.
+    /// </summary>
+    private static ScalarType? KbitPreparation(ModelArchitecture model, Scenario scenario, ScalarType loaded)
+    {
+        if (!scenario.KbitPreparation)
+        {
+            return null;
+        }
+
+        return model.Family == ModelFamily.LlamaLike
+            ? loaded is ScalarType.BFloat16 or ScalarType.Float16 ? loaded : null
+            : throw new ModelFormatException(scenario.Given.OriginOf("kbit_preparation"), "kbit_preparation",
+                $"is true, but PEFT's prepare_model_for_kbit_training is replayed for Llama-style decoders (Llama, Mistral, Qwen, Gemma, Phi-3), not yet for {model.ModelType}.");
     }
 
     /// <summary>

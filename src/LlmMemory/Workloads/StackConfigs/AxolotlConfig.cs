@@ -61,6 +61,9 @@ internal static class AxolotlConfig
             _ => throw keys.Error("adapter", $"is \"{adapter}\"; expected lora or qlora (or no adapter for a full fine-tune)"),
         };
         keys.Set("mode", JsonValue.Create(mode), adapter is null ? null : "adapter");
+        // A k-bit adapter run calls PEFT's prepare_model_for_kbit_training, but kbit_preparation stays unset: Axolotl casts
+        // every "norm" module and the embedding modules (embed_tokens, lm_head) back to torch_dtype for lora/qlora afterwards
+        // (ModelLoader._configure_embedding_dtypes, loaders/model.py), which leaves the model as loaded.
         if (in4 && mode == "qlora")
         {
             keys.Confirm("load_in_4bit", "the 4-bit NF4 base of qlora");

@@ -63,6 +63,9 @@ internal static class TrainerArgumentsConfig
         bool in8 = keys.Bool("load_in_8bit") == true;
         string mode = !peft ? "training" : in4 ? "qlora" : "lora";
         keys.Set("mode", JsonValue.Create(mode), peft ? "use_peft" : null);
+        // kbit_preparation stays unset: current TRL's SFTTrainer no longer calls prepare_model_for_kbit_training, and the
+        // releases that did followed it, with bf16, by peft_module_casting_to_bf16 (head and embedding back to bf16, norms
+        // fp32), a state the field does not describe (docs/scenario-extensions.md).
         if (in4 && peft)
         {
             keys.Confirm("load_in_4bit", "the 4-bit NF4 base of qlora");

@@ -224,31 +224,27 @@ internal static class Blocks
     }
 
     /// <summary>
-    /// A 4-bit weight's matmul (bitsandbytes <c>MatMul4Bit</c>, torchao <c>linear_nf4</c>): the weight is dequantized to the
-    /// input type for the GEMM and dropped; backward dequantizes it again for grad_input (the frozen base has no weight grad).
-    /// With bitsandbytes' default fp32 compute dtype (<paramref name="float32"/>), <c>Linear4bit</c> casts x to fp32 and
-    /// the dequantized 16-bit weight is copied to fp32 for the GEMM (<c>dequantize_4bit(B).to(A.dtype)</c>), the output cast back.
+    /// A 4-bit weight's matmul (bitsandbytes <c>Linear4bit.forward</c> and <c>MatMul4Bit</c>, torchao <c>linear_nf4</c>):
+    /// <c>x = x.to(compute_dtype)</c> (a copy when x is in another type: fp32 compute on 16-bit activations, or 16-bit compute
+    /// on the fp32 activations of a k-bit-prepared model); the weight dequantized in its quant state's type
+    /// (<paramref name="stored"/>), copied to the compute type when that differs (<c>dequantize_4bit(B).to(A.dtype)</c>), used
+    /// by the GEMM and dropped; the output in the compute type, cast back to x's type (<c>.to(inp_dtype)</c>). Backward
+    /// dequantizes the weight again for grad_input (the frozen base has no weight grad).
     /// </summary>
-    public static Tensor DequantizedLinear(ReplayEngine s, Tensor x, Tensor weight, bool float32 = false)
+    public static Tensor DequantizedLinear(ReplayEngine s, Tensor x, Tensor weight, ScalarType compute, ScalarType stored)
     {
-        if (float32)
+        Tensor input = s.To(x, compute);
+        Tensor dequantized = s.Empty(weight.Shape, stored);
+        if (stored != compute)
         {
-            Tensor input = s.To(x, ScalarType.Float32);
-            Tensor half = s.Empty(weight.Shape, x.Type);
-            Tensor full = s.Empty(weight.Shape, ScalarType.Float32);
-            half.Release();
-            Tensor product = s.Empty(input.WithLast(weight.Shape[0]), ScalarType.Float32);
-            full.Release();
-            s.Record(product, [input], [], Derivatives.DequantizedLinear(weight.Shape));
-            input.Release();
-            return s.To(Operand.Take(product), x.Type);
+            dequantized = Rebind(dequantized, s.Empty(weight.Shape, compute));
         }
 
-        Tensor dense = s.Empty(weight.Shape, x.Type);
-        Tensor y = s.Empty(x.WithLast(weight.Shape[0]), x.Type);
-        dense.Release();
-        s.Record(y, [x], [], Derivatives.DequantizedLinear(weight.Shape));
-        return y;
+        Tensor product = s.Empty(input.WithLast(weight.Shape[0]), compute);
+        dequantized.Release();
+        s.Record(product, [input], [], Derivatives.DequantizedLinear(weight.Shape));
+        input.Release();
+        return s.To(Operand.Take(product), x.Type);
     }
 
     /// <summary>The new value of a variable; the old one is dropped after the new one exists (Python rebinding).</summary>

@@ -22,6 +22,12 @@ internal sealed partial class DecoderProgram : ModelProgram
             .Aggregate(new List<int[]>(), FuseExpertGateUp);
         Weights = new ModelWeights(engine, model, options, order, _style.Buffers(model));
         LoadedBytes = engine.Allocator.Allocated;
+        if (options.KbitPreparationFrom is not null)
+        {
+            // prepare_model_for_kbit_training(model), then get_peft_model: the casts come before the adapters.
+            Weights.CastToFloat32(engine);
+        }
+
         AddAdapters();
     }
 

@@ -58,7 +58,7 @@ internal abstract class ModelProgram
         Tensor x = input.Tensor;
         Tensor weight = Weights[weightName];
         Tensor? bias = Weights.Find(string.Concat(weightName.AsSpan(0, weightName.Length - ".weight".Length), ".bias"));
-        Tensor result = weight.Type == ScalarType.Nf4 ? Blocks.DequantizedLinear(s, x, weight, Options.Float32Compute4Bit) : s.Linear(x, weight, bias);
+        Tensor result = weight.Type == ScalarType.Nf4 ? FourBitLinear(x, weight) : s.Linear(x, weight, bias);
         if (Weights.AdapterOf(adapterKey ?? weightName) is not { } adapter)
         {
             input.Done();
@@ -83,6 +83,17 @@ internal abstract class ModelProgram
         Tensor y = s.To(Operand.Take(result), resultType);
         cast.Release();
         return y;
+    }
+
+    /// <summary>
+    /// bitsandbytes <c>Linear4bit</c>: the quant state keeps the load type (the activations' type, unless PEFT's k-bit
+    /// preparation made them fp32); it computes in <c>bnb_4bit_compute_dtype</c>, the load type (QLoRA) or fp32 (bitsandbytes'
+    /// default, <see cref="ReplayOptions.Float32Compute4Bit"/>).
+    /// </summary>
+    private Tensor FourBitLinear(Tensor x, Tensor weight)
+    {
+        ScalarType stored = Options.KbitPreparationFrom ?? x.Type;
+        return Blocks.DequantizedLinear(Engine, x, weight, Options.Float32Compute4Bit ? ScalarType.Float32 : stored, stored);
     }
 
     /// <summary>

@@ -8,6 +8,7 @@ internal sealed class ModelWeights
     private readonly Dictionary<string, Tensor> _byName = new(StringComparer.Ordinal);
     private readonly Dictionary<string, LoraAdapter> _adapters = new(StringComparer.Ordinal);
     private readonly List<Tensor> _parameters = [];
+    private readonly List<(string[] Names, Tensor Parameter)> _created = [];
     private readonly bool _trainBase;
 
     /// <summary>
@@ -30,10 +31,13 @@ internal sealed class ModelWeights
             (Tensor p, Tensor stepped) = engine.Sharded is { } sharded
                 ? sharded.Add(tensors[group[0]].Layer, [.. tensors[group[0]].Shape], stored with { Bytes = bytes }, trainable)
                 : Unsharded(engine.Parameter([.. tensors[group[0]].Shape], stored.Type, trainable, MemoryTag.Weight, bytes));
-            foreach (int i in group)
+            string[] names = [.. group.Select(i => Canonical(tensors[i].Name))];
+            foreach (string name in names)
             {
-                _byName[Canonical(tensors[i].Name)] = p;
+                _byName[name] = p;
             }
+
+            _created.Add((names, p));
 
             // A sharded run steps rank 0's shard, on the device unless CPU offload runs the optimizer in host memory.
             if (trainable && engine.Sharded?.Options.Offload != true)
@@ -64,6 +68,34 @@ internal sealed class ModelWeights
         foreach ((long elements, ScalarType type) in buffers)
         {
             Buffers.Add(engine.Empty([elements], type, MemoryTag.Weight));
+        }
+    }
+
+    /// <summary>
+    /// PEFT's <c>prepare_model_for_kbit_training</c> (peft/utils/other.py): <c>for param in model.parameters(): if param.dtype
+    /// in (float16, bfloat16) and not Params4bit: param.data = param.data.to(torch.float32)</c>. In creation order, each
+    /// 16-bit parameter gets its fp32 copy, then its 16-bit storage is freed (the allocator keeps the block cached);
+    /// quantized storage (4-bit, int8) is left as it is. Frozen, as the function leaves every base parameter.
+    /// </summary>
+    public void CastToFloat32(ReplayEngine engine)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        for (int i = 0; i < _created.Count; i++)
+        {
+            (string[] names, Tensor old) = _created[i];
+            if (old.Type is not (ScalarType.BFloat16 or ScalarType.Float16))
+            {
+                continue;
+            }
+
+            Tensor cast = engine.Parameter(old.Shape, ScalarType.Float32, false, MemoryTag.Weight);
+            old.Release();
+            foreach (string name in names)
+            {
+                _byName[name] = cast;
+            }
+
+            _created[i] = (names, cast);
         }
     }
 
