@@ -126,13 +126,17 @@ internal sealed partial class ReplayEngine
         Allocator.Free(block);
     }
 
-    /// <summary>Moves a block's bytes to its new breakdown category after <paramref name="change"/>.</summary>
-    public void Recount(Storage storage, Action change)
+    /// <summary>
+    /// Moves a block's bytes to its new breakdown category after <paramref name="change"/> applies
+    /// <paramref name="value"/> (a static lambda and its argument: this runs at every allocation, free and save, and a
+    /// capturing closure per call was a fifth of what a training replay allocated).
+    /// </summary>
+    public void Recount<T>(Storage storage, T value, Action<Storage, T> change)
     {
         ArgumentNullException.ThrowIfNull(storage);
         ArgumentNullException.ThrowIfNull(change);
         _live[(int)Category(storage)] -= storage.Size;
-        change();
+        change(storage, value);
         _live[(int)Category(storage)] += storage.Size;
     }
 

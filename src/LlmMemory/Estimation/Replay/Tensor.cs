@@ -116,7 +116,7 @@ internal sealed class Storage
     public long Size => Block?.Size ?? 0;
 
     /// <summary>Gives the storage a block or takes it away (<c>storage.resize_</c>); the engine allocates and frees it.</summary>
-    public void Resize(CachingAllocator.Block? block) => _engine.Recount(this, () => Block = block);
+    public void Resize(CachingAllocator.Block? block) => _engine.Recount(this, block, static (storage, b) => storage.Block = b);
 
     public MemoryTag Tag { get; private set; }
 
@@ -133,9 +133,9 @@ internal sealed class Storage
         }
     }
 
-    public void Retag(MemoryTag tag) => _engine.Recount(this, () => Tag = tag);
+    public void Retag(MemoryTag tag) => _engine.Recount(this, tag, static (storage, t) => storage.Tag = t);
 
-    public void AddSaver(int delta) => _engine.Recount(this, () => SavedBy += delta);
+    public void AddSaver(int delta) => _engine.Recount(this, delta, static (storage, d) => storage.SavedBy += d);
 }
 
 /// <summary>What a block holds, for the breakdown of the live memory at the peak.</summary>
