@@ -64,7 +64,7 @@ internal sealed class ScenarioOptions
         Text("--alloc-conf", "alloc_conf", "PyTorch caching-allocator settings, as PYTORCH_CUDA_ALLOC_CONF holds them.");
         Switch("--foreach", "foreach", "torch.optim's foreach implementation (--foreach false: the single-tensor loop).");
         Switch("--fused", "fused", "torch.optim's fused AdamW.");
-        Text("--engine-version", "engine_options.version", "Engine version where its accounting changed: vLLM 0.6.4 (V0) to 0.19 (docs/vllm.md), llama.cpp b4823; default: current.");
+        Text("--engine-version", "engine_options.version", "Engine version where its accounting changed: vLLM 0.6.4 (V0) to 0.19 (docs/vllm.md), SGLang 0.4.7.post1 to 0.5.4 (docs/sglang.md), llama.cpp b4823; default: current.");
     }
 
     private enum Kind
