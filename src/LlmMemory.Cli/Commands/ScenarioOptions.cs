@@ -65,7 +65,7 @@ internal sealed class ScenarioOptions
         Switch("--foreach", "foreach", "torch.optim's foreach implementation (--foreach false: the single-tensor loop).");
         Switch("--fused", "fused", "torch.optim's fused AdamW.");
         Switch("--kbit-preparation", "kbit_preparation", "PEFT's prepare_model_for_kbit_training on a k-bit base (QLoRA): unquantized parameters cast to fp32.");
-        Text("--engine-version", "engine_options.version", "Engine version where its accounting changed: vLLM 0.6.4 (V0) to 0.19 (docs/vllm.md), llama.cpp b4823; default: current.");
+        Text("--engine-version", "engine_options.version", "Engine version where its accounting changed: vLLM 0.6.4 (V0) to 0.19 (docs/vllm.md), SGLang 0.4.7.post1 to 0.5.4 (docs/sglang.md), llama.cpp b4823; default: current.");
     }
 
     private enum Kind

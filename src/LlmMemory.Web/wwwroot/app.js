@@ -97,7 +97,7 @@ function showModeSettings() {
   $('training-settings').hidden = !training;
   $('inference-settings').hidden = training;
   $('lora-settings').hidden = !(state.mode === 'lora' || state.mode === 'qlora');
-  // The serving controls the chosen engine reads (vLLM: all three; SGLang: utilization; llama.cpp: version).
+  // The serving controls the chosen engine reads (vLLM: all of them; SGLang: length, utilization and version; llama.cpp: version).
   let serving = false;
   for (const key of Object.keys(SERVING)) {
     const applies = servingControlApplies(state, key);

@@ -66,9 +66,6 @@ public static class Constants
     /// </summary>
     public const int VllmV0SamplerBytesPerLogit = 8;
 
-    /// <summary>SGLang's fallback <c>mem_fraction_static</c> (python/sglang/srt/server_args.py; memory-model.md §2.8).</summary>
-    public const double SglangDefaultMemFraction = 0.88;
-
     /// <summary>
     /// CUDA context, loaded kernel modules and library handles outside PyTorch's allocator: <c>device_used − peak_reserved</c>,
     /// which is the same across every model and size within each regime of this project's H100 runs (torch 2.11, CUDA 13,

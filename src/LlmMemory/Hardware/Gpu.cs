@@ -17,6 +17,9 @@ public sealed record Gpu(string Id, string Name, string Vendor, ByteSize? Memory
     /// <summary>CUDA compute capability (<c>9.0</c> for Hopper); null for other vendors and unknown chips.</summary>
     public Version? ComputeCapability { get; init; }
 
+    /// <summary>What <c>nvidia-smi --query-gpu=memory.total</c> prints, in MiB (data/gpus.json <c>nvidia_smi_total_mib</c>); null when unknown or not NVIDIA.</summary>
+    public long? NvidiaSmiTotalMib { get; init; }
+
     /// <summary>The budget an estimate must fit in: the usable total when known, else the stated capacity.</summary>
     public ByteSize? Budget => Usable ?? Memory;
 

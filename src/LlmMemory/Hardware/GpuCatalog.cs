@@ -116,6 +116,7 @@ public static class GpuCatalog
             basis)
         {
             ComputeCapability = e.TryGetProperty("compute_capability", out JsonElement cc) && Version.TryParse(cc.GetString(), out Version? version) ? version : null,
+            NvidiaSmiTotalMib = e.TryGetProperty("nvidia_smi_total_mib", out JsonElement smi) && smi.ValueKind == JsonValueKind.Number ? smi.GetInt64() : null,
         };
     }
 

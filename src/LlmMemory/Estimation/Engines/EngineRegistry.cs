@@ -42,7 +42,7 @@ internal static class EngineRegistry
 
     private static readonly EstimatorPath Sglang = EstimatorPath.Of("SGLang",
         ["weights", "kv_cache_dtype", "seq", "parallel.gpus", "parallel.tp", "engine_options.gpu_memory_utilization", "engine_options.max_model_len",
-            "engine_options.block_size"],
+            "engine_options.block_size", "engine_options.version"],
         ServingEngines.Estimate);
 
     private static readonly EstimatorPath LlamaCppPath = EstimatorPath.Of("llama.cpp",

@@ -107,6 +107,11 @@ internal static class ServingEngines
                 ? $"Weights in {format}. vLLM's KV pool is the {pinned} --kv-cache-memory gives, whatever the GPU has left; gpu_memory_utilization sizes nothing, so check the total against the GPU."
                 : $"Weights in {format}. {Names.Of(scenario.Engine)} reserves {Text.N(fraction)} of the GPU and fills what is left with KV blocks, so its memory use does not depend on the context you send.",
         };
+        if (sglang)
+        {
+            notes.Add(SglangFractionNote(settings, scenario.EngineOptions.Version));
+        }
+
         if (pp > 1)
         {
             notes.Add($"Pipeline parallel over {pp} stages of {string.Join(", ", stages.Select(st => st.Layers))} layers ({(scenario.EngineOptions.PpLayerPartition is null ? "vLLM's get_pp_indices" : "VLLM_PP_LAYER_PARTITION")}): the embedding on the first stage, "
@@ -166,6 +171,24 @@ internal static class ServingEngines
             Notes = notes,
         };
     }
+
+    /// <summary>Where SGLang's mem_fraction_static comes from: the user's, or the release's default for the GPU worked out.</summary>
+    private static string SglangFractionNote(ServingSettings settings, string? release)
+    {
+        if (settings.SglangDefault is not SglangDefaults d)
+        {
+            return $"mem_fraction_static {Text.N(settings.Fraction)} as given{(release is null ? "" : $" to SGLang {release}")}.";
+        }
+
+        string which = release is null ? $"SGLang's default (releases up to {SglangDefaults.Newest}; engine_options.version picks another)" : $"SGLang {release}'s default";
+        string inputs = d.ChunkedPrefillSize is int chunked && d.CudaGraphMaxBs is int graphs
+            ? $"chunked_prefill_size {Text.N(chunked)} and cuda_graph_max_bs {Text.N(graphs)} give " : "";
+        return $"mem_fraction_static {Text.N(d.MemFractionStatic)} is {which} for this GPU: gpu_mem {Text.N(d.GpuMemMib)} MiB (nvidia-smi's total) at tp {settings.Tp}; "
+            + $"{inputs}reserved_mem {Mib(d.ReservedMib)} MiB, and ({Text.N(d.GpuMemMib)} − {Mib(d.ReservedMib)}) ÷ {Text.N(d.GpuMemMib)} rounded to 3 places ({d.Rule}). "
+            + "gpu_memory_utilization (--mem-fraction-static) sets it.";
+    }
+
+    private static string Mib(double mib) => mib.ToString("#,##0.###", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Layers per pipeline stage: engine_options.pp_layer_partition when given (with pp above 1), else vLLM's even split.</summary>
     private static int[] StageSplit(ModelArchitecture model, Scenario scenario, int pp)

@@ -19,8 +19,10 @@ namespace LlmMemory.Estimation.Inference;
 /// <param name="SamplerBytesPerLogit">What the profile run's dummy sampler holds per element of its logits, by release.</param>
 /// <param name="NonTorch">vLLM's memory outside torch's allocator, by release and tensor parallelism.</param>
 /// <param name="KvCacheMemory">vLLM's <c>--kv-cache-memory</c>: the pool per GPU in bytes, given instead of the fraction; null otherwise.</param>
+/// <param name="SglangDefault">SGLang's own mem_fraction_static for the release and GPU, when the scenario does not give one.</param>
 internal sealed record ServingSettings(bool Sglang, ByteSize Usable, int Tp, int Pp, double Fraction, int BlockSize, int MaxModelLen, bool V0,
-    bool HybridManager, int MaxNumSeqs, int BatchedTokens, int SamplerBytesPerLogit, ByteSize NonTorch, ByteSize? KvCacheMemory = null)
+    bool HybridManager, int MaxNumSeqs, int BatchedTokens, int SamplerBytesPerLogit, ByteSize NonTorch, ByteSize? KvCacheMemory = null,
+    SglangDefaults? SglangDefault = null)
 {
     public static ServingSettings Resolve(ModelArchitecture model, Scenario scenario, Gpu? gpu)
     {
@@ -35,6 +37,9 @@ internal sealed record ServingSettings(bool Sglang, ByteSize Usable, int Tp, int
         bool sglang = scenario.Engine == Engine.Sglang;
         EngineOptions options = scenario.EngineOptions;
         Version? version = sglang ? null : VllmVersion(options.Version, scenario);
+        // SGLang's release is read (and refused when unknown) whether or not the fraction is given; it picks the default.
+        Version? sglangRelease = sglang ? SglangDefaults.Release(options.Version, scenario) : null;
+        SglangDefaults? sglangDefault = sglang && options.GpuMemoryUtilization is null ? SglangDefaults.For(sglangRelease, gpu, scenario.Parallel.Tp, scenario) : null;
         bool v0 = Before(version, 0, 8);
         bool large = !v0 && LargeDefaults(version, gpu.Name, total);
         int maxModelLen = MaxModelLenOf(model, scenario);
@@ -52,7 +57,7 @@ internal sealed record ServingSettings(bool Sglang, ByteSize Usable, int Tp, int
             total,
             tp,
             scenario.Parallel.Pp,
-            options.GpuMemoryUtilization ?? (sglang ? Constants.SglangDefaultMemFraction : Constants.VllmDefaultUtilization),
+            options.GpuMemoryUtilization ?? sglangDefault?.MemFractionStatic ?? Constants.VllmDefaultUtilization,
             options.BlockSize ?? (sglang ? 1 : Constants.VllmDefaultBlockSize),
             maxModelLen,
             v0,
@@ -62,7 +67,8 @@ internal sealed record ServingSettings(bool Sglang, ByteSize Usable, int Tp, int
             v0 ? Constants.VllmV0SamplerBytesPerLogit : Before(version, 0, 17) ? Constants.VllmSortingSamplerBytesPerLogit : Constants.VllmTritonSamplerBytesPerLogit,
             tp > 1 ? Before(version, 0, 19) ? Constants.VllmNonTorchMultiGpu : Constants.VllmNonTorchMultiGpuFrom019
             : Before(version, 0, 18) ? Constants.VllmNonTorchSingleGpu : Constants.VllmNonTorchSingleGpuFrom018,
-            kvCacheMemory);
+            kvCacheMemory,
+            sglangDefault);
     }
 
     /// <summary>
