@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Applies data/validation/patches.json to the corpus files in data/validation (idempotent). Run by tools/sync-corpus.sh."""
+"""Applies data/validation/patches.json (engine_options merged in, known_gap set) to the corpus files in data/validation (idempotent). Run by tools/sync-corpus.sh."""
 import json, pathlib, sys
 
 root = pathlib.Path(__file__).resolve().parent.parent / 'data' / 'validation'
@@ -13,14 +13,17 @@ for path in sorted(root.glob('*.jsonl')):
             out.append(line)
             continue
         case = json.loads(line)
-        before = json.dumps(case.get('engine_options'), sort_keys=True)
+        before = json.dumps(case, sort_keys=True)
         for patch in patches:
             if case['id'] in patch.get('ids', []) or ('ids_prefix' in patch and case['id'].startswith(patch['ids_prefix'])):
-                options = dict(case.get('engine_options', {}))
-                options.update(patch['engine_options'])
-                if options != case.get('engine_options'):
+                if 'engine_options' in patch:
+                    options = dict(case.get('engine_options', {}))
+                    options.update(patch['engine_options'])
                     case['engine_options'] = options
-                    changed += 1
-        out.append(line if json.dumps(case.get('engine_options'), sort_keys=True) == before else json.dumps(case, ensure_ascii=False))
+                if 'known_gap' in patch:
+                    case['known_gap'] = patch['known_gap']
+        if json.dumps(case, sort_keys=True) != before:
+            changed += 1
+        out.append(line if json.dumps(case, sort_keys=True) == before else json.dumps(case, ensure_ascii=False))
     path.write_text('\n'.join(out) + '\n')
 print(f'patched {changed} cases', file=sys.stderr)

@@ -42,9 +42,13 @@ internal static class ValidationCells
             : string.Create(CultureInfo.InvariantCulture, $"off by {off:+#,0;-#,0}{unit} (needs {tolerance})");
     }
 
-    /// <summary>Why a case is unsupported, or that it is low-confidence.</summary>
-    public static string Note(CaseResult result) =>
-        result.Reason ?? (result.Case.LowConfidence ? "low confidence: not in the error statistics" : "");
+    /// <summary>Why a case is unsupported, that it is low-confidence, and the known gap it names.</summary>
+    public static string Note(CaseResult result)
+    {
+        string note = result.Reason ?? (result.Case.LowConfidence ? "low confidence: not in the error statistics" : "");
+        return result.Case.KnownGap is not string gap ? note
+            : note.Length == 0 ? $"known gap: {gap}" : $"{note}; known gap: {gap}";
+    }
 
     public static string Engine(CaseResult result) =>
         result.Case.Measured.What is MeasuredQuantity.Parameters or MeasuredQuantity.TrainableParameters

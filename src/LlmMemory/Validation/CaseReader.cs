@@ -20,7 +20,7 @@ public static class CaseReader
     /// <summary>Largest measured figure: 2^56 bytes (64 PiB) is far above any device or cluster; it keeps sums and differences in range.</summary>
     public const long MaxMeasuredValue = 1L << 56;
 
-    private static readonly FrozenSet<string> CaseFields = FrozenSet.ToFrozenSet(["id", "source", "measured", "stack"]);
+    private static readonly FrozenSet<string> CaseFields = FrozenSet.ToFrozenSet(["id", "source", "measured", "stack", "known_gap"]);
 
     /// <summary>Reads every case of several files, in order; an id may appear once across all of them.</summary>
     /// <exception cref="ModelFormatException">A file cannot be read, or a line is not a case (the first such line).</exception>
@@ -164,6 +164,7 @@ public static class CaseReader
         string source = NonEmpty(o, "source");
         Measurement measured = ReadMeasurement(o);
         string? stack = o.Has("stack") ? NonEmpty(o, "stack") : null;
+        string? knownGap = o.Has("known_gap") ? NonEmpty(o, "known_gap") : null;
         Scenario scenario = ScenarioReader.Read(root, location, baseDirectory, CaseFields);
         return new ValidationCase
         {
@@ -172,6 +173,7 @@ public static class CaseReader
             Measured = measured,
             Scenario = scenario,
             Stack = stack,
+            KnownGap = knownGap,
             LowConfidence = root.TryGetProperty("confidence", out JsonElement confidence) && confidence.ValueKind == JsonValueKind.String
                 && string.Equals(confidence.GetString()?.Trim(), "low", StringComparison.OrdinalIgnoreCase),
             Location = location,

@@ -27,6 +27,12 @@ public sealed record ValidationCase
     /// <summary>The fine-tuning stack that ran the case, name and version (<c>stack</c>), where the case names one; the accuracy page groups by it.</summary>
     public string? Stack { get; init; }
 
+    /// <summary>
+    /// The named mechanism that keeps this case's estimate off, and where it is written up (<c>known_gap</c>), where the
+    /// scenario cannot express it; it changes no estimate and no statistic, and the accuracy page prints it beside the case.
+    /// </summary>
+    public string? KnownGap { get; init; }
+
     /// <summary>Where the case was read ("cases.jsonl line 12"), for messages.</summary>
     public string Location { get; init; } = "";
 }

@@ -131,4 +131,27 @@ public sealed class ValidateCommandTests
         // The weights rule of thumb (7e9 × 2 B) equals the estimate here, so both are 4.76 % under the measured 14.7e9 bytes.
         Assert.Contains("| weights | 1 | 4.76 % | 4.76 % |", output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Markdown_prints_a_cases_known_gap_in_its_note_and_keeps_it_in_the_statistics()
+    {
+        const string gapped =
+            """{"id": "weights-7b-gap", "source": "s", "known_gap": "a mechanism the scenario cannot express (docs/x.md)", "model": {"parameters": 7000000000}, "weights": "bf16", "measured": {"what": "weights", "bytes": 14700000000, "exact": false}}""";
+        using var files = new CaseFiles();
+        (int code, string output, _) = CliTests.Run("validate", files.Write("c.jsonl", gapped), "--markdown");
+        Assert.Equal(0, code);
+        Assert.Contains("known gap: a mechanism the scenario cannot express (docs/x.md) |", output, StringComparison.Ordinal);
+        // Still counted: 7e9 × 2 B against the measured 14.7e9 B is 4.76 % under, in the by-quantity table.
+        Assert.Contains("| weights | 1 | 1 | 0 | - | 1 | 4.76 % |", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_empty_known_gap_is_refused_naming_the_field()
+    {
+        const string empty =
+            """{"id": "w", "source": "s", "known_gap": " ", "model": {"parameters": 7000000000}, "weights": "bf16", "measured": {"what": "weights", "bytes": 14700000000, "exact": false}}""";
+        using var files = new CaseFiles();
+        (_, string output, string error) = CliTests.Run("validate", files.Write("c.jsonl", empty));
+        Assert.Contains("known_gap", output + error, StringComparison.Ordinal);
+    }
 }
