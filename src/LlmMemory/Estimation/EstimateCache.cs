@@ -24,7 +24,7 @@ internal sealed class EstimateCache
 
     private static readonly ConcurrentBag<EstimateCache> Instances = [];
 
-    private readonly ConcurrentDictionary<(string Model, Scenario Scenario), MemoryEstimate> _runs = new();
+    private readonly ConcurrentDictionary<(string Model, Scenario Scenario), Lazy<MemoryEstimate>> _runs = new();
 
     public EstimateCache() => Instances.Add(this);
 
@@ -44,18 +44,32 @@ internal sealed class EstimateCache
         ArgumentNullException.ThrowIfNull(scenario);
         ArgumentNullException.ThrowIfNull(estimate);
         var key = (ArchitectureDigest.Of(resolved.Architecture!), scenario with { Model = AnyModel, BaseDirectory = null, Given = GivenFields.None });
-        if (_runs.TryGetValue(key, out MemoryEstimate? known))
+        while (true)
         {
-            return known with { Model = resolved };
-        }
+            if (_runs.Count >= MaxEntries)
+            {
+                _runs.Clear();
+            }
 
-        MemoryEstimate made = estimate();
-        if (_runs.Count >= MaxEntries)
-        {
-            _runs.Clear();
+            // One Lazy per key: questions asked side by side (a fit's searches, a server's requests) wait for the one
+            // estimate instead of each replaying it.
+            var mine = new Lazy<MemoryEstimate>(estimate, LazyThreadSafetyMode.ExecutionAndPublication);
+            Lazy<MemoryEstimate> kept = _runs.GetOrAdd(key, mine);
+            try
+            {
+                MemoryEstimate made = kept.Value;
+                return ReferenceEquals(kept, mine) ? made : made with { Model = resolved };
+            }
+            catch (Exception failed)
+            {
+                // A failure is not kept: the next question asks again. One that was another caller's cancellation is
+                // not this caller's answer, so it asks again itself.
+                _runs.TryRemove(KeyValuePair.Create(key, kept));
+                if (ReferenceEquals(kept, mine) || failed is not OperationCanceledException)
+                {
+                    throw;
+                }
+            }
         }
-
-        _runs[key] = made;
-        return made;
     }
 }

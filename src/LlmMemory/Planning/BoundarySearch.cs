@@ -75,22 +75,112 @@ internal static class BoundarySearch
     /// <summary>The first of <paramref name="candidates"/> (ascending) for which <paramref name="fits"/> holds.</summary>
     public static Boundary Smallest(IReadOnlyList<int> candidates, Func<int, bool> fits)
     {
-        ArgumentNullException.ThrowIfNull(candidates);
         ArgumentNullException.ThrowIfNull(fits);
-        if (candidates.Count == 0)
+        return Smallest(candidates, n => new Reading(fits(n), null));
+    }
+
+    /// <summary>
+    /// The first of <paramref name="candidates"/> (ascending) whose reading fits, for a quantity that falls as the
+    /// candidate grows: every candidate below the answer fails and every one from it on fits.
+    /// </summary>
+    /// <remarks>
+    /// Where readings say how far over the limit they are, each step fits <c>over(n) = a + b / n</c> through the two
+    /// readings nearest the bracket and asks the first candidate at or past where that curve meets the limit. That is the
+    /// shape of memory per device when the same work is spread over n GPUs (sharded weights, gradients and optimizer
+    /// states fall as 1/n; activations, buffers and the CUDA context stay), so a fewest-GPU search takes a handful of
+    /// estimates instead of doubling to thousands and bisecting back. A step that does not halve the bracket is followed
+    /// by a plain one (doubling while nothing fits yet, else bisection), so the search never takes more than about twice
+    /// the questions of bisection. A fitting value beyond the answer is never asked about: only what lies below matters.
+    /// </remarks>
+    public static Boundary Smallest(IReadOnlyList<int> candidates, Func<int, Reading> ask)
+    {
+        ArgumentNullException.ThrowIfNull(candidates);
+        ArgumentNullException.ThrowIfNull(ask);
+        var readings = new SortedList<int, Reading>();
+        Reading At(int index)
         {
-            return new Boundary(null, false, true, 0);
+            if (!readings.TryGetValue(index, out Reading reading))
+            {
+                reading = ask(candidates[index]);
+                readings.Add(index, reading);
+            }
+
+            return reading;
         }
 
-        // "Candidate i fails" is monotone in i exactly when "candidate i fits" is monotone the other way, so the largest
-        // failing index, plus one, is the smallest fitting one.
-        Boundary lastFailing = Largest(i => !fits(candidates[i - 1]), candidates.Count);
-        return lastFailing switch
+        // Every index up to failing fails and every index from fitting on fits; Count stands for "none known yet".
+        int failing = -1;
+        int fitting = candidates.Count;
+        bool plain = false;
+        while (fitting - failing > 1)
         {
-            { Value: null } => lastFailing with { Value = candidates[0] },
-            { AtCap: true } => lastFailing with { Value = null },
-            _ => lastFailing with { Value = candidates[lastFailing.Value.Value] },
-        };
+            int width = fitting - failing;
+            int next = failing < 0 ? 0
+                : (plain ? null : Predicted(candidates, readings, failing, fitting))
+                    ?? (fitting == candidates.Count ? (2 * failing) + 1 : failing + (width / 2));
+            next = Math.Clamp(next, failing + 1, fitting - 1);
+            if (At(next).Fits)
+            {
+                fitting = next;
+            }
+            else
+            {
+                failing = next;
+            }
+
+            plain = !plain && fitting - failing > width / 2;
+        }
+
+        return fitting == candidates.Count
+            ? new Boundary(null, true, true, readings.Count)
+            : new Boundary(candidates[fitting], false, true, readings.Count);
+    }
+
+    /// <summary>
+    /// The index of the first candidate at or past where <c>a + b / n</c> through two readings meets the limit: the failing
+    /// and fitting bounds when both are known, else the two largest failing ones; null without two such readings or when
+    /// the line does not fall.
+    /// </summary>
+    private static int? Predicted(IReadOnlyList<int> candidates, SortedList<int, Reading> readings, int failing, int fitting)
+    {
+        int second = fitting < candidates.Count ? fitting : failing;
+        int first = fitting < candidates.Count ? failing : readings.Keys.LastOrDefault(i => i < failing && readings[i].Over is not null, -1);
+        if (first < 0 || readings[first].Over is not double over1 || readings[second].Over is not double over2)
+        {
+            return null;
+        }
+
+        double inverse1 = 1.0 / candidates[first];
+        double inverse2 = 1.0 / candidates[second];
+        double b = (over1 - over2) / (inverse1 - inverse2);
+        double a = over1 - (b * inverse1);
+        if (!(b > 0) || double.IsInfinity(b))
+        {
+            return null;
+        }
+
+        if (a >= 0)
+        {
+            return candidates.Count - 1; // the curve stays over the limit: only the last candidate can tell
+        }
+
+        double crossing = -b / a;
+        int index = 0;
+        int end = candidates.Count - 1;
+        while (index < end)
+        {
+            int middle = (index + end) >>> 1;
+            if (candidates[middle] >= crossing)
+            {
+                end = middle;
+            }
+            else
+            {
+                index = middle + 1;
+            }
+        }
+
+        return index;
     }
 
     /// <summary>

@@ -43,19 +43,39 @@ public static class FitPlanner
         }
 
         (MemoryEstimate? asGiven, string? refusal) = AsGiven(model, scenario, cancellationToken);
-        var probe = new FitProbe(model, cancellationToken);
-        var notes = new List<string>();
+        using var solving = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var probe = new FitProbe(model, solving.Token);
         bool serving = !scenario.IsTraining && scenario.Engine is Engine.Vllm or Engine.Sglang && model.Architecture is not null;
-        SolvedValue maxSeq = serving
+        bool training = scenario.IsTraining;
+        bool fits = asGiven?.Fits == true;
+
+        // The questions below do not depend on each other, so they run side by side: a fit is its longest search, not
+        // the sum of its searches. Each is a pure function of the scenario (the estimate cache makes a question asked by
+        // two of them once), so the answers are those of asking them one after another; the first failure cancels the rest.
+        var seqNotes = new List<string>();
+        var batchNotes = new List<string>();
+        Task<SolvedValue> maxSeqTask = Solver(solving, () => serving
             ? FromPool(asGiven, refusal, "longest_max_model_len", model.Architecture!.MaxPositions)
-            : Solve(probe, n => scenario with { Seq = n }, MaxSeq, "sequence length", budget, notes);
-        ServingCapacity? capacity = scenario.IsTraining || model.Architecture is null ? null : Serve(probe, scenario);
-        SolvedValue maxBatch = serving
-            ? capacity is { Estimate: not null } c
+            : Solve(probe, n => scenario with { Seq = n }, MaxSeq, "sequence length", budget, seqNotes));
+        Task<ServingCapacity?> capacityTask = Solver(solving, () => training || model.Architecture is null ? null : Serve(probe, scenario));
+        Task<SolvedValue> maxBatchTask = serving
+            ? capacityTask.ContinueWith(served => served.Result is { Estimate: not null } c
                 ? new SolvedValue((int)Math.Min(c.MaxConcurrency, int.MaxValue), SolveLimit.KvPool, c.Reason, 1)
-                : new SolvedValue(null, SolveLimit.NothingFits, capacity?.Refusal ?? "no KV pool", 1)
-            : Solve(probe, n => scenario with { Batch = n }, MaxBatch, "batch", budget, notes);
-        GpuCount minGpus = GpuCounts.Solve(probe, scenario, asGiven?.Fits == true);
+                : new SolvedValue(null, SolveLimit.NothingFits, served.Result?.Refusal ?? "no KV pool", 1), solving.Token, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default)
+            : Solver(solving, () => Solve(probe, n => scenario with { Batch = n }, MaxBatch, "batch", budget, batchNotes));
+        Task<GpuCount> minGpusTask = Solver(solving, () => GpuCounts.Solve(probe, scenario, fits));
+        Task<IReadOnlyList<PlanOption>>? changesTask = training && !fits ? Solver(solving, () => TrainingChanges.Estimate(probe, scenario)) : null;
+        Scenario checkpointed = scenario with { GradientCheckpointing = Checkpointing.Full };
+        Task<GpuCount>? checkpointedGpusTask = training && !fits && scenario.GradientCheckpointing is Checkpointing.None or Checkpointing.Selective
+            ? Solver(solving, () => GpuCounts.Solve(probe, checkpointed, probe.Try(checkpointed).Fits))
+            : null;
+        Task<IReadOnlyList<PlanOption>>? formatsTask = training ? null
+            : Solver(solving, () => WeightLadder.Estimate(probe, scenario, WeightLadder.For(scenario.Engine, scenario, model.Architecture)));
+        SolvedValue maxSeq = Await(maxSeqTask);
+        ServingCapacity? capacity = Await(capacityTask);
+        SolvedValue maxBatch = Await(maxBatchTask);
+        GpuCount minGpus = Await(minGpusTask);
+        var notes = new List<string>(seqNotes.Concat(batchNotes));
 
         int? window = model.Architecture?.MaxPositions;
         if (window is int w && maxSeq.Value > w && !serving)
@@ -83,13 +103,31 @@ public static class FitPlanner
             Serving = serving ? null : capacity,
             Notes = notes,
         };
-        return scenario.IsTraining ? Training(plan, probe, targetBatch) : Inference(plan, probe);
+        return training
+            ? Training(plan, probe, targetBatch, changesTask is null ? [] : Await(changesTask), checkpointedGpusTask is null ? null : Await(checkpointedGpusTask))
+            : Inference(plan, probe, Await(formatsTask!));
     }
 
-    private static FitPlan Inference(FitPlan plan, FitProbe probe)
+    /// <summary>Starts <paramref name="question"/> beside the others; its failure cancels them.</summary>
+    private static Task<T> Solver<T>(CancellationTokenSource solving, Func<T> question) => Task.Run(() =>
+    {
+        try
+        {
+            return question();
+        }
+        catch
+        {
+            solving.Cancel();
+            throw;
+        }
+    }, solving.Token);
+
+    /// <summary>The answer of a solver started with <see cref="Solver{T}"/>, its own exception rethrown as it was thrown.</summary>
+    private static T Await<T>(Task<T> task) => task.GetAwaiter().GetResult();
+
+    private static FitPlan Inference(FitPlan plan, FitProbe probe, IReadOnlyList<PlanOption> formats)
     {
         Scenario scenario = plan.Scenario;
-        IReadOnlyList<PlanOption> formats = WeightLadder.Estimate(probe, scenario, WeightLadder.For(scenario.Engine, scenario, probe.Model.Architecture));
         PlanOption? needed = formats.FirstOrDefault(f => f.Fits);
         var notes = new List<string>(plan.Notes);
         // A serving engine whose pool cannot hold one request of max_model_len: a shorter max_model_len is the cheap change.
@@ -113,7 +151,7 @@ public static class FitPlanner
         return plan with { Formats = formats, FormatNeeded = needed?.Name, Notes = notes };
     }
 
-    private static FitPlan Training(FitPlan plan, FitProbe probe, int targetBatch)
+    private static FitPlan Training(FitPlan plan, FitProbe probe, int targetBatch, IReadOnlyList<PlanOption> single, GpuCount? checkpointedGpus)
     {
         Scenario scenario = plan.Scenario;
         AccumulationPlan? accumulation = plan.MaxBatch.Value is int largest
@@ -124,7 +162,7 @@ public static class FitPlanner
             return plan with { Accumulation = accumulation };
         }
 
-        var changes = new List<PlanOption>(TrainingChanges.Estimate(probe, scenario));
+        var changes = new List<PlanOption>(single);
         var spread = new List<(int Gpus, PlanOption Option)>();
         if (plan.MinGpus.Count is int gpus && gpus > scenario.Parallel.Gpus)
         {
@@ -133,10 +171,9 @@ public static class FitPlanner
         }
 
         // Sharding divides the states but not the activations, so with long sequences checkpointing first can save GPUs.
-        if (plan.MinGpus.Supported && scenario.GradientCheckpointing is Checkpointing.None or Checkpointing.Selective)
+        if (plan.MinGpus.Supported && checkpointedGpus is { } fewer)
         {
             Scenario checkpointed = scenario with { GradientCheckpointing = Checkpointing.Full };
-            GpuCount fewer = GpuCounts.Solve(probe, checkpointed, probe.Try(checkpointed).Fits);
             if (fewer.Count is int n && n > 1 && n < (plan.MinGpus.Count ?? int.MaxValue))
             {
                 spread.Add((n, probe.Option($"gradient checkpointing + {fewer.Layout} over {n} GPUs",

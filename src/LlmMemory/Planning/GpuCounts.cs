@@ -45,7 +45,9 @@ internal static class GpuCounts
                 + (single is 1 ? "one GPU is enough." : "only one GPU can be checked, and it is not enough."), 0);
         }
 
-        Boundary fewest = BoundarySearch.Smallest(candidates, count => probe.Try(spread(count)).Fits);
+        Boundary fewest = scenario.Gpu?.Budget is ByteSize budget
+            ? BoundarySearch.Smallest(candidates, count => probe.Try(spread(count)).Against(budget))
+            : BoundarySearch.Smallest(candidates, count => probe.Try(spread(count)).Fits);
         if (fewest.Value is not int n)
         {
             return new GpuCount(null, layout, true, $"even {Estimation.Text.N(candidates[^1])} GPUs with {layout} do not fit.", fewest.Questions);

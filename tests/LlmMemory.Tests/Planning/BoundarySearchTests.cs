@@ -116,4 +116,22 @@ public sealed class BoundarySearchTests
         Assert.Null(found.Value);
         Assert.True(found.AtCap);
     }
+
+    [Fact]
+    public void Smallest_with_readings_finds_the_first_fitting_gpu_count_in_a_few_questions()
+    {
+        // Memory per GPU as sharding spreads it: 10 GB that do not shard plus 1,400 GB that do, against an 80 GB budget:
+        // over(n) = 10e9 + 1400e9 / n − 80e9 crosses zero at n = 1400 / 70 = 20. Bisection over 1..16,384 asks ~14.
+        int[] candidates = Enumerable.Range(1, 16_384).ToArray();
+        static Reading Read(int n)
+        {
+            double over = 10e9 + (1400e9 / n) - 80e9;
+            return new Reading(over <= 0, over);
+        }
+
+        Boundary found = BoundarySearch.Smallest(candidates, Read);
+
+        Assert.Equal(20, found.Value);
+        Assert.InRange(found.Questions, 1, 6);
+    }
 }
