@@ -26,8 +26,8 @@ internal static class EngineRegistry
     private static readonly EstimatorPath ReplayTraining = EstimatorPath.Of("training on one GPU (a replay of the step through PyTorch's allocator)",
         ["weights", "optimizer_in_backward", "foreach", "fused", "lora", "alloc_conf", "kbit_preparation", .. Training], ReplayEstimate.Build);
 
-    /// <summary>Full training sharded by FSDP over data-parallel GPUs: the step replayed for rank 0, with its gathers and reduce-scatters.</summary>
-    private static readonly EstimatorPath ShardedReplayTraining = EstimatorPath.Of("FSDP training, one rank of N (a replay of the step through PyTorch's allocator)",
+    /// <summary>Full training sharded by FSDP or DeepSpeed ZeRO over data-parallel GPUs: the step replayed for rank 0, with its gathers and reductions.</summary>
+    private static readonly EstimatorPath ShardedReplayTraining = EstimatorPath.Of("FSDP or ZeRO training, one rank of N (a replay of the step through PyTorch's allocator)",
         ["weights", "foreach", "fused", "parallel", .. Training], ReplayEstimate.Build);
 
     /// <summary>Sharded, offloaded or model-parallel training, and mixture-of-experts training: the per-device closed form.</summary>
@@ -132,12 +132,23 @@ internal static class EngineRegistry
 
     /// <summary>
     /// What the per-rank replay runs: full training under FSDP over data-parallel ranks only, with or without its CPU offload
-    /// (which moves parameters, gradients and optimizer together). ZeRO, LoRA under FSDP, FSDP with an optimizer-only offload,
+    /// (which moves parameters, gradients and optimizer together), and under DeepSpeed ZeRO (<see cref="IsReplayedZero"/>).
+    /// LoRA under FSDP or ZeRO, FSDP with an optimizer-only offload,
     /// tensor, pipeline or context parallelism stay on the closed form, and so do float8 linears and torchtitan's op-level
     /// selective checkpointing, which the closed form models and the replay does not (it replays fp8 as bf16 and selective
     /// checkpointing as full).
     /// </summary>
     private static bool IsReplayedSharding(Scenario scenario) =>
-        scenario.Mode == Mode.Training && scenario.Parallel is { Fsdp: not FsdpMode.None, Zero: 0, Tp: 1, Pp: 1, Cp: 1 } p && p.Offload != OffloadMode.Optimizer
-        && scenario.EffectivePrecision != Precision.Fp8 && scenario.GradientCheckpointing != Checkpointing.Selective;
+        scenario.Mode == Mode.Training && scenario.EffectivePrecision != Precision.Fp8 && scenario.GradientCheckpointing != Checkpointing.Selective
+        && (scenario.Parallel is { Fsdp: not FsdpMode.None, Zero: 0, Tp: 1, Pp: 1, Cp: 1 } p && p.Offload != OffloadMode.Optimizer
+            || IsReplayedZero(scenario));
+
+    /// <summary>
+    /// DeepSpeed ZeRO-1/2/3 full training over data-parallel ranks, with or without its CPU offload, for the engines that run
+    /// it (DeepSpeed itself, and transformers or plain PyTorch scripts handing the model to it); torchtune and torchtitan do
+    /// not use DeepSpeed, so a ZeRO stage there stays on the closed form.
+    /// </summary>
+    private static bool IsReplayedZero(Scenario scenario) =>
+        scenario.Parallel is { Zero: > 0, Fsdp: FsdpMode.None, Tp: 1, Pp: 1, Cp: 1 }
+        && scenario.Engine is Engine.Deepspeed or Engine.Transformers or Engine.Pytorch;
 }

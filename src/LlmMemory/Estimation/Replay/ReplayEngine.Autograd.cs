@@ -327,6 +327,8 @@ internal sealed partial class ReplayEngine
                 {
                     leaf.Grad = Empty(leaf.Shape, leaf.Type, MemoryTag.Gradient);
                 }
+
+                Sharded?.GradientReady(leaf);
             }
         }
 

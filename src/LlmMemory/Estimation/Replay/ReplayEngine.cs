@@ -62,7 +62,7 @@ internal sealed partial class ReplayEngine
     private int _layer = -1;
 
     /// <summary>One rank of a sharded run: gathers, frees and reduces the parameters of each unit as the step moves; null on one GPU.</summary>
-    public ShardedStep? Sharded { get; set; }
+    public RankStep? Sharded { get; set; }
 
     /// <summary>Whether allocations count toward the peak (off while the model is built).</summary>
     public bool Tracking { get; private set; }

@@ -90,13 +90,25 @@ internal static class ReplayEstimate
                 : [new("kv_bytes_per_token", parts.KvBytesPerToken, "KV cache bytes per token")],
             Notes = [.. notes, .. Assumptions(scenario, plan)],
         };
-        return plan.Options.Sharding is { } sharding
-            ? estimate with
+        return plan.Options.Sharding switch
+        {
+            { Zero: { Stage: < 3 } } zero => estimate with
+            {
+                DeviceCount = scenario.Parallel.Gpus,
+                Device = $"rank 0 of {zero.World}: every rank keeps the whole 16-bit model and an equal 1/{zero.World} of the padded flat buffer's master and optimizer states",
+            },
+            { Zero: not null } zero => estimate with
+            {
+                DeviceCount = scenario.Parallel.Gpus,
+                Device = $"rank 0 of {zero.World}, the most loaded: it keeps ⌈n ÷ {zero.World}⌉ elements of every parameter, the padding falls to the last rank",
+            },
+            { } sharding => estimate with
             {
                 DeviceCount = scenario.Parallel.Gpus,
                 Device = $"rank 0 of {sharding.World}, the most loaded: it keeps ⌈rows ÷ {sharding.World}⌉ rows of every parameter, an uneven split leaves the short chunks to the last ranks",
-            }
-            : estimate;
+            },
+            null => estimate,
+        };
     }
 
     /// <summary>The torch.optim implementation the step replays, where it has several.</summary>
@@ -162,7 +174,17 @@ internal static class ReplayEstimate
             yield return "fp8 training is replayed as bf16 autocast over fp32 parameters; float8 linears (which save fp8 inputs) are not simulated.";
         }
 
-        if (plan.Options.Sharding is { } sharding)
+        if (plan.Options.Sharding is { Zero: { } zero } zeroSharding)
+        {
+            string type = Torch(zeroSharding.ParamType ?? ScalarType.Float32);
+            string offload = zero.OffloadParameters ? "; offload_param and offload_optimizer to the CPU: partitions, fp32 master, moments and fp32 gradients in host memory"
+                : zero.OffloadOptimizer ? "; offload_optimizer to the CPU: fp32 master, moments and fp32 gradients in host memory" : "";
+            yield return $"DeepSpeed ZeRO-{zero.Stage} on {zeroSharding.World} ranks: the module in {type}, the optimizer over the fp32 master of rank 0's partition; "
+                + $"DeepSpeedZeroConfig's defaults: reduce_bucket_size {Text.N(ZeroSettings.ReduceBucketSize)}, contiguous_gradients, overlap_comm {(zero.OverlapComm ? "on" : "off")}"
+                + (zero.Stage == 3 ? $", stage3_prefetch_bucket_size {Text.N(ZeroSettings.PrefetchBucketSize)}, stage3_max_live_parameters and stage3_max_reuse_distance {Text.N(ZeroSettings.MaxReuseDistance)}, stage3_param_persistence_threshold {Text.N(ZeroSettings.PersistenceThreshold)}; gathered and released block by block" : "")
+                + $" (the transformers Trainer's \"auto\" values differ); the optimizer states created at initialization, as DeepSpeed creates them{offload}.";
+        }
+        else if (plan.Options.Sharding is { } sharding)
         {
             string precision = sharding.ParamType is null ? "no mixed-precision policy (gathered and reduced in the sharded type)"
                 : $"MixedPrecisionPolicy(param_dtype={Torch(sharding.ParamType.Value)}, reduce_dtype={Torch(sharding.ReduceType!.Value)}) over fp32 shards, no autocast";

@@ -55,9 +55,13 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
             live => Formula.Size(new ByteSize(live), "replayed").After("K and V the cache holds during a training forward (config use_cache):"));
         Add(parts, "optimizer_temporaries", ComponentKind.Workspace, result.Live(MemoryTag.OptimizerTemporary), TemporaryFormula);
         Add(parts, "gathered_parameters", ComponentKind.Communication, result.Live(MemoryTag.GatheredWeight),
-            live => Formula.Size(new ByteSize(live), "replayed").After("parameters all-gathered at the peak, in the gathered type (the root unit's embedding, final norm and head from its forward to its backward; the block computed and the one prefetched):"));
+            live => Formula.Size(new ByteSize(live), "replayed").After(_options.Sharding?.Zero is not null
+                ? "parameters all-gathered at the peak, in the 16-bit type (the block computed, what is prefetched after it, and the blocks and head kept within stage3_max_reuse_distance of their next use):"
+                : "parameters all-gathered at the peak, in the gathered type (the root unit's embedding, final norm and head from its forward to its backward; the block computed and the one prefetched):"));
         Add(parts, "collective_buffers", ComponentKind.Communication, result.Live(MemoryTag.Collective),
-            live => Formula.Size(new ByteSize(live), "replayed").After("flat all-gather output and reduce-scatter input of a unit, live at the peak:"));
+            live => Formula.Size(new ByteSize(live), "replayed").After(_options.Sharding?.Zero is { } zero
+                ? $"ZeRO's gradient bucket{(zero.OverlapComm && zero.Stage < 3 ? "s" : "")} ({Text.N(ZeroSettings.ReduceBucketSize)} elements{(zero.Stage < 3 && zero.OverlapComm ? " each" : "")}) and flat all-gather or reduce-scatter copies, live at the peak:"
+                : "flat all-gather output and reduce-scatter input of a unit, live at the peak:"));
         AddRuntime(parts);
         if (_options.OffloadCheckpoints)
         {
@@ -113,7 +117,11 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         string? masters = scenario.IsTraining && _options.TrainBase && (_options.Autocast is not null || _options.Sharding?.ParamType is not null)
             ? "the fp32 parameters are the master weights, updated in place" : null;
         long weights = plan.Layout.Bytes;
-        if (_options.Sharding is { } sharding)
+        if (_options.Sharding is { Zero: { } zero } zeroSharding)
+        {
+            weights = AddZeroWeights(parts, zeroSharding, zero);
+        }
+        else if (_options.Sharding is { } sharding)
         {
             weights = sharding.Offload ? 0 : ShardedWeightBytes(sharding.World);
             parts.Add(MemoryComponent.Of("weights", ComponentKind.Weights,
@@ -143,6 +151,53 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         Add(parts, "weight_blocks", ComponentKind.Weights, result.Live(MemoryTag.Weight) - weights,
             extra => Formula.Size(new ByteSize(extra), "replayed").After(
                 $"allocator blocks of the weights beyond their bytes (rounding, unsplit segment tails, rotary and position buffers{(model.Family == ModelFamily.Bert ? ", the classifier" : "")}):"));
+    }
+
+    /// <summary>
+    /// ZeRO's parameters on rank 0 and its fp32 master: stages 1 and 2 keep the whole flat 16-bit buffer (padded to 2·N
+    /// elements); stage 3 keeps ⌈n ÷ N⌉ elements of each parameter (in host memory under parameter offload) and the small
+    /// persistent parameters whole; the master is the fp32 partition, 1/N of the flat buffer (stages 1, 2) or the sum of the
+    /// parameter partitions (stage 3), in host memory under optimizer offload. Returns the weight bytes on the device.
+    /// </summary>
+    private long AddZeroWeights(List<MemoryComponent> parts, Sharding sharding, ZeroSettings zero)
+    {
+        long bytesPer = (sharding.ParamType ?? ScalarType.Float32).Bits() / 8;
+        long[] elements = [.. Stored().Select(t => Tensor.ElementsOf([.. t.Spec.Shape]))];
+        long total = elements.Sum();
+        int world = sharding.World;
+        Formula type = Formula.Bytes(bytesPer, bytesPer == 2 ? "16-bit" : "fp32");
+        long partition;
+        long device;
+        if (zero.Stage < 3)
+        {
+            long padded = ZeroStep.PaddedElements(total, world);
+            partition = padded / world;
+            device = padded * bytesPer;
+            parts.Add(MemoryComponent.Of("weights", ComponentKind.Weights,
+                (Formula.Count(padded, $"params, padded to a multiple of {ZeroSettings.AlignmentFactor} × {world} ranks") * type).Because("every rank keeps the whole flat buffer (ZeRO stages 1 and 2)")));
+        }
+        else
+        {
+            partition = elements.Sum(n => ZeroStep.PartitionElements(n, world));
+            long persistent = elements.Where(n => n <= ZeroSettings.PersistenceThreshold).Sum();
+            Formula shards = Formula.Count(partition, $"params: ⌈n ÷ {world}⌉ of each") * type;
+            Formula whole = Formula.Count(persistent, $"params of tensors ≤ {Text.N(ZeroSettings.PersistenceThreshold)} elements, kept whole") * type;
+            device = (zero.OffloadParameters ? 0 : partition * bytesPer) + (persistent * bytesPer);
+            parts.Add(MemoryComponent.Of("weights", ComponentKind.Weights, zero.OffloadParameters ? shards : shards + whole,
+                zero.OffloadParameters ? "rank 0's partitions in host memory (offload_param)" : "rank 0's partitions and the persistent small parameters",
+                zero.OffloadParameters ? Residence.Host : Residence.Device));
+            if (zero.OffloadParameters)
+            {
+                parts.Add(MemoryComponent.Of("persistent_parameters", ComponentKind.Weights, whole, "small parameters DeepSpeed never partitions (stage3_param_persistence_threshold)"));
+            }
+        }
+
+        Formula master = Formula.Count(partition, "params of rank 0's partition") * Formula.Bytes(4, "fp32 master");
+        parts.Add(MemoryComponent.Of("master_weights", ComponentKind.MasterWeights,
+            zero.OffloadOptimizer ? master : Replayed(master, result.Live(MemoryTag.MasterWeight), "allocator blocks"),
+            zero.OffloadOptimizer ? "in host memory (offload_optimizer)" : "the optimizer steps it and copies it back into the 16-bit parameters",
+            zero.OffloadOptimizer ? Residence.Host : Residence.Device));
+        return device;
     }
 
     /// <summary>Rank 0's shard bytes of every stored tensor (and of a head a sharded run untied).</summary>
@@ -184,6 +239,16 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
 
     private Formula GradientFormula(long live)
     {
+        if (_options.Sharding?.Zero is { } zero)
+        {
+            return Formula.Size(new ByteSize(live), "replayed").After(zero.Stage switch
+            {
+                1 => "ZeRO-1 gradients at the peak (every parameter's 16-bit gradient until backward ends, then rank 0's partition; the fp32 gradient of the partition at the step):",
+                2 => "ZeRO-2 gradients at the peak (each 16-bit gradient until it is copied into the bucket, rank 0's partition once its first gradient is reduced; the fp32 gradient of the partition at the step):",
+                _ => "ZeRO-3 gradients at the peak (the 16-bit gradient partition, held from initialization, gradients on their way into the bucket; the fp32 gradient of the partition at the step):",
+            });
+        }
+
         (long count, long bytes) = (Trained().Sum(p => p.Elements), Trained().Sum(p => p.Bytes));
         Formula gradients = Formula.Count(count, "trainable params") * Formula.Bytes(bytes / (double)count, "the parameters' type");
         return Replayed(_options.KeepGradients ? gradients.Because("zeroed in place between steps, zero_grad(set_to_none=False)") : gradients, live,
@@ -263,6 +328,15 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         {
             long bytes = Bits(_options.Lora!.Type) / 8;
             return [.. adapters.TrainableShapes().Select(shape => Parameter(shape, bytes))];
+        }
+
+        if (_options.Sharding is { Zero: { } zero } sharding)
+        {
+            // ZeRO steps the fp32 master of rank 0's partition.
+            long[] elements = [.. Stored().Select(t => Tensor.ElementsOf([.. t.Spec.Shape]))];
+            long partition = zero.Stage < 3 ? ZeroStep.PaddedElements(elements.Sum(), sharding.World) / sharding.World
+                : elements.Sum(n => ZeroStep.PartitionElements(n, sharding.World));
+            return [Parameter([partition], 4)];
         }
 
         int world = _options.Sharding?.World ?? 1;

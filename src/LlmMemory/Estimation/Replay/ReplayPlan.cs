@@ -114,6 +114,11 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     /// </summary>
     private static Sharding? Sharding(ModelArchitecture model, Scenario scenario, Precision precision)
     {
+        if (scenario.Parallel.Zero > 0 && scenario.Parallel.Fsdp == FsdpMode.None && scenario.Mode == Mode.Training)
+        {
+            return Zero(scenario, precision);
+        }
+
         if (scenario.Parallel.Fsdp == FsdpMode.None || !scenario.IsTraining)
         {
             return null;
@@ -128,6 +133,32 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         return new Sharding(ShardPlan.For(scenario).OptimizerShards, scenario.Parallel.Fsdp != FsdpMode.ShardGradOp, param,
             param is null ? null : ScalarType.Float32, scenario.Parallel.Offload != OffloadMode.None,
             UntiedHead: model.TiedEmbeddings && scenario.Engine == Engine.Pytorch);
+    }
+
+    /// <summary>
+    /// One rank of a DeepSpeed ZeRO run over the data-parallel GPUs: the engine casts the module to the 16-bit type of its
+    /// bf16 or fp16 section (mixed-bf16 and bf16 are DeepSpeed's <c>bf16.enabled</c>, mixed-fp16 its <c>fp16.enabled</c>;
+    /// fp32 runs with neither) and computes in it without autocast; the optimizer keeps the fp32 master of its partition
+    /// whatever the engine named, since ZeRO is DeepSpeed's. Parameter offload exists for stage 3 only (DeepSpeed's
+    /// <c>offload_param</c> is valid only with stage 3).
+    /// </summary>
+    private static Sharding Zero(Scenario scenario, Precision precision)
+    {
+        ParallelSettings p = scenario.Parallel;
+        if (p.Offload == OffloadMode.OptimizerAndParams && p.Zero < 3)
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("parallel.offload"), "parallel.offload",
+                $"is optimizer+params, but DeepSpeed offloads parameters (offload_param) with ZeRO stage 3 only, and parallel.zero is {p.Zero}; use optimizer.");
+        }
+
+        ScalarType type = precision switch
+        {
+            Precision.MixedBf16 or Precision.Bf16 or Precision.Fp8 => ScalarType.BFloat16,
+            Precision.MixedFp16 => ScalarType.Float16,
+            _ => ScalarType.Float32,
+        };
+        return new Sharding(ShardPlan.For(scenario).OptimizerShards, ReshardAfterForward: true, type, type, p.Offload != OffloadMode.None, UntiedHead: false,
+            new ZeroSettings(p.Zero, p.Offload != OffloadMode.None, p.Offload == OffloadMode.OptimizerAndParams));
     }
 
     /// <summary>
@@ -163,8 +194,11 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             return (chosen, name);
         }
 
+        // DeepSpeed casts the module to the 16-bit type of its bf16/fp16 section (the fp32 master is the optimizer's).
+        bool zero = scenario.Parallel.Zero > 0 && scenario.Parallel.Fsdp == FsdpMode.None && scenario.Mode == Mode.Training;
         WeightFormat format = scenario.Mode == Mode.Qlora ? WeightFormats.Nf4
-            : precision == Precision.Bf16 ? WeightFormats.Bf16 : WeightFormats.Fp32;
+            : zero && precision == Precision.MixedFp16 ? WeightFormats.Fp16
+            : precision == Precision.Bf16 || (zero && precision == Precision.MixedBf16) ? WeightFormats.Bf16 : WeightFormats.Fp32;
         DataType unquantized = model.StoredType is DataType s && s.BlockBytes == 2 ? s : DataTypes.BF16;
         return (WeightStorage.Layout(model, format, unquantized), format.Name);
     }

@@ -25,7 +25,12 @@ internal static class Replayer
         }
 
         var engine = new ReplayEngine(options.Capacity, options.WorkspaceBytes, options.Allocator, cancellation);
-        engine.Sharded = options.Sharding is { } sharding ? new ShardedStep(engine, sharding) : null;
+        engine.Sharded = options.Sharding switch
+        {
+            { Zero: not null } zero => new ZeroStep(engine, zero),
+            { } sharding => new ShardedStep(engine, sharding),
+            null => null,
+        };
         ModelProgram? program = null;
         string? outOfMemory = null;
         try
@@ -63,6 +68,11 @@ internal static class Replayer
     private static void Train(ReplayEngine engine, ModelProgram program, ReplayOptions options)
     {
         var optimizer = new OptimizerReplay(engine, program.Weights.Trainable, options.Optimizer, options.OptimizerInBackward);
+        if (engine.Sharded?.InitializesOptimizer == true)
+        {
+            optimizer.Initialize();
+        }
+
         for (int step = 1; step <= options.Steps; step++)
         {
             for (int micro = 1; micro <= options.MicroBatches; micro++)
@@ -76,12 +86,14 @@ internal static class Replayer
                 engine.Autocast = null;
                 engine.ClearAutocastCache();
                 engine.SetPhase(tag + ".backward");
+                engine.Sharded?.BeginBackward();
                 engine.Backward(output.Loss!);
                 output.Loss!.Release();
                 engine.Sharded?.EndBackward();
             }
 
             engine.SetPhase($"step{step}.optimizer");
+            engine.Sharded?.BeforeOptimizerStep();
             optimizer.Step();
             if (!options.KeepGradients)
             {

@@ -13,7 +13,9 @@ namespace LlmMemory.Estimation.Replay;
 /// <c>to_empty()</c>, which gives every parameter fresh storage, so <c>lm_head</c> stops aliasing the embedding unless the
 /// script ties them again (verl-project/verl PR 7835; PyTorch's FSDP2 recipe does not re-tie).
 /// </param>
-internal sealed record Sharding(int World, bool ReshardAfterForward, ScalarType? ParamType, ScalarType? ReduceType, bool Offload, bool UntiedHead);
+/// <param name="Zero">DeepSpeed ZeRO instead of FSDP2 (<see cref="ZeroStep"/>); null for FSDP2.</param>
+internal sealed record Sharding(int World, bool ReshardAfterForward, ScalarType? ParamType, ScalarType? ReduceType, bool Offload, bool UntiedHead,
+    ZeroSettings? Zero = null);
 
 /// <summary>
 /// What FSDP2 does to one rank's memory around the replayed step (torch/distributed/fsdp/_fully_shard, torch 2.4–2.11).
@@ -29,7 +31,7 @@ internal sealed record Sharding(int World, bool ReshardAfterForward, ScalarType?
 /// gradients (views of it when the types agree, else a cast); the input is kept until the next unit's reduce-scatter
 /// (<c>reduce_scatter_state</c>) or the end of backward.
 /// </summary>
-internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding)
+internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding) : RankStep
 {
     /// <summary>The key of the root unit (parameters outside the blocks).</summary>
     private const int Root = -1;
@@ -38,7 +40,7 @@ internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding)
     private Tensor? _allGatherState;
     private Tensor? _reduceScatterState;
 
-    public Sharding Options => sharding;
+    public override Sharding Options => sharding;
 
     /// <summary>
     /// Rows of dim 0 rank 0 keeps: ⌈dim0 ÷ N⌉ (<c>_chunk_with_empty</c>: <c>torch.chunk</c> gives the first ranks the full
@@ -59,7 +61,7 @@ internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding)
     /// device under CPU offload) and returns the tensor the model computes with, full-shaped in the gathered type and
     /// without memory until its unit is gathered, and the shard the optimizer steps.
     /// </summary>
-    public (Tensor Compute, Tensor Shard) Add(int? layer, long[] shape, StoredWeight stored, bool trainable)
+    public override (Tensor Compute, Tensor? Stepped) Add(int? layer, long[] shape, StoredWeight stored, bool trainable)
     {
         int key = layer ?? Root;
         if (!_units.TryGetValue(key, out Unit? unit))
@@ -80,7 +82,7 @@ internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding)
     }
 
     /// <summary>The root's pre-forward: it gathers its own parameters (embedding, final norm, head) and keeps them through backward.</summary>
-    public void BeginForward()
+    public override void BeginForward()
     {
         foreach (Unit unit in _units.Values)
         {
@@ -91,7 +93,7 @@ internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding)
     }
 
     /// <summary>A block's pre-forward gathers it; the block before it is resharded after its forward.</summary>
-    public void EnterForwardLayer(int previous, int next)
+    public override void EnterForwardLayer(int previous, int next)
     {
         if (sharding.ReshardAfterForward && _units.TryGetValue(previous, out Unit? done) && done.Key != Root)
         {
@@ -108,7 +110,7 @@ internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding)
     /// The backward reached block <paramref name="layer"/> (or the embeddings, -1): the blocks after it are done (their
     /// post-backward reduce-scatters them); it is gathered, and the block before it prefetched.
     /// </summary>
-    public void EnterBackwardLayer(int layer)
+    public override void EnterBackwardLayer(int layer)
     {
         foreach (Unit done in _units.Values.Where(u => u.Key != Root && u.Key > layer && !u.Reduced).Reverse().ToArray())
         {
@@ -123,7 +125,7 @@ internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding)
     }
 
     /// <summary>The root's post-backward after the embedding's gradient, then <c>finalize_backward</c> frees the last reduce-scatter input.</summary>
-    public void EndBackward()
+    public override void EndBackward()
     {
         foreach (Unit unit in _units.Values.Where(u => !u.Reduced).Reverse().ToArray())
         {

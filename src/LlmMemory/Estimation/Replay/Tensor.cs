@@ -160,6 +160,9 @@ internal enum MemoryTag
 
     /// <summary>Flat all-gather outputs and reduce-scatter inputs of a sharded run.</summary>
     Collective,
+
+    /// <summary>An fp32 master copy kept apart from the parameters the model computes with (DeepSpeed ZeRO's partition).</summary>
+    MasterWeight,
 }
 
 /// <summary>

@@ -28,7 +28,7 @@ internal sealed class ModelWeights
             StoredWeight stored = options.Weights[group[0]];
             bool trainable = options.TrainBase && stored.Type.IsFloatingPoint();
             long bytes = group.Sum(i => options.Weights[i].Bytes);
-            (Tensor p, Tensor stepped) = engine.Sharded is { } sharded
+            (Tensor p, Tensor? stepped) = engine.Sharded is { } sharded
                 ? sharded.Add(tensors[group[0]].Layer, [.. tensors[group[0]].Shape], stored with { Bytes = bytes }, trainable)
                 : Unsharded(engine.Parameter([.. tensors[group[0]].Shape], stored.Type, trainable, MemoryTag.Weight, bytes));
             string[] names = [.. group.Select(i => Canonical(tensors[i].Name))];
@@ -40,7 +40,7 @@ internal sealed class ModelWeights
             _created.Add((names, p));
 
             // A sharded run steps rank 0's shard, on the device unless CPU offload runs the optimizer in host memory.
-            if (trainable && engine.Sharded?.Options.Offload != true)
+            if (trainable && stepped is not null && engine.Sharded?.Options.Offload != true)
             {
                 _parameters.Add(stepped);
             }
@@ -51,9 +51,9 @@ internal sealed class ModelWeights
         {
             // to_empty() gave the head its own storage: a root parameter shaped and stored as the embedding.
             int embedding = tensors.ToList().FindIndex(t => t.Role == TensorRole.TokenEmbedding);
-            (Tensor head, Tensor stepped) = untie.Add(null, [.. tensors[embedding].Shape], options.Weights[embedding], options.TrainBase);
+            (Tensor head, Tensor? stepped) = untie.Add(null, [.. tensors[embedding].Shape], options.Weights[embedding], options.TrainBase);
             _byName[UntiedHeadName] = head;
-            if (options.TrainBase && !untie.Options.Offload)
+            if (options.TrainBase && stepped is not null && !untie.Options.Offload)
             {
                 _parameters.Add(stepped);
             }
@@ -68,6 +68,13 @@ internal sealed class ModelWeights
         foreach ((long elements, ScalarType type) in buffers)
         {
             Buffers.Add(engine.Empty([elements], type, MemoryTag.Weight));
+        }
+
+        // A sharding engine lays out what it keeps once the model is built (DeepSpeed's flat partitions and fp32 master).
+        if (engine.Sharded is { } layout)
+        {
+            layout.Loaded();
+            _parameters.AddRange(layout.Stepped);
         }
     }
 

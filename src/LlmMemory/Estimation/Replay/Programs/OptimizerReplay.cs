@@ -64,6 +64,21 @@ internal sealed class OptimizerReplay
         }
     }
 
+    /// <summary>
+    /// States made before training, as DeepSpeed's ZeRO optimizers make them at initialization
+    /// (<c>initialize_optimizer_states</c>): a zero gradient of each stepped tensor, one step that creates the states, the
+    /// gradient dropped.
+    /// </summary>
+    public void Initialize()
+    {
+        foreach (Tensor p in _parameters)
+        {
+            Tensor zero = _engine.Empty(p.Shape, p.Type, MemoryTag.Gradient);
+            CreateStates(p);
+            zero.Release();
+        }
+    }
+
     /// <summary><c>zero_grad(set_to_none=True)</c>: the gradients are freed.</summary>
     public void ZeroGrad()
     {
