@@ -58,7 +58,7 @@ internal static class OptionCheck
             ? "a bare parameter count is sharded by ZeRO/FSDP rules only"
             : scenario.Engine is Engine.Vllm or Engine.Sglang or Engine.LlamaCpp
                 ? "not a setting of this engine"
-                : "transformers inference across GPUs (device_map=\"auto\") is not modelled yet; estimate one GPU, or serve with vLLM (tp) or llama.cpp (gpus)",
+                : "transformers inference spreads whole layers over parallel.gpus (device_map=\"auto\"); tensor and pipeline parallel serving is vLLM's and SGLang's (tp, pp)",
         "engine_options.gpu_memory_utilization" or "engine_options.max_model_len" or "engine_options.block_size" => "it is a vLLM and SGLang setting",
         "engine_options.max_num_seqs" or "engine_options.max_num_batched_tokens" => "it is a vLLM setting",
         "engine_options.kv_cache_memory" => "it is vLLM's --kv-cache-memory",

@@ -26,6 +26,8 @@ internal static class Replayer
 
         var engine = new ReplayEngine(options.Capacity, options.WorkspaceBytes, options.Allocator, cancellation);
         engine.Sharded = options.Sharding is { } sharding ? new ShardedStep(engine, sharding) : null;
+        engine.Placement = options.Placement;
+        engine.Device = options.Placement?.Map.Embedding ?? 0;
         ModelProgram? program = null;
         string? outOfMemory = null;
         try
