@@ -209,7 +209,7 @@ public sealed class VllmServingTests
     }
 
     [Theory]
-    [InlineData("sglang", "llama-3.1-8b", 2, "SGLang's pipeline parallelism")]
+    [InlineData("sglang", "smollm2-135m", 32, "more pipeline stages than the model's 30 layers")]
     [InlineData("vllm", "gpt-oss-20b", 2, "hybrid KV cache manager")]
     [InlineData("vllm", "smollm2-135m", 32, "more pipeline stages than the model's 30 layers")]
     public void Pipeline_layouts_that_are_not_modelled_are_refused_naming_the_field(string engine, string model, int pp, string reason)

@@ -41,8 +41,8 @@ internal static class EngineRegistry
         ServingEngines.Estimate);
 
     private static readonly EstimatorPath Sglang = EstimatorPath.Of("SGLang",
-        ["weights", "kv_cache_dtype", "seq", "parallel.gpus", "parallel.tp", "engine_options.gpu_memory_utilization", "engine_options.max_model_len",
-            "engine_options.block_size", "engine_options.version"],
+        ["weights", "kv_cache_dtype", "seq", "parallel.gpus", "parallel.tp", "parallel.pp", "engine_options.gpu_memory_utilization", "engine_options.max_model_len",
+            "engine_options.block_size", "engine_options.version", "engine_options.pp_layer_partition"],
         ServingEngines.Estimate);
 
     private static readonly EstimatorPath LlamaCppPath = EstimatorPath.Of("llama.cpp",

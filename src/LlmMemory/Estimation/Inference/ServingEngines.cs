@@ -45,6 +45,10 @@ internal static class ServingEngines
         // The model's activations and logits are in its dtype: fp32 when the server runs --dtype float32.
         int activationBytes = scenario.Weights is { Scheme: WeightScheme.Dense } w && w.Type == DataTypes.F32 ? 4 : 2;
 
+        // SGLang reads the free memory after loading as the minimum over every rank (model_runner.py profile_max_num_token:
+        // get_available_gpu_memory(distributed=world_size > 1)), so with pipeline stages the heaviest stage's weights set
+        // every stage's pool.
+        ByteSize heaviest = stages.Select(stage => Rounded(OnDevice(stage.Weights, tp) + rotary)).MaxBy(b => b.Bytes);
         StageMemory[] sized = [.. stages.Select(stage =>
         {
             Formula weights = OnDevice(stage.Weights, tp) + rotary;
@@ -53,7 +57,7 @@ internal static class ServingEngines
             {
                 // SGLang: rest = free after weights − total × (1 − mem_fraction_static); the fraction covers weights + KV only.
                 Formula reserve = (Formula.Size(total) * (Formula.Count(1) - Formula.Count(fraction))).Adjusted((long)(total.Bytes * (1 - fraction)), "rounded down");
-                return new StageMemory(stage, weights, reserve, ByteSize.Zero, budget - Rounded(weights) - context, groups);
+                return new StageMemory(stage, weights, reserve, ByteSize.Zero, budget - heaviest - context, groups);
             }
 
             // Every stage runs the forward over its layers; only the last samples (vllm/v1/worker/gpu_model_runner.py profile_run).
@@ -114,8 +118,13 @@ internal static class ServingEngines
 
         if (pp > 1)
         {
-            notes.Add($"Pipeline parallel over {pp} stages of {string.Join(", ", stages.Select(st => st.Layers))} layers ({(scenario.EngineOptions.PpLayerPartition is null ? "vLLM's get_pp_indices" : "VLLM_PP_LAYER_PARTITION")}): the embedding on the first stage, "
-                + $"the final norm and head on the last, which also runs the sampler; every stage keeps {Text.N(blocks)} blocks, the most stage {binding.Stage.Index + 1} has room for. "
+            string split = scenario.EngineOptions.PpLayerPartition is null ? $"{(sglang ? "SGLang's copy of " : "")}vLLM's get_pp_indices"
+                : sglang ? "SGLANG_PP_LAYER_PARTITION" : "VLLM_PP_LAYER_PARTITION";
+            notes.Add($"Pipeline parallel over {pp} stages of {string.Join(", ", stages.Select(st => st.Layers))} layers ({split}): the embedding on the first stage, "
+                + (sglang
+                    ? $"the final norm and head on the last. SGLang sizes every stage's pool from the least free memory of any rank (after stage {sized.MaxBy(m => Rounded(m.Weights).Bytes)!.Stage.Index + 1}'s weights, the heaviest); "
+                        + $"every stage is taken to keep the {Text.N(tokens)} tokens stage {binding.Stage.Index + 1} has room for, as its schedulers take the same decisions (assumed, as vLLM does it). "
+                    : $"the final norm and head on the last, which also runs the sampler; every stage keeps {Text.N(blocks)} blocks, the most stage {binding.Stage.Index + 1} has room for. ")
                 + $"The figures are stage {shown.Stage.Index + 1}'s, the most loaded.");
         }
 
@@ -183,7 +192,7 @@ internal static class ServingEngines
         string which = release is null ? $"SGLang's default (releases up to {SglangDefaults.Newest}; engine_options.version picks another)" : $"SGLang {release}'s default";
         string inputs = d.ChunkedPrefillSize is int chunked && d.CudaGraphMaxBs is int graphs
             ? $"chunked_prefill_size {Text.N(chunked)} and cuda_graph_max_bs {Text.N(graphs)} give " : "";
-        return $"mem_fraction_static {Text.N(d.MemFractionStatic)} is {which} for this GPU: gpu_mem {Text.N(d.GpuMemMib)} MiB (nvidia-smi's total) at tp {settings.Tp}; "
+        return $"mem_fraction_static {Text.N(d.MemFractionStatic)} is {which} for this GPU: gpu_mem {Text.N(d.GpuMemMib)} MiB (nvidia-smi's total) at tp {settings.Tp}{(settings.Pp > 1 ? $" × pp {settings.Pp}" : "")}; "
             + $"{inputs}reserved_mem {Mib(d.ReservedMib)} MiB, and ({Text.N(d.GpuMemMib)} − {Mib(d.ReservedMib)}) ÷ {Text.N(d.GpuMemMib)} rounded to 3 places ({d.Rule}). "
             + "gpu_memory_utilization (--mem-fraction-static) sets it.";
     }
