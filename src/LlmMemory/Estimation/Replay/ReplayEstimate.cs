@@ -54,7 +54,8 @@ internal static class ReplayEstimate
         int most = Enumerable.Range(0, map.Gpus).MaxBy(d => results[d].PeakReserved);
         string gpus = string.Join("; ", Enumerable.Range(0, map.Gpus).Select(d =>
             $"GPU {d}: {map.Describe(d)}, peak reserved {new ByteSize(results[d].PeakReserved)}"));
-        string caps = map.MaxMemory[0] == DeviceMap.Unbounded ? "no GPU named, so only the balance caps them"
+        string caps = map.MaxMemory[^1] == DeviceMap.Unbounded
+            ? $"max_memory {new ByteSize(map.MaxMemory[0])} for every GPU but the last, from the balance alone: no GPU is named"
             : $"max_memory {string.Join(", ", map.MaxMemory.Select(m => new ByteSize(m).ToString()))}";
         return (plans[most], $"device_map=\"auto\" over {map.Gpus} GPUs, as transformers' get_balanced_memory and accelerate's infer_auto_device_map place the modules ({caps}): {gpus}. "
             + "Each module runs on its GPU; accelerate's hooks copy the hidden states to the next GPU, cos and sin and the mask to each layer's GPU, and the outputs back to GPU " + map.Embedding + ".");
