@@ -4,8 +4,9 @@ namespace LlmMemory.Planning;
 
 /// <summary>The fewest GPUs of one kind that run a scenario, spreading it the way its mode is usually spread.</summary>
 /// <remarks>
-/// Inference splits the model with tensor parallelism (vLLM and transformers <c>tp_plan</c>), which needs the attention
-/// heads to divide evenly, so the candidates are the divisors of the head count. Training shards weights, gradients and
+/// transformers inference spreads whole layers with accelerate's <c>device_map="auto"</c>, on up to one GPU per layer.
+/// Serving engines split the model with tensor parallelism, which needs the attention heads to divide evenly, so the
+/// candidates are the divisors of the head count. Training shards weights, gradients and
 /// optimizer states over data-parallel ranks with ZeRO-3 (DeepSpeed) or FSDP <c>full_shard</c> (every other engine),
 /// keeping any tensor/pipeline/context degree the scenario sets; the candidates are its multiples. Per-device memory
 /// falls as GPUs are added, so the smallest count is found by bisection (see <see cref="BoundarySearch"/>).
@@ -65,6 +66,13 @@ internal static class GpuCounts
     private static (string Layout, Func<int, Scenario> Spread, int[] Candidates) Layout(FitProbe probe, Scenario scenario)
     {
         ParallelSettings p = scenario.Parallel;
+        if (!scenario.IsTraining && scenario.Engine is Engine.Transformers or Engine.Pytorch && probe.Model.Architecture is { } architecture)
+        {
+            // from_pretrained(device_map="auto") spreads whole layers; more GPUs than layers would leave some empty.
+            int layers = architecture.LayerCount;
+            return ("device_map=\"auto\"", n => scenario with { Parallel = p with { Gpus = n } }, [.. Enumerable.Range(1, Math.Min(layers, MaxGpus))]);
+        }
+
         if (!scenario.IsTraining)
         {
             int heads = probe.Model.Architecture?.AttentionHeadCount ?? 1024;

@@ -231,7 +231,7 @@ public sealed record EngineOptions
     public bool? Mmap { get; init; }
 
     /// <summary>
-    /// vLLM's <c>VLLM_PP_LAYER_PARTITION</c>: decoder layers per pipeline stage, comma-separated ("20,12"); null means
+    /// vLLM's <c>VLLM_PP_LAYER_PARTITION</c> (SGLang's <c>SGLANG_PP_LAYER_PARTITION</c>, read by the same get_pp_indices): decoder layers per pipeline stage, comma-separated ("20,12"); null means
     /// vLLM's even split. A project extension of docs/scenario.md (docs/scenario-extensions.md).
     /// </summary>
     public string? PpLayerPartition { get; init; }

@@ -123,3 +123,31 @@ public sealed class SglangServingTests
         Assert.Contains("newer than the SGLang releases modelled", error.Message, StringComparison.Ordinal);
     }
 }
+
+/// <summary>SGLang's pipeline parallelism (<c>--pp-size</c>): the layers split as vLLM's get_pp_indices splits them, each stage's pool sized from the least free memory of any rank.</summary>
+public sealed class SglangPipelineTests
+{
+    [Fact]
+    public void Four_stages_of_Llama_70B_size_their_pools_after_the_heaviest_stage()
+    {
+        // Llama-3.1-70B in bf16 over 4 H100s at pp 4 (get_pp_indices: 20 layers a stage). Layer 1,711,308,800 B; embedding and
+        // head 2,101,346,304 B each; final norm 16,384 B. The last stage is the heaviest: 20 × 1,711,308,800 + 2,101,346,304 +
+        // 16,384 = 36,327,538,688 B, plus the rotary cos/sin cache of 131,072 positions × 128 × 2 B = 33,554,432.
+        // mem_fraction_static (server_args.py 0.5.3 on): gpu_mem 81,559 MiB gives chunked_prefill_size 8,192 and
+        // cuda_graph_max_bs 256 (tp < 4), reserved_mem = 512 + 12,288 + 512 + tp × pp ÷ 8 × 1024 = 13,824 MiB;
+        // (81,559 − 13,824) ÷ 81,559 = 0.83050 → 0.831.
+        // profile_max_num_token: available = the least free memory of any rank = total − context − the heaviest weights, so
+        // rest = ⌊85,045,477,376 × 0.831⌋ − 36,361,093,120 − 728,545,689 (694.8 MiB of CUDA context) = 33,583,152,890 B,
+        // and a token of 20 layers × 2 × 8 KV heads × 128 × 2 B = 81,920 B: ⌊33,583,152,890 ÷ 81,920⌋ = 409,950 tokens.
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named("llama-3.1-70b"), Engine = Engine.Sglang, Gpu = GpuCatalog.Find("h100-80gb"),
+            Weights = LlmMemory.Numerics.WeightFormats.Parse("bf16"), Parallel = new ParallelSettings { Gpus = 4, Pp = 4 },
+            EngineOptions = new EngineOptions { Version = "0.5.4" },
+        });
+
+        Assert.Equal(409_950, estimate.Facts.Single(f => f.Key == "kv_tokens").Value);
+        Assert.Equal(36_361_093_120, estimate.Components.Single(c => c.Name == "weights").Bytes.Bytes);
+        Assert.Contains("pipeline stage 4 of 4", estimate.Device, StringComparison.Ordinal);
+    }
+}

@@ -209,7 +209,7 @@ public sealed class VllmServingTests
     }
 
     [Theory]
-    [InlineData("sglang", "llama-3.1-8b", 2, "SGLang's pipeline parallelism")]
+    [InlineData("sglang", "smollm2-135m", 32, "more pipeline stages than the model's 30 layers")]
     [InlineData("vllm", "gpt-oss-20b", 2, "hybrid KV cache manager")]
     [InlineData("vllm", "smollm2-135m", 32, "more pipeline stages than the model's 30 layers")]
     public void Pipeline_layouts_that_are_not_modelled_are_refused_naming_the_field(string engine, string model, int pp, string reason)
@@ -273,5 +273,29 @@ public sealed class VllmServingTests
             EngineOptions = scenario.EngineOptions with { Version = "0.9.2" },
         }));
         Assert.Contains("engine_options.kv_cache_memory", old.Message, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>vLLM's data parallelism for mixture-of-experts models: the routed experts are sharded over every replica's GPUs.</summary>
+public sealed class VllmExpertShardingTests
+{
+    private static MemoryEstimate Mixtral(int gpus) => MemoryEstimator.Estimate(new Scenario
+    {
+        Model = new ModelReference.Named("mixtral-8x7b"), Engine = Engine.Vllm, Gpu = GpuCatalog.Find("h100-80gb"),
+        Parallel = new ParallelSettings { Gpus = gpus, Tp = 2 }, EngineOptions = new EngineOptions { MaxModelLen = 8192 },
+    });
+
+    [Fact]
+    public void Two_replicas_at_tp_2_hold_a_quarter_of_the_experts_and_half_of_the_rest()
+    {
+        // vllm/model_executor/layers/fused_moe/config.py FusedMoEParallelConfig.make: flatten_tp_across_dp sets the MoE layers'
+        // tp size to dp × tp, with or without --enable-expert-parallel; attention, embeddings and head keep tp 2 in each replica.
+        // Mixtral-8x7B (32 layers, hidden 4096, 8 experts of width 14,336) in bf16: routed experts 32 × 8 × 3 × 4096 × 14,336 × 2 B
+        // = 90,194,313,216 B; all weights 46,702,792,704 × 2 = 93,405,585,408 B, of which 532,480 B of 1-D norms (65 × 4096 × 2)
+        // every GPU holds whole; the rest, 3,210,739,712 B, is split by tp. Per GPU at 4 GPUs (dp 2): 3,210,739,712 ÷ 2 +
+        // 90,194,313,216 ÷ 4 + 532,480 = 24,154,480,640 B, plus the rotary cos/sin cache of 32,768 positions × 128 × 2 B.
+        Assert.Equal(24_154_480_640 + (32_768L * 128 * 2), Mixtral(4).Components.Single(c => c.Name == "weights").Bytes.Bytes);
+        // One replica (2 GPUs): everything ÷ 2 but the norms.
+        Assert.Equal(((93_405_585_408 - 532_480) / 2) + 532_480 + (32_768L * 128 * 2), Mixtral(2).Components.Single(c => c.Name == "weights").Bytes.Bytes);
     }
 }

@@ -64,6 +64,27 @@ public sealed class EstimateApiTests(WebApplicationFactory<Program> factory) : I
     }
 
     [Fact]
+    public async Task The_GPU_count_spreads_transformers_inference_and_answers_for_the_most_loaded_GPU()
+    {
+        // Llama-3.1-70B in bf16 over two H100s with device_map="auto": transformers caps GPU 0 at total ÷ 2 + 1.25 × a decoder
+        // layer (141,107,413,248 ÷ 2 + 2,139,136,000 B, plus the 2 MiB get_max_memory left reserved), and GPU 0 keeps the
+        // largest layer (the 2,101,346,304-B embedding or head) free: it holds the embedding and 40 of the 80 layers of
+        // 1,711,308,800 B, GPU 1 the other 40, the norm and the head. Both hold 2,101,346,304 + 40 × 1,711,308,800 =
+        // 70,553,698,304 B of weights (GPU 1 adds the norm's 16,384 B), far under the 141 GB one GPU would need.
+        const string scenario = """{"model": "llama-3.1-70b", "weights": "bf16", "gpu": "h100-80gb", "seq": 1024, "parallel": {"gpus": 2}}""";
+        ApiResponse api = await _client.Post("/api/estimate", scenario);
+
+        Assert.Equal(HttpStatusCode.OK, api.Status);
+        Assert.Equal(2, api.Body!["devices"]!.GetValue<int>());
+        Assert.StartsWith("GPU ", api.Body["device"]!.GetValue<string>(), StringComparison.Ordinal);
+        JsonNode weights = api.Body["components"]!.AsArray().Single(c => c!["name"]!.GetValue<string>() == "weights")!;
+        Assert.InRange(weights["bytes"]!.GetValue<long>(), 70_553_698_304L, 70_553_698_304L + 16_384);
+        Assert.True(api.Body["fits"]!.GetValue<bool>());
+        using JsonDocument document = JsonDocument.Parse(scenario);
+        Assert.Equal(MemoryEstimator.Estimate(ScenarioReader.Read(document.RootElement, "test", null, null)).DeviceTotal.Bytes, api.Body["total_bytes"]!.GetValue<long>());
+    }
+
+    [Fact]
     public async Task The_API_takes_kbit_preparation_and_counts_the_fp32_copies_PEFT_makes()
     {
         ApiResponse api = await _client.Post("/api/estimate", """{"model": "llama-3.1-8b", "mode": "qlora", "seq": 256, "kbit_preparation": true}""");

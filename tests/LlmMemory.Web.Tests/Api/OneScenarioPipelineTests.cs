@@ -27,10 +27,10 @@ public sealed class OneScenarioPipelineTests(WebApplicationFactory<Program> fact
 
         // Refused by the engine that would ignore them.
         { ["--kv-cache-dtype", "fp8"], """ "kv_cache_dtype": "fp8" """, "kv_cache_dtype" },
-        { ["--gpus", "2"], """ "parallel": {"gpus": 2} """, "parallel.gpus" },
+        { ["--gpus", "2", "--weights", "nf4"], """ "parallel": {"gpus": 2}, "weights": "nf4" """, "parallel.gpus" },
         { ["--mode", "training", "--engine", "llama.cpp"], """ "mode": "training", "engine": "llama.cpp" """, "mode" },
         { ["--mode", "qlora", "--engine", "vllm", "--gpu", "h100-80gb"], """ "mode": "qlora", "engine": "vllm", "gpu": "h100-80gb" """, "mode" },
-        { ["--engine", "sglang", "--gpu", "h100-80gb", "--gpus", "2", "--pp", "2"], """ "engine": "sglang", "gpu": "h100-80gb", "parallel": {"gpus": 2, "pp": 2} """, "parallel.pp" },
+        { ["--engine", "sglang", "--gpu", "h100-80gb", "--gpus", "2", "--cp", "2"], """ "engine": "sglang", "gpu": "h100-80gb", "parallel": {"gpus": 2, "cp": 2} """, "parallel.cp" },
         { ["--engine", "llama.cpp", "--max-num-seqs", "8"], """ "engine": "llama.cpp", "engine_options": {"max_num_seqs": 8} """, "engine_options.max_num_seqs" },
         { ["--lora-r", "8"], """ "lora": {"r": 8} """, "lora" },
         { ["--mode", "training", "--precision", "mixed-bf16", "--gpu", "t4"], """ "mode": "training", "precision": "mixed-bf16", "gpu": "t4" """, "precision" },

@@ -20,7 +20,7 @@ internal static class EngineRegistry
 
     /// <summary>transformers and plain PyTorch inference: one forward over the prompt, replayed op by op through PyTorch's caching allocator.</summary>
     private static readonly EstimatorPath ReplayInference = EstimatorPath.Of("transformers inference (a replay of one forward through PyTorch's allocator)",
-        ["weights", "batch", "seq", "attention", "compile", "kv_cache_dtype", "new_tokens", "cache", "alloc_conf"], ReplayEstimate.Build);
+        ["weights", "batch", "seq", "attention", "compile", "kv_cache_dtype", "new_tokens", "cache", "alloc_conf", "parallel.gpus"], ReplayEstimate.Build);
 
     /// <summary>Training, LoRA and QLoRA on one GPU: steps of forward, backward and optimizer replayed op by op.</summary>
     private static readonly EstimatorPath ReplayTraining = EstimatorPath.Of("training on one GPU (a replay of the step through PyTorch's allocator)",
@@ -41,8 +41,8 @@ internal static class EngineRegistry
         ServingEngines.Estimate);
 
     private static readonly EstimatorPath Sglang = EstimatorPath.Of("SGLang",
-        ["weights", "kv_cache_dtype", "seq", "parallel.gpus", "parallel.tp", "engine_options.gpu_memory_utilization", "engine_options.max_model_len",
-            "engine_options.block_size", "engine_options.version"],
+        ["weights", "kv_cache_dtype", "seq", "parallel.gpus", "parallel.tp", "parallel.pp", "engine_options.gpu_memory_utilization", "engine_options.max_model_len",
+            "engine_options.block_size", "engine_options.version", "engine_options.pp_layer_partition"],
         ServingEngines.Estimate);
 
     private static readonly EstimatorPath LlamaCppPath = EstimatorPath.Of("llama.cpp",

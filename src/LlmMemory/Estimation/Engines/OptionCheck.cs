@@ -51,19 +51,18 @@ internal static class OptionCheck
             : scenario.IsAdapterTraining ? "a bare parameter count has no layer shapes for the adapters and their states; give a model id or config.json"
             : "a bare parameter count has no layers for activations; give a model id or config.json",
         "parallel.tp" when scenario.Engine == Engine.LlamaCpp => "llama.cpp splits GPUs by layer (-sm layer); give parallel.gpus",
-        "parallel.pp" when scenario.Engine is Engine.Sglang => "SGLang's pipeline parallelism is not modelled yet (vLLM's is); use tp",
         "parallel.cp" when scenario.Engine is Engine.Vllm or Engine.Sglang => "context parallelism is not modelled for serving engines yet; use tp",
         "parallel.offload" when !scenario.IsTraining || scenario.Engine is Engine.LlamaCpp => "offload is a ZeRO/FSDP training setting",
         _ when field.StartsWith("parallel.", StringComparison.Ordinal) => scenario.IsTraining
             ? "a bare parameter count is sharded by ZeRO/FSDP rules only"
             : scenario.Engine is Engine.Vllm or Engine.Sglang or Engine.LlamaCpp
                 ? "not a setting of this engine"
-                : "transformers inference across GPUs (device_map=\"auto\") is not modelled yet; estimate one GPU, or serve with vLLM (tp) or llama.cpp (gpus)",
+                : "transformers inference spreads whole layers over parallel.gpus (device_map=\"auto\"); tensor and pipeline parallel serving is vLLM's and SGLang's (tp, pp)",
         "engine_options.gpu_memory_utilization" or "engine_options.max_model_len" or "engine_options.block_size" => "it is a vLLM and SGLang setting",
         "engine_options.max_num_seqs" or "engine_options.max_num_batched_tokens" => "it is a vLLM setting",
         "engine_options.kv_cache_memory" => "it is vLLM's --kv-cache-memory",
         "engine_options.version" => "versions change the accounting of vLLM, SGLang and llama.cpp only",
-        "engine_options.pp_layer_partition" => "it is vLLM's VLLM_PP_LAYER_PARTITION",
+        "engine_options.pp_layer_partition" => "it is vLLM's VLLM_PP_LAYER_PARTITION and SGLang's SGLANG_PP_LAYER_PARTITION",
         _ when field.StartsWith("engine_options.", StringComparison.Ordinal) => "it is a llama.cpp setting",
         _ => "it has no effect on this estimate",
     };

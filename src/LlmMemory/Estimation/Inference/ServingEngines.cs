@@ -29,7 +29,12 @@ internal static class ServingEngines
         }
 
         WeightLayout layout = WeightChoice.Layout(model, scenario, out string format);
-        layout = sglang ? layout : VllmMxfp4Layout.OnGpu(layout, model, gpu, tp);
+        // vLLM shards a mixture-of-experts model's routed experts over every GPU of the data-parallel replicas, with or without
+        // --enable-expert-parallel (fused_moe/config.py FusedMoEParallelConfig.make: flatten_tp_across_dp makes the MoE tp size
+        // dp × tp); attention, embeddings and head stay whole in each replica. SGLang's plain --dp launches whole replicas.
+        int replicas = scenario.Parallel.Gpus / (tp * pp);
+        int expertShards = !sglang && model.Experts is not null && replicas > 1 ? tp * replicas : tp;
+        layout = sglang ? layout : VllmMxfp4Layout.OnGpu(layout, model, gpu, expertShards);
         IReadOnlyList<PipelineStage> stages = PipelineStages.Of(model, layout, StageSplit(model, scenario, pp));
         // vLLM's get_rope builds the cos/sin cache for max_position_embeddings rows, whatever max_model_len is; every stage
         // with attention layers builds one.
@@ -45,15 +50,19 @@ internal static class ServingEngines
         // The model's activations and logits are in its dtype: fp32 when the server runs --dtype float32.
         int activationBytes = scenario.Weights is { Scheme: WeightScheme.Dense } w && w.Type == DataTypes.F32 ? 4 : 2;
 
+        // SGLang reads the free memory after loading as the minimum over every rank (model_runner.py profile_max_num_token:
+        // get_available_gpu_memory(distributed=world_size > 1)), so with pipeline stages the heaviest stage's weights set
+        // every stage's pool.
+        ByteSize heaviest = stages.Select(stage => Rounded(OnDevice(stage.Weights, tp, expertShards) + rotary)).MaxBy(b => b.Bytes);
         StageMemory[] sized = [.. stages.Select(stage =>
         {
-            Formula weights = OnDevice(stage.Weights, tp) + rotary;
+            Formula weights = OnDevice(stage.Weights, tp, expertShards) + rotary;
             VllmKvGroups groups = pp == 1 ? wholeModel : Plain(stage.Layers);
             if (sglang)
             {
                 // SGLang: rest = free after weights − total × (1 − mem_fraction_static); the fraction covers weights + KV only.
                 Formula reserve = (Formula.Size(total) * (Formula.Count(1) - Formula.Count(fraction))).Adjusted((long)(total.Bytes * (1 - fraction)), "rounded down");
-                return new StageMemory(stage, weights, reserve, ByteSize.Zero, budget - Rounded(weights) - context, groups);
+                return new StageMemory(stage, weights, reserve, ByteSize.Zero, budget - heaviest - context, groups);
             }
 
             // Every stage runs the forward over its layers; only the last samples (vllm/v1/worker/gpu_model_runner.py profile_run).
@@ -114,16 +123,22 @@ internal static class ServingEngines
 
         if (pp > 1)
         {
-            notes.Add($"Pipeline parallel over {pp} stages of {string.Join(", ", stages.Select(st => st.Layers))} layers ({(scenario.EngineOptions.PpLayerPartition is null ? "vLLM's get_pp_indices" : "VLLM_PP_LAYER_PARTITION")}): the embedding on the first stage, "
-                + $"the final norm and head on the last, which also runs the sampler; every stage keeps {Text.N(blocks)} blocks, the most stage {binding.Stage.Index + 1} has room for. "
+            string split = scenario.EngineOptions.PpLayerPartition is null ? $"{(sglang ? "SGLang's copy of " : "")}vLLM's get_pp_indices"
+                : sglang ? "SGLANG_PP_LAYER_PARTITION" : "VLLM_PP_LAYER_PARTITION";
+            notes.Add($"Pipeline parallel over {pp} stages of {string.Join(", ", stages.Select(st => st.Layers))} layers ({split}): the embedding on the first stage, "
+                + (sglang
+                    ? $"the final norm and head on the last. SGLang sizes every stage's pool from the least free memory of any rank (after stage {sized.MaxBy(m => Rounded(m.Weights).Bytes)!.Stage.Index + 1}'s weights, the heaviest); "
+                        + $"every stage is taken to keep the {Text.N(tokens)} tokens stage {binding.Stage.Index + 1} has room for, as its schedulers take the same decisions (assumed, as vLLM does it). "
+                    : $"the final norm and head on the last, which also runs the sampler; every stage keeps {Text.N(blocks)} blocks, the most stage {binding.Stage.Index + 1} has room for. ")
                 + $"The figures are stage {shown.Stage.Index + 1}'s, the most loaded.");
         }
 
-        int replicas = scenario.Parallel.Gpus / (tp * pp);
         if (replicas > 1)
         {
-            // vLLM --data-parallel-size and SGLang --dp: whole copies of the model-parallel group, each sized as one.
-            notes.Add($"{scenario.Parallel.Gpus} GPUs at tp {tp}{(pp > 1 ? $" × pp {pp}" : "")}: {replicas} data-parallel replicas, each GPU sized as above; the KV pool and the concurrency are per replica.");
+            // vLLM --data-parallel-size and SGLang --dp: copies of the model-parallel group, each sized as one (vLLM's routed
+            // experts excepted, sharded over every replica's GPUs).
+            notes.Add($"{scenario.Parallel.Gpus} GPUs at tp {tp}{(pp > 1 ? $" × pp {pp}" : "")}: {replicas} data-parallel replicas, each GPU sized as above; the KV pool and the concurrency are per replica."
+                + (expertShards > tp ? $" vLLM shards the routed experts over all {Text.N(expertShards)} GPUs of the replicas (the MoE layers' tp is dp × tp, with or without --enable-expert-parallel); the rest of the model is whole in each replica. The profiled activations are sized as for one replica." : ""));
         }
 
         // Why the engine would not start, in words a planner can reuse; the note adds what to do.
@@ -183,7 +198,7 @@ internal static class ServingEngines
         string which = release is null ? $"SGLang's default (releases up to {SglangDefaults.Newest}; engine_options.version picks another)" : $"SGLang {release}'s default";
         string inputs = d.ChunkedPrefillSize is int chunked && d.CudaGraphMaxBs is int graphs
             ? $"chunked_prefill_size {Text.N(chunked)} and cuda_graph_max_bs {Text.N(graphs)} give " : "";
-        return $"mem_fraction_static {Text.N(d.MemFractionStatic)} is {which} for this GPU: gpu_mem {Text.N(d.GpuMemMib)} MiB (nvidia-smi's total) at tp {settings.Tp}; "
+        return $"mem_fraction_static {Text.N(d.MemFractionStatic)} is {which} for this GPU: gpu_mem {Text.N(d.GpuMemMib)} MiB (nvidia-smi's total) at tp {settings.Tp}{(settings.Pp > 1 ? $" × pp {settings.Pp}" : "")}; "
             + $"{inputs}reserved_mem {Mib(d.ReservedMib)} MiB, and ({Text.N(d.GpuMemMib)} − {Mib(d.ReservedMib)}) ÷ {Text.N(d.GpuMemMib)} rounded to 3 places ({d.Rule}). "
             + "gpu_memory_utilization (--mem-fraction-static) sets it.";
     }
@@ -212,9 +227,21 @@ internal static class ServingEngines
 
     private static ByteSize Rounded(Formula f) => new((long)Math.Round(f.Value));
 
-    /// <summary>A layout on one GPU of a tensor-parallel group: sharded tensors ÷ tp, 1-D norms replicated.</summary>
-    private static Formula OnDevice(WeightLayout layout, int tp)
+    /// <summary>
+    /// A layout on one GPU of a tensor-parallel group: sharded tensors ÷ tp, 1-D norms replicated, and routed experts ÷
+    /// <paramref name="expertShards"/> (tp, or dp × tp where vLLM flattens the data-parallel replicas into the MoE group).
+    /// </summary>
+    private static Formula OnDevice(WeightLayout layout, int tp, int expertShards)
     {
+        if (expertShards != tp)
+        {
+            long experts = layout.Tensors.Where(IsRoutedExpert).Sum(t => t.Bytes);
+            long norms = Replicated(layout);
+            Formula rest = Formula.Size(new ByteSize(layout.Bytes - experts - norms), "of attention, embeddings and head") / Formula.Count(tp, "tp");
+            return (rest + Formula.Size(new ByteSize(experts), "of routed experts") / Formula.Count(expertShards, "dp × tp GPUs") + Formula.Size(new ByteSize(norms), "of norms on every GPU"))
+                .Adjusted(PerDevice(layout, tp, expertShards), "each tensor's slice rounded up");
+        }
+
         if (tp == 1)
         {
             return layout.Formula();
@@ -222,8 +249,10 @@ internal static class ServingEngines
 
         long replicated = Replicated(layout);
         return ((layout.Formula() - Formula.Size(new ByteSize(replicated), "of norms")) / Formula.Count(tp, "GPUs") + Formula.Size(new ByteSize(replicated), "of norms on every GPU"))
-            .Adjusted(PerDevice(layout, tp), "each tensor's slice rounded up");
+            .Adjusted(PerDevice(layout, tp, tp), "each tensor's slice rounded up");
     }
+
+    private static bool IsRoutedExpert(StoredTensor t) => t.Tensor.Role == TensorRole.Expert && !IsReplicated(t);
 
     /// <summary>
     /// vLLM's profile run: one forward over <c>max_num_batched_tokens</c> tokens, whose widest moment holds the residual and
@@ -267,9 +296,9 @@ internal static class ServingEngines
 
     private static bool IsReplicated(StoredTensor t) => t.Tensor.Role == TensorRole.Norm || t.Tensor.Shape.Length == 1 && t.Tensor.Role != TensorRole.Attention;
 
-    /// <summary>Weights on one tensor-parallel GPU: sharded tensors ÷ tp, 1-D norms replicated.</summary>
-    private static long PerDevice(WeightLayout layout, int tp) =>
-        layout.Tensors.Sum(t => IsReplicated(t) ? t.Bytes : (t.Bytes + tp - 1) / tp);
+    /// <summary>Weights on one tensor-parallel GPU: sharded tensors ÷ tp, routed experts ÷ their shards, 1-D norms replicated.</summary>
+    private static long PerDevice(WeightLayout layout, int tp, int expertShards) =>
+        layout.Tensors.Sum(t => IsReplicated(t) ? t.Bytes : IsRoutedExpert(t) ? (t.Bytes + expertShards - 1) / expertShards : (t.Bytes + tp - 1) / tp);
 
     private static DataType KvType(Scenario scenario, ModelArchitecture model) =>
         scenario.KvCacheDtype is DataType given ? given : model.StoredType is DataType s && s.BlockBytes == 2 ? s : DataTypes.BF16;

@@ -8,7 +8,7 @@ namespace LlmMemory.Estimation.Inference;
 /// <param name="Sglang">SGLang rather than vLLM.</param>
 /// <param name="Usable">What the GPU reports as its total (the fraction is taken of it).</param>
 /// <param name="Tp">Tensor-parallel degree.</param>
-/// <param name="Pp">Pipeline-parallel degree (vLLM only).</param>
+/// <param name="Pp">Pipeline-parallel degree (vLLM <c>--pipeline-parallel-size</c>, SGLang <c>--pp-size</c>).</param>
 /// <param name="Fraction">vLLM <c>gpu_memory_utilization</c>, SGLang <c>mem_fraction_static</c>.</param>
 /// <param name="BlockSize">Tokens per KV block (page).</param>
 /// <param name="MaxModelLen">The longest request the server must accept.</param>
@@ -39,7 +39,7 @@ internal sealed record ServingSettings(bool Sglang, ByteSize Usable, int Tp, int
         Version? version = sglang ? null : VllmVersion(options.Version, scenario);
         // SGLang's release is read (and refused when unknown) whether or not the fraction is given; it picks the default.
         Version? sglangRelease = sglang ? SglangDefaults.Release(options.Version, scenario) : null;
-        SglangDefaults? sglangDefault = sglang && options.GpuMemoryUtilization is null ? SglangDefaults.For(sglangRelease, gpu, scenario.Parallel.Tp, scenario) : null;
+        SglangDefaults? sglangDefault = sglang && options.GpuMemoryUtilization is null ? SglangDefaults.For(sglangRelease, gpu, scenario.Parallel.Tp, scenario, scenario.Parallel.Pp) : null;
         bool v0 = Before(version, 0, 8);
         bool large = !v0 && LargeDefaults(version, gpu.Name, total);
         int maxModelLen = MaxModelLenOf(model, scenario);

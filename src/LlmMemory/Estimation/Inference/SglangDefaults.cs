@@ -67,9 +67,10 @@ internal sealed record SglangDefaults(double MemFractionStatic, long GpuMemMib, 
 
     /// <summary>
     /// The defaults of <paramref name="release"/> (null: the newest modelled) on <paramref name="gpu"/> at tensor parallelism
-    /// <paramref name="tp"/>. Releases before <see cref="Oldest"/> are refused: their table is not modelled.
+    /// <paramref name="tp"/> and <paramref name="pp"/> pipeline stages (reserved_mem grows with parallel_size = tp × pp).
+    /// Releases before <see cref="Oldest"/> are refused: their table is not modelled.
     /// </summary>
-    public static SglangDefaults For(Version? release, Gpu gpu, int tp, Scenario scenario)
+    public static SglangDefaults For(Version? release, Gpu gpu, int tp, Scenario scenario, int pp = 1)
     {
         ArgumentNullException.ThrowIfNull(gpu);
         if (release is not null && release < Oldest)
@@ -80,7 +81,7 @@ internal sealed record SglangDefaults(double MemFractionStatic, long GpuMemMib, 
         }
 
         long gpuMem = GpuMemOf(gpu);
-        return release is not null && release < GeneralRule ? ByTier(gpuMem, tp) : General(gpuMem, tp);
+        return release is not null && release < GeneralRule ? ByTier(gpuMem, tp * pp) : General(gpuMem, tp, tp * pp);
     }
 
     /// <summary>
@@ -96,15 +97,15 @@ internal sealed record SglangDefaults(double MemFractionStatic, long GpuMemMib, 
     /// below 160 GiB (12 + parallel_size ÷ 2) GiB; else 32 GiB. (Speculative decoding adds 2 GiB and DP attention 4 GiB;
     /// the scenario has neither.)
     /// </summary>
-    private static SglangDefaults ByTier(long gpuMem, int tp)
+    private static SglangDefaults ByTier(long gpuMem, int parallelSize)
     {
-        double parallel = tp;
+        double parallel = parallelSize;
         double reserved = gpuMem < 35 * 1024 ? (2.8 + (parallel / 10)) * 1024
             : gpuMem < 90 * 1024 ? (9.5 + (parallel / 2)) * 1024
             : gpuMem < 160 * 1024 ? (12 + (parallel / 2)) * 1024
             : 32 * 1024;
         return new SglangDefaults(Fraction(gpuMem, reserved), gpuMem, reserved, null, null,
-            "server_args.py, PR 7054, 0.4.7.post1 to 0.5.2: reserved_mem by GPU memory and tp");
+            "server_args.py, PR 7054, 0.4.7.post1 to 0.5.2: reserved_mem by GPU memory and tp × pp");
     }
 
     /// <summary>
@@ -114,17 +115,17 @@ internal sealed record SglangDefaults(double MemFractionStatic, long GpuMemMib, 
     /// + max(chunked_prefill_size, 2048) × 1.5 + cuda_graph_max_bs × 2 + tp × pp ÷ 8 × 1024, at least 10 GiB on a GPU of more
     /// than 60 GiB. (DP attention, speculative decoding and multimodal models add more; the scenario has none of them.)
     /// </summary>
-    private static SglangDefaults General(long gpuMem, int tp)
+    private static SglangDefaults General(long gpuMem, int tp, int parallelSize)
     {
         (int chunked, int graphs) = gpuMem < 20 * 1024 ? (2048, 8)
             : gpuMem < 35 * 1024 ? (2048, tp < 4 ? 24 : 80)
             : gpuMem < 60 * 1024 ? (4096, tp < 4 ? 32 : 160)
             : gpuMem < 160 * 1024 ? (8192, tp < 4 ? 256 : 512)
             : (16384, 512);
-        double reserved = 512 + (Math.Max(chunked, 2048) * 1.5) + (graphs * 2) + (tp / 8.0 * 1024);
+        double reserved = 512 + (Math.Max(chunked, 2048) * 1.5) + (graphs * 2) + (parallelSize / 8.0 * 1024);
         reserved = gpuMem > 60 * 1024 ? Math.Max(reserved, 10 * 1024) : reserved;
         return new SglangDefaults(Fraction(gpuMem, reserved), gpuMem, reserved, chunked, graphs,
-            "server_args.py, PR 10975, 0.5.3 on: 512 + max(chunked_prefill_size, 2048) × 1.5 + cuda_graph_max_bs × 2 + tp × 128 MiB, at least 10 GiB above 60 GiB");
+            "server_args.py, PR 10975, 0.5.3 on: 512 + max(chunked_prefill_size, 2048) × 1.5 + cuda_graph_max_bs × 2 + tp × pp × 128 MiB, at least 10 GiB above 60 GiB");
     }
 
     /// <summary><c>round((gpu_mem - reserved_mem) / gpu_mem, 3)</c>.</summary>

@@ -56,6 +56,11 @@ internal sealed partial class ReplayEngine
             {
                 Sharded?.EnterForwardLayer(previous, value);
             }
+
+            if (Placement is { } placement)
+            {
+                Device = placement.Map.OfLayer(value);
+            }
         }
     }
 
@@ -63,6 +68,15 @@ internal sealed partial class ReplayEngine
 
     /// <summary>One rank of a sharded run: gathers, frees and reduces the parameters of each unit as the step moves; null on one GPU.</summary>
     public RankStep? Sharded { get; set; }
+
+    /// <summary>One GPU of a model spread over several by accelerate (<c>device_map="auto"</c>); null on one GPU.</summary>
+    public Placement? Placement { get; set; }
+
+    /// <summary>The GPU the running module is on (accelerate's hooks run each module where its weights are).</summary>
+    public int Device { get; set; }
+
+    /// <summary>The running module is on a GPU this replay does not count: its tensors allocate nothing here.</summary>
+    private bool Elsewhere => Placement is { } placement && Device != placement.Counted;
 
     /// <summary>Whether allocations count toward the peak (off while the model is built).</summary>
     public bool Tracking { get; private set; }
@@ -104,11 +118,11 @@ internal sealed partial class ReplayEngine
 
     /// <summary>A new tensor over a new block.</summary>
     public Tensor Empty(long[] shape, ScalarType type, MemoryTag? tag = null, bool requiresGrad = false) =>
-        new(shape, type, _dry ? null : NewStorage(checked(Tensor.ElementsOf(shape) * type.Bits() / 8), tag ?? Tag), requiresGrad);
+        new(shape, type, _dry || Elsewhere ? null : NewStorage(checked(Tensor.ElementsOf(shape) * type.Bits() / 8), tag ?? Tag), requiresGrad);
 
     /// <summary>A parameter (leaf) of <paramref name="bytes"/> bytes when its storage is not shape × type (quantized weights).</summary>
     public Tensor Parameter(long[] shape, ScalarType type, bool requiresGrad, MemoryTag tag, long? bytes = null) =>
-        new(shape, type, NewStorage(bytes ?? checked(Tensor.ElementsOf(shape) * type.Bits() / 8), tag), requiresGrad) { IsParameter = true };
+        new(shape, type, Elsewhere ? null : NewStorage(bytes ?? checked(Tensor.ElementsOf(shape) * type.Bits() / 8), tag), requiresGrad) { IsParameter = true };
 
     public void Free(Storage storage)
     {
@@ -143,7 +157,7 @@ internal sealed partial class ReplayEngine
     /// <summary>Allocates the current GEMM thread's cuBLAS workspace at its first GEMM.</summary>
     public void NeedWorkspace()
     {
-        if (WorkspaceBytes == 0 || _dry)
+        if (WorkspaceBytes == 0 || _dry || Elsewhere)
         {
             return;
         }

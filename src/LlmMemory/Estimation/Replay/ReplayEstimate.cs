@@ -22,18 +22,43 @@ internal static class ReplayEstimate
         ArgumentNullException.ThrowIfNull(scenario);
         return Runs.GetOrAdd(resolved, scenario, () =>
         {
-            (ReplayPlan plan, ReplayResult result, string? outOfMemory) = Replay(resolved.Architecture!, scenario, gpu, cancellation);
+            ReplayPlan plan = ReplayPlan.For(resolved.Architecture!, scenario, gpu);
+            string? spread = null;
+            if (plan.Devices is { } map)
+            {
+                (plan, spread) = MostLoaded(resolved.Architecture!, plan, map, cancellation);
+            }
+
+            (ReplayResult result, string? outOfMemory) = Replay(resolved.Architecture!, plan, cancellation);
             string? allocator = AllocatorNote(resolved.Architecture!, scenario, plan, result, cancellation);
-            return Render(resolved, scenario, gpu, plan, result, outOfMemory, allocator);
+            MemoryEstimate estimate = Render(resolved, scenario, gpu, plan, result, outOfMemory, allocator);
+            return spread is null ? estimate : estimate with { Notes = [spread, .. estimate.Notes] };
         });
     }
 
     /// <summary>The replay, again without the device limit when it runs out of memory (to say what the run would need).</summary>
-    private static (ReplayPlan, ReplayResult, string?) Replay(ModelArchitecture model, Scenario scenario, Gpu? gpu, CancellationToken cancellation)
+    private static (ReplayResult, string?) Replay(ModelArchitecture model, ReplayPlan plan, CancellationToken cancellation)
     {
-        ReplayPlan plan = ReplayPlan.For(model, scenario, gpu);
         ReplayResult result = Replayer.Run(model, plan.Options, cancellation);
-        return result.OutOfMemory is string oom ? (plan, Replayer.Run(model, plan.Options with { Capacity = null }, cancellation), oom) : (plan, result, null);
+        return result.OutOfMemory is string oom ? (Replayer.Run(model, plan.Options with { Capacity = null }, cancellation), oom) : (result, null);
+    }
+
+    /// <summary>
+    /// A model spread over GPUs by <c>device_map="auto"</c>: the forward replayed once per GPU, each counting what its own
+    /// allocator holds; the plan of the GPU with the highest peak reserved (the first of equals), and a note of every GPU.
+    /// </summary>
+    private static (ReplayPlan, string) MostLoaded(ModelArchitecture model, ReplayPlan plan, DeviceMap map, CancellationToken cancellation)
+    {
+        ReplayPlan[] plans = [.. Enumerable.Range(0, map.Gpus).Select(d => plan with { Options = plan.Options with { Placement = new Placement(map, d) } })];
+        ReplayResult[] results = [.. plans.Select(p => Replay(model, p, cancellation).Item1)];
+        int most = Enumerable.Range(0, map.Gpus).MaxBy(d => results[d].PeakReserved);
+        string gpus = string.Join("; ", Enumerable.Range(0, map.Gpus).Select(d =>
+            $"GPU {d}: {map.Describe(d)}, peak reserved {new ByteSize(results[d].PeakReserved)}"));
+        string caps = map.MaxMemory[^1] == DeviceMap.Unbounded
+            ? $"max_memory {new ByteSize(map.MaxMemory[0])} for every GPU but the last, from the balance alone: no GPU is named"
+            : $"max_memory {string.Join(", ", map.MaxMemory.Select(m => new ByteSize(m).ToString()))}";
+        return (plans[most], $"device_map=\"auto\" over {map.Gpus} GPUs, as transformers' get_balanced_memory and accelerate's infer_auto_device_map place the modules ({caps}): {gpus}. "
+            + "Each module runs on its GPU; accelerate's hooks copy the hidden states to the next GPU, cos and sin and the mask to each layer's GPU, and the outputs back to GPU " + map.Embedding + ".");
     }
 
     /// <summary>
@@ -90,6 +115,15 @@ internal static class ReplayEstimate
                 : [new("kv_bytes_per_token", parts.KvBytesPerToken, "KV cache bytes per token")],
             Notes = [.. notes, .. Assumptions(scenario, plan)],
         };
+        if (plan.Options.Placement is { } placement)
+        {
+            return estimate with
+            {
+                DeviceCount = placement.Map.Gpus,
+                Device = $"GPU {placement.Counted} of {placement.Map.Gpus}, the most loaded: it holds {placement.Map.Describe(placement.Counted)} (device_map=\"auto\")",
+            };
+        }
+
         return plan.Options.Sharding switch
         {
             { Zero: { Stage: < 3 } } zero => estimate with

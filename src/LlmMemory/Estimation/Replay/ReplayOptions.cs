@@ -81,6 +81,9 @@ internal sealed record ReplayOptions
     /// </summary>
     public ScalarType? KbitPreparationFrom { get; init; }
 
+    /// <summary>One GPU of a model that accelerate spread over several (<c>device_map="auto"</c>); null for one GPU.</summary>
+    public Placement? Placement { get; init; }
+
     /// <summary>One rank of a sharded (FSDP2) run; null for one GPU.</summary>
     public Sharding? Sharding { get; init; }
 

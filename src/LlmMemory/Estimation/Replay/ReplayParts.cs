@@ -129,6 +129,14 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
                     / Formula.Count(sharding.World, "ranks")).Adjusted(ShardedWeightBytes(sharding.World), "the first rank's shards: each tensor's rows split over the ranks, rounded up"),
                 sharding.Offload ? "in host memory (FSDP CPU offload)" : masters, sharding.Offload ? Residence.Host : Residence.Device));
         }
+        else if (_options.Placement is { } placement)
+        {
+            weights = Stored().Where(t => placement.Map.OfTensor(t.Spec) == placement.Counted).Sum(t => t.Stored.Bytes);
+            parts.Add(MemoryComponent.Of("weights", ComponentKind.Weights,
+                Formula.Size(new ByteSize(weights)).After($"stored weights of {placement.Map.Describe(placement.Counted)}:"),
+                $"GPU {placement.Counted}'s share of the {new ByteSize(plan.Layout.Bytes)} of weights (device_map=\"auto\")",
+                allDevices: new ByteSize(plan.Layout.Bytes)));
+        }
         else
         {
             parts.Add(MemoryComponent.Of("weights", ComponentKind.Weights, plan.Layout.Formula().Total(), masters));
@@ -311,7 +319,8 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
 
     private Formula KvFormula(long live)
     {
-        Formula kv = Formula.Count(scenario.Batch) * Formula.Count(scenario.Seq, "tokens") * KvLayout().PerToken(model.LayerCount);
+        int layers = _options.Placement is { } placement ? placement.Map.Layers.Count(d => d == placement.Counted) : model.LayerCount;
+        Formula kv = Formula.Count(scenario.Batch) * Formula.Count(scenario.Seq, "tokens") * KvLayout().PerToken(layers);
         return Replayed(model.SlidingWindow is int window && scenario.Seq > window
             ? kv.Because("the sliding layers hold every prefill token too, a view of the full copy")
             : kv, live);

@@ -18,6 +18,9 @@ namespace LlmMemory.Estimation.Replay;
 internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, string Format, LoraAdapters? Adapters, ByteSize Context,
     IReadOnlyList<string> Notes)
 {
+    /// <summary>Where accelerate puts the modules of an inference run over several GPUs (<c>device_map="auto"</c>); null on one GPU.</summary>
+    public DeviceMap? Devices { get; init; }
+
     public static ReplayPlan For(ModelArchitecture model, Scenario scenario, Gpu? gpu)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -84,7 +87,53 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Compiled = scenario.Compile,
             Sharding = sharding,
         };
-        return new ReplayPlan(options, layout, format, adapters, context, notes);
+        return new ReplayPlan(options, layout, format, adapters, context, notes)
+        {
+            Devices = training || scenario.Parallel.Gpus < 2 ? null : AutoDeviceMap(model, scenario, gpu, weights, context),
+        };
+    }
+
+    /// <summary>
+    /// transformers inference over <c>parallel.gpus</c> GPUs as <c>from_pretrained(..., device_map="auto")</c> places it, for
+    /// the Llama-style decoders (whose program knows the module tree accelerate walks) with unquantized weights (a quantizer
+    /// changes the sizes and the budget accelerate balances, <c>hf_quantizer.adjust_max_memory</c>). Each GPU's free memory
+    /// is its budget less the CUDA context, what <c>get_max_memory</c> reads with <c>mem_get_info</c>.
+    /// </summary>
+    private static DeviceMap AutoDeviceMap(ModelArchitecture model, Scenario scenario, Gpu? gpu, StoredWeight[] weights, ByteSize context)
+    {
+        int gpus = scenario.Parallel.Gpus;
+        string? problem = model.Family != ModelFamily.LlamaLike ? $"is replayed for Llama-style decoders, not yet for {model.ModelType}"
+            : weights.Length != model.Tensors.Tensors.Count || weights.Any(w => !w.Type.IsFloatingPoint())
+                ? "is replayed for unquantized weights; a quantizer changes the module sizes and the memory accelerate balances"
+            : gpu?.IsHost == true ? "spreads a model over GPUs, not host memory"
+            : null;
+        if (problem is not null)
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("parallel.gpus"), "parallel.gpus",
+                $"is {gpus}, but transformers inference across GPUs (device_map=\"auto\") {problem}.");
+        }
+
+        IReadOnlyList<TensorSpec> tensors = model.Tensors.Tensors;
+        long Bytes(Func<TensorSpec, bool> where) => Enumerable.Range(0, tensors.Count).Where(i => where(tensors[i])).Sum(i => weights[i].Bytes);
+        long rotary = DecoderStyle.Of(model).Buffers(model).Sum(b => b.Elements * b.Type.Bits() / 8);
+        int leaves = tensors.Select(t => t.Name[..Math.Max(t.Name.LastIndexOf('.'), 0)]).Distinct(StringComparer.Ordinal).Count() + (rotary > 0 ? 1 : 0);
+        var sizes = new ModuleSizes(
+            Bytes(t => t.Layer is null && t.Role == TensorRole.TokenEmbedding),
+            [.. Enumerable.Range(0, model.LayerCount).Select(layer => Bytes(t => t.Layer == layer))],
+            Bytes(t => t.Layer is null && t.Role is not (TensorRole.TokenEmbedding or TensorRole.OutputHead)),
+            rotary,
+            Bytes(t => t.Role == TensorRole.OutputHead),
+            leaves,
+            model.TiedEmbeddings);
+        long free = gpu?.Budget is ByteSize budget ? budget.Bytes - context.Bytes : DeviceMap.Unbounded;
+        try
+        {
+            return DeviceMap.Auto(sizes, gpus, free);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("parallel.gpus"), "parallel.gpus", $"is {gpus}, but {e.Message}.");
+        }
     }
 
     /// <summary>

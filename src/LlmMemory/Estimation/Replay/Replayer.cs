@@ -31,6 +31,8 @@ internal static class Replayer
             { } sharding => new ShardedStep(engine, sharding),
             null => null,
         };
+        engine.Placement = options.Placement;
+        engine.Device = options.Placement?.Map.Embedding ?? 0;
         ModelProgram? program = null;
         string? outOfMemory = null;
         try

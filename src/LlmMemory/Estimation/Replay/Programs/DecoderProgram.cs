@@ -80,7 +80,8 @@ internal sealed partial class DecoderProgram : ModelProgram
 
         Tensor positions = s.Empty([n], ScalarType.Int64);
         (Dictionary<AttentionKind, Tensor?> masks, Tensor? lastMaskLocal) = Masks(x, b, n, n + past);
-        (Dictionary<AttentionKind, (Tensor Cos, Tensor Sin)> ropes, Tensor[] rotaryLocals) = Rotary(x, n);
+        DeviceMap? map = s.Placement?.Map;
+        (Dictionary<AttentionKind, (Tensor Cos, Tensor Sin)> ropes, Tensor[] rotaryLocals) = map is null ? Rotary(x, n) : RotaryOn(map, x, n);
         string step = s.Phase.Split(':')[0];
         (Tensor Cos, Tensor Sin) rope = default;
         Tensor? mask = null;
@@ -98,9 +99,19 @@ internal sealed partial class DecoderProgram : ModelProgram
                 Tensor? m = mask;
                 x = Blocks.Rebind(x, s.Checkpoint(h => Layer(li, h, r, m, null), x, [r.Cos, r.Sin, m], Options.OffloadCheckpoints));
             }
-            else
+            else if (map is null)
             {
                 x = Blocks.Rebind(x, Layer(layer, x, rope, mask, cache));
+            }
+            else
+            {
+                // accelerate's hook on the layer sends its arguments to the layer's GPU; the copies live while it runs.
+                Tensor? hidden = Sent(x, map.OfLayer(layer - 1));
+                Tensor? cos = Sent(rope.Cos, map.Rotary);
+                Tensor? sin = Sent(rope.Sin, map.Rotary);
+                Tensor? maskCopy = Sent(mask, map.Embedding);
+                x = Blocks.Rebind(x, Layer(layer, hidden ?? x, (cos ?? rope.Cos, sin ?? rope.Sin), maskCopy ?? mask, cache));
+                ReleaseAll([hidden, cos, sin, maskCopy]);
             }
         }
 
@@ -111,17 +122,74 @@ internal sealed partial class DecoderProgram : ModelProgram
         ReleaseAll(masks.Values);
         ReleaseAll(ropes.Values.SelectMany(r => new[] { r.Cos, r.Sin }));
         s.SetPhase($"{step}:head");
-        Tensor h = Norm(x, "model.norm.weight");
-        Blocks.Release(x, embeddings);
+        Tensor? normInput = map is null ? null : Sent(x, map.OfLayer(Model.LayerCount - 1));
+        Tensor h = Norm(normInput ?? x, "model.norm.weight");
+        Blocks.Release(x, embeddings, normInput);
         if (lastLogitsOnly)
         {
             // hidden_states[:, -1:, :]: a view of the last position.
             h = Blocks.Rebind(h, s.View(h, [b, 1, h.Shape[^1]]));
         }
 
-        ForwardResult result = Head(h, labels, cache);
+        if (map is null)
+        {
+            ForwardResult result = Head(h, labels, cache);
+            ReleaseAll(locals);
+            return result;
+        }
+
+        return HeadOn(map, h, labels, cache, locals);
+    }
+
+    /// <summary>
+    /// The head of a model spread over GPUs: <c>lm_head</c>'s hook sends the normed hidden states to the head's GPU (a tied
+    /// head is with the embedding), and the root module's hook (<c>io_same_device=True</c>) sends the outputs back to the
+    /// GPU of the input ids, where the caller reads the logits; the originals die with the forward's output object.
+    /// </summary>
+    private ForwardResult HeadOn(DeviceMap map, Tensor h, bool labels, KvCache? cache, Tensor?[] locals)
+    {
+        ReplayEngine s = Engine;
+        s.Device = map.Head;
+        // The head releases what it was given; the normed hidden states on the norm's GPU live on in the model's output.
+        Tensor? sent = Sent(h, map.Norm);
+        ForwardResult result = Head(sent ?? h, labels, cache);
+        if (sent is not null)
+        {
+            h.Release();
+        }
+
         ReleaseAll(locals);
-        return result;
+        s.Device = map.Embedding;
+        if (map.Head == map.Embedding)
+        {
+            return result;
+        }
+
+        Tensor[] outputs = [.. result.Outputs.Select(o => s.Empty(o.Shape, o.Type, MemoryTag.Logits))];
+        ReleaseAll(result.Outputs);
+        return new ForwardResult(result.Loss, outputs, cache);
+    }
+
+    /// <summary>
+    /// accelerate's <c>AlignDevicesHook.pre_forward</c>: <c>send_to_device</c> copies an argument that lies on another GPU
+    /// than the module's (<c>tensor.to(device)</c>); null when it is already there.
+    /// </summary>
+    private Tensor? Sent(Tensor? x, int from) =>
+        x is not null && Engine.Placement is not null && from != Engine.Device ? Engine.Empty(x.Shape, x.Type) : null;
+
+    /// <summary>
+    /// The rotary module on its own GPU (accelerate puts <c>model.rotary_emb</c> after the final norm): its hook sends the
+    /// hidden states there for the call, and cos and sin are made there.
+    /// </summary>
+    private (Dictionary<AttentionKind, (Tensor Cos, Tensor Sin)>, Tensor[]) RotaryOn(DeviceMap map, Tensor x, long n)
+    {
+        ReplayEngine s = Engine;
+        s.Device = map.Rotary;
+        Tensor? sent = Sent(x, map.Embedding);
+        var tables = Rotary(sent ?? x, n);
+        sent?.Release();
+        s.Device = map.Embedding;
+        return tables;
     }
 
     /// <summary>
@@ -149,6 +217,7 @@ internal sealed partial class DecoderProgram : ModelProgram
             first = newTokens - ReplayedDecodeSteps;
             s.SetPhase($"decode{first - 1}");
             cache.Extend(s, first - 1);
+            s.Layer = -1;
             inputIds = Blocks.Rebind(inputIds, s.Cat([inputIds, next], [b, prompt + first - 1]));
             mask = Blocks.Rebind(mask, s.Cat([mask, next], [b, prompt + first - 1]));
         }

@@ -32,6 +32,7 @@ internal sealed class KvCache
         foreach (int layer in _layers.Keys.Order().ToArray())
         {
             (Tensor keys, Tensor values) = _layers[layer];
+            s.Layer = layer; // each layer's cache grows on its own GPU when the model spans several
             Tensor k = s.Empty([.. keys.Shape[..^2], tokens, keys.Shape[^1]], keys.Type);
             Tensor v = s.Empty([.. values.Shape[..^2], tokens, values.Shape[^1]], values.Type);
             (Tensor grownKeys, Tensor grownValues) = Update(s, layer, k, v);

@@ -26,6 +26,12 @@ internal sealed class ModelWeights
         foreach (int[] group in order)
         {
             StoredWeight stored = options.Weights[group[0]];
+            if (engine.Placement is { } placement)
+            {
+                // from_pretrained(device_map=...) loads each parameter onto its module's GPU.
+                engine.Device = placement.Map.OfTensor(tensors[group[0]]);
+            }
+
             bool trainable = options.TrainBase && stored.Type.IsFloatingPoint();
             long bytes = group.Sum(i => options.Weights[i].Bytes);
             (Tensor p, Tensor? stepped) = engine.Sharded is { } sharded
@@ -65,6 +71,12 @@ internal sealed class ModelWeights
             Buffers.Add(engine.Parameter([stored.Bytes], ScalarType.UInt8, false, MemoryTag.Weight));
         }
 
+        if (engine.Placement is { } rotary)
+        {
+            // The rotary module's inv_freq (and Gemma's embedding scale, a few bytes) on the rotary module's GPU.
+            engine.Device = rotary.Map.Rotary;
+        }
+
         foreach ((long elements, ScalarType type) in buffers)
         {
             Buffers.Add(engine.Empty([elements], type, MemoryTag.Weight));
@@ -75,6 +87,11 @@ internal sealed class ModelWeights
         {
             layout.Loaded();
             _parameters.AddRange(layout.Stepped);
+        }
+
+        if (engine.Placement is { } start)
+        {
+            engine.Device = start.Map.Embedding;
         }
     }
 
