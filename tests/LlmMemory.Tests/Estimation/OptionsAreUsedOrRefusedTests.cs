@@ -71,6 +71,8 @@ public sealed class OptionsAreUsedOrRefusedTests
         ("foreach", """ "foreach": false """),
         ("fused", """ "fused": true """),
         ("kbit_preparation", """ "kbit_preparation": true """),
+        ("use_cache", """ "use_cache": false """),
+        ("bitsandbytes_version", """ "bitsandbytes_version": "0.42.0" """),
     ];
 
     [Theory]

@@ -54,8 +54,17 @@ internal sealed record ReplayOptions
     /// <summary>cuBLAS workspace per GEMM thread.</summary>
     public long WorkspaceBytes { get; init; }
 
-    /// <summary>Whether the training forward builds a KV cache (transformers follows <c>config.use_cache</c>; torchtune never does).</summary>
+    /// <summary>
+    /// Whether the training forward builds a KV cache: the scenario's <c>use_cache</c>, else the model code's default
+    /// (transformers follows <c>config.use_cache</c>; torchtune never does). Gradient checkpointing turns it off.
+    /// </summary>
     public bool CacheInTraining { get; init; }
+
+    /// <summary>
+    /// bitsandbytes before 0.43.2: <c>MatMul4Bit.forward</c> keeps its input on <c>ctx</c> until backward whenever it needs a
+    /// gradient (<see cref="Workloads.BitsandbytesRelease.FourBitInputDropped"/>).
+    /// </summary>
+    public bool FourBitKeepsInput { get; init; }
 
     /// <summary>torchtune's model code: LoRA in the model dtype without the fp32 input cast, k/v expanded to all heads before SDPA.</summary>
     public bool Torchtune { get; init; }

@@ -78,13 +78,59 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Capacity = gpu?.Budget is ByteSize budget && !host ? budget.Bytes - context.Bytes : null,
             WorkspaceBytes = host ? 0 : Constants.CublasWorkspace(gpu).Bytes,
             Allocator = scenario.AllocConf is string conf ? AllocatorSettings.Parse(conf, scenario.Given.OriginOf("alloc_conf")) : AllocatorSettings.Default,
-            CacheInTraining = !torchtune,
+            CacheInTraining = CacheInTraining(model, scenario, torchtune),
+            FourBitKeepsInput = FourBitKeepsInput(scenario, format),
             Torchtune = torchtune,
             Loss = Loss(scenario, torchtune),
             Compiled = scenario.Compile,
             Sharding = sharding,
         };
         return new ReplayPlan(options, layout, format, adapters, context, notes);
+    }
+
+    /// <summary>
+    /// The training forward's KV cache: <c>use_cache</c> when the scenario gives it, else transformers' default (the config's
+    /// <c>use_cache</c>, true unless it says otherwise) and torchtune's (no cache in its models' training forward). transformers
+    /// turns the cache off under gradient checkpointing ("`use_cache=True` is incompatible with gradient checkpointing"), so
+    /// <c>use_cache: true</c> there changes nothing and is refused, as is asking torchtune's models for a cache they never build.
+    /// </summary>
+    private static bool CacheInTraining(ModelArchitecture model, Scenario scenario, bool torchtune)
+    {
+        if (scenario.UseCache is not bool given)
+        {
+            return !torchtune && model.UseCache;
+        }
+
+        string? problem = !scenario.IsTraining ? "it is the training forward's cache; an inference forward is replayed with use_cache=True"
+            : given && torchtune ? $"{Names.Of(scenario.Engine)}'s models build no KV cache in a training forward"
+            : given && scenario.GradientCheckpointing != Checkpointing.None ? "transformers turns the cache off under gradient checkpointing (\"`use_cache=True` is incompatible with gradient checkpointing\")"
+            : null;
+        return problem is null ? given
+            : throw new ModelFormatException(scenario.Given.OriginOf("use_cache"), "use_cache", $"is {(given ? "true" : "false")}, but {problem}.");
+    }
+
+    /// <summary>
+    /// Whether bitsandbytes' 4-bit matmul keeps its input for backward: releases before 0.43.2. <c>bitsandbytes_version</c> is
+    /// refused where no weight is a bitsandbytes 4-bit one, and with gradient checkpointing when the release keeps the input:
+    /// it sits on <c>ctx</c> outside <c>save_for_backward</c>, where checkpointing's hooks do not see it, which the replay does
+    /// not model.
+    /// </summary>
+    private static bool FourBitKeepsInput(Scenario scenario, string format)
+    {
+        if (scenario.BitsandbytesVersion is not { } release)
+        {
+            return false;
+        }
+
+        bool keeps = BitsandbytesRelease.KeepsFourBitInput(release);
+        string? problem = format != WeightFormats.Nf4.Name && format != WeightFormats.Fp4.Name
+            ? $"the weights are {format}; the release changes the training step of bitsandbytes 4-bit weights (nf4, fp4) here"
+            : !scenario.IsTraining ? "the release changes what a 4-bit matmul keeps for backward, and an inference forward has no backward"
+            : keeps && scenario.GradientCheckpointing != Checkpointing.None
+                ? "releases before 0.43.2 keep each 4-bit matmul's input on ctx, outside save_for_backward, which gradient checkpointing does not see; that is not replayed"
+                : null;
+        return problem is null ? keeps
+            : throw new ModelFormatException(scenario.Given.OriginOf("bitsandbytes_version"), "bitsandbytes_version", $"is {release}, but {problem}.");
     }
 
     /// <summary>

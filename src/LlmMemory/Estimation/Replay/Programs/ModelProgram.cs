@@ -93,7 +93,7 @@ internal abstract class ModelProgram
     private Tensor FourBitLinear(Tensor x, Tensor weight)
     {
         ScalarType stored = Options.KbitPreparationFrom ?? x.Type;
-        return Blocks.DequantizedLinear(Engine, x, weight, Options.Float32Compute4Bit ? ScalarType.Float32 : stored, stored);
+        return Blocks.DequantizedLinear(Engine, x, weight, Options.Float32Compute4Bit ? ScalarType.Float32 : stored, stored, Options.FourBitKeepsInput);
     }
 
     /// <summary>
