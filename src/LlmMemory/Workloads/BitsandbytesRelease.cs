@@ -2,6 +2,16 @@ using System.Globalization;
 
 namespace LlmMemory.Workloads;
 
+/// <summary>Who converts a model's linears to bitsandbytes 4-bit ones (<c>bitsandbytes_converter</c>).</summary>
+public enum BitsandbytesConverter
+{
+    /// <summary>transformers' bitsandbytes integration: every linear but the output head, quantized from the load type.</summary>
+    Transformers,
+
+    /// <summary>Lightning's <c>BitsandbytesPrecision</c> (LitGPT): every <c>nn.Linear</c>, the head included, quantized from fp16.</summary>
+    Lightning,
+}
+
 /// <summary>bitsandbytes releases (<c>bitsandbytes_version</c>), where a release changed what a training step holds.</summary>
 public static class BitsandbytesRelease
 {

@@ -108,6 +108,13 @@ public sealed record Scenario
     /// </summary>
     public string? BitsandbytesVersion { get; init; }
 
+    /// <summary>
+    /// Who replaced the linears with bitsandbytes 4-bit ones: transformers (the default: the output head is kept, and each
+    /// weight is quantized from the load type) or Lightning's <c>BitsandbytesPrecision</c> (every <c>nn.Linear</c>, the head
+    /// included, quantized from an fp16 copy). A project extension of docs/scenario.md (docs/scenario-extensions.md).
+    /// </summary>
+    public BitsandbytesConverter BitsandbytesConverter { get; init; }
+
     /// <summary>Folder that relative model paths are resolved against (the scenario file's folder).</summary>
     public string? BaseDirectory { get; init; }
 

@@ -86,6 +86,7 @@ public static class ScenarioReader
             Fused = o.Bool("fused"),
             KbitPreparation = o.Bool("kbit_preparation") ?? false,
             UseCache = o.Bool("use_cache"),
+            BitsandbytesConverter = o.Enum("bitsandbytes_converter", BitsandbytesConverter.Transformers),
             BitsandbytesVersion = o.String("bitsandbytes_version") is { } bnb ? BitsandbytesRelease.TryParse(bnb, out _) ? bnb
                 : throw o.Error("bitsandbytes_version", "must be a bitsandbytes release such as \"0.42.0\" (major.minor.patch)") : null,
             BaseDirectory = baseDirectory,

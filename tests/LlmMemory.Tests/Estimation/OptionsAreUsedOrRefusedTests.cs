@@ -73,6 +73,7 @@ public sealed class OptionsAreUsedOrRefusedTests
         ("kbit_preparation", """ "kbit_preparation": true """),
         ("use_cache", """ "use_cache": false """),
         ("bitsandbytes_version", """ "bitsandbytes_version": "0.42.0" """),
+        ("bitsandbytes_converter", """ "bitsandbytes_converter": "lightning" """),
     ];
 
     [Theory]

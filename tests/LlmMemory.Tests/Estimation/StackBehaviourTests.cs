@@ -116,6 +116,52 @@ public sealed class StackBehaviourTests
         Assert.Equal(458_752, old - current);
     }
 
+    [Fact]
+    public void Lightning_s_converter_quantizes_the_head_too()
+    {
+        // Lightning's BitsandbytesPrecision replaces every nn.Linear, lm_head included; transformers keeps lm_head in the load
+        // type. The head [1,024, 256] in bf16: 262,144 × 2 = 524,288 B. In NF4 with double quantization (the format nf4):
+        // 262,144 / 2 = 131,072 B of codes, 262,144 / 64 = 4,096 blocks of one byte each, ⌈4,096 / 256⌉ = 16 fp32 constants
+        // and one fp32 offset: 131,072 + 4,096 + 64 + 4 = 135,236 B. The weights differ by 524,288 − 135,236 = 389,052 B.
+        const string fields = """ "mode": "qlora", "precision": "bf16", "use_cache": false """;
+        long transformers = Bytes(MemoryEstimator.Estimate(Read(fields)), "weights");
+        long lightning = Bytes(MemoryEstimator.Estimate(Read(fields + """, "bitsandbytes_converter": "lightning" """)), "weights");
+        Assert.Equal(389_052, transformers - lightning);
+    }
+
+    [Fact]
+    public void A_weight_quantized_from_fp16_dequantizes_to_fp16_and_then_to_the_compute_type()
+    {
+        // Lightning's _Linear4bit.quantize: w = weight.contiguous().to(device, dtype=torch.half), so the quant state is fp16.
+        // MatMul4Bit.forward: F.dequantize_4bit(B, state) is fp16 [512, 256], 262,144 B; .to(A.dtype) is its bf16 copy,
+        // 262,144 B more while both exist; the bf16 output 2·64·512·2 = 131,072 B. With x (65,536 B) alive before, the peak
+        // over x is 262,144 + 262,144 = 524,288 B (the GEMM, after the fp16 copy is dropped: 262,144 + 131,072 = 393,216);
+        // with a bf16 quant state it would be the bf16 weight and the output, 393,216 B.
+        Assert.Equal(524_288, PeakOfMatmul(ScalarType.Float16));
+        Assert.Equal(393_216, PeakOfMatmul(ScalarType.BFloat16));
+    }
+
+    private static long PeakOfMatmul(ScalarType stored)
+    {
+        var engine = new ReplayEngine(capacity: null, workspaceBytes: 0, AllocatorSettings.Default) { GradEnabled = false };
+        Tensor x = engine.Empty([2, 64, 256], ScalarType.BFloat16);
+        Tensor weight = engine.Parameter([512, 256], ScalarType.Nf4, false, MemoryTag.Weight, bytes: 512 * 256 / 2);
+        long before = engine.Allocator.Allocated;
+        engine.StartTracking();
+        Blocks.DequantizedLinear(engine, x, weight, ScalarType.BFloat16, stored);
+        return engine.Allocator.PeakAllocated - before;
+    }
+
+    [Theory]
+    [InlineData(""" "mode": "lora", "bitsandbytes_converter": "lightning" """, "the weights are bf16")]
+    [InlineData(""" "mode": "qlora", "engine": "torchtune", "bitsandbytes_converter": "lightning" """, "torchao")]
+    public void Lightning_s_converter_where_it_cannot_apply_is_refused_naming_the_field(string fields, string reason)
+    {
+        ModelFormatException e = Assert.Throws<ModelFormatException>(() => MemoryEstimator.Estimate(Read(fields)));
+        Assert.Equal("bitsandbytes_converter", e.Key);
+        Assert.Contains(reason, e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(""" "mode": "lora", "bitsandbytes_version": "0.42.0" """, "the weights are bf16")]
     [InlineData(""" "mode": "qlora", "gradient_checkpointing": "full", "bitsandbytes_version": "0.41.1" """, "outside save_for_backward")]

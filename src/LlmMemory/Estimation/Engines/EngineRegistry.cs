@@ -24,7 +24,7 @@ internal static class EngineRegistry
 
     /// <summary>Training, LoRA and QLoRA on one GPU: steps of forward, backward and optimizer replayed op by op.</summary>
     private static readonly EstimatorPath ReplayTraining = EstimatorPath.Of("training on one GPU (a replay of the step through PyTorch's allocator)",
-        ["weights", "optimizer_in_backward", "foreach", "fused", "lora", "alloc_conf", "kbit_preparation", "use_cache", "bitsandbytes_version", .. Training], ReplayEstimate.Build);
+        ["weights", "optimizer_in_backward", "foreach", "fused", "lora", "alloc_conf", "kbit_preparation", "use_cache", "bitsandbytes_version", "bitsandbytes_converter", .. Training], ReplayEstimate.Build);
 
     /// <summary>Full training sharded by FSDP over data-parallel GPUs: the step replayed for rank 0, with its gathers and reduce-scatters.</summary>
     private static readonly EstimatorPath ShardedReplayTraining = EstimatorPath.Of("FSDP training, one rank of N (a replay of the step through PyTorch's allocator)",

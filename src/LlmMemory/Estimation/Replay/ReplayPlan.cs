@@ -33,6 +33,13 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         }
 
         (WeightLayout layout, string format) = ChooseLayout(model, scenario, precision);
+        bool lightning = LightningConverter(model, scenario, format, torchtune);
+        if (lightning)
+        {
+            WeightFormat fourBit = scenario.Weights ?? WeightFormats.Nf4;
+            layout = new WeightLayout([.. layout.Tensors.Select(t => t.Tensor.Role == TensorRole.OutputHead ? WeightStorage.FourBit(t.Tensor, fourBit) : t)]);
+        }
+
         LoraAdapters? adapters = scenario.EffectiveLora is { } lora ? LoraAdapters.For(model, lora) : null;
         if (adapters is not null && scenario.Lora is null)
         {
@@ -80,6 +87,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Allocator = scenario.AllocConf is string conf ? AllocatorSettings.Parse(conf, scenario.Given.OriginOf("alloc_conf")) : AllocatorSettings.Default,
             CacheInTraining = CacheInTraining(model, scenario, torchtune),
             FourBitKeepsInput = FourBitKeepsInput(scenario, format),
+            QuantStateType = lightning ? ScalarType.Float16 : null,
             Torchtune = torchtune,
             Loss = Loss(scenario, torchtune),
             Compiled = scenario.Compile,
@@ -107,6 +115,31 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             : null;
         return problem is null ? given
             : throw new ModelFormatException(scenario.Given.OriginOf("use_cache"), "use_cache", $"is {(given ? "true" : "false")}, but {problem}.");
+    }
+
+    /// <summary>
+    /// Lightning's <c>BitsandbytesPrecision</c> (lightning/fabric/plugins/precision/bitsandbytes.py), as LitGPT's <c>--quantize
+    /// bnb.*</c> uses it: it replaces every <c>torch.nn.Linear</c> it is not told to ignore (<c>_convert_layers</c>, or the class
+    /// replacement of <c>init_context</c>), so the output head is 4-bit too, where transformers keeps it; and
+    /// <c>_Linear4bit._quantize_weight</c> quantizes <c>weight.contiguous().to(device="cuda", dtype=torch.half)</c>, so the
+    /// quant state is fp16 and every matmul dequantizes to fp16 before <c>.to(A.dtype)</c>. Refused without bitsandbytes 4-bit
+    /// weights, for torchtune's and torchtitan's models (torchao NF4), and for a tied head (which the replay keeps shared).
+    /// </summary>
+    private static bool LightningConverter(ModelArchitecture model, Scenario scenario, string format, bool torchtune)
+    {
+        if (scenario.BitsandbytesConverter != BitsandbytesConverter.Lightning)
+        {
+            return false;
+        }
+
+        string? problem = format != WeightFormats.Nf4.Name && format != WeightFormats.Fp4.Name
+            ? $"the weights are {format}; it converts linears to bitsandbytes 4-bit ones (nf4, fp4)"
+            : torchtune ? $"{Names.Of(scenario.Engine)} quantizes with torchao's NF4, not bitsandbytes"
+            : model.TiedEmbeddings ? "the head is tied to the embedding, and a converted tied head is not replayed"
+            : null;
+        return problem is null
+            ? true
+            : throw new ModelFormatException(scenario.Given.OriginOf("bitsandbytes_converter"), "bitsandbytes_converter", $"is lightning, but {problem}.");
     }
 
     /// <summary>

@@ -137,6 +137,15 @@ internal static class WeightStorage
         return !keep.Any(pattern => Matches(t.Name, pattern));
     }
 
+    /// <summary>A tensor stored as bitsandbytes 4-bit in <paramref name="format"/> (nf4 with, fp4 without double quantization), whatever its role.</summary>
+    public static StoredTensor FourBit(TensorSpec t, WeightFormat format)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        ArgumentNullException.ThrowIfNull(format);
+        return format.Scheme == WeightScheme.BitsAndBytes4 ? Bnb4(t, t.Elements, format.Type == DataTypes.NF4)
+            : throw new ArgumentException($"{format.Name} is not a bitsandbytes 4-bit format.", nameof(format));
+    }
+
     private static StoredTensor Plain(TensorSpec t, DataType type) => new(t, type.BytesFor(t.Elements), type.Name.ToLowerInvariant());
 
     /// <summary>

@@ -243,7 +243,7 @@ internal static class Blocks
 
         Tensor product = s.Empty(input.WithLast(weight.Shape[0]), compute);
         dequantized.Release();
-        s.Record(product, [input], keepsInput ? [input] : [], Derivatives.DequantizedLinear(weight.Shape));
+        s.Record(product, [input], keepsInput ? [input] : [], Derivatives.DequantizedLinear(weight.Shape, stored));
         input.Release();
         return s.To(Operand.Take(product), x.Type);
     }
