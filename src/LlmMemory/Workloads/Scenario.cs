@@ -115,6 +115,12 @@ public sealed record Scenario
     /// </summary>
     public BitsandbytesConverter BitsandbytesConverter { get; init; }
 
+    /// <summary>
+    /// bitsandbytes' double quantization of the 4-bit absmax constants (transformers' <c>bnb_4bit_use_double_quant</c>,
+    /// Lightning's <c>nf4-dq</c> modes); null means the format's own (nf4 with, fp4 without). A project extension of docs/scenario.md.
+    /// </summary>
+    public bool? Bnb4bitUseDoubleQuant { get; init; }
+
     /// <summary>Folder that relative model paths are resolved against (the scenario file's folder).</summary>
     public string? BaseDirectory { get; init; }
 

@@ -74,6 +74,7 @@ public sealed class OptionsAreUsedOrRefusedTests
         ("use_cache", """ "use_cache": false """),
         ("bitsandbytes_version", """ "bitsandbytes_version": "0.42.0" """),
         ("bitsandbytes_converter", """ "bitsandbytes_converter": "lightning" """),
+        ("bnb_4bit_use_double_quant", """ "bnb_4bit_use_double_quant": false """),
     ];
 
     [Theory]

@@ -130,6 +130,24 @@ public sealed class StackBehaviourTests
     }
 
     [Fact]
+    public void Without_double_quantization_each_64_weights_keep_an_fp32_absmax()
+    {
+        // bitsandbytes quantize_4bit, blocks of 64: with compress_statistics (double quantization) the absmax is 8-bit, one
+        // byte per block, plus an fp32 constant per 256 blocks and one fp32 offset; without it, 4 B per block.
+        // q, k, v, o [256, 256]: 65,536 weights, 1,024 blocks: 1,024 + 4·4 + 4 = 1,044 B against 4,096 B → 3,052 B more.
+        // gate, up, down [512, 256] and [256, 512]: 131,072 weights, 2,048 blocks: 2,048 + 4·8 + 4 = 2,084 against 8,192 → 6,108.
+        // Per layer 4 × 3,052 + 3 × 6,108 = 30,532 B; 2 layers: 61,064 B (the head stays bf16).
+        const string fields = """ "mode": "qlora", "precision": "bf16", "use_cache": false """;
+        long doubleQuantized = Bytes(MemoryEstimator.Estimate(Read(fields)), "weights");
+        long plain = Bytes(MemoryEstimator.Estimate(Read(fields + """, "bnb_4bit_use_double_quant": false """)), "weights");
+        Assert.Equal(61_064, plain - doubleQuantized);
+        Assert.Equal(doubleQuantized, Bytes(MemoryEstimator.Estimate(Read(fields + """, "bnb_4bit_use_double_quant": true """)), "weights"));
+
+        ModelFormatException e = Assert.Throws<ModelFormatException>(() => MemoryEstimator.Estimate(Read(""" "mode": "lora", "bnb_4bit_use_double_quant": false """)));
+        Assert.Equal("bnb_4bit_use_double_quant", e.Key);
+    }
+
+    [Fact]
     public void A_weight_quantized_from_fp16_dequantizes_to_fp16_and_then_to_the_compute_type()
     {
         // Lightning's _Linear4bit.quantize: w = weight.contiguous().to(device, dtype=torch.half), so the quant state is fp16.

@@ -48,6 +48,7 @@ internal static class OptionCheck
         "use_cache" => scenario.IsTraining
             ? "the training forward's KV cache is replayed on one GPU and for FSDP ranks; the sharded closed form counts no cache"
             : "it is the training forward's cache; an inference forward is replayed with use_cache=True",
+        "bnb_4bit_use_double_quant" => "bitsandbytes' double quantization is replayed for transformers and PyTorch runs on one GPU",
         "bitsandbytes_converter" => "the converter of bitsandbytes 4-bit linears is replayed in training on one GPU",
         "bitsandbytes_version" => "the bitsandbytes release changes the replayed training step of 4-bit weights on one GPU (QLoRA, LoRA on nf4 or fp4)",
         "optimizer_in_backward" when scenario.IsTraining => "the sharded closed form does not model stepping in backward yet",

@@ -34,10 +34,14 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
 
         (WeightLayout layout, string format) = ChooseLayout(model, scenario, precision);
         bool lightning = LightningConverter(model, scenario, format, torchtune);
-        if (lightning)
+        bool? doubleQuant = DoubleQuant(scenario, format, torchtune);
+        if (lightning || doubleQuant is not null)
         {
             WeightFormat fourBit = scenario.Weights ?? WeightFormats.Nf4;
-            layout = new WeightLayout([.. layout.Tensors.Select(t => t.Tensor.Role == TensorRole.OutputHead ? WeightStorage.FourBit(t.Tensor, fourBit) : t)]);
+            layout = new WeightLayout([.. layout.Tensors.Select(t =>
+                (lightning && t.Tensor.Role == TensorRole.OutputHead) || (doubleQuant is not null && IsFourBit(t))
+                    ? WeightStorage.FourBit(t.Tensor, fourBit, doubleQuant)
+                    : t)]);
         }
 
         LoraAdapters? adapters = scenario.EffectiveLora is { } lora ? LoraAdapters.For(model, lora) : null;
@@ -116,6 +120,29 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         return problem is null ? given
             : throw new ModelFormatException(scenario.Given.OriginOf("use_cache"), "use_cache", $"is {(given ? "true" : "false")}, but {problem}.");
     }
+
+    /// <summary>
+    /// bitsandbytes' double quantization (<c>bnb_4bit_use_double_quant</c>; Lightning's <c>nf4</c> against <c>nf4-dq</c>): the
+    /// absmax of each 64 weights as fp32 (4 B per block), or quantized to 8 bits with an fp32 constant per 256 blocks and one
+    /// fp32 offset (QLoRA paper §2). Null when the scenario leaves it to the format; refused without bitsandbytes 4-bit weights
+    /// and for torchtune/torchtitan (torchao NF4 has its own scaler layout).
+    /// </summary>
+    private static bool? DoubleQuant(Scenario scenario, string format, bool torchtune)
+    {
+        if (scenario.Bnb4bitUseDoubleQuant is not bool given)
+        {
+            return null;
+        }
+
+        string? problem = format != WeightFormats.Nf4.Name && format != WeightFormats.Fp4.Name
+            ? $"the weights are {format}; it is a setting of bitsandbytes 4-bit weights (nf4, fp4)"
+            : torchtune ? $"{Names.Of(scenario.Engine)} quantizes with torchao's NF4, not bitsandbytes"
+            : null;
+        return problem is null ? given
+            : throw new ModelFormatException(scenario.Given.OriginOf("bnb_4bit_use_double_quant"), "bnb_4bit_use_double_quant", $"is {(given ? "true" : "false")}, but {problem}.");
+    }
+
+    private static bool IsFourBit(StoredTensor t) => t.Storage is "NF4+DQ" or "FP4+DQ" or "4-bit + fp32 absmax";
 
     /// <summary>
     /// Lightning's <c>BitsandbytesPrecision</c> (lightning/fabric/plugins/precision/bitsandbytes.py), as LitGPT's <c>--quantize
@@ -262,7 +289,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     /// </summary>
     private static StoredWeight Stored(StoredTensor tensor, ScalarType compute) => new(tensor.Bytes,
         Float(tensor.Storage) is not null ? compute
-        : tensor.Storage is "NF4+DQ" or "4-bit + fp32 absmax" ? ScalarType.Nf4
+        : tensor.Storage is "NF4+DQ" or "FP4+DQ" or "4-bit + fp32 absmax" ? ScalarType.Nf4
         : ScalarType.UInt8);
 
     private static ScalarType? Float(string storage) =>
