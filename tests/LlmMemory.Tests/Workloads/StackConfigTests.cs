@@ -131,6 +131,9 @@ public sealed class StackConfigTests
         Assert.Equal(("16", "lora_r"), s["lora.r"]);
         Assert.Equal(("\"mixed-bf16\"", "bf16"), s["precision"]);
         Assert.Equal("[\"q_proj\",\"k_proj\",\"v_proj\",\"o_proj\",\"gate_proj\",\"up_proj\",\"down_proj\"]", s["lora.targets"].Value);
+        // No use_bnb_nested_quant: TRL's get_quantization_config passes ModelConfig.use_bnb_nested_quant (default False) as
+        // bnb_4bit_use_double_quant, so the absmax constants stay fp32.
+        Assert.Equal(("false", "load_in_4bit"), s["bnb_4bit_use_double_quant"]);
         Assert.Contains("per_device_eval_batch_size", config.NotUsed);
     }
 
