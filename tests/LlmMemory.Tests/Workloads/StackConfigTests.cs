@@ -211,6 +211,40 @@ public sealed class StackConfigTests
         }
     }
 
+    [Theory]
+    [InlineData("sft.json", "{\"model_name_or_path\": \"x\", \"use_peft\": true, \"load_in_4bit\": true, \"use_bnb_nested_quant\": true}", null)]
+    [InlineData("sft.json", "{\"model_name_or_path\": \"x\", \"use_peft\": true, \"load_in_4bit\": true, \"use_bnb_nested_quant\": false}", "use_bnb_nested_quant")]
+    [InlineData("qlora.yml", "base_model: x\nadapter: qlora\nload_in_4bit: true\nbnb_config_kwargs:\n  bnb_4bit_use_double_quant: false\n", "bnb_config_kwargs.bnb_4bit_use_double_quant")]
+    [InlineData("qlora.yml", "base_model: x\nadapter: qlora\nload_in_4bit: true\nbnb_config_kwargs:\n  bnb_4bit_use_double_quant: true\n", null)]
+    [InlineData("qlora.yml", "base_model: x\nadapter: qlora\nload_in_4bit: true\nfsdp: [full_shard]\nbnb_config_kwargs:\n  bnb_4bit_use_double_quant: false\n", null)]
+    public void Double_quantization_follows_each_stack_s_default_and_key(string name, string text, string? key)
+    {
+        // TRL: bnb_4bit_use_double_quant=model_args.use_bnb_nested_quant (default False); Axolotl: True unless
+        // bnb_config_kwargs says otherwise. Double quantization is the format nf4 as it is (no setting); a sharded config
+        // reads the key and sets nothing, since only the single-GPU replay reads the field.
+        string folder = Directory.CreateTempSubdirectory("stack-config-").FullName;
+        string path = Path.Combine(folder, name);
+        File.WriteAllText(path, text);
+        try
+        {
+            StackConfig config = StackConfig.Read(path);
+            Dictionary<string, (string Value, string? Key)> s = Settings(config);
+            if (key is null)
+            {
+                Assert.False(s.ContainsKey("bnb_4bit_use_double_quant"));
+                Assert.DoesNotContain(config.NotUsed, k => k.Contains("double_quant", StringComparison.Ordinal) || k.Contains("nested", StringComparison.Ordinal));
+            }
+            else
+            {
+                Assert.Equal(("false", key), s["bnb_4bit_use_double_quant"]);
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Fact]
     public void Flags_override_the_config_and_the_notes_say_so()
     {
