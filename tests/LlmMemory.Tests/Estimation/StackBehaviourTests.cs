@@ -191,6 +191,22 @@ public sealed class StackBehaviourTests
         Assert.Contains(reason, e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_paged_optimizer_keeps_the_states_of_small_tensors_in_device_memory()
+    {
+        // bitsandbytes' get_state_buffer: a paged optimizer's state goes to CUDA managed memory only for a parameter of at
+        // least 1e5 elements; smaller ones get torch.zeros_like on the device. Full training of the tiny Llama with paged
+        // 32-bit AdamW (two fp32 moments):
+        // - under 1e5: q, k, v, o 256 × 256 = 65,536 each (4 per layer) and the RMSNorm weights of 256 (2 per layer + the
+        //   final one): 2 × (4 × 65,536 + 2 × 256) + 256 = 525,568 elements → × 2 moments × 4 B = 4,204,544 B in the allocator;
+        // - at least 1e5: the embedding and the head, 1,024 × 256 = 262,144 each, and gate, up, down, 131,072 each (3 per
+        //   layer): 524,288 + 2 × 3 × 131,072 = 1,310,720 elements → 10,485,760 B in managed memory.
+        const string fields = """ "mode": "training", "precision": "bf16", "optimizer": "paged-adamw" """;
+        MemoryEstimate estimate = MemoryEstimator.Estimate(Read(fields));
+        Assert.Equal(4_204_544, Bytes(estimate, "optimizer_states"));
+        Assert.Equal(10_485_760, Bytes(estimate, "paged_optimizer_states"));
+    }
+
     [Theory]
     [InlineData("0.41.1", true)]
     [InlineData("0.42.0", true)]

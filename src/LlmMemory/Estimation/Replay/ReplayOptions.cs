@@ -133,8 +133,14 @@ internal enum ReplayOptimizer
     /// <summary>bitsandbytes 8-bit blockwise AdamW: uint8 states and fp32 absmax per 256 values; tensors under 4096 elements keep fp32 states.</summary>
     AdamW8Bit,
 
-    /// <summary>bitsandbytes paged optimizers: states in CUDA managed memory, outside the caching allocator (nothing replayed).</summary>
+    /// <summary>
+    /// bitsandbytes paged 32-bit AdamW: the fp32 moments of parameters of at least 1e5 elements in CUDA managed memory,
+    /// outside the caching allocator; those of smaller ones are ordinary device tensors (<c>get_state_buffer</c>).
+    /// </summary>
     Paged,
+
+    /// <summary>bitsandbytes paged 8-bit AdamW: uint8 moments paged from 1e5 elements; the fp32 block scales and small tensors' states on the device.</summary>
+    Paged8Bit,
 
     /// <summary>transformers' <c>Adafactor</c> (beta1 None): factored fp32 second moment for matrices, fp32 vectors; two fp32 temporaries per parameter.</summary>
     Adafactor,

@@ -331,7 +331,8 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     private static ReplayOptimizer Optimizer(OptimizerKind kind) => kind switch
     {
         OptimizerKind.AdamW8Bit => ReplayOptimizer.AdamW8Bit,
-        OptimizerKind.PagedAdamW or OptimizerKind.PagedAdamW8Bit => ReplayOptimizer.Paged,
+        OptimizerKind.PagedAdamW => ReplayOptimizer.Paged,
+        OptimizerKind.PagedAdamW8Bit => ReplayOptimizer.Paged8Bit,
         OptimizerKind.Adafactor => ReplayOptimizer.Adafactor,
         OptimizerKind.SgdMomentum => ReplayOptimizer.SgdMomentum,
         OptimizerKind.Lion => ReplayOptimizer.Lion,
