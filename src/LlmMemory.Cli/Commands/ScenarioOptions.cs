@@ -64,6 +64,10 @@ internal sealed class ScenarioOptions
         Text("--alloc-conf", "alloc_conf", "PyTorch caching-allocator settings, as PYTORCH_CUDA_ALLOC_CONF holds them.");
         Switch("--foreach", "foreach", "torch.optim's foreach implementation (--foreach false: the single-tensor loop).");
         Switch("--fused", "fused", "torch.optim's fused AdamW.");
+        Switch("--use-cache", "use_cache", "The training forward builds a KV cache (--use-cache false: model.config.use_cache = False, or model code that never caches in training, such as LitGPT's).");
+        Text("--bitsandbytes-version", "bitsandbytes_version", "bitsandbytes release, where it changed the training step: before 0.43.2 each 4-bit matmul keeps its input for backward; default: current.");
+        Text("--bitsandbytes-converter", "bitsandbytes_converter", "Who converts the linears to bitsandbytes 4-bit: transformers (keeps the head) or lightning (every nn.Linear, quantized from fp16; LitGPT).");
+        Switch("--bnb-4bit-use-double-quant", "bnb_4bit_use_double_quant", "bitsandbytes' double quantization of the 4-bit absmax (--bnb-4bit-use-double-quant false: fp32 absmax per 64 weights); default: nf4 with, fp4 without.");
         Switch("--kbit-preparation", "kbit_preparation", "PEFT's prepare_model_for_kbit_training on a k-bit base (QLoRA): unquantized parameters cast to fp32.");
         Text("--engine-version", "engine_options.version", "Engine version where its accounting changed: vLLM 0.6.4 (V0) to 0.19 (docs/vllm.md), SGLang 0.4.7.post1 to 0.5.4 (docs/sglang.md), llama.cpp b4823; default: current.");
     }

@@ -30,6 +30,7 @@ public static class Names
         [typeof(CrossEntropyKind)] =
             [(CrossEntropyKind.Standard, "standard"), (CrossEntropyKind.Chunked, "chunked"), (CrossEntropyKind.Fused, "fused"),
                 (CrossEntropyKind.InPlace, "in-place"), (CrossEntropyKind.FusedLinear, "fused-linear")],
+        [typeof(BitsandbytesConverter)] = [(BitsandbytesConverter.Transformers, "transformers"), (BitsandbytesConverter.Lightning, "lightning")],
         [typeof(GenerationCache)] = [(GenerationCache.Dynamic, "dynamic"), (GenerationCache.Static, "static")],
         [typeof(FsdpMode)] =
         [

@@ -95,6 +95,32 @@ public sealed record Scenario
     /// </summary>
     public bool KbitPreparation { get; init; }
 
+    /// <summary>
+    /// Whether the training forward builds a KV cache (transformers' <c>use_cache</c> argument, or <c>model.config.use_cache</c>);
+    /// null means the model code's default: transformers follows the config (true unless it says otherwise), torchtune's
+    /// and LitGPT's models never cache outside generation. A project extension of docs/scenario.md (docs/scenario-extensions.md).
+    /// </summary>
+    public bool? UseCache { get; init; }
+
+    /// <summary>
+    /// The bitsandbytes release the run used (such as <c>0.42.0</c>), where its memory behaviour changed: before 0.43.2 the
+    /// 4-bit matmul keeps its input for backward. Null means a current release. A project extension of docs/scenario.md.
+    /// </summary>
+    public string? BitsandbytesVersion { get; init; }
+
+    /// <summary>
+    /// Who replaced the linears with bitsandbytes 4-bit ones: transformers (the default: the output head is kept, and each
+    /// weight is quantized from the load type) or Lightning's <c>BitsandbytesPrecision</c> (every <c>nn.Linear</c>, the head
+    /// included, quantized from an fp16 copy). A project extension of docs/scenario.md (docs/scenario-extensions.md).
+    /// </summary>
+    public BitsandbytesConverter BitsandbytesConverter { get; init; }
+
+    /// <summary>
+    /// bitsandbytes' double quantization of the 4-bit absmax constants (transformers' <c>bnb_4bit_use_double_quant</c>,
+    /// Lightning's <c>nf4-dq</c> modes); null means the format's own (nf4 with, fp4 without). A project extension of docs/scenario.md.
+    /// </summary>
+    public bool? Bnb4bitUseDoubleQuant { get; init; }
+
     /// <summary>Folder that relative model paths are resolved against (the scenario file's folder).</summary>
     public string? BaseDirectory { get; init; }
 

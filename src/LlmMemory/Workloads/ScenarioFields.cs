@@ -11,7 +11,8 @@ public static class ScenarioFields
     [
         "model", "mode", "engine", "weights", "precision", "optimizer", "optimizer_in_backward", "batch", "seq", "gradient_accumulation",
         "gradient_checkpointing", "attention", "cross_entropy", "compile", "packed", "lora", "kv_cache_dtype", "v_cache_dtype", "parallel",
-        "engine_options", "gpu", "new_tokens", "cache", "alloc_conf", "foreach", "fused", "kbit_preparation",
+        "engine_options", "gpu", "new_tokens", "cache", "alloc_conf", "foreach", "fused", "kbit_preparation", "use_cache", "bitsandbytes_version",
+        "bitsandbytes_converter", "bnb_4bit_use_double_quant",
     ]);
 
     private static readonly Scenario Defaults = new() { Model = new ModelReference.Named("") };
@@ -48,6 +49,10 @@ public static class ScenarioFields
             "foreach" => scenario.Foreach is bool each ? Flag(each) : null,
             "fused" => scenario.Fused is bool fused ? Flag(fused) : null,
             "kbit_preparation" => Flag(scenario.KbitPreparation),
+            "use_cache" => scenario.UseCache is bool cache ? Flag(cache) : null,
+            "bitsandbytes_version" => scenario.BitsandbytesVersion,
+            "bitsandbytes_converter" => Names.Of(scenario.BitsandbytesConverter),
+            "bnb_4bit_use_double_quant" => scenario.Bnb4bitUseDoubleQuant is bool dq ? Flag(dq) : null,
             "parallel.gpus" => Number(p.Gpus),
             "parallel.zero" => Number(p.Zero),
             "parallel.fsdp" => Names.Of(p.Fsdp),

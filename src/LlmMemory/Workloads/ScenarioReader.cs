@@ -85,6 +85,11 @@ public static class ScenarioReader
             Foreach = o.Bool("foreach"),
             Fused = o.Bool("fused"),
             KbitPreparation = o.Bool("kbit_preparation") ?? false,
+            UseCache = o.Bool("use_cache"),
+            BitsandbytesConverter = o.Enum("bitsandbytes_converter", BitsandbytesConverter.Transformers),
+            Bnb4bitUseDoubleQuant = o.Bool("bnb_4bit_use_double_quant"),
+            BitsandbytesVersion = o.String("bitsandbytes_version") is { } bnb ? BitsandbytesRelease.TryParse(bnb, out _) ? bnb
+                : throw o.Error("bitsandbytes_version", "must be a bitsandbytes release such as \"0.42.0\" (major.minor.patch)") : null,
             BaseDirectory = baseDirectory,
             Given = new GivenFields(GivenPaths(root), origin.Of),
         };

@@ -71,6 +71,10 @@ public sealed class OptionsAreUsedOrRefusedTests
         ("foreach", """ "foreach": false """),
         ("fused", """ "fused": true """),
         ("kbit_preparation", """ "kbit_preparation": true """),
+        ("use_cache", """ "use_cache": false """),
+        ("bitsandbytes_version", """ "bitsandbytes_version": "0.42.0" """),
+        ("bitsandbytes_converter", """ "bitsandbytes_converter": "lightning" """),
+        ("bnb_4bit_use_double_quant", """ "bnb_4bit_use_double_quant": false """),
     ];
 
     [Theory]

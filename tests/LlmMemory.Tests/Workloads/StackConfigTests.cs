@@ -131,6 +131,9 @@ public sealed class StackConfigTests
         Assert.Equal(("16", "lora_r"), s["lora.r"]);
         Assert.Equal(("\"mixed-bf16\"", "bf16"), s["precision"]);
         Assert.Equal("[\"q_proj\",\"k_proj\",\"v_proj\",\"o_proj\",\"gate_proj\",\"up_proj\",\"down_proj\"]", s["lora.targets"].Value);
+        // No use_bnb_nested_quant: TRL's get_quantization_config passes ModelConfig.use_bnb_nested_quant (default False) as
+        // bnb_4bit_use_double_quant, so the absmax constants stay fp32.
+        Assert.Equal(("false", "load_in_4bit"), s["bnb_4bit_use_double_quant"]);
         Assert.Contains("per_device_eval_batch_size", config.NotUsed);
     }
 
@@ -201,6 +204,40 @@ public sealed class StackConfigTests
         try
         {
             Assert.Equal(("\"fused-linear\"", key), Settings(StackConfig.Read(path))["cross_entropy"]);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("sft.json", "{\"model_name_or_path\": \"x\", \"use_peft\": true, \"load_in_4bit\": true, \"use_bnb_nested_quant\": true}", null)]
+    [InlineData("sft.json", "{\"model_name_or_path\": \"x\", \"use_peft\": true, \"load_in_4bit\": true, \"use_bnb_nested_quant\": false}", "use_bnb_nested_quant")]
+    [InlineData("qlora.yml", "base_model: x\nadapter: qlora\nload_in_4bit: true\nbnb_config_kwargs:\n  bnb_4bit_use_double_quant: false\n", "bnb_config_kwargs.bnb_4bit_use_double_quant")]
+    [InlineData("qlora.yml", "base_model: x\nadapter: qlora\nload_in_4bit: true\nbnb_config_kwargs:\n  bnb_4bit_use_double_quant: true\n", null)]
+    [InlineData("qlora.yml", "base_model: x\nadapter: qlora\nload_in_4bit: true\nfsdp: [full_shard]\nbnb_config_kwargs:\n  bnb_4bit_use_double_quant: false\n", null)]
+    public void Double_quantization_follows_each_stack_s_default_and_key(string name, string text, string? key)
+    {
+        // TRL: bnb_4bit_use_double_quant=model_args.use_bnb_nested_quant (default False); Axolotl: True unless
+        // bnb_config_kwargs says otherwise. Double quantization is the format nf4 as it is (no setting); a sharded config
+        // reads the key and sets nothing, since only the single-GPU replay reads the field.
+        string folder = Directory.CreateTempSubdirectory("stack-config-").FullName;
+        string path = Path.Combine(folder, name);
+        File.WriteAllText(path, text);
+        try
+        {
+            StackConfig config = StackConfig.Read(path);
+            Dictionary<string, (string Value, string? Key)> s = Settings(config);
+            if (key is null)
+            {
+                Assert.False(s.ContainsKey("bnb_4bit_use_double_quant"));
+                Assert.DoesNotContain(config.NotUsed, k => k.Contains("double_quant", StringComparison.Ordinal) || k.Contains("nested", StringComparison.Ordinal));
+            }
+            else
+            {
+                Assert.Equal(("false", key), s["bnb_4bit_use_double_quant"]);
+            }
         }
         finally
         {

@@ -45,6 +45,12 @@ internal static class OptionCheck
         "alloc_conf" => "PyTorch's allocator settings are replayed on one GPU (transformers, PyTorch); the sharded closed form and bare parameter counts have no allocator",
         "foreach" or "fused" => "they choose a torch.optim implementation in the single-GPU replay",
         "kbit_preparation" => "PEFT's prepare_model_for_kbit_training is replayed for QLoRA and k-bit LoRA on one GPU; the sharded closed form and bare parameter counts do not model its fp32 casts",
+        "use_cache" => scenario.IsTraining
+            ? "the training forward's KV cache is replayed on one GPU and for FSDP ranks; the sharded closed form counts no cache"
+            : "it is the training forward's cache; an inference forward is replayed with use_cache=True",
+        "bnb_4bit_use_double_quant" => "bitsandbytes' double quantization is replayed for transformers and PyTorch runs on one GPU",
+        "bitsandbytes_converter" => "the converter of bitsandbytes 4-bit linears is replayed in training on one GPU",
+        "bitsandbytes_version" => "the bitsandbytes release changes the replayed training step of 4-bit weights on one GPU (QLoRA, LoRA on nf4 or fp4)",
         "optimizer_in_backward" when scenario.IsTraining => "the sharded closed form does not model stepping in backward yet",
         "precision" or "optimizer" or "optimizer_in_backward" or "gradient_accumulation" or "gradient_checkpointing" or "cross_entropy" or "packed" =>
             !scenario.IsTraining ? "it is a training setting (mode training, lora or qlora)"

@@ -114,10 +114,19 @@ internal static class Derivatives
         return [.. grads.Select((grad, i) => Keep(grad, node.Edges[i] is not null))];
     };
 
-    /// <summary>torchao NF4 linear: the weight is dequantized again for grad_input (the frozen base needs no weight gradient).</summary>
-    public static BackwardFormula DequantizedLinear(long[] weightShape) => (engine, node, g) =>
+    /// <summary>
+    /// A 4-bit linear (bitsandbytes <c>MatMul4Bit.backward</c>, torchao NF4): the weight is dequantized again for grad_input,
+    /// in the quant state's type and copied to the gradient's type when that differs (<c>dequantize_4bit(B).to(grad.dtype)</c>);
+    /// the frozen base needs no weight gradient.
+    /// </summary>
+    public static BackwardFormula DequantizedLinear(long[] weightShape, ScalarType stored) => (engine, node, g) =>
     {
-        Tensor weight = engine.Empty(weightShape, g!.Type);
+        Tensor weight = engine.Empty(weightShape, stored);
+        if (stored != g!.Type)
+        {
+            weight = Blocks.Rebind(weight, engine.Empty(weightShape, g.Type));
+        }
+
         Tensor grad = engine.Empty(Meta(node, 0).Shape, g.Type);
         weight.Release();
         return [grad];

@@ -193,6 +193,20 @@ internal static class ReplayEstimate
                 : "PEFT's prepare_model_for_kbit_training: the model is already in fp32, so it casts nothing.";
         }
 
+        if (scenario.UseCache is bool useCache)
+        {
+            yield return useCache
+                ? "use_cache: the training forward builds a KV cache (copies of every layer's K and V), alive until its output is dropped."
+                : "use_cache false: the training forward builds no KV cache.";
+        }
+
+        if (scenario.BitsandbytesVersion is { } release)
+        {
+            yield return plan.Options.FourBitKeepsInput
+                ? $"bitsandbytes {release} (before 0.43.2): each 4-bit matmul keeps its input until backward (MatMul4Bit's ctx.tensors = (A, B)), where nothing else saves it."
+                : $"bitsandbytes {release}: a 4-bit matmul keeps only its packed weight for backward.";
+        }
+
         if (scenario.Packed)
         {
             yield return "Packed sequences are replayed as full sequences of seq tokens (flash attention's variable-length path saves the same tensors).";

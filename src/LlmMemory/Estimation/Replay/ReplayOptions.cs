@@ -54,8 +54,20 @@ internal sealed record ReplayOptions
     /// <summary>cuBLAS workspace per GEMM thread.</summary>
     public long WorkspaceBytes { get; init; }
 
-    /// <summary>Whether the training forward builds a KV cache (transformers follows <c>config.use_cache</c>; torchtune never does).</summary>
+    /// <summary>
+    /// Whether the training forward builds a KV cache: the scenario's <c>use_cache</c>, else the model code's default
+    /// (transformers follows <c>config.use_cache</c>; torchtune never does). Gradient checkpointing turns it off.
+    /// </summary>
     public bool CacheInTraining { get; init; }
+
+    /// <summary>
+    /// bitsandbytes before 0.43.2: <c>MatMul4Bit.forward</c> keeps its input on <c>ctx</c> until backward whenever it needs a
+    /// gradient (<see cref="Workloads.BitsandbytesRelease.FourBitInputDropped"/>).
+    /// </summary>
+    public bool FourBitKeepsInput { get; init; }
+
+    /// <summary>The type 4-bit weights were quantized from, which dequantization returns (Lightning's converter: fp16); null means the activations' type.</summary>
+    public ScalarType? QuantStateType { get; init; }
 
     /// <summary>torchtune's model code: LoRA in the model dtype without the fp32 input cast, k/v expanded to all heads before SDPA.</summary>
     public bool Torchtune { get; init; }
@@ -124,8 +136,14 @@ internal enum ReplayOptimizer
     /// <summary>bitsandbytes 8-bit blockwise AdamW: uint8 states and fp32 absmax per 256 values; tensors under 4096 elements keep fp32 states.</summary>
     AdamW8Bit,
 
-    /// <summary>bitsandbytes paged optimizers: states in CUDA managed memory, outside the caching allocator (nothing replayed).</summary>
+    /// <summary>
+    /// bitsandbytes paged 32-bit AdamW: the fp32 moments of parameters of at least 1e5 elements in CUDA managed memory,
+    /// outside the caching allocator; those of smaller ones are ordinary device tensors (<c>get_state_buffer</c>).
+    /// </summary>
     Paged,
+
+    /// <summary>bitsandbytes paged 8-bit AdamW: uint8 moments paged from 1e5 elements; the fp32 block scales and small tensors' states on the device.</summary>
+    Paged8Bit,
 
     /// <summary>transformers' <c>Adafactor</c> (beta1 None): factored fp32 second moment for matrices, fp32 vectors; two fp32 temporaries per parameter.</summary>
     Adafactor,

@@ -37,12 +37,17 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
         Add(parts, "autocast_copies", ComponentKind.MasterWeights, result.Live(MemoryTag.AutocastWeight), AutocastFormula);
         Add(parts, "gradients", ComponentKind.Gradients, result.Live(MemoryTag.Gradient), GradientFormula);
         Add(parts, "optimizer_states", ComponentKind.OptimizerStates, result.Live(MemoryTag.OptimizerState), StateFormula);
-        if (_options.Optimizer == ReplayOptimizer.Paged)
+        if (_options.Optimizer is ReplayOptimizer.Paged or ReplayOptimizer.Paged8Bit)
         {
-            OptimizerKind kind = scenario.Optimizer!.Value;
-            parts.Add(MemoryComponent.Of("paged_optimizer_states", ComponentKind.OptimizerStates, OptimizerStates.Formula(Trained(), kind),
-                "in CUDA managed memory (bitsandbytes paged optimizer): outside PyTorch's allocator, resident on the GPU unless memory runs short",
-                counter: Counter.Device));
+            OptimizerKind kind = OptimizerReplay.States(_options.Optimizer);
+            long paged = OptimizerStates.PagedBytes(Trained(), kind);
+            if (paged > 0)
+            {
+                parts.Add(MemoryComponent.Of("paged_optimizer_states", ComponentKind.OptimizerStates,
+                    Formula.Size(new ByteSize(paged)).After($"the states of parameters of at least {Text.N(OptimizerStates.PagedMinElements)} elements:"),
+                    "in CUDA managed memory (bitsandbytes paged optimizer): outside PyTorch's allocator, resident on the GPU unless memory runs short",
+                    counter: Counter.Device));
+            }
         }
 
         Add(parts, "lora_adapters", ComponentKind.Adapters, result.Live(MemoryTag.Adapter),
@@ -263,8 +268,11 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
             "gradients appear as backward reaches each parameter");
     }
 
-    private Formula StateFormula(long live) =>
-        Replayed(OptimizerStates.Formula(Trained(), OptimizerReplay.States(_options.Optimizer)), live, "states are created in the first optimizer step");
+    private Formula StateFormula(long live) => _options.Optimizer is ReplayOptimizer.Paged or ReplayOptimizer.Paged8Bit
+        ? Replayed(Formula.Size(new ByteSize(OptimizerStates.DeviceBytes(Trained(), OptimizerReplay.States(_options.Optimizer))))
+            .After($"bitsandbytes paged optimizer, the states it keeps in device memory (parameters under {Text.N(OptimizerStates.PagedMinElements)} elements, 8-bit block scales):"),
+            live, "states are created in the first optimizer step")
+        : Replayed(OptimizerStates.Formula(Trained(), OptimizerReplay.States(_options.Optimizer)), live, "states are created in the first optimizer step");
 
     private Formula TemporaryFormula(long live) => _options.Optimizer switch
     {

@@ -36,6 +36,17 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         }
 
         (WeightLayout layout, string format) = ChooseLayout(model, scenario, precision);
+        bool lightning = LightningConverter(model, scenario, format, torchtune);
+        bool? doubleQuant = DoubleQuant(scenario, format, torchtune);
+        if (lightning || doubleQuant is not null)
+        {
+            WeightFormat fourBit = scenario.Weights ?? WeightFormats.Nf4;
+            layout = new WeightLayout([.. layout.Tensors.Select(t =>
+                (lightning && t.Tensor.Role == TensorRole.OutputHead) || (doubleQuant is not null && IsFourBit(t))
+                    ? WeightStorage.FourBit(t.Tensor, fourBit, doubleQuant)
+                    : t)]);
+        }
+
         LoraAdapters? adapters = scenario.EffectiveLora is { } lora ? LoraAdapters.For(model, lora) : null;
         if (adapters is not null && scenario.Lora is null)
         {
@@ -81,7 +92,9 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Capacity = gpu?.Budget is ByteSize budget && !host ? budget.Bytes - context.Bytes : null,
             WorkspaceBytes = host ? 0 : Constants.CublasWorkspace(gpu).Bytes,
             Allocator = scenario.AllocConf is string conf ? AllocatorSettings.Parse(conf, scenario.Given.OriginOf("alloc_conf")) : AllocatorSettings.Default,
-            CacheInTraining = !torchtune,
+            CacheInTraining = CacheInTraining(model, scenario, torchtune),
+            FourBitKeepsInput = FourBitKeepsInput(scenario, format),
+            QuantStateType = lightning ? ScalarType.Float16 : null,
             Torchtune = torchtune,
             Loss = Loss(scenario, torchtune),
             Compiled = scenario.Compile,
@@ -134,6 +147,99 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         {
             throw new ModelFormatException(scenario.Given.OriginOf("parallel.gpus"), "parallel.gpus", $"is {gpus}, but {e.Message}.");
         }
+    }
+
+    /// <summary>
+    /// The training forward's KV cache: <c>use_cache</c> when the scenario gives it, else transformers' default (the config's
+    /// <c>use_cache</c>, true unless it says otherwise) and torchtune's (no cache in its models' training forward). transformers
+    /// turns the cache off under gradient checkpointing ("`use_cache=True` is incompatible with gradient checkpointing"), so
+    /// <c>use_cache: true</c> there changes nothing and is refused, as is asking torchtune's models for a cache they never build.
+    /// </summary>
+    private static bool CacheInTraining(ModelArchitecture model, Scenario scenario, bool torchtune)
+    {
+        if (scenario.UseCache is not bool given)
+        {
+            return !torchtune && model.UseCache;
+        }
+
+        string? problem = !scenario.IsTraining ? "it is the training forward's cache; an inference forward is replayed with use_cache=True"
+            : given && torchtune ? $"{Names.Of(scenario.Engine)}'s models build no KV cache in a training forward"
+            : given && scenario.GradientCheckpointing != Checkpointing.None ? "transformers turns the cache off under gradient checkpointing (\"`use_cache=True` is incompatible with gradient checkpointing\")"
+            : null;
+        return problem is null ? given
+            : throw new ModelFormatException(scenario.Given.OriginOf("use_cache"), "use_cache", $"is {(given ? "true" : "false")}, but {problem}.");
+    }
+
+    /// <summary>
+    /// bitsandbytes' double quantization (<c>bnb_4bit_use_double_quant</c>; Lightning's <c>nf4</c> against <c>nf4-dq</c>): the
+    /// absmax of each 64 weights as fp32 (4 B per block), or quantized to 8 bits with an fp32 constant per 256 blocks and one
+    /// fp32 offset (QLoRA paper §2). Null when the scenario leaves it to the format; refused without bitsandbytes 4-bit weights
+    /// and for torchtune/torchtitan (torchao NF4 has its own scaler layout).
+    /// </summary>
+    private static bool? DoubleQuant(Scenario scenario, string format, bool torchtune)
+    {
+        if (scenario.Bnb4bitUseDoubleQuant is not bool given)
+        {
+            return null;
+        }
+
+        string? problem = format != WeightFormats.Nf4.Name && format != WeightFormats.Fp4.Name
+            ? $"the weights are {format}; it is a setting of bitsandbytes 4-bit weights (nf4, fp4)"
+            : torchtune ? $"{Names.Of(scenario.Engine)} quantizes with torchao's NF4, not bitsandbytes"
+            : null;
+        return problem is null ? given
+            : throw new ModelFormatException(scenario.Given.OriginOf("bnb_4bit_use_double_quant"), "bnb_4bit_use_double_quant", $"is {(given ? "true" : "false")}, but {problem}.");
+    }
+
+    private static bool IsFourBit(StoredTensor t) => t.Storage is "NF4+DQ" or "FP4+DQ" or "4-bit + fp32 absmax";
+
+    /// <summary>
+    /// Lightning's <c>BitsandbytesPrecision</c> (lightning/fabric/plugins/precision/bitsandbytes.py), as LitGPT's <c>--quantize
+    /// bnb.*</c> uses it: it replaces every <c>torch.nn.Linear</c> it is not told to ignore (<c>_convert_layers</c>, or the class
+    /// replacement of <c>init_context</c>), so the output head is 4-bit too, where transformers keeps it; and
+    /// <c>_Linear4bit._quantize_weight</c> quantizes <c>weight.contiguous().to(device="cuda", dtype=torch.half)</c>, so the
+    /// quant state is fp16 and every matmul dequantizes to fp16 before <c>.to(A.dtype)</c>. Refused without bitsandbytes 4-bit
+    /// weights, for torchtune's and torchtitan's models (torchao NF4), and for a tied head (which the replay keeps shared).
+    /// </summary>
+    private static bool LightningConverter(ModelArchitecture model, Scenario scenario, string format, bool torchtune)
+    {
+        if (scenario.BitsandbytesConverter != BitsandbytesConverter.Lightning)
+        {
+            return false;
+        }
+
+        string? problem = format != WeightFormats.Nf4.Name && format != WeightFormats.Fp4.Name
+            ? $"the weights are {format}; it converts linears to bitsandbytes 4-bit ones (nf4, fp4)"
+            : torchtune ? $"{Names.Of(scenario.Engine)} quantizes with torchao's NF4, not bitsandbytes"
+            : model.TiedEmbeddings ? "the head is tied to the embedding, and a converted tied head is not replayed"
+            : null;
+        return problem is null
+            ? true
+            : throw new ModelFormatException(scenario.Given.OriginOf("bitsandbytes_converter"), "bitsandbytes_converter", $"is lightning, but {problem}.");
+    }
+
+    /// <summary>
+    /// Whether bitsandbytes' 4-bit matmul keeps its input for backward: releases before 0.43.2. <c>bitsandbytes_version</c> is
+    /// refused where no weight is a bitsandbytes 4-bit one, and with gradient checkpointing when the release keeps the input:
+    /// it sits on <c>ctx</c> outside <c>save_for_backward</c>, where checkpointing's hooks do not see it, which the replay does
+    /// not model.
+    /// </summary>
+    private static bool FourBitKeepsInput(Scenario scenario, string format)
+    {
+        if (scenario.BitsandbytesVersion is not { } release)
+        {
+            return false;
+        }
+
+        bool keeps = BitsandbytesRelease.KeepsFourBitInput(release);
+        string? problem = format != WeightFormats.Nf4.Name && format != WeightFormats.Fp4.Name
+            ? $"the weights are {format}; the release changes the training step of bitsandbytes 4-bit weights (nf4, fp4) here"
+            : !scenario.IsTraining ? "the release changes what a 4-bit matmul keeps for backward, and an inference forward has no backward"
+            : keeps && scenario.GradientCheckpointing != Checkpointing.None
+                ? "releases before 0.43.2 keep each 4-bit matmul's input on ctx, outside save_for_backward, which gradient checkpointing does not see; that is not replayed"
+                : null;
+        return problem is null ? keeps
+            : throw new ModelFormatException(scenario.Given.OriginOf("bitsandbytes_version"), "bitsandbytes_version", $"is {release}, but {problem}.");
     }
 
     /// <summary>
@@ -266,7 +372,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     /// </summary>
     private static StoredWeight Stored(StoredTensor tensor, ScalarType compute) => new(tensor.Bytes,
         Float(tensor.Storage) is not null ? compute
-        : tensor.Storage is "NF4+DQ" or "4-bit + fp32 absmax" ? ScalarType.Nf4
+        : tensor.Storage is "NF4+DQ" or "FP4+DQ" or "4-bit + fp32 absmax" ? ScalarType.Nf4
         : ScalarType.UInt8);
 
     private static ScalarType? Float(string storage) =>
@@ -308,7 +414,8 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     private static ReplayOptimizer Optimizer(OptimizerKind kind) => kind switch
     {
         OptimizerKind.AdamW8Bit => ReplayOptimizer.AdamW8Bit,
-        OptimizerKind.PagedAdamW or OptimizerKind.PagedAdamW8Bit => ReplayOptimizer.Paged,
+        OptimizerKind.PagedAdamW => ReplayOptimizer.Paged,
+        OptimizerKind.PagedAdamW8Bit => ReplayOptimizer.Paged8Bit,
         OptimizerKind.Adafactor => ReplayOptimizer.Adafactor,
         OptimizerKind.SgdMomentum => ReplayOptimizer.SgdMomentum,
         OptimizerKind.Lion => ReplayOptimizer.Lion,

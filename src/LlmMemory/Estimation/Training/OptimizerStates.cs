@@ -48,6 +48,39 @@ internal static class OptimizerStates
         };
     }
 
+    /// <summary>
+    /// bitsandbytes' <c>Optimizer8bit.get_state_buffer</c> (bitsandbytes/optim/optimizer.py): a paged optimizer allocates a
+    /// state in CUDA managed memory only for a parameter of at least 1e5 elements (<c>if not self.is_paged or p.numel() &lt;
+    /// 1e5: return torch.zeros_like(p, dtype=dtype)</c>); smaller ones, and the 8-bit optimizers' fp32 block scales
+    /// (<c>absmax1</c>/<c>absmax2</c>, plain <c>torch.zeros</c>), are ordinary device tensors in PyTorch's allocator.
+    /// </summary>
+    public const long PagedMinElements = 100_000;
+
+    /// <summary>The states of a paged optimizer (<see cref="OptimizerKind.PagedAdamW"/>, <see cref="OptimizerKind.PagedAdamW8Bit"/>) that are ordinary device tensors.</summary>
+    public static IReadOnlyList<State> OnDevice(OptimizerKind kind, long[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        IReadOnlyList<State> all = For(kind, shape);
+        return kind is not (OptimizerKind.PagedAdamW or OptimizerKind.PagedAdamW8Bit) ? all
+            : Elements(shape) < PagedMinElements ? all
+            : [.. all.Where(s => s.Storage == Storage.Float32 && Elements(s.Shape) < Elements(shape))];
+    }
+
+    /// <summary>Bytes of the states <see cref="OnDevice"/> leaves in managed memory.</summary>
+    public static long PagedBytes(IEnumerable<(long Elements, long Bytes, long[] Shape)> parameters, OptimizerKind kind)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return parameters.Sum(p => For(kind, p.Shape).Sum(s => Elements(s.Shape) * BytesPerElement(s.Storage, 0))
+            - OnDevice(kind, p.Shape).Sum(s => Elements(s.Shape) * BytesPerElement(s.Storage, 0)));
+    }
+
+    /// <summary>Bytes of the states <see cref="OnDevice"/> keeps in device memory.</summary>
+    public static long DeviceBytes(IEnumerable<(long Elements, long Bytes, long[] Shape)> parameters, OptimizerKind kind)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return parameters.Sum(p => OnDevice(kind, p.Shape).Sum(s => Elements(s.Shape) * BytesPerElement(s.Storage, 0)));
+    }
+
     /// <summary>Bytes of every state of <paramref name="parameters"/> (elements, bytes per element of the parameter, shape).</summary>
     public static long Bytes(IEnumerable<(long Elements, long Bytes, long[] Shape)> parameters, OptimizerKind kind)
     {

@@ -137,18 +137,30 @@ internal static class WeightStorage
         return !keep.Any(pattern => Matches(t.Name, pattern));
     }
 
+    /// <summary>
+    /// A tensor stored as bitsandbytes 4-bit in <paramref name="format"/>, whatever its role: with double quantization as the
+    /// format has it (nf4 with, fp4 without) unless <paramref name="doubleQuantized"/> says otherwise.
+    /// </summary>
+    public static StoredTensor FourBit(TensorSpec t, WeightFormat format, bool? doubleQuantized = null)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        ArgumentNullException.ThrowIfNull(format);
+        return format.Scheme == WeightScheme.BitsAndBytes4 ? Bnb4(t, t.Elements, doubleQuantized ?? format.Type == DataTypes.NF4, format.Type == DataTypes.NF4)
+            : throw new ArgumentException($"{format.Name} is not a bitsandbytes 4-bit format.", nameof(format));
+    }
+
     private static StoredTensor Plain(TensorSpec t, DataType type) => new(t, type.BytesFor(t.Elements), type.Name.ToLowerInvariant());
 
     /// <summary>
     /// bitsandbytes 4-bit (§1.3): n/2 bytes of codes; absmax per block of 64 as fp32 (4.5 bits/param), or with double
     /// quantization as 8-bit per block plus fp32 per 256 blocks and one fp32 offset (QLoRA paper: 4.127 bits/param).
     /// </summary>
-    private static StoredTensor Bnb4(TensorSpec t, long n, bool doubleQuantized)
+    private static StoredTensor Bnb4(TensorSpec t, long n, bool doubleQuantized, bool nf4 = true)
     {
         long blocks = CeilDiv(n, Bnb4Block);
         long codes = CeilDiv(n, 2);
         return doubleQuantized
-            ? new StoredTensor(t, checked(codes + blocks + 4 * CeilDiv(blocks, Bnb4DoubleBlock) + 4), "NF4+DQ")
+            ? new StoredTensor(t, checked(codes + blocks + 4 * CeilDiv(blocks, Bnb4DoubleBlock) + 4), nf4 ? "NF4+DQ" : "FP4+DQ")
             : new StoredTensor(t, checked(codes + 4 * blocks), "4-bit + fp32 absmax");
     }
 

@@ -46,7 +46,31 @@ internal static class AxolotlConfig
         }
 
         Fsdp(keys);
+        DoubleQuant(keys, mode);
         NotModelled(keys);
+    }
+
+    /// <summary>
+    /// Axolotl builds QLoRA's <c>BitsAndBytesConfig</c> with <c>bnb_4bit_use_double_quant: True</c> and updates it with
+    /// <c>bnb_config_kwargs</c> (<c>loaders/model.py</c>): true is the format nf4 as it is; false stores fp32 absmax constants
+    /// (<c>bnb_4bit_use_double_quant</c>), which only the single-GPU replay reads (a sharded run's setting is dropped).
+    /// </summary>
+    private static void DoubleQuant(ConfigKeys keys, string mode)
+    {
+        const string key = "bnb_config_kwargs.bnb_4bit_use_double_quant";
+        if (mode != "qlora" || keys.Bool(key) is not bool doubleQuant)
+        {
+            return;
+        }
+
+        if (doubleQuant)
+        {
+            keys.Confirm(key, "Axolotl's default double quantization, the format nf4");
+        }
+        else
+        {
+            keys.Set("bnb_4bit_use_double_quant", JsonValue.Create(false), key);
+        }
     }
 
     private static string Mode(ConfigKeys keys)

@@ -148,6 +148,13 @@ internal sealed class ConfigKeys(JsonObject root, string file)
             _confirmed.Add($"{fusedKey} (fused AdamW, which a sharded run's estimate does not distinguish)");
         }
 
+        if (_settings.Find(s => s.Field == "bnb_4bit_use_double_quant") is { Key: { } quantKey } quant && IsSharded())
+        {
+            // Likewise double quantization: the sharded closed form does not distinguish it and refuses the field.
+            _settings.Remove(quant);
+            _confirmed.Add($"{quantKey} (bitsandbytes double quantization off, which a sharded run's estimate does not distinguish)");
+        }
+
         var unused = new List<string>();
         Unread(root, "", unused);
         return new StackConfig(file, kind, [.. _settings], [.. _confirmed], [.. _unmodelled], unused);

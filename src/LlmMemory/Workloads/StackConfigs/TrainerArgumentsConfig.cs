@@ -69,6 +69,16 @@ internal static class TrainerArgumentsConfig
         if (in4 && peft)
         {
             keys.Confirm("load_in_4bit", "the 4-bit NF4 base of qlora");
+            // TRL's get_quantization_config: BitsAndBytesConfig(..., bnb_4bit_use_double_quant=model_args.use_bnb_nested_quant),
+            // and ModelConfig.use_bnb_nested_quant defaults to False: no double quantization unless the file asks for it.
+            if (keys.Bool("use_bnb_nested_quant") == true)
+            {
+                keys.Confirm("use_bnb_nested_quant", "double quantization, the format nf4");
+            }
+            else
+            {
+                keys.Set("bnb_4bit_use_double_quant", JsonValue.Create(false), keys.Peek("use_bnb_nested_quant") is null ? "load_in_4bit" : "use_bnb_nested_quant");
+            }
         }
         else if (in4 || (in8 && !peft))
         {

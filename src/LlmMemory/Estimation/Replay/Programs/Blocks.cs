@@ -229,9 +229,10 @@ internal static class Blocks
     /// on the fp32 activations of a k-bit-prepared model); the weight dequantized in its quant state's type
     /// (<paramref name="stored"/>), copied to the compute type when that differs (<c>dequantize_4bit(B).to(A.dtype)</c>), used
     /// by the GEMM and dropped; the output in the compute type, cast back to x's type (<c>.to(inp_dtype)</c>). Backward
-    /// dequantizes the weight again for grad_input (the frozen base has no weight grad).
+    /// dequantizes the weight again for grad_input (the frozen base has no weight grad). bitsandbytes before 0.43.2 also kept the
+    /// (compute-type) input for backward (<paramref name="keepsInput"/>: <c>ctx.tensors = (A, B)</c>), which backward never read.
     /// </summary>
-    public static Tensor DequantizedLinear(ReplayEngine s, Tensor x, Tensor weight, ScalarType compute, ScalarType stored)
+    public static Tensor DequantizedLinear(ReplayEngine s, Tensor x, Tensor weight, ScalarType compute, ScalarType stored, bool keepsInput = false)
     {
         Tensor input = s.To(x, compute);
         Tensor dequantized = s.Empty(weight.Shape, stored);
@@ -242,7 +243,7 @@ internal static class Blocks
 
         Tensor product = s.Empty(input.WithLast(weight.Shape[0]), compute);
         dequantized.Release();
-        s.Record(product, [input], [], Derivatives.DequantizedLinear(weight.Shape));
+        s.Record(product, [input], keepsInput ? [input] : [], Derivatives.DequantizedLinear(weight.Shape, stored));
         input.Release();
         return s.To(Operand.Take(product), x.Type);
     }

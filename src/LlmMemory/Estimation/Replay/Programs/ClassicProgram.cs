@@ -53,7 +53,7 @@ internal sealed class ClassicProgram : ModelProgram
             x = Blocks.Rebind(x, LayerNorm(x, norm));
         }
 
-        KvCache? cache = !training || (Options.CacheInTraining && Model.UseCache && !Options.Checkpointing) ? new KvCache() : null;
+        KvCache? cache = !training || (Options.CacheInTraining && !Options.Checkpointing) ? new KvCache() : null;
         Tensor? mask = null;
         if (eager)
         {

@@ -46,7 +46,7 @@ internal sealed partial class DecoderProgram : ModelProgram
 
     public override ForwardResult Forward(bool labels, bool training)
     {
-        bool useCache = !training || (Options.CacheInTraining && Model.UseCache && !Options.Checkpointing);
+        bool useCache = !training || (Options.CacheInTraining && !Options.Checkpointing);
         return Forward(Ids, labels, training, useCache ? new KvCache() : null, past: 0, lastLogitsOnly: false);
     }
 

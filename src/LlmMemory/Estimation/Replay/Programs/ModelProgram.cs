@@ -88,12 +88,14 @@ internal abstract class ModelProgram
     /// <summary>
     /// bitsandbytes <c>Linear4bit</c>: the quant state keeps the load type (the activations' type, unless PEFT's k-bit
     /// preparation made them fp32); it computes in <c>bnb_4bit_compute_dtype</c>, the load type (QLoRA) or fp32 (bitsandbytes'
-    /// default, <see cref="ReplayOptions.Float32Compute4Bit"/>).
+    /// default, <see cref="ReplayOptions.Float32Compute4Bit"/>). Lightning's converter quantized from fp16
+    /// (<see cref="ReplayOptions.QuantStateType"/>): the weight dequantizes to fp16, then is copied to the compute type.
     /// </summary>
     private Tensor FourBitLinear(Tensor x, Tensor weight)
     {
-        ScalarType stored = Options.KbitPreparationFrom ?? x.Type;
-        return Blocks.DequantizedLinear(Engine, x, weight, Options.Float32Compute4Bit ? ScalarType.Float32 : stored, stored);
+        ScalarType load = Options.KbitPreparationFrom ?? x.Type;
+        return Blocks.DequantizedLinear(Engine, x, weight, Options.Float32Compute4Bit ? ScalarType.Float32 : load, Options.QuantStateType ?? load,
+            Options.FourBitKeepsInput);
     }
 
     /// <summary>

@@ -107,7 +107,7 @@ internal sealed class OptimizerReplay
             return;
         }
 
-        _states[p] = [.. OptimizerStates.For(States(_kind), p.Shape).Select(s => State(s.Shape, s.Storage switch
+        _states[p] = [.. OptimizerStates.OnDevice(States(_kind), p.Shape).Select(s => State(s.Shape, s.Storage switch
         {
             OptimizerStates.Storage.Float32 => ScalarType.Float32,
             OptimizerStates.Storage.UInt8 => ScalarType.UInt8,
@@ -115,7 +115,7 @@ internal sealed class OptimizerReplay
         }))];
     }
 
-    /// <summary>The states an implementation keeps, from the one table; paged states live in CUDA managed memory, outside the allocator.</summary>
+    /// <summary>The states an implementation keeps, from the one table; of a paged optimizer's, only those <see cref="OptimizerStates.OnDevice"/> keeps in device memory are allocated here.</summary>
     public static OptimizerKind States(ReplayOptimizer kind) => kind switch
     {
         ReplayOptimizer.AdamW or ReplayOptimizer.AdamWFused or ReplayOptimizer.AdamWPerParameter or ReplayOptimizer.AdamWSingleTensor => OptimizerKind.AdamW,
@@ -123,6 +123,8 @@ internal sealed class OptimizerReplay
         ReplayOptimizer.Adafactor => OptimizerKind.Adafactor,
         ReplayOptimizer.SgdMomentum => OptimizerKind.SgdMomentum,
         ReplayOptimizer.Lion => OptimizerKind.Lion,
+        ReplayOptimizer.Paged => OptimizerKind.PagedAdamW,
+        ReplayOptimizer.Paged8Bit => OptimizerKind.PagedAdamW8Bit,
         _ => OptimizerKind.Sgd,
     };
 
