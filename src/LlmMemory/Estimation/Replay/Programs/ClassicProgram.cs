@@ -48,6 +48,12 @@ internal sealed class ClassicProgram : ModelProgram
         Tensor positions = s.Empty([1, n], ScalarType.Int64);
         Tensor x = _positions is null ? s.Embedding(Ids, Weights[_embedding])
             : s.Add(Operand.Take(s.Embedding(Ids, Weights[_embedding])), Operand.Take(s.Embedding(positions, Weights[_positions])));
+        _training = training;
+        if (training && Model.EmbeddingDropout > 0)
+        {
+            x = Blocks.Rebind(x, s.Dropout(x)); // GPT-2: hidden_states = self.drop(inputs_embeds + position_embeds)
+        }
+
         if (_embeddingNorm is { } norm)
         {
             x = Blocks.Rebind(x, LayerNorm(x, norm));
@@ -111,6 +117,7 @@ internal sealed class ClassicProgram : ModelProgram
         Tensor residual = x;
         Tensor y = LayerNorm(x, block.Norms[0]);
         (Tensor o, Tensor? probabilities) = Attention(block, y, mask, rope, cache, eager, keepInput: Model.ParallelBlock);
+        o = ResidualDropout(o);
         if (!Model.ParallelBlock)
         {
             x = s.Add(o, residual);
@@ -127,6 +134,7 @@ internal sealed class ClassicProgram : ModelProgram
         y.Release();
         f = Blocks.Rebind(f, _style.CompositeGelu ? Blocks.GeluNew(s, f) : s.Unary(f, UnaryKind.Gelu));
         f = Blocks.Rebind(f, Linear(block.FeedForward[1], f));
+        f = ResidualDropout(f);
         if (Model.ParallelBlock)
         {
             f = Blocks.Rebind(f, s.Add(f, o));
@@ -208,6 +216,15 @@ internal sealed class ClassicProgram : ModelProgram
         flat.Release();
         return (projected, probabilities);
     }
+
+    /// <summary>
+    /// GPT-2's <c>resid_dropout</c> (attention) and <c>dropout</c> (MLP) after each output projection, in training only:
+    /// <c>native_dropout</c> keeps a bool mask for backward (ATen skips p = 0: no kernel, no mask).
+    /// </summary>
+    private Tensor ResidualDropout(Tensor x) =>
+        _training && Model.ResidualDropout > 0 ? Blocks.Rebind(x, Engine.Dropout(x)) : x;
+
+    private bool _training;
 
     private Tensor LayerNorm(Tensor x, (string Weight, string Bias) norm) => Blocks.LayerNorm(Engine, x, Weights[norm.Weight], Weights[norm.Bias]);
 
