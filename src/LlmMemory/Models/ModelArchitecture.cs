@@ -84,6 +84,9 @@ public sealed record ModelArchitecture
     /// </summary>
     public bool ParallelBlock { get; init; }
 
+    /// <summary>Leading dimensions of each head that rotary positions rotate (GPT-NeoX <c>rotary_ndims</c>); null: the whole head.</summary>
+    public int? RotaryDimension { get; init; }
+
     /// <summary>
     /// Dropout probability on the embeddings' output in training (GPT-2 and GPT-BigCode <c>embd_pdrop</c>); 0 where the family
     /// has none or the replay does not read it yet.

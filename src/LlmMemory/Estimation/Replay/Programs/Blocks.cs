@@ -268,7 +268,8 @@ internal static class Blocks
         }
     }
 
-    private static Tensor Rope(ReplayEngine s, Tensor x, Tensor cos, Tensor sin)
+    /// <summary><c>x * cos + rotate_half(x) * sin</c> for one tensor.</summary>
+    public static Tensor Rope(ReplayEngine s, Tensor x, Tensor cos, Tensor sin)
     {
         Tensor a = s.Mul(x, cos);
         Tensor b = s.Mul(Operand.Take(RotateHalf(s, x)), sin);

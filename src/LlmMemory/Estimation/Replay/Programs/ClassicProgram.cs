@@ -34,7 +34,7 @@ internal sealed class ClassicProgram : ModelProgram
             [.. tensors.Where(t => t.Layer == layer && t.Role == TensorRole.FeedForward && t.Form == TensorForm.LinearWeight).Select(t => t.Name)],
             Norms(tensors.Where(t => t.Layer == layer && t.Role == TensorRole.Norm)))).ToArray();
         Weights = new ModelWeights(engine, model, options, Enumerable.Range(0, tensors.Count).Select(i => new[] { i }),
-            _style.Rotary ? [(model.HeadDimension / 2, ScalarType.Float32)] : []);
+            _style.Rotary ? [((model.RotaryDimension ?? model.HeadDimension) / 2, ScalarType.Float32)] : []);
         LoadedBytes = engine.Allocator.Allocated;
         AddAdapters();
     }
@@ -179,9 +179,17 @@ internal sealed class ClassicProgram : ModelProgram
             y.Release();
         }
 
-        if (rope is { } r)
+        if (rope is { } r && r.Cos.Shape[^1] < d)
         {
-            (Tensor qr, Tensor kr) = Blocks.ApplyRope(s, q, k, r.Cos, r.Sin);
+            // GPT-NeoX apply_rotary_pos_emb: q_rot, q_pass = q[..., :rotary_dim], q[..., rotary_dim:]; the rotated part (fp32
+            // when the tables are, as under autocast) is concatenated back with the pass-through views: torch.cat promotes,
+            // so the result is a new [b, a, s, d] tensor in the rotated part's type.
+            q = Blocks.Rebind(q, PartialRope(q, r));
+            k = Blocks.Rebind(k, PartialRope(k, r));
+        }
+        else if (rope is { } full)
+        {
+            (Tensor qr, Tensor kr) = Blocks.ApplyRope(s, q, k, full.Cos, full.Sin);
             q = Blocks.Rebind(q, qr);
             k = Blocks.Rebind(k, kr);
         }
@@ -228,10 +236,22 @@ internal sealed class ClassicProgram : ModelProgram
 
     private Tensor LayerNorm(Tensor x, (string Weight, string Bias) norm) => Blocks.LayerNorm(Engine, x, Weights[norm.Weight], Weights[norm.Bias]);
 
+    private Tensor PartialRope(Tensor x, (Tensor Cos, Tensor Sin) rope)
+    {
+        ReplayEngine s = Engine;
+        long rotary = rope.Cos.Shape[^1];
+        Tensor rot = Blocks.Slice(s, x, rotary);
+        Tensor pass = Blocks.Slice(s, x, x.Shape[^1] - rotary);
+        Tensor rotated = Blocks.Rope(s, rot, rope.Cos, rope.Sin);
+        Tensor y = s.Cat([rotated, pass], [.. x.Shape[..^1], x.Shape[^1]]);
+        Blocks.Release(rot, pass, rotated);
+        return y;
+    }
+
     private (Tensor Cos, Tensor Sin) RotaryTables(Tensor x, long n)
     {
         ReplayEngine s = Engine;
-        long d = Model.HeadDimension;
+        long d = Model.RotaryDimension ?? Model.HeadDimension;
         Tensor cos = s.To(Operand.Take(s.Empty([1, n, d], ScalarType.Float32)), x.Type);
         Tensor sin = s.To(Operand.Take(s.Empty([1, n, d], ScalarType.Float32)), x.Type);
         return (s.View(Operand.Take(cos), [1, 1, n, d]), s.View(Operand.Take(sin), [1, 1, n, d]));
