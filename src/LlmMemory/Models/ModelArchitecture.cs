@@ -84,6 +84,21 @@ public sealed record ModelArchitecture
     /// </summary>
     public bool ParallelBlock { get; init; }
 
+    /// <summary>Leading dimensions of each head that rotary positions rotate (GPT-NeoX <c>rotary_ndims</c>); null: the whole head.</summary>
+    public int? RotaryDimension { get; init; }
+
+    /// <summary>
+    /// Dropout probability on the embeddings' output in training (GPT-2 and GPT-BigCode <c>embd_pdrop</c>); 0 where the family
+    /// has none or the replay does not read it yet.
+    /// </summary>
+    public double EmbeddingDropout { get; init; }
+
+    /// <summary>
+    /// Dropout probability on the attention and MLP outputs before each residual add in training (GPT-2 and GPT-BigCode
+    /// <c>resid_pdrop</c>); 0 where the family has none or the replay does not read it yet.
+    /// </summary>
+    public double ResidualDropout { get; init; }
+
     /// <summary>Whether the model builds a KV cache by default (<c>use_cache</c>, default true), also in a training forward.</summary>
     public bool UseCache { get; init; } = true;
 

@@ -90,6 +90,14 @@ internal sealed partial class ReplayEngine
 
     public Tensor Unary(Operand x, UnaryKind kind, ScalarType? type = null)
     {
+        if (Autocast is not null && kind.RunsInFloat32UnderAutocast() && x.Tensor.Type is ScalarType.BFloat16 or ScalarType.Float16)
+        {
+            // autocast's fp32 policy (aten/src/ATen/autocast_mode.h, AT_FORALL_FP32: pow, rsqrt, …): the op gets an fp32
+            // copy of a 16-bit input (never cached: the cache holds lower-precision casts of leaves only), computes and
+            // returns fp32, and its backward keeps the copy where it saves the input.
+            return Unary(Operand.Take(To(x, ScalarType.Float32)), kind, type);
+        }
+
         Tensor y = Empty(x.Tensor.Shape, type ?? x.Tensor.Type);
         Tensor? savedOutput = kind.SavesOutput() ? y.Alias() : null;
         Record(y, [x.Tensor], [kind.SavesInput() ? x.Tensor : savedOutput], Derivatives.Unary(kind));
@@ -331,6 +339,9 @@ internal static class UnaryKinds
     public static bool SavesInput(this UnaryKind kind) => kind is UnaryKind.Silu or UnaryKind.Gelu or UnaryKind.Pow;
 
     public static bool SavesOutput(this UnaryKind kind) => kind is UnaryKind.Tanh or UnaryKind.Rsqrt;
+
+    /// <summary>In autocast's fp32 list (aten/src/ATen/autocast_mode.h <c>AT_FORALL_FP32</c>): <c>pow</c> and <c>rsqrt</c>.</summary>
+    public static bool RunsInFloat32UnderAutocast(this UnaryKind kind) => kind is UnaryKind.Pow or UnaryKind.Rsqrt;
 }
 
 internal enum BinaryKind

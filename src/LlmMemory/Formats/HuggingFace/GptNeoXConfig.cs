@@ -37,6 +37,21 @@ internal static class GptNeoXConfig
         }
 
         return Classic.Decoder(c, modelType, ModelFamily.GptNeoX, b, layers, hidden, heads, heads, headDim, inner, vocab,
-            c.OptionalSize(Limits.MaxPositions, "max_position_embeddings"), tied, gated: false) with { ParallelBlock = c.Bool("use_parallel_residual", true) };
+            c.OptionalSize(Limits.MaxPositions, "max_position_embeddings"), tied, gated: false) with
+            {
+                ParallelBlock = c.Bool("use_parallel_residual", true),
+                // GPTNeoXAttention: rotary_ndims = int(head_size * rotary_pct) (partial_rotary_factor in newer configs), 0.25 by
+                // default (configuration_gpt_neox.py).
+                RotaryDimension = (int)(headDim * RotaryFraction(c)),
+            };
+    }
+
+    private const double DefaultRotaryFraction = 0.25;
+
+    private static double RotaryFraction(ConfigObject c)
+    {
+        string key = c.Has("partial_rotary_factor") ? "partial_rotary_factor" : "rotary_pct";
+        double f = c.Number(key) ?? DefaultRotaryFraction;
+        return f is > 0 and <= 1 ? f : throw new ModelFormatException(c.Source, key, $"is {f}, not a fraction in (0, 1].");
     }
 }

@@ -56,15 +56,21 @@ internal static class Blocks
         return y;
     }
 
-    /// <summary><c>native_layer_norm</c>: output in the input type (fp32 inside); saves the input, mean and rstd.</summary>
+    /// <summary>
+    /// <c>native_layer_norm</c>: output in the input type (fp32 inside); saves the input, mean and rstd. Under autocast it is
+    /// in the fp32 list (aten/src/ATen/autocast_mode.h <c>AT_FORALL_FP32</c>: <c>layer_norm</c>): a 16-bit input is copied to
+    /// fp32 first, the copy is what it saves, and the output is fp32.
+    /// </summary>
     public static Tensor LayerNorm(ReplayEngine s, Tensor x, Tensor weight, Tensor bias)
     {
-        Tensor y = s.Empty(x.Shape, x.Type);
-        Tensor mean = s.Empty([.. x.Shape[..^1], 1], ScalarType.Float32);
-        Tensor rstd = s.Empty([.. x.Shape[..^1], 1], ScalarType.Float32);
-        s.Record(y, [x, weight, bias], [x, mean, rstd], Derivatives.LayerNorm);
+        Tensor input = s.Autocast is not null && x.Type is ScalarType.BFloat16 or ScalarType.Float16 ? s.To(x, ScalarType.Float32) : x.Retain();
+        Tensor y = s.Empty(input.Shape, input.Type);
+        Tensor mean = s.Empty([.. input.Shape[..^1], 1], ScalarType.Float32);
+        Tensor rstd = s.Empty([.. input.Shape[..^1], 1], ScalarType.Float32);
+        s.Record(y, [input, weight, bias], [input, mean, rstd], Derivatives.LayerNorm);
         mean.Release();
         rstd.Release();
+        input.Release();
         return y;
     }
 
@@ -263,7 +269,8 @@ internal static class Blocks
         }
     }
 
-    private static Tensor Rope(ReplayEngine s, Tensor x, Tensor cos, Tensor sin)
+    /// <summary><c>x * cos + rotate_half(x) * sin</c> for one tensor.</summary>
+    public static Tensor Rope(ReplayEngine s, Tensor x, Tensor cos, Tensor sin)
     {
         Tensor a = s.Mul(x, cos);
         Tensor b = s.Mul(Operand.Take(RotateHalf(s, x)), sin);

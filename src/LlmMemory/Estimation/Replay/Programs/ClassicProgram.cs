@@ -34,7 +34,7 @@ internal sealed class ClassicProgram : ModelProgram
             [.. tensors.Where(t => t.Layer == layer && t.Role == TensorRole.FeedForward && t.Form == TensorForm.LinearWeight).Select(t => t.Name)],
             Norms(tensors.Where(t => t.Layer == layer && t.Role == TensorRole.Norm)))).ToArray();
         Weights = new ModelWeights(engine, model, options, Enumerable.Range(0, tensors.Count).Select(i => new[] { i }),
-            _style.Rotary ? [(model.HeadDimension / 2, ScalarType.Float32)] : []);
+            _style.Rotary ? [((model.RotaryDimension ?? model.HeadDimension) / 2, ScalarType.Float32)] : []);
         LoadedBytes = engine.Allocator.Allocated;
         AddAdapters();
     }
@@ -48,6 +48,12 @@ internal sealed class ClassicProgram : ModelProgram
         Tensor positions = s.Empty([1, n], ScalarType.Int64);
         Tensor x = _positions is null ? s.Embedding(Ids, Weights[_embedding])
             : s.Add(Operand.Take(s.Embedding(Ids, Weights[_embedding])), Operand.Take(s.Embedding(positions, Weights[_positions])));
+        _training = training;
+        if (training && Model.EmbeddingDropout > 0)
+        {
+            x = Blocks.Rebind(x, s.Dropout(x)); // GPT-2: hidden_states = self.drop(inputs_embeds + position_embeds)
+        }
+
         if (_embeddingNorm is { } norm)
         {
             x = Blocks.Rebind(x, LayerNorm(x, norm));
@@ -111,6 +117,7 @@ internal sealed class ClassicProgram : ModelProgram
         Tensor residual = x;
         Tensor y = LayerNorm(x, block.Norms[0]);
         (Tensor o, Tensor? probabilities) = Attention(block, y, mask, rope, cache, eager, keepInput: Model.ParallelBlock);
+        o = ResidualDropout(o);
         if (!Model.ParallelBlock)
         {
             x = s.Add(o, residual);
@@ -127,6 +134,7 @@ internal sealed class ClassicProgram : ModelProgram
         y.Release();
         f = Blocks.Rebind(f, _style.CompositeGelu ? Blocks.GeluNew(s, f) : s.Unary(f, UnaryKind.Gelu));
         f = Blocks.Rebind(f, Linear(block.FeedForward[1], f));
+        f = ResidualDropout(f);
         if (Model.ParallelBlock)
         {
             f = Blocks.Rebind(f, s.Add(f, o));
@@ -171,9 +179,17 @@ internal sealed class ClassicProgram : ModelProgram
             y.Release();
         }
 
-        if (rope is { } r)
+        if (rope is { } r && r.Cos.Shape[^1] < d)
         {
-            (Tensor qr, Tensor kr) = Blocks.ApplyRope(s, q, k, r.Cos, r.Sin);
+            // GPT-NeoX apply_rotary_pos_emb: q_rot, q_pass = q[..., :rotary_dim], q[..., rotary_dim:]; the rotated part (fp32
+            // when the tables are, as under autocast) is concatenated back with the pass-through views: torch.cat promotes,
+            // so the result is a new [b, a, s, d] tensor in the rotated part's type.
+            q = Blocks.Rebind(q, PartialRope(q, r));
+            k = Blocks.Rebind(k, PartialRope(k, r));
+        }
+        else if (rope is { } full)
+        {
+            (Tensor qr, Tensor kr) = Blocks.ApplyRope(s, q, k, full.Cos, full.Sin);
             q = Blocks.Rebind(q, qr);
             k = Blocks.Rebind(k, kr);
         }
@@ -209,12 +225,33 @@ internal sealed class ClassicProgram : ModelProgram
         return (projected, probabilities);
     }
 
+    /// <summary>
+    /// GPT-2's <c>resid_dropout</c> (attention) and <c>dropout</c> (MLP) after each output projection, in training only:
+    /// <c>native_dropout</c> keeps a bool mask for backward (ATen skips p = 0: no kernel, no mask).
+    /// </summary>
+    private Tensor ResidualDropout(Tensor x) =>
+        _training && Model.ResidualDropout > 0 ? Blocks.Rebind(x, Engine.Dropout(x)) : x;
+
+    private bool _training;
+
     private Tensor LayerNorm(Tensor x, (string Weight, string Bias) norm) => Blocks.LayerNorm(Engine, x, Weights[norm.Weight], Weights[norm.Bias]);
+
+    private Tensor PartialRope(Tensor x, (Tensor Cos, Tensor Sin) rope)
+    {
+        ReplayEngine s = Engine;
+        long rotary = rope.Cos.Shape[^1];
+        Tensor rot = Blocks.Slice(s, x, rotary);
+        Tensor pass = Blocks.Slice(s, x, x.Shape[^1] - rotary);
+        Tensor rotated = Blocks.Rope(s, rot, rope.Cos, rope.Sin);
+        Tensor y = s.Cat([rotated, pass], [.. x.Shape[..^1], x.Shape[^1]]);
+        Blocks.Release(rot, pass, rotated);
+        return y;
+    }
 
     private (Tensor Cos, Tensor Sin) RotaryTables(Tensor x, long n)
     {
         ReplayEngine s = Engine;
-        long d = Model.HeadDimension;
+        long d = Model.RotaryDimension ?? Model.HeadDimension;
         Tensor cos = s.To(Operand.Take(s.Empty([1, n, d], ScalarType.Float32)), x.Type);
         Tensor sin = s.To(Operand.Take(s.Empty([1, n, d], ScalarType.Float32)), x.Type);
         return (s.View(Operand.Take(cos), [1, 1, n, d]), s.View(Operand.Take(sin), [1, 1, n, d]));
