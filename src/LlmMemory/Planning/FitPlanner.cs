@@ -54,14 +54,10 @@ public static class FitPlanner
         // two of them once), so the answers are those of asking them one after another; the first failure cancels the rest.
         var seqNotes = new List<string>();
         var batchNotes = new List<string>();
-        Task<SolvedValue> maxSeqTask = Solver(solving, () => serving
-            ? FromPool(asGiven, refusal, "longest_max_model_len", model.Architecture!.MaxPositions)
-            : Solve(probe, n => scenario with { Seq = n }, MaxSeq, "sequence length", budget, seqNotes));
+        Task<SolvedValue>? maxSeqTask = serving ? null
+            : Solver(solving, () => Solve(probe, n => scenario with { Seq = n }, MaxSeq, "sequence length", budget, seqNotes));
         Task<ServingCapacity?> capacityTask = Solver(solving, () => training || model.Architecture is null ? null : Serve(probe, scenario));
-        Task<SolvedValue> maxBatchTask = serving
-            ? capacityTask.ContinueWith(served => served.Result is { Estimate: not null } c
-                ? new SolvedValue((int)Math.Min(c.MaxConcurrency, int.MaxValue), SolveLimit.KvPool, c.Reason, 1)
-                : new SolvedValue(null, SolveLimit.NothingFits, served.Result?.Refusal ?? "no KV pool", 1), solving.Token, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default)
+        Task<SolvedValue>? maxBatchTask = serving ? null
             : Solver(solving, () => Solve(probe, n => scenario with { Batch = n }, MaxBatch, "batch", budget, batchNotes));
         Task<GpuCount> minGpusTask = Solver(solving, () => GpuCounts.Solve(probe, scenario, fits));
         Task<IReadOnlyList<PlanOption>>? changesTask = training && !fits ? Solver(solving, () => TrainingChanges.Estimate(probe, scenario)) : null;
@@ -71,9 +67,15 @@ public static class FitPlanner
             : null;
         Task<IReadOnlyList<PlanOption>>? formatsTask = training ? null
             : Solver(solving, () => WeightLadder.Estimate(probe, scenario, WeightLadder.For(scenario.Engine, scenario, model.Architecture)));
-        SolvedValue maxSeq = Await(maxSeqTask);
+        SolvedValue maxSeq = maxSeqTask is null
+            ? FromPool(asGiven, refusal, "longest_max_model_len", model.Architecture!.MaxPositions)
+            : Await(maxSeqTask);
         ServingCapacity? capacity = Await(capacityTask);
-        SolvedValue maxBatch = Await(maxBatchTask);
+        SolvedValue maxBatch = maxBatchTask is null
+            ? capacity is { Estimate: not null } c
+                ? new SolvedValue((int)Math.Min(c.MaxConcurrency, int.MaxValue), SolveLimit.KvPool, c.Reason, 1)
+                : new SolvedValue(null, SolveLimit.NothingFits, capacity?.Refusal ?? "no KV pool", 1)
+            : Await(maxBatchTask);
         GpuCount minGpus = Await(minGpusTask);
         var notes = new List<string>(seqNotes.Concat(batchNotes));
 
