@@ -246,10 +246,17 @@ internal static class DistributedTraining
     {
         long vocab = m.VocabularySize;
         Formula logits = Formula.Count(tokens, "tokens") * Formula.Count(vocab, "vocab");
-        bool chunked = scenario.CrossEntropy is CrossEntropyKind.Chunked or CrossEntropyKind.Fused;
-        // Chunked or fused cross-entropy never holds the full fp32 T × V: one bf16 logits copy and a chunk of fp32 work.
-        long perLogit = chunked ? 2 : SavedActivations.LossRegionBytesPerLogit;
-        Formula bytes = logits * Formula.Bytes(perLogit, chunked ? "bf16 logits, fp32 work per chunk" : "fp32 log-softmax and two fp32 logit gradients");
+        // Neither holds the full fp32 T × V. Chunked cross-entropy: one bf16 logits copy and a chunk of fp32 work. A fused
+        // (compiled) cross-entropy over the whole output keeps the fp32 upcast and log-softmax inside the kernel: it saves
+        // the bf16 logits (and a per-row log-sum-exp) and its backward writes a bf16 gradient of their shape, as the
+        // replay's Blocks.FusedCrossEntropy does.
+        (long perLogit, string what) = scenario.CrossEntropy switch
+        {
+            CrossEntropyKind.Chunked => (2L, "bf16 logits, fp32 work per chunk"),
+            CrossEntropyKind.Fused => (4L, "bf16 logits saved by the fused kernel and their bf16 gradient"),
+            _ => ((long)SavedActivations.LossRegionBytesPerLogit, "fp32 log-softmax and two fp32 logit gradients"),
+        };
+        Formula bytes = logits * Formula.Bytes(perLogit, what);
         return MemoryComponent.Of("logits_and_loss", ComponentKind.Logits,
             (tp > 1 ? bytes / Formula.Count(tp, "tensor-parallel GPUs") : bytes).Adjusted(tokens * vocab * perLogit / tp, "rounded down"));
     }
