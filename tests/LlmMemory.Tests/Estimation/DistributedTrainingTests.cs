@@ -64,6 +64,23 @@ public sealed class DistributedTrainingTests
     }
 
     [Fact]
+    public void A_torchtitan_pipeline_splits_the_local_batch_into_as_many_micro_batches_as_stages()
+    {
+        // torchtitan's build_pipeline_schedule: pipeline_parallel_microbatches unset gives n_microbatches = the pipeline
+        // degree, so a local batch of 8 sequences over 4 stages runs 4 micro-batches of 2 × 1,024 = 2,048 tokens, all 4 in
+        // flight on the first stage under 1F1B. A plain PyTorch pipeline is still taken as one sequence per micro-batch.
+        Scenario Run(Engine engine) => new()
+        {
+            Model = new ModelReference.Named("llama-3.1-8b"), Mode = Mode.Training, Engine = engine, Batch = 8, Seq = 1024,
+            GradientCheckpointing = Checkpointing.Full, Parallel = new ParallelSettings { Gpus = 4, Pp = 4 },
+        };
+        string Activations(Engine engine) => MemoryEstimator.Estimate(Run(engine)).Components.Single(c => c.Name == "activations").Formula;
+
+        Assert.Contains("4 micro-batches × 2,048 tokens", Activations(Engine.Torchtitan), StringComparison.Ordinal);
+        Assert.Contains("4 micro-batches × 1,024 tokens", Activations(Engine.Pytorch), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Sharded_optimizer_states_come_from_the_one_table_not_a_fixed_AdamW_figure()
     {
         // Llama-3.2-1B, Adafactor, ZeRO-1 over 2 GPUs (DeepSpeed mixed precision: the states are over the fp32 master).

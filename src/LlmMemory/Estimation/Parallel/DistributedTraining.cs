@@ -196,8 +196,11 @@ internal static class DistributedTraining
 
     /// <summary>
     /// Activations of the local micro-batch: tokens = batch × seq ÷ cp; tensor parallelism with sequence parallelism divides
-    /// them by tp; a 1F1B pipeline keeps up to pp micro-batches (torchtitan's default micro-batch is one sequence) of its
-    /// layers in flight on the first stage (Korthikanti et al. 2022 §4.3). Full checkpointing keeps the block inputs plus
+    /// them by tp; a 1F1B pipeline keeps up to pp micro-batches of its layers in flight on the first stage (Korthikanti et
+    /// al. 2022 §4.3). torchtitan splits the local batch into <c>pipeline_parallel_microbatches</c> micro-batches, by default
+    /// the pipeline degree (<c>build_pipeline_schedule</c>: <c>if n_microbatches is None: n_microbatches =
+    /// pipeline_parallel_degree</c>, torchtitan 2024), so a micro-batch is batch ÷ pp sequences; other engines are taken
+    /// with one sequence per micro-batch (a field for their micro-batch count is missing). Full checkpointing keeps the block inputs plus
     /// one recomputed block; the loss region holds the fp32 log-softmax and two fp32 gradients of the logits, 12 B per
     /// token and vocabulary entry (÷ tp with a vocabulary-parallel loss).
     /// </summary>
@@ -205,8 +208,10 @@ internal static class DistributedTraining
         LoraAdapters? adapters, bool lora)
     {
         int seq = Math.Max(1, scenario.Seq / plan.Cp);
-        int microBatch = plan.Pp > 1 ? 1 : scenario.Batch;
-        int inFlight = plan.Pp > 1 ? Math.Min(plan.Pp, scenario.Batch) : 1;
+        int microBatches = plan.Pp > 1 ? Math.Min(plan.Pp, scenario.Batch) : 1;
+        int microBatch = plan.Pp == 1 ? scenario.Batch
+            : scenario.Engine == Engine.Torchtitan ? (scenario.Batch + microBatches - 1) / microBatches : 1;
+        int inFlight = microBatches;
         long tokens = (long)microBatch * seq;
         int layers = (m.LayerCount + plan.Pp - 1) / plan.Pp;
         SavedActivations.Regime regime = lora ? SavedActivations.Regime.LoraHalfAdapters : SavedActivations.Regime.Half;
