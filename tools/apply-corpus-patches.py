@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Applies data/validation/patches.json (engine_options merged in, known_gap set) to the corpus files in data/validation (idempotent). Run by tools/sync-corpus.sh."""
+"""Applies data/validation/patches.json (engine_options merged in, scenario fields set, known_gap set) to the corpus files in data/validation (idempotent). Run by tools/sync-corpus.sh."""
 import json, pathlib, sys
 
 root = pathlib.Path(__file__).resolve().parent.parent / 'data' / 'validation'
@@ -20,6 +20,8 @@ for path in sorted(root.glob('*.jsonl')):
                     options = dict(case.get('engine_options', {}))
                     options.update(patch['engine_options'])
                     case['engine_options'] = options
+                for field, value in patch.get('fields', {}).items():
+                    case[field] = value
                 if 'known_gap' in patch:
                     case['known_gap'] = patch['known_gap']
         if json.dumps(case, sort_keys=True) != before:

@@ -208,4 +208,31 @@ public sealed class CachingAllocatorTests
         allocator.Malloc(60 * MiB);
         Assert.Equal(60 * MiB, allocator.Reserved);
     }
+
+    [Fact]
+    public void A_block_freed_on_one_stream_does_not_serve_another_stream()
+    {
+        // BlockComparatorSize orders a pool by stream before size, and get_free_block fails when the best fit belongs to
+        // another stream: the 40 MiB freed on stream 1 stays cached for stream 1, so the default stream's 40 MiB request
+        // makes a second 40 MiB segment (80 MiB reserved); stream 1 then reuses its own block without a new segment.
+        var allocator = new CachingAllocator();
+        allocator.Free(allocator.Malloc(40 * MiB, stream: 1));
+        allocator.Malloc(40 * MiB);
+        Assert.Equal(80 * MiB, allocator.Reserved);
+
+        allocator.Malloc(40 * MiB, stream: 1);
+        Assert.Equal(80 * MiB, allocator.Reserved);
+        Assert.Equal(80 * MiB, allocator.Allocated);
+    }
+
+    [Fact]
+    public void Each_stream_grows_an_expandable_segment_of_its_own()
+    {
+        // find_expandable_block considers only the segments of the request's stream: 30 MiB on stream 1 and 30 MiB on the
+        // default stream map 2 × 40 MiB (whole 20 MiB pages each), where one shared segment would map 60 MiB.
+        var allocator = new CachingAllocator(settings: AllocatorSettings.Parse("expandable_segments:True", "test"));
+        allocator.Malloc(30 * MiB, stream: 1);
+        allocator.Malloc(30 * MiB);
+        Assert.Equal(80 * MiB, allocator.Reserved);
+    }
 }

@@ -45,6 +45,41 @@ public sealed class DistributedTrainingTests
         Assert.Equal("start of backward", estimate.Timeline.MaxBy(p => p.Bytes.Bytes)!.Phase);
     }
 
+    [Theory]
+    [InlineData(CrossEntropyKind.Standard, 12)] // eager: fp32 log-softmax (4 B) saved, the loss backward's two fp32 gradients (4 + 4 B)
+    [InlineData(CrossEntropyKind.Fused, 4)]     // a compiled kernel saves the bf16 logits (2 B); its backward writes their bf16 gradient (2 B)
+    [InlineData(CrossEntropyKind.Chunked, 2)]   // one bf16 logits copy; the fp32 work is one chunk's
+    public void The_closed_form_loss_region_follows_the_cross_entropy_kernel(CrossEntropyKind kind, long bytesPerLogit)
+    {
+        // torchtitan float8 (closed form), Llama-3.1-8B (vocabulary 128,256), 2 sequences of 8,192 tokens on each of 32
+        // FSDP ranks: 16,384 tokens × 128,256 logits × the bytes per logit of the kernel.
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named("llama-3.1-8b"), Mode = Mode.Training, Engine = Engine.Torchtitan, Precision = Precision.Fp8,
+            Batch = 2, Seq = 8192, GradientCheckpointing = Checkpointing.Full, CrossEntropy = kind,
+            Parallel = new ParallelSettings { Gpus = 32, Fsdp = FsdpMode.FullShard },
+        });
+
+        Assert.Equal(16_384L * 128_256 * bytesPerLogit, estimate.Components.Single(c => c.Name == "logits_and_loss").Bytes.Bytes);
+    }
+
+    [Fact]
+    public void A_torchtitan_pipeline_splits_the_local_batch_into_as_many_micro_batches_as_stages()
+    {
+        // torchtitan's build_pipeline_schedule: pipeline_parallel_microbatches unset gives n_microbatches = the pipeline
+        // degree, so a local batch of 8 sequences over 4 stages runs 4 micro-batches of 2 × 1,024 = 2,048 tokens, all 4 in
+        // flight on the first stage under 1F1B. A plain PyTorch pipeline is still taken as one sequence per micro-batch.
+        Scenario Run(Engine engine) => new()
+        {
+            Model = new ModelReference.Named("llama-3.1-8b"), Mode = Mode.Training, Engine = engine, Batch = 8, Seq = 1024,
+            GradientCheckpointing = Checkpointing.Full, Parallel = new ParallelSettings { Gpus = 4, Pp = 4 },
+        };
+        string Activations(Engine engine) => MemoryEstimator.Estimate(Run(engine)).Components.Single(c => c.Name == "activations").Formula;
+
+        Assert.Contains("4 micro-batches × 2,048 tokens", Activations(Engine.Torchtitan), StringComparison.Ordinal);
+        Assert.Contains("4 micro-batches × 1,024 tokens", Activations(Engine.Pytorch), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Sharded_optimizer_states_come_from_the_one_table_not_a_fixed_AdamW_figure()
     {

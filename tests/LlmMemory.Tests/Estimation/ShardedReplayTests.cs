@@ -34,6 +34,26 @@ public sealed class ShardedReplayTests
     }
 
     [Fact]
+    public void The_flat_all_gather_output_lives_in_segments_of_the_all_gather_stream()
+    {
+        // One fp32 parameter [4096, 256] over 8 ranks: the shard is 512 × 256 × 4 B = 512 KiB, a small block in a 2 MiB segment.
+        // Block 0's pre-forward gathers 4096 × 256 × 2 B = 2 MiB (bf16) twice: the flat output under all_gather_copy_in_stream
+        // (foreach_all_gather), the parameter on the default stream (init_all_gather_outputs). A 2 MiB request is a cache miss
+        // between 1 and 10 MiB: a 20 MiB segment. The default stream cannot carve its 2 MiB from the other stream's segment
+        // (get_free_block compares the stream first), so it makes one of its own: 2 + 20 + 20 = 42 MiB reserved, where one
+        // stream would have split the first 20 MiB segment (22 MiB).
+        var engine = new ReplayEngine(capacity: null, workspaceBytes: 0, AllocatorSettings.Default);
+        var step = new ShardedStep(engine, new Sharding(8, ReshardAfterForward: true, ScalarType.BFloat16, ScalarType.Float32, Offload: false, UntiedHead: false));
+        engine.Sharded = step;
+        step.Add(0, [4096, 256], new StoredWeight(4096L * 256 * 4, ScalarType.Float32), trainable: true);
+        Assert.Equal(2 * MiB, engine.Allocator.Reserved);
+
+        engine.Layer = 0;
+        Assert.Equal((512 * 1024) + (2 * 2 * MiB), engine.Allocator.Allocated);
+        Assert.Equal(42 * MiB, engine.Allocator.Reserved);
+    }
+
+    [Fact]
     public void A_parameter_split_unevenly_gives_rank_0_the_full_chunk()
     {
         // torch.chunk gives the first ranks ⌈rows ÷ N⌉ rows: 10 rows over 4 ranks are 3, 3, 3, 1; every rank pads to 3.

@@ -196,8 +196,11 @@ internal static class DistributedTraining
 
     /// <summary>
     /// Activations of the local micro-batch: tokens = batch × seq ÷ cp; tensor parallelism with sequence parallelism divides
-    /// them by tp; a 1F1B pipeline keeps up to pp micro-batches (torchtitan's default micro-batch is one sequence) of its
-    /// layers in flight on the first stage (Korthikanti et al. 2022 §4.3). Full checkpointing keeps the block inputs plus
+    /// them by tp; a 1F1B pipeline keeps up to pp micro-batches of its layers in flight on the first stage (Korthikanti et
+    /// al. 2022 §4.3). torchtitan splits the local batch into <c>pipeline_parallel_microbatches</c> micro-batches, by default
+    /// the pipeline degree (<c>build_pipeline_schedule</c>: <c>if n_microbatches is None: n_microbatches =
+    /// pipeline_parallel_degree</c>, torchtitan 2024), so a micro-batch is batch ÷ pp sequences; other engines are taken
+    /// with one sequence per micro-batch (a field for their micro-batch count is missing). Full checkpointing keeps the block inputs plus
     /// one recomputed block; the loss region holds the fp32 log-softmax and two fp32 gradients of the logits, 12 B per
     /// token and vocabulary entry (÷ tp with a vocabulary-parallel loss).
     /// </summary>
@@ -205,8 +208,10 @@ internal static class DistributedTraining
         LoraAdapters? adapters, bool lora)
     {
         int seq = Math.Max(1, scenario.Seq / plan.Cp);
-        int microBatch = plan.Pp > 1 ? 1 : scenario.Batch;
-        int inFlight = plan.Pp > 1 ? Math.Min(plan.Pp, scenario.Batch) : 1;
+        int microBatches = plan.Pp > 1 ? Math.Min(plan.Pp, scenario.Batch) : 1;
+        int microBatch = plan.Pp == 1 ? scenario.Batch
+            : scenario.Engine == Engine.Torchtitan ? (scenario.Batch + microBatches - 1) / microBatches : 1;
+        int inFlight = microBatches;
         long tokens = (long)microBatch * seq;
         int layers = (m.LayerCount + plan.Pp - 1) / plan.Pp;
         SavedActivations.Regime regime = lora ? SavedActivations.Regime.LoraHalfAdapters : SavedActivations.Regime.Half;
@@ -246,10 +251,17 @@ internal static class DistributedTraining
     {
         long vocab = m.VocabularySize;
         Formula logits = Formula.Count(tokens, "tokens") * Formula.Count(vocab, "vocab");
-        bool chunked = scenario.CrossEntropy is CrossEntropyKind.Chunked or CrossEntropyKind.Fused;
-        // Chunked or fused cross-entropy never holds the full fp32 T × V: one bf16 logits copy and a chunk of fp32 work.
-        long perLogit = chunked ? 2 : SavedActivations.LossRegionBytesPerLogit;
-        Formula bytes = logits * Formula.Bytes(perLogit, chunked ? "bf16 logits, fp32 work per chunk" : "fp32 log-softmax and two fp32 logit gradients");
+        // Neither holds the full fp32 T × V. Chunked cross-entropy: one bf16 logits copy and a chunk of fp32 work. A fused
+        // (compiled) cross-entropy over the whole output keeps the fp32 upcast and log-softmax inside the kernel: it saves
+        // the bf16 logits (and a per-row log-sum-exp) and its backward writes a bf16 gradient of their shape, as the
+        // replay's Blocks.FusedCrossEntropy does.
+        (long perLogit, string what) = scenario.CrossEntropy switch
+        {
+            CrossEntropyKind.Chunked => (2L, "bf16 logits, fp32 work per chunk"),
+            CrossEntropyKind.Fused => (4L, "bf16 logits saved by the fused kernel and their bf16 gradient"),
+            _ => ((long)SavedActivations.LossRegionBytesPerLogit, "fp32 log-softmax and two fp32 logit gradients"),
+        };
+        Formula bytes = logits * Formula.Bytes(perLogit, what);
         return MemoryComponent.Of("logits_and_loss", ComponentKind.Logits,
             (tp > 1 ? bytes / Formula.Count(tp, "tensor-parallel GPUs") : bytes).Adjusted(tokens * vocab * perLogit / tp, "rounded down"));
     }

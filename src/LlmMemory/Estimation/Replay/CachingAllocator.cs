@@ -20,7 +20,8 @@ namespace LlmMemory.Estimation.Replay;
 /// (<c>release_available_cached_blocks</c>), then every fully free segment (<c>release_cached_blocks</c>), and retries.
 /// With <c>expandable_segments</c>, each pool has one segment that maps pages (2 MiB small, 20 MiB large) at its lowest
 /// free address as it grows (<c>try_allocate_expandable_block</c>); reserved memory is the pages mapped, and only the out of
-/// memory path unmaps the pages of free blocks (<c>unmap_block</c>).
+/// memory path unmaps the pages of free blocks (<c>unmap_block</c>). Every pool is per stream: a block freed by one stream
+/// serves only that stream's later requests (FSDP2's all-gather and reduce-scatter streams keep their own segments).
 /// </remarks>
 internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings? settings = null)
 {
@@ -39,8 +40,8 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
     private const long ExpandableAddressSpace = 1L << 50;
 
     private readonly AllocatorSettings _settings = settings ?? AllocatorSettings.Default;
-    private readonly Pool _smallPool = new();
-    private readonly Pool _largePool = new();
+    /// <summary>The small and large pools of each stream: a stream's requests are served only from blocks of its own segments.</summary>
+    private readonly Dictionary<int, (Pool Small, Pool Large)> _pools = [];
     private readonly List<Block> _segments = [];
     private int _nextSegment;
 
@@ -92,18 +93,24 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
     public static long SegmentSize(long size) =>
         size <= SmallSize ? SmallBuffer : size < MinLargeAlloc ? LargeBuffer : (size + RoundLarge - 1) / RoundLarge * RoundLarge;
 
+    /// <summary>
+    /// A block of at least <paramref name="bytes"/> for work on <paramref name="stream"/> (0: the default stream). Free blocks
+    /// are cached per stream: <c>BlockComparatorSize</c> orders a pool by stream first and <c>get_free_block</c> fails when the
+    /// best fit belongs to another stream, so a request never takes a block another stream freed, and a cache miss makes a
+    /// segment of its own stream (expandable segments too: <c>find_expandable_block</c> looks only at the stream's own).
+    /// </summary>
     /// <exception cref="ReplayOutOfMemoryException">The request does not fit the capacity even after releasing the cache.</exception>
-    public Block Malloc(long bytes)
+    public Block Malloc(long bytes, int stream = 0)
     {
         long size = RoundSize(bytes, _settings);
         bool small = size <= SmallSize;
-        Pool pool = small ? _smallPool : _largePool;
+        Pool pool = PoolOf(small, stream);
         Block block = FreeBlock(pool, size)
-            ?? (_settings.ExpandableSegments ? ExpandableBlock(pool, size, small) : NewSegment(pool, size, small));
+            ?? (_settings.ExpandableSegments ? ExpandableBlock(pool, size, small, stream) : NewSegment(pool, size, small, stream));
         long remainder = block.Size - size;
         if (small || _settings.ExpandableSegments ? remainder >= MinBlockSize : size < _settings.MaxSplitSize && remainder > SmallSize)
         {
-            var rest = new Block(block.Segment, block.Offset + size, remainder, small) { Previous = block, Next = block.Next };
+            var rest = new Block(block.Segment, block.Offset + size, remainder, small, stream) { Previous = block, Next = block.Next };
             if (block.Next is not null)
             {
                 block.Next.Previous = rest;
@@ -130,8 +137,19 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
 
         Allocated -= block.Size;
         block.IsFree = true;
-        Pool pool = block.IsSmall ? _smallPool : _largePool;
+        Pool pool = PoolOf(block.IsSmall, block.Stream);
         pool.Add(Merge(pool, block));
+    }
+
+    private Pool PoolOf(bool small, int stream)
+    {
+        if (!_pools.TryGetValue(stream, out (Pool Small, Pool Large) pools))
+        {
+            pools = (new Pool(), new Pool());
+            _pools[stream] = pools;
+        }
+
+        return small ? pools.Small : pools.Large;
     }
 
     /// <summary>Starts the peak counters from the current state (<c>torch.cuda.reset_peak_memory_stats</c>).</summary>
@@ -173,7 +191,7 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
     private static long Expandable(Block block) => block.Size + (block.Next is { IsMapped: false } next ? next.Size : 0);
 
     /// <summary>A new segment for a cache miss (<c>alloc_block</c>), releasing cached blocks first when it would not fit.</summary>
-    private Block NewSegment(Pool pool, long size, bool small)
+    private Block NewSegment(Pool pool, long size, bool small, int stream)
     {
         long segment = SegmentSize(size);
         if (!Fits(segment) && !(ReleaseOversize(pool, size) && Fits(segment)))
@@ -185,7 +203,7 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
             }
         }
 
-        var block = new Block(_nextSegment++, 0, segment, small);
+        var block = new Block(_nextSegment++, 0, segment, small, stream);
         _segments.Add(block);
         Grow(segment);
         return block;
@@ -245,12 +263,12 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
     {
         foreach (Block first in _segments.Where(b => b.IsFree && b.Next is null && b.Previous is null).ToArray())
         {
-            Release(first.IsSmall ? _smallPool : _largePool, first);
+            Release(PoolOf(first.IsSmall, first.Stream), first);
         }
 
         if (_settings.ExpandableSegments)
         {
-            foreach (Pool pool in new[] { _largePool, _smallPool })
+            foreach (Pool pool in _pools.Values.SelectMany(p => new[] { p.Large, p.Small }).ToArray())
             {
                 foreach (Block block in pool.ToArray())
                 {
@@ -265,11 +283,11 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
     /// space after it hold the request, maps the pages it lacks and merges them into one free block; when the pages do not
     /// fit the device, unmaps the free pages (<see cref="ReleaseCached"/>) and tries once more.
     /// </summary>
-    private Block ExpandableBlock(Pool pool, long size, bool small)
+    private Block ExpandableBlock(Pool pool, long size, bool small, int stream)
     {
         for (int attempt = 0; ; attempt++)
         {
-            Block? candidate = ExpandableCandidate(pool, size, small);
+            Block? candidate = ExpandableCandidate(pool, size, small, stream);
             if (!candidate.IsMapped)
             {
                 candidate = Map(pool, candidate, Math.Min(candidate.Size, size), small);
@@ -299,7 +317,7 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
     /// <c>find_expandable_block</c>: the first unmapped range (by address) which, with the free block before it and the free or
     /// unmapped blocks after it, has room for <paramref name="size"/>; a new segment when none has.
     /// </summary>
-    private Block ExpandableCandidate(Pool pool, long size, bool small)
+    private Block ExpandableCandidate(Pool pool, long size, bool small, int stream)
     {
         foreach (Block unmapped in pool.Unmapped)
         {
@@ -316,7 +334,7 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
             }
         }
 
-        var segment = new Block(_nextSegment++, 0, ExpandableAddressSpace, small) { IsMapped = false };
+        var segment = new Block(_nextSegment++, 0, ExpandableAddressSpace, small, stream) { IsMapped = false };
         pool.AddUnmapped(segment);
         return segment;
     }
@@ -337,7 +355,7 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
         pool.RemoveUnmapped(unmapped);
         if (mapped < unmapped.Size)
         {
-            var rest = new Block(unmapped.Segment, unmapped.Offset + mapped, unmapped.Size - mapped, small)
+            var rest = new Block(unmapped.Segment, unmapped.Offset + mapped, unmapped.Size - mapped, small, unmapped.Stream)
             {
                 IsMapped = false, Previous = unmapped, Next = unmapped.Next,
             };
@@ -396,7 +414,7 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
     /// <summary>Cuts <paramref name="bytes"/> off the start or the end of <paramref name="block"/> as a free block of its own.</summary>
     private static Block Insert(Block block, bool before, long bytes)
     {
-        var piece = new Block(block.Segment, before ? block.Offset : block.Offset + block.Size - bytes, bytes, block.IsSmall);
+        var piece = new Block(block.Segment, before ? block.Offset : block.Offset + block.Size - bytes, bytes, block.IsSmall, block.Stream);
         if (before)
         {
             piece.Previous = block.Previous;
@@ -467,9 +485,12 @@ internal sealed class CachingAllocator(long? capacity = null, AllocatorSettings?
     }
 
     /// <summary>A block of a segment: allocated, free and cached in its pool, or (expandable segments) unmapped address space.</summary>
-    internal sealed class Block(int segment, long offset, long size, bool small)
+    internal sealed class Block(int segment, long offset, long size, bool small, int stream = 0)
     {
         public int Segment { get; } = segment;
+
+        /// <summary>The stream whose segment this is (0: the default stream); its blocks serve that stream only.</summary>
+        public int Stream { get; } = stream;
 
         public long Offset { get; set; } = offset;
 

@@ -97,6 +97,12 @@ internal sealed partial class ReplayEngine
     /// <summary>Live bytes per <see cref="MemoryTag"/> at the peak.</summary>
     public IReadOnlyList<long> PeakBreakdown { get; private set; } = new long[TagCount];
 
+    /// <summary>
+    /// The CUDA stream new blocks are allocated for (<c>torch.cuda.stream(s)</c> around an allocation): 0, the default stream,
+    /// except where a sharding engine allocates on a side stream of its own.
+    /// </summary>
+    public int Stream { get; set; }
+
     /// <summary>Allocated and reserved bytes at each phase boundary, in order.</summary>
     public IReadOnlyList<ReplayPoint> Timeline => _timeline;
 
@@ -198,7 +204,7 @@ internal sealed partial class ReplayEngine
     public void Allocate(Storage storage, long bytes)
     {
         ArgumentNullException.ThrowIfNull(storage);
-        storage.Resize(Allocator.Malloc(bytes));
+        storage.Resize(Allocator.Malloc(bytes, Stream));
         if (Tracking && Allocator.Allocated > Peak)
         {
             Peak = Allocator.Allocated;

@@ -29,12 +29,23 @@ internal sealed record Sharding(int World, bool ReshardAfterForward, ScalarType?
 /// After a unit's backward (<c>post_backward</c>) it is resharded, its gradients are copied into one flat reduce-scatter
 /// input of the reduce type and freed, and the reduce-scatter output (the unit's padded size ÷ N) becomes the sharded
 /// gradients (views of it when the types agree, else a cast); the input is kept until the next unit's reduce-scatter
-/// (<c>reduce_scatter_state</c>) or the end of backward.
+/// (<c>reduce_scatter_state</c>) or the end of backward. The flat all-gather buffer is allocated on the all-gather copy-in
+/// stream (<c>foreach_all_gather</c> under <c>all_gather_copy_in_stream</c>, which <c>get_all_gather_streams</c> picks in
+/// forward and pre-backward), the reduce-scatter output and the sharded gradients cast from it on the reduce-scatter stream
+/// (<c>foreach_reduce</c> under <c>reduce_scatter_stream</c>); the caching allocator keeps each stream's freed blocks for that
+/// stream, so those buffers are never reused by the activations and the reserved memory holds them apart
+/// (torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py, _fsdp_param_group.py).
 /// </summary>
 internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding) : RankStep
 {
     /// <summary>The key of the root unit (parameters outside the blocks).</summary>
     private const int Root = -1;
+
+    /// <summary><c>FSDPCommContext.all_gather_copy_in_stream</c>: where the flat all-gather output is allocated.</summary>
+    private const int AllGatherCopyInStream = 1;
+
+    /// <summary><c>FSDPCommContext.reduce_scatter_stream</c>: where the reduce-scatter output (the sharded gradients) is allocated.</summary>
+    private const int ReduceScatterStream = 2;
 
     private readonly SortedDictionary<int, Unit> _units = [];
     private Tensor? _allGatherState;
@@ -147,7 +158,7 @@ internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding) : Rank
         _allGatherState?.Release();
         _allGatherState = null;
         ScalarType type = unit.Parameters[0].Compute.Type;
-        Tensor flat = engine.Empty([unit.Parameters.Sum(p => p.PaddedElements)], type, MemoryTag.Collective);
+        Tensor flat = OnStream(AllGatherCopyInStream, () => engine.Empty([unit.Parameters.Sum(p => p.PaddedElements)], type, MemoryTag.Collective));
         foreach (ShardedParameter p in unit.Parameters)
         {
             engine.Allocate(p.Compute.Storage!, checked(p.PaddedElements * p.Compute.Type.Bits() / 8));
@@ -201,17 +212,35 @@ internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding) : Rank
             p.Compute.Grad = null;
         }
 
-        Tensor output = engine.Empty([padded / sharding.World], reduce, MemoryTag.Gradient);
-        foreach (ShardedParameter p in withGradients)
+        OnStream(ReduceScatterStream, () =>
         {
-            // A later micro-batch adds into the existing sharded gradient; under CPU offload it is copied to host memory.
-            p.Shard.Grad ??= sharding.Offload ? new Tensor(p.Shard.Shape, p.Shard.Type, new Storage(engine, null, MemoryTag.Gradient))
-                : reduce == p.Shard.Type ? new Tensor(p.Shard.Shape, reduce, output.Storage)
-                : engine.Empty(p.Shard.Shape, p.Shard.Type, MemoryTag.Gradient);
-        }
+            Tensor output = engine.Empty([padded / sharding.World], reduce, MemoryTag.Gradient);
+            foreach (ShardedParameter p in withGradients)
+            {
+                // A later micro-batch adds into the existing sharded gradient; under CPU offload it is copied to host memory.
+                p.Shard.Grad ??= sharding.Offload ? new Tensor(p.Shard.Shape, p.Shard.Type, new Storage(engine, null, MemoryTag.Gradient))
+                    : reduce == p.Shard.Type ? new Tensor(p.Shard.Shape, reduce, output.Storage)
+                    : engine.Empty(p.Shard.Shape, p.Shard.Type, MemoryTag.Gradient);
+            }
 
-        output.Release();
+            output.Release();
+            return output;
+        });
         _reduceScatterState = input;
+    }
+
+    /// <summary>Runs <paramref name="allocate"/> with new blocks allocated for <paramref name="stream"/> (<c>with torch.cuda.stream(stream):</c>).</summary>
+    private T OnStream<T>(int stream, Func<T> allocate)
+    {
+        engine.Stream = stream;
+        try
+        {
+            return allocate();
+        }
+        finally
+        {
+            engine.Stream = 0;
+        }
     }
 
     private sealed class Unit(int key)
