@@ -80,6 +80,32 @@ public sealed class StackBehaviourTests
         Assert.Equal(131_072, HeldAfterMatmul(keepsInput: false));
     }
 
+    [Fact]
+    public void The_kept_input_outlives_backward_until_the_graph_dies()
+    {
+        // MatMul4Bit puts A on ctx as a plain attribute (ctx.tensors = (A, B)), not through save_for_backward. After a node ran,
+        // the engine calls release_variables, and PyNode::release_variables (torch/csrc/autograd/python_function.cpp) clears
+        // only saved_variables: A lives until the node dies with its graph. Same shapes as above: after backward, dropping
+        // the output y (2·64·512·2 = 131,072 B), the last reference to the graph, frees y and, before 0.43.2, x
+        // (2·64·256·2 = 65,536 B) with it: 196,608 B; from 0.43.2 only y, 131,072 B.
+        Assert.Equal(196_608, FreedWithTheGraph(keepsInput: true));
+        Assert.Equal(131_072, FreedWithTheGraph(keepsInput: false));
+    }
+
+    private static long FreedWithTheGraph(bool keepsInput)
+    {
+        var engine = new ReplayEngine(capacity: null, workspaceBytes: 0, AllocatorSettings.Default) { GradEnabled = true };
+        Tensor parameter = engine.Parameter([2, 64, 256], ScalarType.BFloat16, true, MemoryTag.Weight);
+        Tensor weight = engine.Parameter([512, 256], ScalarType.Nf4, false, MemoryTag.Weight, bytes: 512 * 256 / 2);
+        Tensor x = engine.Scale(parameter);
+        Tensor y = Blocks.DequantizedLinear(engine, x, weight, ScalarType.BFloat16, ScalarType.BFloat16, keepsInput);
+        x.Release();
+        engine.Backward(y);
+        long afterBackward = engine.Allocator.Allocated;
+        y.Release();
+        return afterBackward - engine.Allocator.Allocated;
+    }
+
     private static long HeldAfterMatmul(bool keepsInput)
     {
         var engine = new ReplayEngine(capacity: null, workspaceBytes: 0, AllocatorSettings.Default) { GradEnabled = true };

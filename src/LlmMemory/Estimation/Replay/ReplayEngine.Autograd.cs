@@ -16,9 +16,11 @@ internal sealed partial class ReplayEngine
     /// <summary>
     /// Records the node of an op whose input requires grad: <paramref name="output"/> then requires grad and refers to it,
     /// and the node keeps <paramref name="saved"/> for backward. Inside a checkpointed region the saved tensors are not
-    /// kept; inside a recomputation they are stored for the region's nodes and nothing is recorded.
+    /// kept; inside a recomputation they are stored for the region's nodes and nothing is recorded. <paramref name="held"/>
+    /// are a custom function's <c>ctx</c> attributes, kept until the node dies (<see cref="GradNode.Held"/>); they are not
+    /// replayed inside a checkpointed region.
     /// </summary>
-    public void Record(Tensor output, ReadOnlySpan<Tensor?> inputs, ReadOnlySpan<Tensor?> saved, BackwardFormula formula)
+    public void Record(Tensor output, ReadOnlySpan<Tensor?> inputs, ReadOnlySpan<Tensor?> saved, BackwardFormula formula, ReadOnlySpan<Tensor?> held = default)
     {
         ArgumentNullException.ThrowIfNull(output);
         if (_dry || !GradEnabled || !AnyRequiresGrad(inputs))
@@ -28,6 +30,12 @@ internal sealed partial class ReplayEngine
 
         output.RequiresGrad = true;
         Tensor[] kept = Kept(saved);
+        Tensor[] attributes = Kept(held);
+        if (attributes.Length > 0 && (_recording is not null || _recomputing is not null))
+        {
+            throw new InvalidOperationException("tensors held on ctx are not replayed inside a checkpointed region");
+        }
+
         if (_recomputing is { } recomputed)
         {
             int index = recomputed.Count++;
@@ -58,6 +66,7 @@ internal sealed partial class ReplayEngine
             RegionIndex = region?.Count ?? 0,
             Layer = Layer,
             Tag = Tag is MemoryTag.Logits or MemoryTag.Loss ? MemoryTag.Loss : MemoryTag.Activation,
+            Held = Hold(attributes),
         };
         if (region is not null)
         {

@@ -203,7 +203,7 @@ internal static class ReplayEstimate
         if (scenario.BitsandbytesVersion is { } release)
         {
             yield return plan.Options.FourBitKeepsInput
-                ? $"bitsandbytes {release} (before 0.43.2): each 4-bit matmul keeps its input until backward (MatMul4Bit's ctx.tensors = (A, B)), where nothing else saves it."
+                ? $"bitsandbytes {release} (before 0.43.2): each 4-bit matmul keeps its input (MatMul4Bit's ctx.tensors = (A, B)), where nothing else saves it, until the graph is freed after backward."
                 : $"bitsandbytes {release}: a 4-bit matmul keeps only its packed weight for backward.";
         }
 

@@ -61,7 +61,7 @@ internal sealed record ReplayOptions
     public bool CacheInTraining { get; init; }
 
     /// <summary>
-    /// bitsandbytes before 0.43.2: <c>MatMul4Bit.forward</c> keeps its input on <c>ctx</c> until backward whenever it needs a
+    /// bitsandbytes before 0.43.2: <c>MatMul4Bit.forward</c> keeps its input on <c>ctx</c>, until the graph dies, whenever it needs a
     /// gradient (<see cref="Workloads.BitsandbytesRelease.FourBitInputDropped"/>).
     /// </summary>
     public bool FourBitKeepsInput { get; init; }

@@ -236,7 +236,8 @@ internal static class Blocks
     /// (<paramref name="stored"/>), copied to the compute type when that differs (<c>dequantize_4bit(B).to(A.dtype)</c>), used
     /// by the GEMM and dropped; the output in the compute type, cast back to x's type (<c>.to(inp_dtype)</c>). Backward
     /// dequantizes the weight again for grad_input (the frozen base has no weight grad). bitsandbytes before 0.43.2 also kept the
-    /// (compute-type) input for backward (<paramref name="keepsInput"/>: <c>ctx.tensors = (A, B)</c>), which backward never read.
+    /// (compute-type) input (<paramref name="keepsInput"/>: <c>ctx.tensors = (A, B)</c>), which backward never read; it is a ctx
+    /// attribute, not a saved variable, so it outlives the node's backward and goes with the graph.
     /// </summary>
     public static Tensor DequantizedLinear(ReplayEngine s, Tensor x, Tensor weight, ScalarType compute, ScalarType stored, bool keepsInput = false)
     {
@@ -249,7 +250,7 @@ internal static class Blocks
 
         Tensor product = s.Empty(input.WithLast(weight.Shape[0]), compute);
         dequantized.Release();
-        s.Record(product, [input], keepsInput ? [input] : [], Derivatives.DequantizedLinear(weight.Shape, stored));
+        s.Record(product, [input], [], Derivatives.DequantizedLinear(weight.Shape, stored), keepsInput ? [input] : []);
         input.Release();
         return s.To(Operand.Take(product), x.Type);
     }
