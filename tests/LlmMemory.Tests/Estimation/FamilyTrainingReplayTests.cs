@@ -101,8 +101,8 @@ public sealed class FamilyTrainingReplayTests
         // b·s·a·d = 16,384 elements (64 KiB) for q and b·s·d = 4,096 for k. (Counted by elements: Gemma 3 norms the transposed
         // [b, a, s, d] view.)
         IReadOnlyList<Tensor> saved = Saved("""{"model_type": "gemma3_text", "hidden_size": 64, "intermediate_size": 160, "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 32, "num_hidden_layers": 2, "vocab_size": 256, "sliding_window": 4096, "query_pre_attn_scalar": 32}""");
-        Assert.Equal(2 * L, saved.Count(t => t.Type == ScalarType.Float32 && t.Elements == B * S * 4 * 32));
-        Assert.Equal(2 * L, saved.Count(t => t.Type == ScalarType.Float32 && t.Elements == B * S * 1 * 32));
+        Assert.Equal(2 * L, Storages(saved.Where(t => t.Type == ScalarType.Float32 && t.Elements == B * S * 4 * 32)));
+        Assert.Equal(2 * L, Storages(saved.Where(t => t.Type == ScalarType.Float32 && t.Elements == B * S * 1 * 32)));
     }
 
     [Fact]
@@ -115,10 +115,10 @@ public sealed class FamilyTrainingReplayTests
         // is built (use_cache false; with the training forward's DynamicCache, SDPA gets the cache's torch.cat copy instead).
         const string config = """{"model_type": "phi3", "hidden_size": 64, "intermediate_size": 160, "num_attention_heads": 4, "num_key_value_heads": 4, "num_hidden_layers": 2, "vocab_size": 256, "use_cache": CACHE}""";
         IReadOnlyList<Tensor> saved = Saved(config.Replace("CACHE", "false", StringComparison.Ordinal));
-        Assert.Equal(L, saved.Count(t => t.Type == ScalarType.BFloat16 && t.Elements == B * S * 160 && StorageBytes(t) >= 81_920));
-        Assert.Equal(L, saved.Count(t => t.Type == ScalarType.BFloat16 && t.Shape.SequenceEqual(new long[] { B, 4, S, 16 }) && StorageBytes(t) >= 49_152));
+        Assert.Equal(L, Storages(saved.Where(t => t.Type == ScalarType.BFloat16 && t.Elements == B * S * 160 && StorageBytes(t) >= 81_920)));
+        Assert.Equal(L, Storages(saved.Where(t => t.Type == ScalarType.BFloat16 && t.Shape.SequenceEqual(new long[] { B, 4, S, 16 }) && StorageBytes(t) >= 49_152)));
         IReadOnlyList<Tensor> cached = Saved(config.Replace("CACHE", "true", StringComparison.Ordinal));
-        Assert.Equal(0, cached.Count(t => t.Type == ScalarType.BFloat16 && t.Shape.SequenceEqual(new long[] { B, 4, S, 16 }) && StorageBytes(t) >= 49_152));
+        Assert.Equal(0, Storages(cached.Where(t => t.Type == ScalarType.BFloat16 && t.Shape.SequenceEqual(new long[] { B, 4, S, 16 }) && StorageBytes(t) >= 49_152)));
     }
 
     [Fact]
@@ -170,14 +170,40 @@ public sealed class FamilyTrainingReplayTests
         IReadOnlyList<Tensor> saved = Saved(config.Replace("ACT", "relu", StringComparison.Ordinal));
         Assert.Equal(2 * L, Count(saved, ScalarType.Bool, B, S, 64));
         Assert.Equal(B * S * 64, One(saved, ScalarType.Bool, B, S, 64).Bytes);
-        Assert.Equal(L, saved.Count(t => t.Type == ScalarType.BFloat16 && t.Elements == B * S * 256));
-        Assert.Equal(2 * L, Saved(config.Replace("ACT", "gelu", StringComparison.Ordinal)).Count(t => t.Type == ScalarType.BFloat16 && t.Elements == B * S * 256));
+        Assert.Equal(L, Storages(saved.Where(t => t.Type == ScalarType.BFloat16 && t.Elements == B * S * 256)));
+        Assert.Equal(2 * L, Storages(Saved(config.Replace("ACT", "gelu", StringComparison.Ordinal)).Where(t => t.Type == ScalarType.BFloat16 && t.Elements == B * S * 256)));
     }
 
     [Fact]
     public void OPT_refuses_an_activation_it_does_not_replay()
     {
         Assert.Throws<ModelFormatException>(() => Read("""{"model_type": "opt", "hidden_size": 64, "ffn_dim": 256, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 256, "max_position_embeddings": 128, "activation_function": "swish"}"""));
+    }
+
+    [Fact]
+    public void Falcon_parallel_attention_feeds_one_normed_input_to_both_branches()
+    {
+        // modeling_falcon.py FalconDecoderLayer (parallel_attn, not new_decoder_architecture): attention_layernorm_out =
+        // self.input_layernorm(hidden_states) goes to self_attention and to mlp: one bf16 [b, s, h] (16 KiB) that
+        // query_key_value and dense_h_to_4h both save. Per layer the bf16 [b, s, h] kept: the norm's input, that shared
+        // output, and dense's input (the merged heads); + ln_f's input and its output, which lm_head saves: 3·L + 2. The new
+        // decoder architecture (ln_attn and ln_mlp) normalises twice: 4·L + 2.
+        IReadOnlyList<Tensor> mqa = Saved("""{"model_type": "falcon", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 256, "multi_query": true, "parallel_attn": true}""");
+        Assert.Equal(3 * L + 2, Count(mqa, ScalarType.BFloat16, B, S, 64));
+        Assert.Equal(B * S * 64 * 2, One(mqa, ScalarType.BFloat16, B, S, 64).Bytes);
+        IReadOnlyList<Tensor> gqa = Saved("""{"model_type": "falcon", "hidden_size": 64, "num_attention_heads": 4, "num_kv_heads": 2, "num_hidden_layers": 2, "vocab_size": 256, "new_decoder_architecture": true}""");
+        Assert.Equal(4 * L + 2, Count(gqa, ScalarType.BFloat16, B, S, 64));
+    }
+
+    [Fact]
+    public void GPT_BigCode_drops_like_GPT2()
+    {
+        // modeling_gpt_bigcode.py: GPTBigCodeModel.drop (embd_pdrop) on the embeddings, GPTBigCodeAttention.resid_dropout and
+        // GPTBigCodeMLP.dropout (resid_pdrop), both 0.1 by default (configuration_gpt_bigcode.py): 1 + 2·L bool masks
+        // [b, s, h] of 8 KiB.
+        IReadOnlyList<Tensor> saved = Saved("""{"model_type": "gpt_bigcode", "n_embd": 64, "n_head": 4, "n_layer": 2, "vocab_size": 256, "n_positions": 128, "multi_query": true}""");
+        Assert.Equal(1 + 2 * L, Count(saved, ScalarType.Bool, B, S, 64));
+        Assert.Equal(B * S * 64, One(saved, ScalarType.Bool, B, S, 64).Bytes);
     }
 
     [Fact]
@@ -206,7 +232,8 @@ public sealed class FamilyTrainingReplayTests
 
     /// <summary>
     /// One training forward of the config (as <c>Replayer</c> runs it: the ids, autocast for mixed precision, labels) and the
-    /// tensors its graph saves for backward, one per storage (views of one tensor keep one allocation alive).
+    /// tensors its graph saves for backward, as the nodes hold them (a tensor saved by two nodes, or two views of one
+    /// allocation, appear twice; the counts below are of distinct storages).
     /// </summary>
     private static List<Tensor> Saved(string config, Precision precision = Precision.Bf16)
     {
@@ -224,7 +251,6 @@ public sealed class FamilyTrainingReplayTests
         engine.Autocast = options.Autocast;
         ForwardResult result = program.Forward(labels: true, training: true);
         var nodes = new HashSet<GradNode>(ReferenceEqualityComparer.Instance);
-        var storages = new HashSet<Storage>(ReferenceEqualityComparer.Instance);
         var saved = new List<Tensor>();
         var work = new Stack<GradNode>([result.Loss!.Fn!]);
         while (work.TryPop(out GradNode? node))
@@ -234,13 +260,7 @@ public sealed class FamilyTrainingReplayTests
                 continue;
             }
 
-            foreach (Tensor? t in node.Saved)
-            {
-                if (t?.Storage is { } storage && storages.Add(storage))
-                {
-                    saved.Add(t);
-                }
-            }
+            saved.AddRange(node.Saved.Where(t => t?.Storage is not null));
 
             foreach (GradNode? edge in node.Edges)
             {
@@ -256,8 +276,12 @@ public sealed class FamilyTrainingReplayTests
 
     private static ModelArchitecture Read(string config) => ConfigJsonReader.Read(Encoding.UTF8.GetBytes(config), "config.json");
 
+    /// <summary>Allocations kept for backward through a saved tensor of this type and shape.</summary>
     private static int Count(IReadOnlyList<Tensor> saved, ScalarType type, params long[] shape) =>
-        saved.Count(t => t.Type == type && t.Shape.SequenceEqual(shape));
+        Storages(saved.Where(t => t.Type == type && t.Shape.SequenceEqual(shape)));
+
+    private static int Storages(IEnumerable<Tensor> tensors) =>
+        tensors.Select(t => t.Storage!).Distinct(ReferenceEqualityComparer.Instance).Count();
 
     private static Tensor One(IReadOnlyList<Tensor> saved, ScalarType type, params long[] shape) =>
         saved.First(t => t.Type == type && t.Shape.SequenceEqual(shape));
