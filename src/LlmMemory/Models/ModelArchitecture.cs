@@ -94,14 +94,16 @@ public sealed record ModelArchitecture
     public int? RotaryDimension { get; init; }
 
     /// <summary>
-    /// Dropout probability on the embeddings' output in training (GPT-2 and GPT-BigCode <c>embd_pdrop</c>, GPT-J); 0 where the family
+    /// Dropout probability on the embeddings' output in training (GPT-2 and GPT-BigCode <c>embd_pdrop</c>, GPT-J, GPT-NeoX's
+    /// <c>hidden_dropout</c>); 0 where the family
     /// has none or the replay does not read it yet.
     /// </summary>
     public double EmbeddingDropout { get; init; }
 
     /// <summary>
     /// Dropout probability on the attention and MLP outputs before each residual add in training (GPT-2 and GPT-BigCode
-    /// <c>resid_pdrop</c>, GPT-J's, OPT's <c>dropout</c>); 0 where the family has none or the replay does not read it yet.
+    /// <c>resid_pdrop</c>, GPT-J's, OPT's <c>dropout</c>, GPT-NeoX's and BLOOM's <c>hidden_dropout</c>); 0 where the family has
+    /// none or the replay does not read it yet.
     /// </summary>
     public double ResidualDropout { get; init; }
 

@@ -136,6 +136,19 @@ public sealed class FamilyTrainingReplayTests
     }
 
     [Fact]
+    public void GPT_NeoX_and_BLOOM_drop_with_hidden_dropout()
+    {
+        // modeling_gpt_neox.py: emb_dropout, post_attention_dropout and post_mlp_dropout are nn.Dropout(config.hidden_dropout):
+        // 1 + 2·L bool masks [b, s, h] when it is above 0 (configuration_gpt_neox.py default 0.0: none). modeling_bloom.py:
+        // BloomAttention and BloomMLP end in dropout_add(x, residual, hidden_dropout, training): 2·L, the embeddings undropped.
+        const string neox = """{"model_type": "gpt_neox", "hidden_size": 64, "intermediate_size": 256, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 256 DROP}""";
+        Assert.Equal(1 + 2 * L, Count(Saved(neox.Replace(" DROP", ", \"hidden_dropout\": 0.1", StringComparison.Ordinal)), ScalarType.Bool, B, S, 64));
+        Assert.Equal(0, Count(Saved(neox.Replace(" DROP", "", StringComparison.Ordinal)), ScalarType.Bool, B, S, 64));
+        const string bloom = """{"model_type": "bloom", "hidden_size": 64, "n_head": 4, "n_layer": 2, "vocab_size": 320, "hidden_dropout": 0.1}""";
+        Assert.Equal(2 * L, Count(Saved(bloom), ScalarType.Bool, B, S, 64));
+    }
+
+    [Fact]
     public void GPT_J_scores_its_attention_in_fp32_as_its_eager_attention_does()
     {
         // modeling_gptj.py: GPTJ_ATTENTION_CLASSES has eager and flash_attention_2 only, so transformers runs GPTJAttention._attn:
