@@ -32,7 +32,7 @@ internal static class ArchitectureDigest
             .Int(m.HeadDimension).Int(m.ValueHeadDimension).Int(m.IntermediateSize).Int(m.VocabularySize).Int(m.MaxPositions)
             .Bool(m.TiedEmbeddings).Bool(m.GatedFeedForward).Bool(m.LayerNormWithBias).Int(m.SlidingWindow).Text(m.RopeScaling)
             .Type(m.StoredType).Real(m.FinalLogitSoftcap).Real(m.AttentionLogitSoftcap).Bool(m.ParallelBlock).Bool(m.UseCache)
-            .Real(m.EmbeddingDropout).Real(m.ResidualDropout).Int(m.RotaryDimension)
+            .Real(m.EmbeddingDropout).Real(m.ResidualDropout).Int(m.RotaryDimension).Bool(m.ReluActivation)
             .Int(m.EncoderLayerCount).Long(m.PredictionLayerParameters);
         w.Int(m.LayerAttention.Count);
         foreach (AttentionKind kind in m.LayerAttention)

@@ -84,18 +84,26 @@ public sealed record ModelArchitecture
     /// </summary>
     public bool ParallelBlock { get; init; }
 
+    /// <summary>
+    /// The MLP's activation is ReLU (OPT <c>activation_function</c>, "relu" by default): its backward reads its output
+    /// (derivatives.yaml <c>threshold_backward(grad, result, 0)</c>), which the second linear saves too, where GELU keeps its input.
+    /// </summary>
+    public bool ReluActivation { get; init; }
+
     /// <summary>Leading dimensions of each head that rotary positions rotate (GPT-NeoX <c>rotary_ndims</c>); null: the whole head.</summary>
     public int? RotaryDimension { get; init; }
 
     /// <summary>
-    /// Dropout probability on the embeddings' output in training (GPT-2 and GPT-BigCode <c>embd_pdrop</c>); 0 where the family
+    /// Dropout probability on the embeddings' output in training (GPT-2 and GPT-BigCode <c>embd_pdrop</c>, GPT-J, GPT-NeoX's
+    /// <c>hidden_dropout</c>); 0 where the family
     /// has none or the replay does not read it yet.
     /// </summary>
     public double EmbeddingDropout { get; init; }
 
     /// <summary>
     /// Dropout probability on the attention and MLP outputs before each residual add in training (GPT-2 and GPT-BigCode
-    /// <c>resid_pdrop</c>); 0 where the family has none or the replay does not read it yet.
+    /// <c>resid_pdrop</c>, GPT-J's, OPT's <c>dropout</c>, GPT-NeoX's and BLOOM's <c>hidden_dropout</c>); 0 where the family has
+    /// none or the replay does not read it yet.
     /// </summary>
     public double ResidualDropout { get; init; }
 

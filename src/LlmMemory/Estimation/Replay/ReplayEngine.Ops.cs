@@ -321,6 +321,9 @@ internal enum UnaryKind
     Silu,
     Gelu,
 
+    /// <summary><c>relu</c>: its backward reads the output (<c>threshold_backward(grad, result, 0)</c>).</summary>
+    Relu,
+
     /// <summary><c>pow</c> (x², x³): saves its input; its backward makes two temporaries of the input's size.</summary>
     Pow,
     Tanh,
@@ -338,7 +341,7 @@ internal static class UnaryKinds
 {
     public static bool SavesInput(this UnaryKind kind) => kind is UnaryKind.Silu or UnaryKind.Gelu or UnaryKind.Pow;
 
-    public static bool SavesOutput(this UnaryKind kind) => kind is UnaryKind.Tanh or UnaryKind.Rsqrt;
+    public static bool SavesOutput(this UnaryKind kind) => kind is UnaryKind.Tanh or UnaryKind.Rsqrt or UnaryKind.Relu;
 
     /// <summary>In autocast's fp32 list (aten/src/ATen/autocast_mode.h <c>AT_FORALL_FP32</c>): <c>pow</c> and <c>rsqrt</c>.</summary>
     public static bool RunsInFloat32UnderAutocast(this UnaryKind kind) => kind is UnaryKind.Pow or UnaryKind.Rsqrt;

@@ -104,7 +104,8 @@ internal static class Replayer
         }
     }
 
-    private static ModelProgram Program(ReplayEngine engine, ModelArchitecture model, ReplayOptions options) => model.Family switch
+    /// <summary>The family's model program (tests read the saved tensors of its forward).</summary>
+    internal static ModelProgram Program(ReplayEngine engine, ModelArchitecture model, ReplayOptions options) => model.Family switch
     {
         ModelFamily.LlamaLike => new DecoderProgram(engine, model, options),
         ModelFamily.Gpt2 or ModelFamily.GptNeoX or ModelFamily.GptJ or ModelFamily.Falcon or ModelFamily.Opt or ModelFamily.Bloom

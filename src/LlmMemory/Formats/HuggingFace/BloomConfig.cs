@@ -37,6 +37,11 @@ internal static class BloomConfig
         }
 
         return Classic.Decoder(c, modelType, ModelFamily.Bloom, b, layers, hidden, heads, heads, headDim, inner, vocab,
-            c.OptionalSize(Limits.MaxPositions, "seq_length", "max_position_embeddings"), tied, gated: false);
+            c.OptionalSize(Limits.MaxPositions, "seq_length", "max_position_embeddings"), tied, gated: false) with
+            {
+                // configuration_bloom.py: hidden_dropout = 0.0; BloomAttention and BloomMLP end in
+                // dropout_add(x, residual, hidden_dropout, training). The embeddings are not dropped.
+                ResidualDropout = Common.Probability(c, "hidden_dropout", 0.0),
+            };
     }
 }

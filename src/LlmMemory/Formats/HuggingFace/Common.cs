@@ -27,6 +27,13 @@ internal static class Common
                     $"is {kvHeads}, which does not divide the {heads} attention heads of '{headsKey}'; each key-value head serves a whole group of query heads.")
                 : kvHeads;
 
+    /// <summary>A dropout probability: <paramref name="key"/>'s value in [0, 1], or the config class's default when absent.</summary>
+    public static double Probability(ConfigObject c, string key, double fallback)
+    {
+        double p = c.Number(key) ?? fallback;
+        return p is >= 0 and <= 1 ? p : throw new ModelFormatException(c.Source, key, $"is {p}, not a probability in [0, 1].");
+    }
+
     /// <summary><c>torch_dtype</c> (transformers ≤ 4.x) or <c>dtype</c> (5.x); null when absent.</summary>
     public static DataType? ReadStoredType(ConfigObject c)
     {

@@ -34,6 +34,9 @@ internal sealed class ConfigObject
 
     public bool Has(string key) => _element.TryGetProperty(key, out JsonElement value) && value.ValueKind != JsonValueKind.Null;
 
+    /// <summary>Whether <paramref name="key"/> is given as JSON null (which some config classes read differently from absent).</summary>
+    public bool IsNull(string key) => _element.TryGetProperty(key, out JsonElement value) && value.ValueKind == JsonValueKind.Null;
+
     /// <summary>The first present key among <paramref name="keys"/>, or null.</summary>
     public string? FirstPresent(params string[] keys) => keys.FirstOrDefault(Has);
 

@@ -37,16 +37,10 @@ internal static class Gpt2Config
             tied: c.Bool("tie_word_embeddings", true), gated: false) with
             {
                 // configuration_gpt2.py / configuration_gpt_bigcode.py: embd_pdrop = resid_pdrop = 0.1 by default.
-                EmbeddingDropout = Probability(c, "embd_pdrop"),
-                ResidualDropout = Probability(c, "resid_pdrop"),
+                EmbeddingDropout = Common.Probability(c, "embd_pdrop", DefaultDropout),
+                ResidualDropout = Common.Probability(c, "resid_pdrop", DefaultDropout),
             };
     }
 
     private const double DefaultDropout = 0.1;
-
-    private static double Probability(ConfigObject c, string key)
-    {
-        double p = c.Number(key) ?? DefaultDropout;
-        return p is >= 0 and <= 1 ? p : throw new ModelFormatException(c.Source, key, $"is {p}, not a probability in [0, 1].");
-    }
 }

@@ -38,6 +38,16 @@ internal static class GptJConfig
         }
 
         return Classic.Decoder(c, modelType, ModelFamily.GptJ, b, layers, hidden, heads, heads, headDim, inner, vocab,
-            c.OptionalSize(Limits.MaxPositions, "n_positions", "max_position_embeddings"), tied, gated: false) with { ParallelBlock = true };
+            c.OptionalSize(Limits.MaxPositions, "n_positions", "max_position_embeddings"), tied, gated: false) with
+            {
+                ParallelBlock = true,
+                // configuration_gptj.py: rotary_dim = 64 (GPTJAttention rotates key[..., :rotary_dim], the whole head when it is
+                // null); embd_pdrop = resid_pdrop = 0.0 (self.drop on the embeddings, resid_dropout and the MLP's dropout).
+                RotaryDimension = c.IsNull("rotary_dim") ? null : c.OptionalSize(headDim, "rotary_dim") ?? Math.Min(DefaultRotaryDimension, headDim),
+                EmbeddingDropout = Common.Probability(c, "embd_pdrop", 0.0),
+                ResidualDropout = Common.Probability(c, "resid_pdrop", 0.0),
+            };
     }
+
+    private const int DefaultRotaryDimension = 64;
 }

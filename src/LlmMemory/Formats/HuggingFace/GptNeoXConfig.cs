@@ -43,6 +43,10 @@ internal static class GptNeoXConfig
                 // GPTNeoXAttention: rotary_ndims = int(head_size * rotary_pct) (partial_rotary_factor in newer configs), 0.25 by
                 // default (configuration_gpt_neox.py).
                 RotaryDimension = (int)(headDim * RotaryFraction(c)),
+                // configuration_gpt_neox.py: hidden_dropout = 0.0, which GPTNeoXModel.emb_dropout and each layer's
+                // post_attention_dropout and post_mlp_dropout use.
+                EmbeddingDropout = Common.Probability(c, "hidden_dropout", 0.0),
+                ResidualDropout = Common.Probability(c, "hidden_dropout", 0.0),
             };
     }
 

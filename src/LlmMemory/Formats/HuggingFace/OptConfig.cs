@@ -62,6 +62,21 @@ internal static class OptConfig
             b.Linear("", "lm_head", TensorRole.OutputHead, null, vocab, projection, bias: false);
         }
 
-        return Classic.Decoder(c, modelType, ModelFamily.Opt, b, layers, hidden, heads, heads, headDim, inner, vocab, positions, tied, gated: false);
+        return Classic.Decoder(c, modelType, ModelFamily.Opt, b, layers, hidden, heads, heads, headDim, inner, vocab, positions, tied, gated: false) with
+        {
+            // configuration_opt.py: activation_function = "relu", dropout = 0.1 (OPTDecoderLayer drops the attention output and
+            // fc2's output with it; the embeddings are not dropped).
+            ReluActivation = Activation(c) == "relu",
+            ResidualDropout = Common.Probability(c, "dropout", 0.1),
+        };
+    }
+
+    /// <summary>The MLP activations the replay knows for OPT: ReLU (every OPT checkpoint) or GELU.</summary>
+    private static string Activation(ConfigObject c)
+    {
+        string activation = c.String("activation_function") ?? "relu";
+        return activation is "relu" or "gelu"
+            ? activation
+            : throw new ModelFormatException(c.Source, "activation_function", $"is '{activation}'; the replay knows OPT with 'relu' or 'gelu'.");
     }
 }

@@ -93,11 +93,11 @@ internal static class Blocks
 
     /// <summary>
     /// <c>eager_attention_forward</c>: <c>matmul(q, kᵀ) * scaling</c> (with Gemma-2 soft-capping), <c>+ mask</c>,
-    /// <c>softmax(dtype=float32).to(q.dtype)</c> (or in the input type, GPT-2), <c>matmul(probs, v)</c>; returns the output
-    /// and the probabilities, which the caller keeps.
+    /// <c>softmax(dtype=float32).to(q.dtype)</c> (or in the input type, GPT-2; or to <paramref name="probabilitiesType"/>, GPT-J's
+    /// <c>attn_weights.to(value.dtype)</c>), <c>matmul(probs, v)</c>; returns the output and the probabilities, which the caller keeps.
     /// </summary>
     public static (Tensor Output, Tensor Probabilities) EagerAttention(ReplayEngine s, Tensor q, Tensor k, Tensor v, Tensor? mask, int repeats,
-        bool softcap = false, bool softmaxFloat32 = true)
+        bool softcap = false, bool softmaxFloat32 = true, ScalarType? probabilitiesType = null)
     {
         (long b, long a, long n, long d) = (q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]);
         Tensor kr = RepeatKv(s, k, repeats);
@@ -115,7 +115,7 @@ internal static class Blocks
             attn = Rebind(attn, s.Add(attn, mask));
         }
 
-        attn = Rebind(attn, softmaxFloat32 ? s.To(Operand.Take(s.Softmax(attn)), q.Type) : s.Softmax(attn, attn.Type));
+        attn = Rebind(attn, softmaxFloat32 ? s.To(Operand.Take(s.Softmax(attn)), probabilitiesType ?? q.Type) : s.Softmax(attn, attn.Type));
         Tensor output = s.Matmul(attn, vr, [b, a, n, d]);
         kr.Release();
         vr.Release();

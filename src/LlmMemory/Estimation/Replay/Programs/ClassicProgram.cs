@@ -51,7 +51,7 @@ internal sealed class ClassicProgram : ModelProgram
         _training = training;
         if (training && Model.EmbeddingDropout > 0)
         {
-            x = Blocks.Rebind(x, s.Dropout(x)); // GPT-2: hidden_states = self.drop(inputs_embeds + position_embeds)
+            x = Blocks.Rebind(x, s.Dropout(x)); // GPT-2: hidden_states = self.drop(inputs_embeds + position_embeds); GPT-J: self.drop(inputs_embeds)
         }
 
         if (_embeddingNorm is { } norm)
@@ -132,7 +132,7 @@ internal sealed class ClassicProgram : ModelProgram
 
         Tensor f = Linear(block.FeedForward[0], y);
         y.Release();
-        f = Blocks.Rebind(f, _style.CompositeGelu ? Blocks.GeluNew(s, f) : s.Unary(f, UnaryKind.Gelu));
+        f = Blocks.Rebind(f, _style.CompositeGelu ? Blocks.GeluNew(s, f) : s.Unary(f, Model.ReluActivation ? UnaryKind.Relu : UnaryKind.Gelu));
         f = Blocks.Rebind(f, Linear(block.FeedForward[1], f));
         f = ResidualDropout(f);
         if (Model.ParallelBlock)
@@ -206,7 +206,17 @@ internal sealed class ClassicProgram : ModelProgram
         Tensor? probabilities = null;
         if (eager)
         {
-            (Tensor output, probabilities) = Blocks.EagerAttention(s, q, k, v, mask, repeats, softmaxFloat32: !_style.SoftmaxInInputType);
+            ScalarType valueType = v.Type;
+            if (_style.Float32Scores)
+            {
+                // GPTJAttention._attn: query = query.to(torch.float32); key = key.to(torch.float32) ("keep the attention weights
+                // computation in fp32"); the probabilities go back to value.dtype before the second matmul.
+                q = Blocks.Rebind(q, s.To(q, ScalarType.Float32));
+                k = Blocks.Rebind(k, s.To(k, ScalarType.Float32));
+            }
+
+            (Tensor output, probabilities) = Blocks.EagerAttention(s, q, k, v, mask, repeats, softmaxFloat32: !_style.SoftmaxInInputType,
+                probabilitiesType: _style.Float32Scores ? valueType : null);
             Blocks.Release(q, k, v);
             o = s.ContiguousCopy(Operand.Take(s.View(Operand.Take(output), [b, n, a, d])));
         }
@@ -226,7 +236,8 @@ internal sealed class ClassicProgram : ModelProgram
     }
 
     /// <summary>
-    /// GPT-2's <c>resid_dropout</c> (attention) and <c>dropout</c> (MLP) after each output projection, in training only:
+    /// GPT-2's <c>resid_dropout</c> (attention) and <c>dropout</c> (MLP) after each output projection (GPT-J's alike, OPT's
+    /// <c>nn.functional.dropout(p=config.dropout)</c> in the same places), in training only:
     /// <c>native_dropout</c> keeps a bool mask for backward (ATen skips p = 0: no kernel, no mask).
     /// </summary>
     private Tensor ResidualDropout(Tensor x) =>
@@ -269,8 +280,12 @@ internal sealed class ClassicProgram : ModelProgram
 /// <param name="Rotary">Rotary positions on q and k (GPT-NeoX, GPT-J, Falcon).</param>
 /// <param name="CompositeGelu">NewGELU written as separate ops (GPT-2, GPT-J <c>gelu_new</c>).</param>
 /// <param name="SoftmaxInInputType">GPT-2's eager softmax runs in the scores' type rather than fp32.</param>
-/// <param name="AlwaysEager">No SDPA path: BLOOM adds its ALiBi bias to materialised scores.</param>
-internal sealed record ClassicStyle(bool Rotary, bool CompositeGelu, bool SoftmaxInInputType, bool AlwaysEager)
+/// <param name="AlwaysEager">
+/// No SDPA path: BLOOM adds its ALiBi bias to materialised scores; GPT-J's attention classes are eager and flash_attention_2
+/// only (modeling_gptj.py <c>GPTJ_ATTENTION_CLASSES</c>), so transformers' default for it is eager.
+/// </param>
+/// <param name="Float32Scores">GPT-J computes the scores and softmax on fp32 copies of q and k.</param>
+internal sealed record ClassicStyle(bool Rotary, bool CompositeGelu, bool SoftmaxInInputType, bool AlwaysEager, bool Float32Scores)
 {
     public static ClassicStyle Of(ModelArchitecture model)
     {
@@ -279,6 +294,7 @@ internal sealed record ClassicStyle(bool Rotary, bool CompositeGelu, bool Softma
             Rotary: model.Family is ModelFamily.GptNeoX or ModelFamily.GptJ or ModelFamily.Falcon,
             CompositeGelu: model.ModelType is "gpt2" or "gptj",
             SoftmaxInInputType: model.ModelType == "gpt2",
-            AlwaysEager: model.Family == ModelFamily.Bloom);
+            AlwaysEager: model.Family is ModelFamily.Bloom or ModelFamily.GptJ,
+            Float32Scores: model.Family == ModelFamily.GptJ);
     }
 }
