@@ -4,12 +4,15 @@ using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using LlmMemory.Benchmarks;
 
-// dotnet run -c Release --project bench/LlmMemory.Benchmarks -- [--filter '*'] | --smoke | paths | replays | gguf-file | gguf-time
+// dotnet run -c Release --project bench/LlmMemory.Benchmarks -- [--filter '*'] | --smoke | paths | replays | fresh-process | fresh-loop | gguf-file | gguf-time
 // (docs/performance.md says what each figure is and how to rerun it).
 return args switch
 {
     ["paths", ..] => EstimatePaths.Print(Console.Out),
     ["replays", ..] => ReplayCounts.Print(Console.Out),
+    ["fresh-process", string name, string what] => FreshProcess.Print(name, what, Console.Out),
+    ["fresh-alloc", string name, string what, string seconds] => FreshProcess.Allocations(name, what, double.Parse(seconds, System.Globalization.CultureInfo.InvariantCulture), Console.Out),
+    ["fresh-loop", string name, string what, string seconds] => FreshProcess.Loop(name, what, double.Parse(seconds, System.Globalization.CultureInfo.InvariantCulture), Console.Out),
     ["loop", string name, string seconds] => EstimatePaths.Loop(name, double.Parse(seconds, System.Globalization.CultureInfo.InvariantCulture)),
     ["gguf-file", ..] => GgufCommands.Write(args[1..]),
     ["gguf-time", ..] => GgufCommands.Time(args[1..]),

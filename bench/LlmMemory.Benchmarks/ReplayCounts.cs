@@ -10,7 +10,8 @@ namespace LlmMemory.Benchmarks;
 /// <summary>
 /// <c>replays</c>: how many replays each solver of a fresh <c>fit</c> runs (every kept estimate forgotten before each
 /// line), for the scenarios of <see cref="FreshBenchmarks"/>. The searches are counted twice: as the planner runs them
-/// (interpolating between estimates) and as a plain doubling and bisection on the same question would.
+/// (interpolating between estimates, its guard asking only whether values fit) and as a plain doubling and bisection on
+/// the same question would.
 /// </summary>
 internal static class ReplayCounts
 {
@@ -22,9 +23,11 @@ internal static class ReplayCounts
             ByteSize budget = scenario.Gpu!.Budget!.Value;
             output.WriteLine(name);
             Count(output, "estimate as given", () => MemoryEstimator.Estimate(model, scenario));
-            Count(output, "longest context, interpolated", () => BoundarySearch.Largest(n => Reading(model, scenario with { Seq = n }, budget), FitPlanner.MaxSeq));
+            Count(output, "longest context, interpolated", () => BoundarySearch.Largest(n => Reading(model, scenario with { Seq = n }, budget), FitPlanner.MaxSeq,
+                n => new FitProbe(model).Fits(scenario with { Seq = n })));
             Count(output, "longest context, plain", () => BoundarySearch.Largest(n => new FitProbe(model).Try(scenario with { Seq = n }).Fits, FitPlanner.MaxSeq));
-            Count(output, "largest batch, interpolated", () => BoundarySearch.Largest(n => Reading(model, scenario with { Batch = n }, budget), FitPlanner.MaxBatch));
+            Count(output, "largest batch, interpolated", () => BoundarySearch.Largest(n => Reading(model, scenario with { Batch = n }, budget), FitPlanner.MaxBatch,
+                n => new FitProbe(model).Fits(scenario with { Batch = n })));
             Count(output, "largest batch, plain", () => BoundarySearch.Largest(n => new FitProbe(model).Try(scenario with { Batch = n }).Fits, FitPlanner.MaxBatch));
             Count(output, "fewest GPUs", () => GpuCounts.Solve(new FitProbe(model), scenario, fitsAsGiven: false));
             Count(output, "training changes", () => TrainingChanges.Estimate(new FitProbe(model), scenario));

@@ -37,13 +37,21 @@ internal sealed class EstimateCache
         }
     }
 
+    /// <summary>Whether an estimate of <paramref name="scenario"/> for this model is kept, or being made by another caller.</summary>
+    public bool Contains(ResolvedModel resolved, Scenario scenario)
+    {
+        ArgumentNullException.ThrowIfNull(resolved);
+        ArgumentNullException.ThrowIfNull(scenario);
+        return _runs.ContainsKey(Key(resolved, scenario));
+    }
+
     /// <summary>The kept estimate of <paramref name="scenario"/> for this model, or the one <paramref name="estimate"/> makes.</summary>
     public MemoryEstimate GetOrAdd(ResolvedModel resolved, Scenario scenario, Func<MemoryEstimate> estimate)
     {
         ArgumentNullException.ThrowIfNull(resolved);
         ArgumentNullException.ThrowIfNull(scenario);
         ArgumentNullException.ThrowIfNull(estimate);
-        var key = (ArchitectureDigest.Of(resolved.Architecture!), scenario with { Model = AnyModel, BaseDirectory = null, Given = GivenFields.None });
+        (string, Scenario) key = Key(resolved, scenario);
         while (true)
         {
             if (_runs.Count >= MaxEntries)
@@ -72,4 +80,7 @@ internal sealed class EstimateCache
             }
         }
     }
+
+    private static (string Model, Scenario Scenario) Key(ResolvedModel resolved, Scenario scenario) =>
+        (ArchitectureDigest.Of(resolved.Architecture!), scenario with { Model = AnyModel, BaseDirectory = null, Given = GivenFields.None });
 }

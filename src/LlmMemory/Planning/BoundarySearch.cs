@@ -41,11 +41,19 @@ internal static class BoundarySearch
     }
 
     /// <summary>The largest n in [1, <paramref name="cap"/>] whose reading fits, interpolating where readings say how far they are.</summary>
-    public static Boundary Largest(Func<int, Reading> ask, int cap)
+    /// <param name="ask">The reading of a value: whether it fits and by how much it misses.</param>
+    /// <param name="cap">The largest value asked.</param>
+    /// <param name="fits">
+    /// <c>ask(n).Fits</c> where it can be answered more cheaply (a replay that runs out of memory needs no second replay
+    /// for its figures); the guard's values beyond the boundary only need that. A value it says fits is then read with
+    /// <paramref name="ask"/>, and so is one that does not where a later step needs its distance, so every step is the one
+    /// <paramref name="ask"/> alone would take. Null: every value is read with <paramref name="ask"/>.
+    /// </param>
+    public static Boundary Largest(Func<int, Reading> ask, int cap, Func<int, bool>? fits = null)
     {
         ArgumentNullException.ThrowIfNull(ask);
         ArgumentOutOfRangeException.ThrowIfLessThan(cap, 1);
-        var counted = new Counter(ask);
+        var counted = new Counter(ask, fits);
         if (!counted.Ask(1))
         {
             return new Boundary(null, false, true, counted.Questions);
@@ -242,7 +250,7 @@ internal static class BoundarySearch
         long[] probes = [answer + 2L, answer + ((failedAt - (long)answer) / 2), failedAt + 1L, 2L * failedAt, cap];
         foreach (long probe in probes.Where(p => p > answer + 1L && p <= cap).Distinct().Order())
         {
-            if (fits.Ask((int)probe))
+            if (fits.Fits((int)probe))
             {
                 return (int)probe;
             }
@@ -252,11 +260,36 @@ internal static class BoundarySearch
     }
 
     /// <summary>Asks each question once, keeps the readings for the interpolation, and counts the questions (for reporting).</summary>
-    private sealed class Counter(Func<int, Reading> question)
+    private sealed class Counter(Func<int, Reading> question, Func<int, bool>? fitsOnly)
     {
         private readonly SortedList<long, Reading> _readings = [];
 
-        public int Questions => _readings.Count;
+        /// <summary>Values <c>fitsOnly</c> said do not fit and that have no reading (yet).</summary>
+        private readonly HashSet<int> _failing = [];
+
+        public int Questions => _readings.Count + _failing.Count;
+
+        /// <summary>Whether <paramref name="value"/> fits, from its reading when there is one, else from <c>fitsOnly</c>.</summary>
+        public bool Fits(int value)
+        {
+            if (fitsOnly is null || _readings.ContainsKey(value))
+            {
+                return Ask(value);
+            }
+
+            if (_failing.Contains(value))
+            {
+                return false;
+            }
+
+            if (fitsOnly(value))
+            {
+                return Ask(value); // a fitting value may start the next climb, which interpolates from its reading
+            }
+
+            _failing.Add(value);
+            return false;
+        }
 
         public bool Ask(int value)
         {
@@ -264,6 +297,7 @@ internal static class BoundarySearch
             {
                 reading = question(value);
                 _readings.Add(value, reading);
+                _failing.Remove(value);
             }
 
             return reading.Fits;

@@ -212,7 +212,7 @@ public static class FitPlanner
     private static SolvedValue Solve(FitProbe probe, Func<int, Scenario> at, int cap, string what, ByteSize budget, List<string> notes)
     {
         var seen = new Dictionary<int, Probe>();
-        Boundary found = BoundarySearch.Largest(n => (seen[n] = probe.Try(at(n))).Against(budget), cap);
+        Boundary found = BoundarySearch.Largest(n => (seen[n] = probe.Try(at(n))).Against(budget), cap, n => probe.Fits(at(n)));
         if (!found.Monotone)
         {
             notes.Add($"The estimate is not monotone in the {what}: a larger value fit beyond a first boundary, so the search went on from there.");

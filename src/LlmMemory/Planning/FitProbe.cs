@@ -36,6 +36,22 @@ internal sealed class FitProbe(ResolvedModel model, CancellationToken cancellati
         }
     }
 
+    /// <summary>
+    /// <c>Try(scenario).Fits</c>, answered without the figures where they cost a replay more: a replay that runs out of
+    /// the device's memory is a "no" (<see cref="MemoryEstimator.Fits"/>). For questions whose readings are never shown.
+    /// </summary>
+    public bool Fits(Scenario scenario)
+    {
+        try
+        {
+            return MemoryEstimator.Fits(Model, scenario with { Given = GivenFields.None }, cancellation);
+        }
+        catch (Exception refused) when (refused is OverflowException or ModelFormatException or NotSupportedException)
+        {
+            return false;
+        }
+    }
+
     public PlanOption Option(string name, string cost, Scenario scenario)
     {
         Probe probe = Try(scenario);

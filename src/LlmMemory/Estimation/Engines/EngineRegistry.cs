@@ -20,15 +20,15 @@ internal static class EngineRegistry
 
     /// <summary>transformers and plain PyTorch inference: one forward over the prompt, replayed op by op through PyTorch's caching allocator.</summary>
     private static readonly EstimatorPath ReplayInference = EstimatorPath.Of("transformers inference (a replay of one forward through PyTorch's allocator)",
-        ["weights", "batch", "seq", "attention", "compile", "kv_cache_dtype", "new_tokens", "cache", "alloc_conf", "parallel.gpus", "bnb_4bit_use_double_quant"], ReplayEstimate.Build);
+        ["weights", "batch", "seq", "attention", "compile", "kv_cache_dtype", "new_tokens", "cache", "alloc_conf", "parallel.gpus", "bnb_4bit_use_double_quant"], ReplayEstimate.Build) with { RunsOutOfMemory = ReplayEstimate.RunsOutOfMemory };
 
     /// <summary>Training, LoRA and QLoRA on one GPU: steps of forward, backward and optimizer replayed op by op.</summary>
     private static readonly EstimatorPath ReplayTraining = EstimatorPath.Of("training on one GPU (a replay of the step through PyTorch's allocator)",
-        ["weights", "optimizer_in_backward", "foreach", "fused", "lora", "alloc_conf", "kbit_preparation", "use_cache", "bitsandbytes_version", "bitsandbytes_converter", "bnb_4bit_use_double_quant", .. Training], ReplayEstimate.Build);
+        ["weights", "optimizer_in_backward", "foreach", "fused", "lora", "alloc_conf", "kbit_preparation", "use_cache", "bitsandbytes_version", "bitsandbytes_converter", "bnb_4bit_use_double_quant", .. Training], ReplayEstimate.Build) with { RunsOutOfMemory = ReplayEstimate.RunsOutOfMemory };
 
     /// <summary>Full training sharded by FSDP or DeepSpeed ZeRO over data-parallel GPUs: the step replayed for rank 0, with its gathers and reductions.</summary>
     private static readonly EstimatorPath ShardedReplayTraining = EstimatorPath.Of("FSDP or ZeRO training, one rank of N (a replay of the step through PyTorch's allocator)",
-        ["weights", "foreach", "fused", "use_cache", "parallel", .. Training], ReplayEstimate.Build);
+        ["weights", "foreach", "fused", "use_cache", "parallel", .. Training], ReplayEstimate.Build) with { RunsOutOfMemory = ReplayEstimate.RunsOutOfMemory };
 
     /// <summary>Sharded, offloaded or model-parallel training, and mixture-of-experts training: the per-device closed form.</summary>
     private static readonly EstimatorPath ShardedTraining = EstimatorPath.Of("sharded or multi-GPU training (the per-device closed form)",

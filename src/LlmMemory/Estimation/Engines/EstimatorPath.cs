@@ -21,6 +21,13 @@ internal sealed record EstimatorPath(string Name, IReadOnlySet<string> Reads, Fu
     public static EstimatorPath Of(string name, IEnumerable<string> reads, Func<ResolvedModel, Scenario, Gpu?, MemoryEstimate> run) =>
         Of(name, reads, (model, scenario, gpu, _) => run(model, scenario, gpu));
 
+    /// <summary>
+    /// Whether the run certainly does not fit its device, answered more cheaply than <see cref="Run"/> where the path can
+    /// (a replay that runs out of the device's memory); null on paths where the estimate itself is the cheap answer.
+    /// False means "not known to run out": the estimate decides.
+    /// </summary>
+    public Func<ResolvedModel, Scenario, Gpu?, CancellationToken, bool>? RunsOutOfMemory { get; init; }
+
     /// <summary>Whether the path reads <paramref name="field"/> (or its whole parent object, as <c>lora</c> covers <c>lora.r</c>).</summary>
     public bool ReadsField(string field) =>
         Reads.Contains(field) || (field.IndexOf('.', StringComparison.Ordinal) is int dot and > 0 && Reads.Contains(field[..dot]));

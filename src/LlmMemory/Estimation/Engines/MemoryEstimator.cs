@@ -48,4 +48,27 @@ public static class MemoryEstimator
         // What a weights-file reader noticed (a config/header mismatch, tensors outside the layout) travels with every estimate.
         return estimate with { Gpu = scenario.Gpu, Notes = [.. fallback is null ? [] : new[] { fallback }, .. estimate.Notes, .. model.Architecture?.WeightsFile?.Notes ?? []] };
     }
+
+    /// <summary>
+    /// Whether the scenario's estimate fits its GPU (<see cref="MemoryEstimate.Fits"/>), for a search that needs only that
+    /// answer: a replay that runs out of the device's memory answers "no" without the second, unlimited replay that
+    /// <see cref="Estimate(ResolvedModel, Scenario, CancellationToken)"/> runs for its figures
+    /// (<see cref="Replay.ReplayEstimate.RunsOutOfMemory"/>). Every other answer is the estimate's.
+    /// </summary>
+    /// <exception cref="ModelFormatException">As <see cref="Estimate(ResolvedModel, Scenario, CancellationToken)"/>.</exception>
+    internal static bool Fits(ResolvedModel model, Scenario scenario, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(scenario);
+        cancellationToken.ThrowIfCancellationRequested();
+        (ResolvedModel routed, Scenario run, _) = Bf16Fallback.Apply(model, scenario);
+        EstimatorPath path = EngineRegistry.Route(routed, run);
+        OptionCheck.Check(run, path);
+        if (run.Gpu?.Budget is not null && path.RunsOutOfMemory?.Invoke(routed, run, run.Gpu, cancellationToken) == true)
+        {
+            return false;
+        }
+
+        return Estimate(model, scenario, cancellationToken).Fits == true;
+    }
 }

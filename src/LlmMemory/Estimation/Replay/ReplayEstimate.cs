@@ -30,10 +30,56 @@ internal static class ReplayEstimate
             }
 
             (ReplayResult result, string? outOfMemory) = Replay(resolved.Architecture!, plan, cancellation);
-            string? allocator = AllocatorNote(resolved.Architecture!, scenario, plan, result, cancellation);
-            MemoryEstimate estimate = Render(resolved, scenario, gpu, plan, result, outOfMemory, allocator);
+            MemoryEstimate estimate = Finish(resolved, scenario, gpu, plan, result, outOfMemory, cancellation);
             return spread is null ? estimate : estimate with { Notes = [spread, .. estimate.Notes] };
         });
+    }
+
+    /// <summary>
+    /// Whether the replay under the device limit runs out of memory, answered by that replay alone: what a search needs
+    /// where only "does it fit" matters (<see cref="Engines.MemoryEstimator.Fits"/>). <see cref="Build"/> would replay such
+    /// a run a second time without the limit, for figures that cannot fit either. A run that does not run out is kept as
+    /// <see cref="Build"/> would have made it, so the estimate that follows costs no replay.
+    /// </summary>
+    /// <remarks>
+    /// The limit only acts when a new segment would take the reserved bytes past it (<see cref="CachingAllocator"/>), so a
+    /// run whose unlimited replay never reserves more than the limit replays identically under it. One that runs out
+    /// under the limit therefore reserves more than the limit (device budget − CUDA context) without it, and its estimate,
+    /// whose device total holds the peak reserved plus the CUDA context, does not fit: the answer is
+    /// <c>Build(...).Fits == false</c> without its second replay (pinned over the catalog by <c>FitsOnlyTests</c>). Runs of
+    /// several replays (a model spread by <c>device_map="auto"</c>) and runs without a limit are left to <see cref="Build"/>.
+    /// </remarks>
+    public static bool RunsOutOfMemory(ResolvedModel resolved, Scenario scenario, Gpu? gpu, CancellationToken cancellation)
+    {
+        ArgumentNullException.ThrowIfNull(resolved);
+        ArgumentNullException.ThrowIfNull(scenario);
+        if (Runs.Contains(resolved, scenario))
+        {
+            return false;
+        }
+
+        ReplayPlan plan = ReplayPlan.For(resolved.Architecture!, scenario, gpu);
+        if (plan.Devices is not null || plan.Options.Capacity is null)
+        {
+            return false;
+        }
+
+        ReplayResult result = Replayer.Run(resolved.Architecture!, plan.Options, cancellation);
+        if (result.OutOfMemory is not null)
+        {
+            return true;
+        }
+
+        Runs.GetOrAdd(resolved, scenario, () => Finish(resolved, scenario, gpu, plan, result, null, cancellation));
+        return false;
+    }
+
+    /// <summary>The estimate of a replayed run: the allocator note where the scenario sets one, then the components.</summary>
+    private static MemoryEstimate Finish(ResolvedModel resolved, Scenario scenario, Gpu? gpu, ReplayPlan plan, ReplayResult result, string? outOfMemory,
+        CancellationToken cancellation)
+    {
+        string? allocator = AllocatorNote(resolved.Architecture!, scenario, plan, result, cancellation);
+        return Render(resolved, scenario, gpu, plan, result, outOfMemory, allocator);
     }
 
     /// <summary>The replay, again without the device limit when it runs out of memory (to say what the run would need).</summary>
