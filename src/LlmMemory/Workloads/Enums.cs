@@ -119,3 +119,20 @@ public enum OffloadMode
     Optimizer,
     OptimizerAndParams,
 }
+
+/// <summary>
+/// torchtune's <c>custom_sharded_layers</c>: modules besides the transformer blocks that <c>training.shard_model</c> wraps in
+/// <c>fully_shard</c> of their own (<c>get_shard_conditions</c> matches their exact names), so they are gathered and resharded
+/// on their own instead of with the root module (torchtune/training/_distributed.py).
+/// </summary>
+[Flags]
+public enum CustomShardedLayers
+{
+    None = 0,
+
+    /// <summary><c>tok_embeddings</c>: the token embedding.</summary>
+    TokEmbeddings = 1,
+
+    /// <summary><c>output</c>: the output projection (the head).</summary>
+    Output = 2,
+}

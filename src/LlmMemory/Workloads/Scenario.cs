@@ -121,6 +121,12 @@ public sealed record Scenario
     /// </summary>
     public bool? Bnb4bitUseDoubleQuant { get; init; }
 
+    /// <summary>
+    /// torchtune's <c>custom_sharded_layers</c>: the token embedding and/or the output projection are FSDP units of their own
+    /// (<see cref="Workloads.CustomShardedLayers"/>); none means they belong to the root unit. A project extension of docs/scenario.md.
+    /// </summary>
+    public CustomShardedLayers CustomShardedLayers { get; init; }
+
     /// <summary>Folder that relative model paths are resolved against (the scenario file's folder).</summary>
     public string? BaseDirectory { get; init; }
 

@@ -12,7 +12,7 @@ public static class ScenarioFields
         "model", "mode", "engine", "weights", "precision", "optimizer", "optimizer_in_backward", "batch", "seq", "gradient_accumulation",
         "gradient_checkpointing", "attention", "cross_entropy", "compile", "packed", "lora", "kv_cache_dtype", "v_cache_dtype", "parallel",
         "engine_options", "gpu", "new_tokens", "cache", "alloc_conf", "foreach", "fused", "kbit_preparation", "use_cache", "bitsandbytes_version",
-        "bitsandbytes_converter", "bnb_4bit_use_double_quant",
+        "bitsandbytes_converter", "bnb_4bit_use_double_quant", "custom_sharded_layers",
     ]);
 
     private static readonly Scenario Defaults = new() { Model = new ModelReference.Named("") };
@@ -53,6 +53,9 @@ public static class ScenarioFields
             "bitsandbytes_version" => scenario.BitsandbytesVersion,
             "bitsandbytes_converter" => Names.Of(scenario.BitsandbytesConverter),
             "bnb_4bit_use_double_quant" => scenario.Bnb4bitUseDoubleQuant is bool dq ? Flag(dq) : null,
+            "custom_sharded_layers" => scenario.CustomShardedLayers == CustomShardedLayers.None ? null
+                : string.Join(", ", new[] { (CustomShardedLayers.TokEmbeddings, "tok_embeddings"), (CustomShardedLayers.Output, "output") }
+                    .Where(n => scenario.CustomShardedLayers.HasFlag(n.Item1)).Select(n => n.Item2)),
             "parallel.gpus" => Number(p.Gpus),
             "parallel.zero" => Number(p.Zero),
             "parallel.fsdp" => Names.Of(p.Fsdp),

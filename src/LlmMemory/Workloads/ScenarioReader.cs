@@ -88,6 +88,7 @@ public static class ScenarioReader
             UseCache = o.Bool("use_cache"),
             BitsandbytesConverter = o.Enum("bitsandbytes_converter", BitsandbytesConverter.Transformers),
             Bnb4bitUseDoubleQuant = o.Bool("bnb_4bit_use_double_quant"),
+            CustomShardedLayers = ReadCustomShardedLayers(o),
             BitsandbytesVersion = o.String("bitsandbytes_version") is { } bnb ? BitsandbytesRelease.TryParse(bnb, out _) ? bnb
                 : throw o.Error("bitsandbytes_version", "must be a bitsandbytes release such as \"0.42.0\" (major.minor.patch)") : null,
             BaseDirectory = baseDirectory,
@@ -242,6 +243,35 @@ public static class ScenarioReader
         }
 
         return new LoraTargets(null, targets.EnumerateArray().Select(t => t.GetString()!).ToArray());
+    }
+
+    /// <summary>torchtune's <c>custom_sharded_layers</c>: a list of the module names <c>tok_embeddings</c> and <c>output</c>.</summary>
+    private static CustomShardedLayers ReadCustomShardedLayers(Fields o)
+    {
+        if (!o.Has("custom_sharded_layers"))
+        {
+            return CustomShardedLayers.None;
+        }
+
+        JsonElement names = o.Required("custom_sharded_layers");
+        const string Expected = "must be a list of torchtune module names, each \"tok_embeddings\" or \"output\"";
+        if (names.ValueKind != JsonValueKind.Array)
+        {
+            throw o.Error("custom_sharded_layers", Expected);
+        }
+
+        var layers = CustomShardedLayers.None;
+        foreach (JsonElement name in names.EnumerateArray())
+        {
+            layers |= name.ValueKind == JsonValueKind.String ? name.GetString() switch
+            {
+                "tok_embeddings" => CustomShardedLayers.TokEmbeddings,
+                "output" => CustomShardedLayers.Output,
+                _ => throw o.Error("custom_sharded_layers", Expected),
+            } : throw o.Error("custom_sharded_layers", Expected);
+        }
+
+        return layers;
     }
 
     private static ParallelSettings ReadParallel(Fields o)

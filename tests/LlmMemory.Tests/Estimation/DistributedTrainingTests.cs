@@ -81,6 +81,24 @@ public sealed class DistributedTrainingTests
     }
 
     [Fact]
+    public void Torchtitan_sequence_parallel_linears_keep_their_all_gathered_inputs_whole()
+    {
+        // torchtitan's parallelize_llama all-gathers the attention's and the feed-forward's sequence-sharded input
+        // (PrepareModuleInput to Replicate) before wq/wk/wv and w1/w3 (ColwiseParallel); the matmul saves that gathered input.
+        // Llama-3.1-8B (hidden 4,096), full checkpointing, 2 sequences of 1,024 tokens = 2,048 tokens over tp 4: the one
+        // recomputed block keeps the two inputs, 2 × 2 B × 4,096 = 16,384 B per token, whole, where the rest is ÷ 4, so it
+        // holds 2,048 × 16,384 × (1 − 1/4) = 25,165,824 B more than the same run under another engine's tensor parallelism.
+        Scenario Run(Engine engine) => new()
+        {
+            Model = new ModelReference.Named("llama-3.1-8b"), Mode = Mode.Training, Engine = engine, Batch = 2, Seq = 1024,
+            GradientCheckpointing = Checkpointing.Full, Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard, Tp = 4 },
+        };
+        long Activations(Engine engine) => MemoryEstimator.Estimate(Run(engine)).Components.Single(c => c.Name == "activations").Bytes.Bytes;
+
+        Assert.Equal(25_165_824, Activations(Engine.Torchtitan) - Activations(Engine.Pytorch));
+    }
+
+    [Fact]
     public void Sharded_optimizer_states_come_from_the_one_table_not_a_fixed_AdamW_figure()
     {
         // Llama-3.2-1B, Adafactor, ZeRO-1 over 2 GPUs (DeepSpeed mixed precision: the states are over the fp32 master).

@@ -75,6 +75,7 @@ public sealed class OptionsAreUsedOrRefusedTests
         ("bitsandbytes_version", """ "bitsandbytes_version": "0.42.0" """),
         ("bitsandbytes_converter", """ "bitsandbytes_converter": "lightning" """),
         ("bnb_4bit_use_double_quant", """ "bnb_4bit_use_double_quant": false """),
+        ("custom_sharded_layers", """ "custom_sharded_layers": ["tok_embeddings"] """),
     ];
 
     [Theory]

@@ -2,6 +2,7 @@ using LlmMemory.Estimation;
 using LlmMemory.Estimation.Engines;
 using LlmMemory.Estimation.Replay;
 using LlmMemory.Hardware;
+using LlmMemory.Models;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Estimation;
@@ -20,8 +21,8 @@ public sealed class ShardedReplayTests
         var engine = new ReplayEngine(capacity: null, workspaceBytes: 0, AllocatorSettings.Default);
         var step = new ShardedStep(engine, new Sharding(8, ReshardAfterForward: true, ScalarType.BFloat16, ScalarType.Float32, Offload: false, UntiedHead: false));
         engine.Sharded = step;
-        step.Add(0, [4096, 256], new StoredWeight(4096L * 256 * 4, ScalarType.Float32), trainable: true);
-        step.Add(0, [10, 256], new StoredWeight(10L * 256 * 4, ScalarType.Float32), trainable: true);
+        step.Add(0, [4096, 256], new StoredWeight(4096L * 256 * 4, ScalarType.Float32), trainable: true, TensorRole.Attention);
+        step.Add(0, [10, 256], new StoredWeight(10L * 256 * 4, ScalarType.Float32), trainable: true, TensorRole.Attention);
         long shards = engine.Allocator.Allocated;
         Assert.Equal(524_288 + 2_048, shards);
 
@@ -45,7 +46,7 @@ public sealed class ShardedReplayTests
         var engine = new ReplayEngine(capacity: null, workspaceBytes: 0, AllocatorSettings.Default);
         var step = new ShardedStep(engine, new Sharding(8, ReshardAfterForward: true, ScalarType.BFloat16, ScalarType.Float32, Offload: false, UntiedHead: false));
         engine.Sharded = step;
-        step.Add(0, [4096, 256], new StoredWeight(4096L * 256 * 4, ScalarType.Float32), trainable: true);
+        step.Add(0, [4096, 256], new StoredWeight(4096L * 256 * 4, ScalarType.Float32), trainable: true, TensorRole.Attention);
         Assert.Equal(2 * MiB, engine.Allocator.Reserved);
 
         engine.Layer = 0;
@@ -137,5 +138,67 @@ public sealed class ShardedReplayTests
         Assert.Equal(Residence.Host, estimate.Components.Single(c => c.Name == "weights").Residence);
         Assert.DoesNotContain(estimate.Components, c => c.Name is "optimizer_states" or "optimizer_temporaries");
         Assert.Contains(estimate.Components, c => c.Name == "gathered_parameters");
+    }
+
+    [Fact]
+    public void Custom_sharded_embedding_and_head_are_gathered_only_around_their_own_forward_and_backward()
+    {
+        // torchtune's shard_model calls fully_shard on each module get_shard_conditions names (custom_sharded_layers), then on
+        // the root. Three bf16 parameters over 4 ranks, no mixed precision: an embedding [64, 32] and a head [64, 32] (4,096 B
+        // gathered each, 1,024 B shards) and a block-0 weight [32, 32] (2,048 B gathered, 512 B shard). Every request is rounded
+        // up to 512 B; the flat all-gather output of each unit has the bytes of its parameters.
+        var engine = new ReplayEngine(capacity: null, workspaceBytes: 0, AllocatorSettings.Default);
+        var step = new ShardedStep(engine, new Sharding(4, ReshardAfterForward: true, null, null, Offload: false, UntiedHead: false,
+            OwnUnits: CustomShardedLayers.TokEmbeddings | CustomShardedLayers.Output));
+        engine.Sharded = step;
+        step.Add(null, [64, 32], new StoredWeight(64L * 32 * 2, ScalarType.BFloat16), trainable: true, TensorRole.TokenEmbedding);
+        step.Add(0, [32, 32], new StoredWeight(32L * 32 * 2, ScalarType.BFloat16), trainable: true, TensorRole.Attention);
+        step.Add(null, [64, 32], new StoredWeight(64L * 32 * 2, ScalarType.BFloat16), trainable: true, TensorRole.OutputHead);
+        long shards = 1_024 + 512 + 1_024;
+        Assert.Equal(shards, engine.Allocator.Allocated);
+
+        // The root's pre-forward gathers nothing of its own (no parameter left in it); the embedding's gathers it: parameter
+        // and flat output, 2 × 4,096 B.
+        step.BeginForward();
+        Assert.Equal(shards + (2 * 4_096), engine.Allocator.Allocated);
+
+        // Block 0's pre-forward: the embedding's post-forward resharded it (its flat output waits for this all-gather, which
+        // frees it), block 0 gathered: 2 × 2,048 B.
+        engine.Layer = 0;
+        Assert.Equal(shards + (2 * 2_048), engine.Allocator.Allocated);
+
+        // The head: block 0 resharded, the head gathered (2 × 4,096 B, its flat output freed at the next all-gather).
+        engine.Layer = ReplayEngine.HeadLayer;
+        Assert.Equal(shards + (2 * 4_096), engine.Allocator.Allocated);
+
+        // Where the root keeps both (no custom_sharded_layers), its pre-forward gathers them together (8,192 B of parameters
+        // and an 8,192 B flat output) and they stay through block 0: there it holds 8,192 B more than above.
+        var rootEngine = new ReplayEngine(capacity: null, workspaceBytes: 0, AllocatorSettings.Default);
+        var rootStep = new ShardedStep(rootEngine, new Sharding(4, ReshardAfterForward: true, null, null, Offload: false, UntiedHead: false));
+        rootEngine.Sharded = rootStep;
+        rootStep.Add(null, [64, 32], new StoredWeight(64L * 32 * 2, ScalarType.BFloat16), trainable: true, TensorRole.TokenEmbedding);
+        rootStep.Add(0, [32, 32], new StoredWeight(32L * 32 * 2, ScalarType.BFloat16), trainable: true, TensorRole.Attention);
+        rootStep.Add(null, [64, 32], new StoredWeight(64L * 32 * 2, ScalarType.BFloat16), trainable: true, TensorRole.OutputHead);
+        rootStep.BeginForward();
+        Assert.Equal(shards + (2 * 8_192), rootEngine.Allocator.Allocated);
+        rootEngine.Layer = 0;
+        Assert.Equal(shards + 8_192 + (2 * 2_048), rootEngine.Allocator.Allocated);
+    }
+
+    [Fact]
+    public void Custom_sharded_layers_are_torchtune_FSDP_module_names_and_refused_elsewhere()
+    {
+        // torchtune names its modules tok_embeddings and output; a transformers FSDP run or a tied head has nothing to match.
+        Scenario fsdp = new()
+        {
+            Model = new ModelReference.Named("mistral-7b-v0.3"), Mode = Mode.Training, Precision = Precision.Bf16, Seq = 64,
+            Engine = Engine.Torchtune, Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard },
+            CustomShardedLayers = CustomShardedLayers.TokEmbeddings | CustomShardedLayers.Output,
+        };
+        Assert.Contains(MemoryEstimator.Estimate(fsdp).Notes, n => n.Contains("tok_embeddings, output (custom_sharded_layers)", StringComparison.Ordinal));
+        ModelFormatException other = Assert.Throws<ModelFormatException>(() => MemoryEstimator.Estimate(fsdp with { Engine = Engine.Transformers }));
+        Assert.Equal("custom_sharded_layers", other.Key);
+        ModelFormatException tied = Assert.Throws<ModelFormatException>(() => MemoryEstimator.Estimate(fsdp with { Model = new ModelReference.Named("llama-3.2-1b") }));
+        Assert.Equal("custom_sharded_layers", tied.Key);
     }
 }

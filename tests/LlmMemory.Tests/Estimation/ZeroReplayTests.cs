@@ -1,6 +1,7 @@
 using LlmMemory.Estimation;
 using LlmMemory.Estimation.Engines;
 using LlmMemory.Estimation.Replay;
+using LlmMemory.Models;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Estimation;
@@ -116,7 +117,7 @@ public sealed class ZeroReplayTests
         var engine = new ReplayEngine(capacity: null, workspaceBytes: 0, AllocatorSettings.Default);
         var step = new ZeroStep(engine, new Sharding(8, true, ScalarType.BFloat16, ScalarType.BFloat16, false, false, new ZeroSettings(3, false, false)));
         engine.Sharded = step;
-        step.Add(0, [4096, 256], new StoredWeight(4096L * 256 * 2, ScalarType.BFloat16), trainable: true);
+        step.Add(0, [4096, 256], new StoredWeight(4096L * 256 * 2, ScalarType.BFloat16), trainable: true, TensorRole.Attention);
         step.Loaded();
         long loaded = engine.Allocator.Allocated;
         engine.Allocator.ResetPeaks();
@@ -140,7 +141,7 @@ public sealed class ZeroReplayTests
         var engine = new ReplayEngine(capacity: null, workspaceBytes: 0, AllocatorSettings.Default);
         var step = new ZeroStep(engine, new Sharding(8, true, ScalarType.BFloat16, ScalarType.BFloat16, false, false, new ZeroSettings(3, false, false)));
         engine.Sharded = step;
-        step.Add(0, [4096, 256], new StoredWeight(4096L * 256 * 2, ScalarType.BFloat16), trainable: true);
+        step.Add(0, [4096, 256], new StoredWeight(4096L * 256 * 2, ScalarType.BFloat16), trainable: true, TensorRole.Attention);
         step.Loaded();
         Assert.Equal(262_144 + 524_288 + 262_144 + 1_000_341_504, engine.Allocator.Allocated);
         Assert.Single(step.Stepped);

@@ -28,7 +28,7 @@ internal static class EngineRegistry
 
     /// <summary>Full training sharded by FSDP or DeepSpeed ZeRO over data-parallel GPUs: the step replayed for rank 0, with its gathers and reductions.</summary>
     private static readonly EstimatorPath ShardedReplayTraining = EstimatorPath.Of("FSDP or ZeRO training, one rank of N (a replay of the step through PyTorch's allocator)",
-        ["weights", "foreach", "fused", "use_cache", "parallel", .. Training], ReplayEstimate.Build) with { RunsOutOfMemory = ReplayEstimate.RunsOutOfMemory };
+        ["weights", "foreach", "fused", "use_cache", "parallel", "custom_sharded_layers", .. Training], ReplayEstimate.Build) with { RunsOutOfMemory = ReplayEstimate.RunsOutOfMemory };
 
     /// <summary>Sharded, offloaded or model-parallel training, and mixture-of-experts training: the per-device closed form.</summary>
     private static readonly EstimatorPath ShardedTraining = EstimatorPath.Of("sharded or multi-GPU training (the per-device closed form)",

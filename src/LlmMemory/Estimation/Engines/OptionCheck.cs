@@ -51,6 +51,7 @@ internal static class OptionCheck
         "bnb_4bit_use_double_quant" => "bitsandbytes' double quantization is replayed for transformers and PyTorch runs on one GPU",
         "bitsandbytes_converter" => "the converter of bitsandbytes 4-bit linears is replayed in training on one GPU",
         "bitsandbytes_version" => "the bitsandbytes release changes the replayed training step of 4-bit weights on one GPU (QLoRA, LoRA on nf4 or fp4)",
+        "custom_sharded_layers" => "torchtune's FSDP units of their own are replayed for FSDP ranks (full training under parallel.fsdp without tensor, pipeline or context parallelism)",
         "optimizer_in_backward" when scenario.IsTraining => "the sharded closed form does not model stepping in backward yet",
         "precision" or "optimizer" or "optimizer_in_backward" or "gradient_accumulation" or "gradient_checkpointing" or "cross_entropy" or "packed" =>
             !scenario.IsTraining ? "it is a training setting (mode training, lora or qlora)"

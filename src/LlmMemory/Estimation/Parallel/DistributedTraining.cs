@@ -202,7 +202,13 @@ internal static class DistributedTraining
     /// pipeline_parallel_degree</c>, torchtitan 2024), so a micro-batch is batch ÷ pp sequences; other engines are taken
     /// with one sequence per micro-batch (a field for their micro-batch count is missing). Full checkpointing keeps the block inputs plus
     /// one recomputed block; the loss region holds the fp32 log-softmax and two fp32 gradients of the logits, 12 B per
-    /// token and vocabulary entry (÷ tp with a vocabulary-parallel loss).
+    /// token and vocabulary entry (÷ tp with a vocabulary-parallel loss). torchtitan's sequence parallelism all-gathers the
+    /// input of the attention and of the feed-forward to the full sequence before their column-parallel linears
+    /// (torchtitan models/llama parallelize_llama: <c>PrepareModuleInput(..., desired_input_layouts=(Replicate(), ...))</c>
+    /// on <c>attention</c> and <c>feed_forward</c>, <c>ColwiseParallel</c> on wq, wk, wv, w1 and w3), and the matmul saves
+    /// that gathered input for its backward (<c>aten.mm</c> saves its operands; Megatron instead keeps the shard and gathers
+    /// again, Korthikanti et al. 2022 §4.2.2): those two tensors, 2 × 2h bytes per token, are kept whole, not ÷ tp, in every
+    /// block whose activations are saved (the recomputed one under checkpointing).
     /// </summary>
     private static (MemoryComponent Activations, MemoryComponent Loss) Activations(ModelArchitecture m, Scenario scenario, ShardPlan plan,
         LoraAdapters? adapters, bool lora)
@@ -218,6 +224,10 @@ internal static class DistributedTraining
         Formula perToken = SavedActivations.PerToken(m, regime, adapters, scenario.Attention, seq);
         long perTokenBytes = (long)Math.Round(perToken.Value);
         long tp = plan.Tp;
+        bool gatheredInputs = tp > 1 && scenario.Engine == Engine.Torchtitan && m.Family == ModelFamily.LlamaLike;
+        long gatheredExtra = gatheredInputs ? tokens * 4L * m.HiddenSize * (tp - 1) / tp : 0;
+        Formula gathered = (Formula.Count(tokens, "tokens") * Formula.Bytes(4L * m.HiddenSize, "attention and MLP inputs, 2 × 2h") * Formula.Count(tp - 1)
+            / Formula.Count(tp, "tensor-parallel GPUs")).After("sequence-parallel inputs all-gathered for the linears, beyond their shards:");
         Formula stack = Formula.Count(layers, "layers") * Formula.Count(inFlight, inFlight == 1 ? "micro-batch" : "micro-batches") * Formula.Count(tokens, "tokens");
         Formula recomputed = (Formula.Count(tokens, "tokens") * perToken.InBytes()).After("one recomputed block");
         Formula PerTp(Formula f) => tp > 1 ? f / Formula.Count(tp, "tensor-parallel GPUs (sequence parallel)") : f;
@@ -227,19 +237,22 @@ internal static class DistributedTraining
         if (scenario.GradientCheckpointing == Checkpointing.Selective && scenario.Engine == Engine.Torchtitan)
         {
             long kept = SelectiveOpKept(m);
-            saved = ((layers * tokens * kept * inFlight) + (tokens * perTokenBytes)) / tp;
+            saved = (((layers * tokens * kept * inFlight) + (tokens * perTokenBytes)) / tp) + gatheredExtra;
             formula = PerTp(stack * Formula.Bytes(kept) + recomputed);
+            formula = gatheredInputs ? formula + gathered : formula;
             remark = "op-level selective checkpointing keeps half the matmul outputs, the attention output and log-sum-exp, and the block input";
         }
         else if (scenario.GradientCheckpointing is Checkpointing.Full or Checkpointing.Offload)
         {
-            saved = (layers * tokens * m.HiddenSize * 2L * inFlight / tp) + (tokens * perTokenBytes / tp);
+            saved = (layers * tokens * m.HiddenSize * 2L * inFlight / tp) + (tokens * perTokenBytes / tp) + gatheredExtra;
             formula = PerTp((stack * Formula.Count(m.HiddenSize) * Formula.Bytes(2)).After("block inputs") + recomputed);
+            formula = gatheredInputs ? formula + gathered : formula;
         }
         else
         {
-            saved = layers * tokens * perTokenBytes * inFlight / tp;
+            saved = (layers * tokens * perTokenBytes * inFlight / tp) + (layers * inFlight * gatheredExtra);
             formula = PerTp(stack * perToken.InBytes());
+            formula = gatheredInputs ? formula + (Formula.Count(layers, "layers") * Formula.Count(inFlight, "micro-batches") * gathered) : formula;
         }
 
         MemoryComponent activations = MemoryComponent.Of("activations", ComponentKind.Activations, formula.Adjusted(saved, "rounded down"), remark,

@@ -1,3 +1,5 @@
+using LlmMemory.Models;
+
 namespace LlmMemory.Estimation.Replay;
 
 /// <summary>
@@ -10,10 +12,10 @@ internal abstract class RankStep
     public abstract Sharding Options { get; }
 
     /// <summary>
-    /// Registers a parameter of block <paramref name="layer"/> (null: outside the blocks) and returns the tensor the model
+    /// Registers a parameter of block <paramref name="layer"/> (null: outside the blocks, whose <paramref name="role"/> says which) and returns the tensor the model
     /// computes with and the tensor the optimizer steps for it (null when the engine steps a partition of its own, or in host memory).
     /// </summary>
-    public abstract (Tensor Compute, Tensor? Stepped) Add(int? layer, long[] shape, StoredWeight stored, bool trainable);
+    public abstract (Tensor Compute, Tensor? Stepped) Add(int? layer, long[] shape, StoredWeight stored, bool trainable, TensorRole role);
 
     /// <summary>Every parameter is registered: the engine lays out what it keeps from initialization on.</summary>
     public virtual void Loaded()

@@ -282,7 +282,8 @@ internal static class ReplayEstimate
         {
             string precision = sharding.ParamType is null ? "no mixed-precision policy (gathered and reduced in the sharded type)"
                 : $"MixedPrecisionPolicy(param_dtype={Torch(sharding.ParamType.Value)}, reduce_dtype={Torch(sharding.ReduceType!.Value)}) over fp32 shards, no autocast";
-            yield return $"FSDP2 on {sharding.World} ranks: fully_shard on each block and the root; {precision}; blocks {(sharding.ReshardAfterForward ? "resharded after forward and gathered again for backward" : "kept gathered from forward to backward (SHARD_GRAD_OP)")}, the previous block prefetched in backward"
+            string own = sharding.OwnUnits == CustomShardedLayers.None ? "" : $", on {ScenarioFields.Value(scenario, "custom_sharded_layers")} (custom_sharded_layers)";
+            yield return $"FSDP2 on {sharding.World} ranks: fully_shard on each block{own} and the root; {precision}; blocks {(sharding.ReshardAfterForward ? "resharded after forward and gathered again for backward" : "kept gathered from forward to backward (SHARD_GRAD_OP)")}, the previous block prefetched in backward"
                 + (sharding.Offload ? "; CPUOffloadPolicy: shards, gradients and the optimizer step in host memory." : ".");
         }
 

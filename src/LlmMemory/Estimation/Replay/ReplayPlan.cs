@@ -269,6 +269,18 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     /// </summary>
     private static Sharding? Sharding(ModelArchitecture model, Scenario scenario, Precision precision)
     {
+        if (scenario.CustomShardedLayers != CustomShardedLayers.None && (scenario.Engine != Engine.Torchtune || scenario.Parallel.Fsdp == FsdpMode.None))
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("custom_sharded_layers"), "custom_sharded_layers",
+                $"is {ScenarioFields.Value(scenario, "custom_sharded_layers")}, but it names torchtune modules that its FSDP recipes shard on their own; give engine torchtune with parallel.fsdp.");
+        }
+
+        if (scenario.CustomShardedLayers.HasFlag(CustomShardedLayers.Output) && model.TiedEmbeddings)
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("custom_sharded_layers"), "custom_sharded_layers",
+                $"is {ScenarioFields.Value(scenario, "custom_sharded_layers")}, but {model.ModelType} ties its head to the embedding: torchtune's TiedLinear output has no parameter of its own to shard.");
+        }
+
         if (scenario.Parallel.Zero > 0 && scenario.Parallel.Fsdp == FsdpMode.None && scenario.Mode == Mode.Training)
         {
             return Zero(scenario, precision);
@@ -287,7 +299,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         };
         return new Sharding(ShardPlan.For(scenario).OptimizerShards, scenario.Parallel.Fsdp != FsdpMode.ShardGradOp, param,
             param is null ? null : ScalarType.Float32, scenario.Parallel.Offload != OffloadMode.None,
-            UntiedHead: model.TiedEmbeddings && scenario.Engine == Engine.Pytorch);
+            UntiedHead: model.TiedEmbeddings && scenario.Engine == Engine.Pytorch, OwnUnits: scenario.CustomShardedLayers);
     }
 
     /// <summary>

@@ -1,3 +1,6 @@
+using LlmMemory.Models;
+using LlmMemory.Workloads;
+
 namespace LlmMemory.Estimation.Replay;
 
 /// <summary>
@@ -14,8 +17,9 @@ namespace LlmMemory.Estimation.Replay;
 /// script ties them again (verl-project/verl PR 7835; PyTorch's FSDP2 recipe does not re-tie).
 /// </param>
 /// <param name="Zero">DeepSpeed ZeRO instead of FSDP2 (<see cref="ZeroStep"/>); null for FSDP2.</param>
+/// <param name="OwnUnits">torchtune's <c>custom_sharded_layers</c>: the embedding and/or head are FSDP units of their own, not the root's.</param>
 internal sealed record Sharding(int World, bool ReshardAfterForward, ScalarType? ParamType, ScalarType? ReduceType, bool Offload, bool UntiedHead,
-    ZeroSettings? Zero = null);
+    ZeroSettings? Zero = null, CustomShardedLayers OwnUnits = CustomShardedLayers.None);
 
 /// <summary>
 /// What FSDP2 does to one rank's memory around the replayed step (torch/distributed/fsdp/_fully_shard, torch 2.4–2.11).
@@ -35,11 +39,20 @@ internal sealed record Sharding(int World, bool ReshardAfterForward, ScalarType?
 /// (<c>foreach_reduce</c> under <c>reduce_scatter_stream</c>); the caching allocator keeps each stream's freed blocks for that
 /// stream, so those buffers are never reused by the activations and the reserved memory holds them apart
 /// (torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py, _fsdp_param_group.py).
+/// torchtune's <c>custom_sharded_layers</c> (<see cref="Sharding.OwnUnits"/>) makes the embedding and/or the head units of
+/// their own (<c>training.shard_model</c> calls <c>fully_shard</c> on each module <c>get_shard_conditions</c> names, with the
+/// blocks' <c>reshard_after_forward</c>, before the root): the embedding unit is gathered for its forward, resharded after
+/// it and gathered again as the prefetch of block 0's backward; the head unit is gathered after the last block and, as the
+/// replay has no moment between the head's matmul and the loss, kept gathered until its backward is done (FSDP2 reshards
+/// it after its forward and gathers it again for its backward, so the loss region's moment holds it once more than FSDP2 does).
 /// </summary>
 internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding) : RankStep
 {
-    /// <summary>The key of the root unit (parameters outside the blocks).</summary>
-    private const int Root = -1;
+    /// <summary>The key of the root unit (parameters outside the blocks and the units of their own), below every block.</summary>
+    private const int Root = int.MinValue;
+
+    /// <summary>The key of the embedding's own unit: the layer the forward stamps the embedding with.</summary>
+    private const int EmbeddingUnit = -1;
 
     /// <summary><c>FSDPCommContext.all_gather_copy_in_stream</c>: where the flat all-gather output is allocated.</summary>
     private const int AllGatherCopyInStream = 1;
@@ -72,9 +85,14 @@ internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding) : Rank
     /// device under CPU offload) and returns the tensor the model computes with, full-shaped in the gathered type and
     /// without memory until its unit is gathered, and the shard the optimizer steps.
     /// </summary>
-    public override (Tensor Compute, Tensor? Stepped) Add(int? layer, long[] shape, StoredWeight stored, bool trainable)
+    public override (Tensor Compute, Tensor? Stepped) Add(int? layer, long[] shape, StoredWeight stored, bool trainable, TensorRole role)
     {
-        int key = layer ?? Root;
+        int key = layer ?? role switch
+        {
+            TensorRole.TokenEmbedding when sharding.OwnUnits.HasFlag(CustomShardedLayers.TokEmbeddings) => EmbeddingUnit,
+            TensorRole.OutputHead when sharding.OwnUnits.HasFlag(CustomShardedLayers.Output) => ReplayEngine.HeadLayer,
+            _ => Root,
+        };
         if (!_units.TryGetValue(key, out Unit? unit))
         {
             unit = new Unit(key);
@@ -92,7 +110,10 @@ internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding) : Rank
         return (compute, shard);
     }
 
-    /// <summary>The root's pre-forward: it gathers its own parameters (embedding, final norm, head) and keeps them through backward.</summary>
+    /// <summary>
+    /// The root's pre-forward: it gathers its own parameters (embedding, final norm, head unless units of their own) and keeps
+    /// them through backward; then the embedding's own unit, if any, is gathered for its forward.
+    /// </summary>
     public override void BeginForward()
     {
         foreach (Unit unit in _units.Values)
@@ -101,6 +122,7 @@ internal sealed class ShardedStep(ReplayEngine engine, Sharding sharding) : Rank
         }
 
         Gather(Root, forward: true);
+        Gather(EmbeddingUnit, forward: true);
     }
 
     /// <summary>A block's pre-forward gathers it; the block before it is resharded after its forward.</summary>

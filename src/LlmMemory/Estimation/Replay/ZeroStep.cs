@@ -1,3 +1,5 @@
+using LlmMemory.Models;
+
 namespace LlmMemory.Estimation.Replay;
 
 /// <summary>DeepSpeed ZeRO as the replay runs it for one rank.</summary>
@@ -106,7 +108,7 @@ internal sealed class ZeroStep(ReplayEngine engine, Sharding sharding) : RankSte
     /// <summary>Stage 3's partition of one parameter on every rank: ⌈n ÷ N⌉ elements.</summary>
     public static long PartitionElements(long elements, int world) => (elements + world - 1) / world;
 
-    public override (Tensor Compute, Tensor? Stepped) Add(int? layer, long[] shape, StoredWeight stored, bool trainable)
+    public override (Tensor Compute, Tensor? Stepped) Add(int? layer, long[] shape, StoredWeight stored, bool trainable, TensorRole role)
     {
         // Outside the blocks: parameters created before the first block belong to the embedding, the rest to the head.
         int key = layer ?? (_blocksStarted ? Head : Embedding);

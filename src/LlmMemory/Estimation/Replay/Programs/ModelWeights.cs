@@ -35,7 +35,7 @@ internal sealed class ModelWeights
             bool trainable = options.TrainBase && stored.Type.IsFloatingPoint();
             long bytes = group.Sum(i => options.Weights[i].Bytes);
             (Tensor p, Tensor? stepped) = engine.Sharded is { } sharded
-                ? sharded.Add(tensors[group[0]].Layer, [.. tensors[group[0]].Shape], stored with { Bytes = bytes }, trainable)
+                ? sharded.Add(tensors[group[0]].Layer, [.. tensors[group[0]].Shape], stored with { Bytes = bytes }, trainable, tensors[group[0]].Role)
                 : Unsharded(engine.Parameter([.. tensors[group[0]].Shape], stored.Type, trainable, MemoryTag.Weight, bytes));
             string[] names = [.. group.Select(i => Canonical(tensors[i].Name))];
             foreach (string name in names)
@@ -57,7 +57,7 @@ internal sealed class ModelWeights
         {
             // to_empty() gave the head its own storage: a root parameter shaped and stored as the embedding.
             int embedding = tensors.ToList().FindIndex(t => t.Role == TensorRole.TokenEmbedding);
-            (Tensor head, Tensor? stepped) = untie.Add(null, [.. tensors[embedding].Shape], options.Weights[embedding], options.TrainBase);
+            (Tensor head, Tensor? stepped) = untie.Add(null, [.. tensors[embedding].Shape], options.Weights[embedding], options.TrainBase, TensorRole.OutputHead);
             _byName[UntiedHeadName] = head;
             if (options.TrainBase && stepped is not null && !untie.Options.Offload)
             {
