@@ -48,8 +48,20 @@ internal static partial class AccuracyMarkdown
             WriteGroups(w, "By fine-tuning stack (cases that name one)", "Stack", stacks.GroupBy(r => r.Case.Stack!), key => key);
         }
 
+        var several = new ValidationReport([.. report.Results.Where(r => SpansGpus(r.Case.Scenario.Parallel))]);
+        if (several.Results.Count > 0)
+        {
+            var all = new ReportGroup("all", several.Summary, NaiveComparison.Of(several.Results));
+            WriteGroups(w, "Across several GPUs, by engine (cases whose run spans more than one GPU)", "Engine",
+                [.. several.GroupBy(EngineGroup), all], key => key == all.Key ? "\uffff" : key);
+        }
+
         WriteCases(w, report);
     }
+
+    /// <summary>A run over more than one GPU: data parallel, sharded, or tensor, pipeline or context parallel.</summary>
+    private static bool SpansGpus(ParallelSettings parallel) =>
+        parallel.Gpus > 1 || parallel.Tp > 1 || parallel.Pp > 1 || parallel.Cp > 1;
 
     private static void WriteSummary(TextWriter w, ValidationSummary summary, ValidationReport report)
     {

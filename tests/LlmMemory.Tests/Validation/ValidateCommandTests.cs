@@ -146,6 +146,22 @@ public sealed class ValidateCommandTests
     }
 
     [Fact]
+    public void Markdown_groups_the_runs_over_several_gpus_by_engine_with_their_own_statistics()
+    {
+        const string tp2 =
+            """{"id": "llama-tp2", "source": "s", "model": "llama-3.1-8b", "engine": "vllm", "gpu": "h100-80gb", "parallel": {"gpus": 2, "tp": 2}, "measured": {"what": "weights", "bytes": 8000000000, "exact": false}}""";
+        using var files = new CaseFiles();
+        (int code, string output, _) = CliTests.Run("validate", files.Write("c.jsonl", Weights, tp2), "--markdown");
+        Assert.Equal(0, code);
+        string section = output[output.IndexOf("## Across several GPUs", StringComparison.Ordinal)..output.IndexOf("## Every case", StringComparison.Ordinal)];
+        // Only the tp 2 case, in its engine's row and the all row; the one-GPU case (4.76 % under) is not in it.
+        Assert.Contains("| vllm | 1 | 1 | 0 | - | 1 |", section, StringComparison.Ordinal);
+        Assert.Contains("| all | 1 | 1 | 0 | - | 1 |", section, StringComparison.Ordinal);
+        Assert.DoesNotContain("4.76 %", section, StringComparison.Ordinal);
+        Assert.DoesNotContain("| - (parameter counts)", section, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void An_empty_known_gap_is_refused_naming_the_field()
     {
         const string empty =
