@@ -335,7 +335,7 @@ internal static class Blocks
         s.AddInPlace(attn, mask);
         // at::_safe_softmax(attn, -1): the composite in attention.cpp adds a bool self.eq(-inf) of the scores' shape and a
         // where(masked_rows, 0, out) copy. Measurements under torch 2.11 hold neither: SmolLM2-360M fp32 training (this path,
-        // enable_gqa) keeps one fp32 probability tensor per layer (+0.2 %; +35.8 % with the where copy kept by the second bmm
+        // enable_gqa) keeps one fp32 probability tensor per layer (+0.2 %; over +30 % with the where copy kept by the second bmm
         // beside the softmax's output), and Falcon-7B inference peaks 2.4 GB below where the copy would put it. torch-xpu-ops
         // PR #5022 describes safe softmax as the fused softmax kernels zeroing fully masked rows (dim=-1, the SDPA path). One
         // softmax, then.
