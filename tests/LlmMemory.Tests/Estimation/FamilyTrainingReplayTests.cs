@@ -209,6 +209,29 @@ public sealed class FamilyTrainingReplayTests
     }
 
     [Fact]
+    public void Falcon_multi_query_attention_runs_SDPA_on_the_math_backend_with_fp32_scores()
+    {
+        // modeling_falcon.py FalconAttention.forward calls F.scaled_dot_product_attention(q [b, 4, s, 16], k and v [b, 1, s, 16],
+        // is_causal=True) without enable_gqa. sdp_utils_cpp.h check_batch_size_and_num_heads_dense passes unequal heads only
+        // with enable_gqa, so flash, memory-efficient and cuDNN all refuse and _scaled_dot_product_attention_math runs
+        // (attention.cpp): bf16 q, k, v copied to fp32, q scaled, k scaled and broadcast to the 4 heads by matmul's
+        // expand().reshape() copy, fp32 scores, softmax, matmul with v broadcast the same way. Per layer the graph keeps:
+        // the softmax's fp32 output [b, a, s, s] = 2·4·64·64·4 B = 131,072 B (saved by softmax and by the second bmm: one
+        // storage), and three fp32 [b, a, s, d] = 2·4·64·16·4 B = 32,768 B (the scaled q and the broadcast k saved by the first
+        // bmm, the broadcast v by the second).
+        IReadOnlyList<Tensor> saved = Saved("""{"model_type": "falcon", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 256, "multi_query": true, "parallel_attn": true}""");
+        Assert.Equal(L, Count(saved, ScalarType.Float32, B, 4, S, S));
+        Assert.Equal(131_072, One(saved, ScalarType.Float32, B, 4, S, S).Bytes);
+        Assert.Equal(3 * L, Count(saved, ScalarType.Float32, B, 4, S, 16));
+        Assert.Equal(32_768, One(saved, ScalarType.Float32, B, 4, S, 16).Bytes);
+
+        // The new decoder architecture broadcasts k and v to all heads in _split_heads (torch.broadcast_to, then a reshape
+        // copy): equal heads, a fused kernel, no [b, a, s, s] scores.
+        IReadOnlyList<Tensor> equal = Saved("""{"model_type": "falcon", "hidden_size": 64, "num_attention_heads": 4, "num_kv_heads": 2, "num_hidden_layers": 2, "vocab_size": 256, "new_decoder_architecture": true}""");
+        Assert.Equal(0, Count(equal, ScalarType.Float32, B, 4, S, S));
+    }
+
+    [Fact]
     public void GPT_BigCode_drops_like_GPT2()
     {
         // modeling_gpt_bigcode.py: GPTBigCodeModel.drop (embd_pdrop) on the embeddings, GPTBigCodeAttention.resid_dropout and

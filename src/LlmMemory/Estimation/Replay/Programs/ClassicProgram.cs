@@ -222,8 +222,13 @@ internal sealed class ClassicProgram : ModelProgram
         }
         else
         {
-            Tensor output = q.Type == ScalarType.Float32 && s.Autocast is null
-                ? Blocks.Float32Sdpa(s, q, k, v, null, repeats)
+            // Falcon calls F.scaled_dot_product_attention itself, without enable_gqa: with k and v of fewer heads than q every
+            // fused kernel refuses the call (sdp_utils_cpp.h check_batch_size_and_num_heads_dense: unequal heads pass only
+            // when enable_gqa is set), so the math backend runs. Its new decoder architecture (ln_attn and ln_mlp: a parallel
+            // block of two norms) broadcasts k and v to all heads in _split_heads, so SDPA gets equal heads there.
+            bool unequalHeads = repeats > 1 && !(Model.ParallelBlock && block.Norms.Length > 1);
+            Tensor output = _style.SdpaWithoutGqa && unequalHeads ? Blocks.SdpaMath(s, q, k, v, repeats, enableGqa: false)
+                : q.Type == ScalarType.Float32 && s.Autocast is null ? Blocks.Float32Sdpa(s, q, k, v, null, repeats)
                 : Blocks.SdpaAttention(s, q, k, v, null, repeats);
             Blocks.Release(q, k, v);
             o = s.View(Operand.Take(output), [b, n, a, d]);
@@ -285,7 +290,13 @@ internal sealed class ClassicProgram : ModelProgram
 /// only (modeling_gptj.py <c>GPTJ_ATTENTION_CLASSES</c>), so transformers' default for it is eager.
 /// </param>
 /// <param name="Float32Scores">GPT-J computes the scores and softmax on fp32 copies of q and k.</param>
-internal sealed record ClassicStyle(bool Rotary, bool CompositeGelu, bool SoftmaxInInputType, bool AlwaysEager, bool Float32Scores)
+/// <param name="SdpaWithoutGqa">
+/// The modeling file calls <c>F.scaled_dot_product_attention</c> itself without <c>enable_gqa</c>, whatever its k and v
+/// heads (modeling_falcon.py <c>FalconAttention.forward</c>: multi-query k and v of one head); the other families reach SDPA
+/// through transformers' <c>sdpa_attention_forward</c>, which passes <c>enable_gqa</c> or repeats k and v.
+/// </param>
+internal sealed record ClassicStyle(bool Rotary, bool CompositeGelu, bool SoftmaxInInputType, bool AlwaysEager, bool Float32Scores,
+    bool SdpaWithoutGqa)
 {
     public static ClassicStyle Of(ModelArchitecture model)
     {
@@ -295,6 +306,7 @@ internal sealed record ClassicStyle(bool Rotary, bool CompositeGelu, bool Softma
             CompositeGelu: model.ModelType is "gpt2" or "gptj",
             SoftmaxInInputType: model.ModelType == "gpt2",
             AlwaysEager: model.Family is ModelFamily.Bloom or ModelFamily.GptJ,
-            Float32Scores: model.Family == ModelFamily.GptJ);
+            Float32Scores: model.Family == ModelFamily.GptJ,
+            SdpaWithoutGqa: model.Family == ModelFamily.Falcon);
     }
 }
