@@ -147,4 +147,42 @@ public sealed class DistributedTrainingTests
             Assert.InRange(states, 7_248_023_552 - 8, 7_248_023_552 + 8);
         }
     }
+    [Fact]
+    public void Accelerate_FSDP_keeps_the_root_unit_gathered_from_forward_through_backward()
+    {
+        // FSDP1 frees a unit's unsharded flat parameter after forward only `if not state._is_root` (torch/distributed/fsdp/
+        // _runtime_utils.py _post_forward_reshard); FSDP2's _lazy_init sets the root's post_forward_mesh_info = None. Under
+        // accelerate's TRANSFORMER_BASED_WRAP the decoder layers are units and the root holds the rest. Llama-2-70B
+        // (data/models/llama-2-70b.json): embedding 32,000 × 8,192 + untied head 32,000 × 8,192 + final norm 8,192
+        // = 524,296,192 parameters, gathered in bf16: × 2 B = 1,048,592,384 B on each GPU, whatever the number of shards, and
+        // the same in QLoRA (bitsandbytes leaves the embedding and head in bf16).
+        foreach (Mode mode in new[] { Mode.Lora, Mode.Qlora })
+        {
+            MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+            {
+                Model = new ModelReference.Named("llama-2-70b"), Mode = mode, Engine = Engine.Transformers, Precision = Precision.Bf16,
+                Lora = new LoraSettings(8, 16, LoraTargets.AllLinear, false),
+                Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard },
+            });
+
+            MemoryComponent root = Assert.Single(estimate.Components, c => c.Name == "gathered_root_unit");
+            Assert.Equal(1_048_592_384, root.Bytes.Bytes);
+            long forward = estimate.Timeline.Single(p => p.Phase == "start of backward").Bytes.Bytes;
+            long step = estimate.Timeline.Single(p => p.Phase == "optimizer step").Bytes.Bytes;
+            Assert.True(forward > step + root.Bytes.Bytes, "the root unit is live in backward, resharded by the optimizer step");
+        }
+
+        // DeepSpeed ZeRO-3 releases the embedding after use (its partitioned parameters are fetched per module), and
+        // torchtune/torchtitan wrap embedding and head as their own units in some configs: no root term there.
+        foreach (Scenario other in new[]
+        {
+            new Scenario { Model = new ModelReference.Named("llama-2-70b"), Mode = Mode.Lora, Engine = Engine.Deepspeed,
+                Parallel = new ParallelSettings { Gpus = 8, Zero = 3 } },
+            new Scenario { Model = new ModelReference.Named("llama-2-70b"), Mode = Mode.Lora, Engine = Engine.Torchtune,
+                Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard } },
+        })
+        {
+            Assert.DoesNotContain(MemoryEstimator.Estimate(other).Components, c => c.Name == "gathered_root_unit");
+        }
+    }
 }

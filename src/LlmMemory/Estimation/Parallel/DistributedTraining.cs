@@ -70,6 +70,29 @@ internal static class DistributedTraining
             components.Add(gathered);
         }
 
+        MemoryComponent? root = null;
+        if (plan.ParameterShards > 1 && scenario.Engine == Engine.Transformers && scenario.Parallel.Zero == 0 && plan.Pp == 1)
+        {
+            // accelerate's FSDP (TRANSFORMER_BASED_WRAP: each decoder layer of _no_split_modules is a unit, PEFT's
+            // fsdp_auto_wrap_policy adds the adapters) leaves the embeddings, final norm and untied head in the root unit.
+            // torchtune and torchtitan wrap those as units of their own in some versions and configs (custom_sharded_layers,
+            // torchtitan's later apply_fsdp), which is not modelled: they keep the blocks only.
+            // The root FSDP unit is not resharded after forward:
+            // FSDP1 torch/distributed/fsdp/_runtime_utils.py _post_forward_reshard frees the unsharded flat parameter only
+            // `if not state._is_root`, and FSDP2 _fsdp_state.py _lazy_init sets the root group's post_forward_mesh_info = None
+            // ("the parameters would be freed and all-gathered immediately"). So it stays gathered from the forward through
+            // backward, in the same bytes per element as the blocks (bf16, or its stored bytes in a quantized model).
+            StoredTensor[] ends = [.. layout.Tensors.Where(t => t.Tensor.Layer is null)];
+            bool quantized = states.WeightFormat.Type.IsQuantized;
+            long rootBytes = (quantized ? ends.Sum(t => t.Bytes) : ends.Sum(t => t.Tensor.Elements) * 2) / plan.Tp;
+            Formula whole = quantized ? Formula.Size(new ByteSize(ends.Sum(t => t.Bytes)), "of embeddings, final norm and head as stored")
+                : Formula.Count(ends.Sum(t => t.Tensor.Elements), "params of embeddings, final norm and head") * Formula.Bytes(2);
+            root = MemoryComponent.Of("gathered_root_unit", ComponentKind.Weights,
+                (plan.Tp > 1 ? whole / Formula.Count(plan.Tp, "tensor-parallel GPUs") : whole).Adjusted(rootBytes, "rounded down"),
+                "the root FSDP unit, kept gathered from forward to the end of backward");
+            components.Add(root);
+        }
+
         MemoryComponent? unsharded = null;
         if (plan.Pp > 1 && scenario.Engine == Engine.Torchtitan && !lora)
         {
@@ -105,7 +128,7 @@ internal static class DistributedTraining
         // tensors and memory outside the allocator, device-resident parts only; gathered blocks, activations and the loss
         // region are gone by the optimizer step.
         MemoryComponent?[] loaded = [weights, adapterWeights, master, context, nccl];
-        MemoryComponent?[] forward = [.. loaded, optimizerStates, gathered, unsharded, workspaces, activations];
+        MemoryComponent?[] forward = [.. loaded, optimizerStates, gathered, root, unsharded, workspaces, activations];
         IReadOnlyList<TimelinePoint> timeline =
         [
             new("load", Resident(loaded)),
