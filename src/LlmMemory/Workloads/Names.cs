@@ -37,6 +37,7 @@ public static class Names
             (FsdpMode.None, "none"), (FsdpMode.FullShard, "full_shard"), (FsdpMode.ShardGradOp, "shard_grad_op"),
             (FsdpMode.HybridShard, "hybrid_shard"),
         ],
+        [typeof(CustomShardedLayers)] = [(CustomShardedLayers.TokEmbeddings, "tok_embeddings"), (CustomShardedLayers.Output, "output")],
         [typeof(OffloadMode)] = [(OffloadMode.None, "none"), (OffloadMode.Optimizer, "optimizer"), (OffloadMode.OptimizerAndParams, "optimizer+params")],
         [typeof(MeasuredQuantity)] =
         [

@@ -54,8 +54,7 @@ public static class ScenarioFields
             "bitsandbytes_converter" => Names.Of(scenario.BitsandbytesConverter),
             "bnb_4bit_use_double_quant" => scenario.Bnb4bitUseDoubleQuant is bool dq ? Flag(dq) : null,
             "custom_sharded_layers" => scenario.CustomShardedLayers == CustomShardedLayers.None ? null
-                : string.Join(", ", new[] { (CustomShardedLayers.TokEmbeddings, "tok_embeddings"), (CustomShardedLayers.Output, "output") }
-                    .Where(n => scenario.CustomShardedLayers.HasFlag(n.Item1)).Select(n => n.Item2)),
+                : string.Join(", ", Enum.GetValues<CustomShardedLayers>().Where(l => l != CustomShardedLayers.None && scenario.CustomShardedLayers.HasFlag(l)).Select(l => Names.Of(l))),
             "parallel.gpus" => Number(p.Gpus),
             "parallel.zero" => Number(p.Zero),
             "parallel.fsdp" => Names.Of(p.Fsdp),

@@ -263,12 +263,9 @@ public static class ScenarioReader
         var layers = CustomShardedLayers.None;
         foreach (JsonElement name in names.EnumerateArray())
         {
-            layers |= name.ValueKind == JsonValueKind.String ? name.GetString() switch
-            {
-                "tok_embeddings" => CustomShardedLayers.TokEmbeddings,
-                "output" => CustomShardedLayers.Output,
-                _ => throw o.Error("custom_sharded_layers", Expected),
-            } : throw o.Error("custom_sharded_layers", Expected);
+            // torchtune's get_shard_conditions matches module names exactly, so the spelling must be exact too.
+            string? text = name.ValueKind == JsonValueKind.String ? name.GetString() : null;
+            layers |= Names.TryParse(text, out CustomShardedLayers layer) && Names.Of(layer) == text ? layer : throw o.Error("custom_sharded_layers", Expected);
         }
 
         return layers;

@@ -83,12 +83,11 @@ internal static class DistributedTraining
             // ("the parameters would be freed and all-gathered immediately"). So it stays gathered from the forward through
             // backward, in the same bytes per element as the blocks (bf16, or its stored bytes in a quantized model).
             StoredTensor[] ends = [.. layout.Tensors.Where(t => t.Tensor.Layer is null)];
-            bool quantized = states.WeightFormat.Type.IsQuantized;
-            long rootBytes = (quantized ? ends.Sum(t => t.Bytes) : ends.Sum(t => t.Tensor.Elements) * 2) / plan.Tp;
-            Formula whole = quantized ? Formula.Size(new ByteSize(ends.Sum(t => t.Bytes)), "of embeddings, final norm and head as stored")
+            Formula whole = states.WeightFormat.Type.IsQuantized
+                ? Formula.Size(new ByteSize(ends.Sum(t => t.Bytes)), "of embeddings, final norm and head as stored")
                 : Formula.Count(ends.Sum(t => t.Tensor.Elements), "params of embeddings, final norm and head") * Formula.Bytes(2);
             root = MemoryComponent.Of("gathered_root_unit", ComponentKind.Weights,
-                (plan.Tp > 1 ? whole / Formula.Count(plan.Tp, "tensor-parallel GPUs") : whole).Adjusted(rootBytes, "rounded down"),
+                (plan.Tp > 1 ? whole / Formula.Count(plan.Tp, "tensor-parallel GPUs") : whole).Adjusted((long)whole.Value / plan.Tp, "rounded down"),
                 "the root FSDP unit, kept gathered from forward to the end of backward");
             components.Add(root);
         }
@@ -237,10 +236,9 @@ internal static class DistributedTraining
         LoraAdapters? adapters, bool lora)
     {
         int seq = Math.Max(1, scenario.Seq / plan.Cp);
-        int microBatches = plan.Pp > 1 ? Math.Min(plan.Pp, scenario.Batch) : 1;
+        int inFlight = plan.Pp > 1 ? Math.Min(plan.Pp, scenario.Batch) : 1;
         int microBatch = plan.Pp == 1 ? scenario.Batch
-            : scenario.Engine == Engine.Torchtitan ? (scenario.Batch + microBatches - 1) / microBatches : 1;
-        int inFlight = microBatches;
+            : scenario.Engine == Engine.Torchtitan ? (scenario.Batch + inFlight - 1) / inFlight : 1;
         long tokens = (long)microBatch * seq;
         int layers = (m.LayerCount + plan.Pp - 1) / plan.Pp;
         SavedActivations.Regime regime = lora ? SavedActivations.Regime.LoraHalfAdapters : SavedActivations.Regime.Half;
