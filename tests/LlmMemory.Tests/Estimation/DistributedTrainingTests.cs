@@ -185,4 +185,42 @@ public sealed class DistributedTrainingTests
             Assert.DoesNotContain(MemoryEstimator.Estimate(other).Components, c => c.Name == "gathered_root_unit");
         }
     }
+
+    [Fact]
+    public void Bitsandbytes_quant_state_stays_whole_on_every_rank_while_the_4bit_codes_shard()
+    {
+        // bitsandbytes keeps each 4-bit weight's absmax in the module's QuantState, not in the Params4bit parameter (nn/modules.py
+        // fix_4bit_weight_quant_state_from_module restores it after FSDP converts the parameter), and FSDP shards parameters only.
+        // NF4 with double quantization (QLoRA paper): per weight of n elements, b = ⌈n / 64⌉ uint8 absmax + fp32 per 256 blocks
+        // (4·⌈b / 256⌉) + one fp32 offset (4). Llama-2-70B (hidden 8192, 8 KV heads × 128, FFN 28672, 80 layers):
+        // q and o 8192 × 8192: b = 1,048,576 → 1,048,576 + 4 × 4,096 + 4 = 1,064,964 B each;
+        // k and v 1024 × 8192: b = 131,072 → 131,072 + 4 × 512 + 4 = 133,124 B each;
+        // gate, up, down 28672 × 8192: b = 3,670,016 → 3,670,016 + 4 × 14,336 + 4 = 3,727,364 B each;
+        // per layer 2 × 1,064,964 + 2 × 133,124 + 3 × 3,727,364 = 13,578,268 B, × 80 = 1,086,261,440 B on each GPU, for 2 GPUs
+        // as for 8; the embedding, norms and head stay bf16 and have none.
+        foreach (int gpus in new[] { 2, 8 })
+        {
+            MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+            {
+                Model = new ModelReference.Named("llama-2-70b"), Mode = Mode.Qlora, Engine = Engine.Transformers, Precision = Precision.Bf16,
+                Lora = new LoraSettings(8, 16, LoraTargets.AllLinear, false),
+                Parallel = new ParallelSettings { Gpus = gpus, Fsdp = FsdpMode.FullShard },
+            });
+
+            Assert.Equal(1_086_261_440, Assert.Single(estimate.Components, c => c.Name == "quant_state").Bytes.Bytes);
+        }
+
+        // torchtune's NF4 is torchao's NF4Tensor: its scalers are inner tensors FSDP2 splits with the codes (nf4tensor.py
+        // _INNER_TENSOR_NAMES_FOR_SHARDING), so nothing stays whole; a bf16 base has no quant state.
+        foreach (Scenario other in new[]
+        {
+            new Scenario { Model = new ModelReference.Named("llama-2-70b"), Mode = Mode.Qlora, Engine = Engine.Torchtune,
+                Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard } },
+            new Scenario { Model = new ModelReference.Named("llama-2-70b"), Mode = Mode.Lora, Engine = Engine.Transformers,
+                Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard } },
+        })
+        {
+            Assert.DoesNotContain(MemoryEstimator.Estimate(other).Components, c => c.Name == "quant_state");
+        }
+    }
 }

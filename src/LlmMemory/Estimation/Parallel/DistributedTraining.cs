@@ -34,10 +34,27 @@ internal static class DistributedTraining
             return shards > 1 ? share / Formula.Count(shards, "shards") : share;
         }
 
+        // bitsandbytes keeps a 4-bit weight's absmax, nested absmax and offset in a QuantState object held by the module, not
+        // in the Params4bit parameter (bitsandbytes nn/modules.py fix_4bit_weight_quant_state_from_module: "the quant state got
+        // lost when the parameter got converted. This happens for example for fsdp", so Linear4bit restores it from
+        // module.quant_state), and FSDP and ZeRO-3 shard parameters only (FSDP1's FlatParamHandle flattens the
+        // module's parameters, FSDP2 fully_shard its nn.Parameters, DeepSpeed's zero.Init partitions nn.Parameters): every rank
+        // keeps the whole quant state and gathers only the codes. Under parameter offload where the quant state lives is not
+        // modelled (it is taken to move with the parameters). torchtune's NF4 is torchao's NF4Tensor, whose scalers are inner
+        // tensors of the parameter that FSDP2 splits with it (torchao/dtypes/nf4tensor.py _INNER_TENSOR_NAMES_FOR_SHARDING =
+        // quantized_scalers, quantization_factor, quantized_data; nf4_split chunks each): no whole quant state there.
+        long quantState = plan.ParameterShards > 1 && !paramsOffloaded && scenario.Engine != Engine.Torchtune
+            ? layout.Tensors.Sum(t => t.QuantStateBytes) : 0;
+        Formula wholeQuantState = Formula.Size(new ByteSize(quantState), "of bitsandbytes quant state");
         MemoryComponent weights = MemoryComponent.Of("weights", ComponentKind.Weights,
-            OnThisGpu(layout.Formula(), plan.ParameterShards).Adjusted(stageShare(layout.Bytes) / (plan.Tp * (long)plan.ParameterShards), "rounded down"),
+            OnThisGpu(quantState > 0 ? layout.Formula() - wholeQuantState : layout.Formula(), plan.ParameterShards)
+                .Adjusted(stageShare(layout.Bytes - quantState) / (plan.Tp * (long)plan.ParameterShards), "rounded down"),
             residence: paramsOffloaded ? Residence.Host : Residence.Device);
-        var components = new List<MemoryComponent> { weights };
+        MemoryComponent? quantStates = quantState > 0
+            ? MemoryComponent.Of("quant_state", ComponentKind.Weights, OnThisGpu(wholeQuantState, 1).Adjusted(stageShare(quantState) / plan.Tp, "rounded down"),
+                "absmax of every 4-bit weight, kept whole on each rank: not a parameter, so not sharded")
+            : null;
+        var components = new List<MemoryComponent?> { weights, quantStates }.OfType<MemoryComponent>().ToList();
         Formula trainableParams = Formula.Count(trainable, lora ? "adapter params" : "params");
         MemoryComponent State(string name, ComponentKind kind, double bytesPerParameter, string what, int shards, bool offloaded) =>
             MemoryComponent.Of(name, kind, OnThisGpu(trainableParams * Formula.Bytes(bytesPerParameter, what), shards),
@@ -60,7 +77,7 @@ internal static class DistributedTraining
             // FSDP/ZeRO-3 all-gather the unit being computed and prefetch the next: two blocks, cast to bf16 when the
             // shards are full precision, in their stored bytes when quantized (FSDP gathers the NF4 storage as is).
             long block = BlockParameters(m);
-            long stored = layout.Tensors.Where(t => t.Tensor.Layer == 0).Sum(t => t.Bytes);
+            long stored = layout.Tensors.Where(t => t.Tensor.Layer == 0).Sum(t => t.Bytes - (quantState > 0 ? t.QuantStateBytes : 0));
             bool quantized = states.WeightFormat.Type.IsQuantized;
             Formula one = quantized ? Formula.Size(new ByteSize(stored), $"of {states.WeightFormat.Name} storage") : Formula.Count(block, "params") * Formula.Bytes(2);
             Formula two = Formula.Count(2, "blocks") * one;
@@ -126,7 +143,7 @@ internal static class DistributedTraining
         // The moments of a steady-state step (step 2 on: the optimizer states exist), as the replay draws them: live
         // tensors and memory outside the allocator, device-resident parts only; gathered blocks, activations and the loss
         // region are gone by the optimizer step.
-        MemoryComponent?[] loaded = [weights, adapterWeights, master, context, nccl];
+        MemoryComponent?[] loaded = [weights, quantStates, adapterWeights, master, context, nccl];
         MemoryComponent?[] forward = [.. loaded, optimizerStates, gathered, root, unsharded, workspaces, activations];
         IReadOnlyList<TimelinePoint> timeline =
         [
