@@ -223,4 +223,30 @@ public sealed class DistributedTrainingTests
             Assert.DoesNotContain(MemoryEstimator.Estimate(other).Components, c => c.Name == "quant_state");
         }
     }
+
+    [Theory]
+    [InlineData(3, Precision.MixedBf16, 1_000_000_000L)] // 500,000,000 elements × 2 B (bf16)
+    [InlineData(2, Precision.MixedBf16, 1_000_000_000L)]
+    [InlineData(3, Precision.Fp32, 2_000_000_000L)]      // an fp32 engine: × 4 B
+    public void DeepSpeed_holds_its_contiguous_gradient_bucket_however_few_parameters_train(int stage, Precision precision, long bytes)
+    {
+        // DeepSpeedZeroConfig's reduce_bucket_size default is 5e8 elements and contiguous_gradients True; ZeRO-3 allocates the
+        // bucket in _setup_for_real_optimizer (stage3.py: torch.empty(self.reduce_bucket_size, dtype=self.dtype)), ZeRO-1/2 in
+        // each backward (stage_1_and_2.py: ipg_buffer). A LoRA run trains 103,546,880 parameters and still holds all of it.
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named("llama-2-70b"), Mode = Mode.Lora, Engine = Engine.Deepspeed, Precision = precision,
+            Lora = new LoraSettings(8, 16, LoraTargets.AllLinear, false),
+            Parallel = new ParallelSettings { Gpus = 8, Zero = stage },
+        });
+
+        MemoryComponent bucket = Assert.Single(estimate.Components, c => c.Name == "zero_gradient_bucket");
+        Assert.Equal(bytes, bucket.Bytes.Bytes);
+        long forward = estimate.Timeline.Single(p => p.Phase == "end of forward").Bytes.Bytes;
+        long backward = estimate.Timeline.Single(p => p.Phase == "start of backward").Bytes.Bytes;
+        long loss = estimate.Components.Single(c => c.Name == "logits_and_loss").Bytes.Bytes;
+        long gradients = estimate.Components.Single(c => c.Name == "gradients").Bytes.Bytes;
+        // ZeRO-3's bucket is already there at the end of forward; ZeRO-1/2's arrives with backward.
+        Assert.Equal(stage == 3 ? 0 : bytes, backward - forward - loss - gradients);
+    }
 }

@@ -1,3 +1,4 @@
+using LlmMemory.Estimation.Replay;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Estimation.Weights;
 using LlmMemory.Hardware;
@@ -120,6 +121,21 @@ internal static class DistributedTraining
             components.Add(unsharded);
         }
 
+        MemoryComponent? bucket = null;
+        if (scenario.Parallel.Zero > 0)
+        {
+            // DeepSpeed's contiguous gradient bucket (contiguous_gradients defaults to True): ZeRO-3 allocates it when the
+            // optimizer is set up (stage3.py _setup_for_real_optimizer: `self.__ipg_bucket_flat_buffer = torch.empty(
+            // self.reduce_bucket_size, dtype=self.dtype, ...)`), ZeRO-1/2 at each backward (stage_1_and_2.py backward: ipg_buffer,
+            // one without overlap_comm, their default), however few parameters train. reduce_bucket_size is DeepSpeedZeroConfig's
+            // default (accelerate's DeepSpeedPlugin leaves it unset), in the engine's 16-bit type (fp32 in an fp32 run).
+            int elementBytes = scenario.EffectivePrecision == Precision.Fp32 ? 4 : 2;
+            bucket = MemoryComponent.Of("zero_gradient_bucket", ComponentKind.Communication,
+                Formula.Count(ZeroSettings.ReduceBucketSize, "reduce_bucket_size elements") * Formula.Bytes(elementBytes, elementBytes == 2 ? "16-bit" : "fp32"),
+                "DeepSpeed's contiguous gradient bucket");
+            components.Add(bucket);
+        }
+
         (MemoryComponent activations, MemoryComponent loss) = Activations(m, scenario, plan, adapters, lora);
         components.Add(activations);
         components.Add(loss);
@@ -143,14 +159,16 @@ internal static class DistributedTraining
         // The moments of a steady-state step (step 2 on: the optimizer states exist), as the replay draws them: live
         // tensors and memory outside the allocator, device-resident parts only; gathered blocks, activations and the loss
         // region are gone by the optimizer step.
+        // ZeRO-3's bucket exists from the optimizer's setup on, ZeRO-1/2's during backward only.
+        MemoryComponent? setupBucket = scenario.Parallel.Zero == 3 ? bucket : null;
         MemoryComponent?[] loaded = [weights, quantStates, adapterWeights, master, context, nccl];
-        MemoryComponent?[] forward = [.. loaded, optimizerStates, gathered, root, unsharded, workspaces, activations];
+        MemoryComponent?[] forward = [.. loaded, optimizerStates, setupBucket, gathered, root, unsharded, workspaces, activations];
         IReadOnlyList<TimelinePoint> timeline =
         [
             new("load", Resident(loaded)),
             new("end of forward", Resident(forward)),
-            new("start of backward", Resident([.. forward, gradients, loss])),
-            new("optimizer step", Resident([.. loaded, gradients, optimizerStates, workspaces])),
+            new("start of backward", Resident([.. forward, setupBucket is null ? bucket : null, gradients, loss])),
+            new("optimizer step", Resident([.. loaded, gradients, optimizerStates, setupBucket, workspaces])),
         ];
 
         return new MemoryEstimate
