@@ -143,7 +143,7 @@ public sealed class DistributedTrainingTests
             });
 
             long states = estimate.Components.Where(c => c.Kind is ComponentKind.Weights or ComponentKind.MasterWeights or ComponentKind.Gradients or ComponentKind.OptimizerStates
-                && c.Name != "gathered_parameters").Sum(c => c.Bytes.Bytes);
+                && c.Name is not ("gathered_parameters" or "gathered_head")).Sum(c => c.Bytes.Bytes);
             Assert.InRange(states, 7_248_023_552 - 8, 7_248_023_552 + 8);
         }
     }
@@ -248,5 +248,31 @@ public sealed class DistributedTrainingTests
         long gradients = estimate.Components.Single(c => c.Name == "gradients").Bytes.Bytes;
         // ZeRO-3's bucket is already there at the end of forward; ZeRO-1/2's arrives with backward.
         Assert.Equal(stage == 3 ? 0 : bytes, backward - forward - loss - gradients);
+    }
+
+    [Theory]
+    [InlineData("llama-2-70b", Precision.MixedBf16, 1, 524_288_000L)]   // untied head 32,000 × 8,192 × 2 B
+    [InlineData("llama-2-70b", Precision.Fp32, 1, 1_048_576_000L)]      // an fp32 engine gathers fp32: × 4 B
+    [InlineData("llama-2-70b", Precision.MixedBf16, 2, 262_144_000L)]   // vocabulary-parallel over 2 tensor-parallel GPUs
+    [InlineData("llama-3.2-1b", Precision.MixedBf16, 1, 525_336_576L)]  // tied: the embedding 128,256 × 2,048 × 2 B is the head
+    public void ZeRO3_keeps_the_output_head_gathered_from_its_forward_through_its_backward(string model, Precision precision, int tp, long bytes)
+    {
+        // DeepSpeed ZeRO-3 fetches a module's parameters before its backward (parameter_offload.py
+        // pre_sub_module_backward_function -> fetch_sub_module) and releases them after the forward only when their next use
+        // is more than stage3_max_reuse_distance (1e9 elements) away; the head's backward comes right after its forward.
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named(model), Mode = Mode.Lora, Engine = Engine.Deepspeed, Precision = precision,
+            Lora = new LoraSettings(8, 16, LoraTargets.AllLinear, false),
+            Parallel = new ParallelSettings { Gpus = 8, Zero = 3, Tp = tp },
+        });
+
+        Assert.Equal(bytes, Assert.Single(estimate.Components, c => c.Name == "gathered_head").Bytes.Bytes);
+        Assert.DoesNotContain(MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named(model), Mode = Mode.Lora, Engine = Engine.Deepspeed, Precision = precision,
+            Lora = new LoraSettings(8, 16, LoraTargets.AllLinear, false),
+            Parallel = new ParallelSettings { Gpus = 8, Zero = 2, Tp = tp },
+        }).Components, c => c.Name == "gathered_head");
     }
 }

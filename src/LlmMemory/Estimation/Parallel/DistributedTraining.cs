@@ -88,6 +88,26 @@ internal static class DistributedTraining
             components.Add(gathered);
         }
 
+        // DeepSpeed's gathered parameters and gradient bucket are in its 16-bit type (fp32 in an fp32 run).
+        int zeroElementBytes = scenario.EffectivePrecision == Precision.Fp32 ? 4 : 2;
+        Formula zeroElement = Formula.Bytes(zeroElementBytes, zeroElementBytes == 2 ? "16-bit" : "fp32");
+        MemoryComponent? head = null;
+        if (scenario.Parallel.Zero == 3 && plan.Pp == 1)
+        {
+            // DeepSpeed ZeRO-3 all-gathers a module's partitioned parameters before its forward and again before its backward
+            // (parameter_offload.py pre_sub_module_backward_function -> fetch_sub_module), and after the forward releases
+            // them only if their next use is farther than stage3_max_reuse_distance (1e9 elements, ZeroSettings) away
+            // (partitioned_param_coordinator.py release_sub_module; the head's backward follows its forward at once). So
+            // the output head's weight (the embedding's when tied) is whole from its forward to its backward, beside the
+            // blocks above.
+            long headParameters = m.Tensors.CountOf(TensorRole.OutputHead) is > 0 and long untied ? untied : m.Tensors.CountOf(TensorRole.TokenEmbedding);
+            Formula whole = Formula.Count(headParameters, "head params") * zeroElement;
+            head = MemoryComponent.Of("gathered_head", ComponentKind.Weights,
+                (plan.Tp > 1 ? whole / Formula.Count(plan.Tp, "tensor-parallel GPUs") : whole).Adjusted(headParameters * zeroElementBytes / plan.Tp, "rounded down"),
+                "the output head, gathered from its forward through its backward");
+            components.Add(head);
+        }
+
         MemoryComponent? root = null;
         if (plan.ParameterShards > 1 && scenario.Engine == Engine.Transformers && scenario.Parallel.Zero == 0 && plan.Pp == 1)
         {
@@ -128,10 +148,9 @@ internal static class DistributedTraining
             // optimizer is set up (stage3.py _setup_for_real_optimizer: `self.__ipg_bucket_flat_buffer = torch.empty(
             // self.reduce_bucket_size, dtype=self.dtype, ...)`), ZeRO-1/2 at each backward (stage_1_and_2.py backward: ipg_buffer,
             // one without overlap_comm, their default), however few parameters train. reduce_bucket_size is DeepSpeedZeroConfig's
-            // default (accelerate's DeepSpeedPlugin leaves it unset), in the engine's 16-bit type (fp32 in an fp32 run).
-            int elementBytes = scenario.EffectivePrecision == Precision.Fp32 ? 4 : 2;
+            // default (accelerate's DeepSpeedPlugin leaves it unset).
             bucket = MemoryComponent.Of("zero_gradient_bucket", ComponentKind.Communication,
-                Formula.Count(ZeroSettings.ReduceBucketSize, "reduce_bucket_size elements") * Formula.Bytes(elementBytes, elementBytes == 2 ? "16-bit" : "fp32"),
+                Formula.Count(ZeroSettings.ReduceBucketSize, "reduce_bucket_size elements") * zeroElement,
                 "DeepSpeed's contiguous gradient bucket");
             components.Add(bucket);
         }
@@ -162,7 +181,7 @@ internal static class DistributedTraining
         // ZeRO-3's bucket exists from the optimizer's setup on, ZeRO-1/2's during backward only.
         MemoryComponent? setupBucket = scenario.Parallel.Zero == 3 ? bucket : null;
         MemoryComponent?[] loaded = [weights, quantStates, adapterWeights, master, context, nccl];
-        MemoryComponent?[] forward = [.. loaded, optimizerStates, setupBucket, gathered, root, unsharded, workspaces, activations];
+        MemoryComponent?[] forward = [.. loaded, optimizerStates, setupBucket, gathered, head, root, unsharded, workspaces, activations];
         IReadOnlyList<TimelinePoint> timeline =
         [
             new("load", Resident(loaded)),
