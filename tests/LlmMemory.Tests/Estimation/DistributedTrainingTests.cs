@@ -275,4 +275,28 @@ public sealed class DistributedTrainingTests
             Parallel = new ParallelSettings { Gpus = 8, Zero = 2, Tp = tp },
         }).Components, c => c.Name == "gathered_head");
     }
+
+    [Fact]
+    public void A_torchtitan_interleaved_pipeline_holds_the_warm_up_stage_forwards_of_its_smaller_micro_batches()
+    {
+        // torchtitan's interleaved 1F1B: two stages per rank (generate_split_points), so pp 4 gives 8 stages of
+        // 32 ÷ 8 = 4 Llama-3.1-8B layers, and the local batch of 8 splits into 8 micro-batches (n_microbatches =
+        // num_total_stages) of 1 × 1,024 tokens. PyTorch's ScheduleInterleaved1F1B on rank 0: warm-up forwards
+        // (2 − 1) × 4 + 2 × (4 − 1) = 10, capped at 8 × 2 = 16, then the first 1F1B step's forward before its backward:
+        // 11 stage forwards held. 1F1B instead holds 4 micro-batches of 2 × 1,024 tokens over 8 layers.
+        Scenario Run(PipelineSchedule schedule, Engine engine) => new()
+        {
+            Model = new ModelReference.Named("llama-3.1-8b"), Mode = Mode.Training, Engine = engine, Batch = 8, Seq = 1024,
+            GradientCheckpointing = Checkpointing.Full, Parallel = new ParallelSettings { Gpus = 4, Pp = 4, Schedule = schedule },
+        };
+        string Activations(PipelineSchedule schedule) =>
+            MemoryEstimator.Estimate(Run(schedule, Engine.Torchtitan)).Components.Single(c => c.Name == "activations").Formula;
+
+        Assert.Contains("4 layers × 11 stage forwards of a micro-batch × 1,024 tokens", Activations(PipelineSchedule.Interleaved), StringComparison.Ordinal);
+        Assert.Contains("8 layers × 4 micro-batches × 2,048 tokens", Activations(PipelineSchedule.OneForwardOneBackward), StringComparison.Ordinal);
+
+        // Another engine's micro-batch count is not known, so its interleaved schedule is refused, naming the field.
+        ModelFormatException refused = Assert.Throws<ModelFormatException>(() => MemoryEstimator.Estimate(Run(PipelineSchedule.Interleaved, Engine.Pytorch)));
+        Assert.Equal("parallel.schedule", refused.Key);
+    }
 }

@@ -19,6 +19,12 @@ internal static class DistributedTraining
     public static MemoryEstimate Estimate(ResolvedModel resolved, Scenario scenario, Gpu? gpu)
     {
         ModelArchitecture m = resolved.Architecture!;
+        if (scenario.Parallel.Schedule == PipelineSchedule.Interleaved && scenario.Engine != Engine.Torchtitan)
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("parallel.schedule"), "parallel.schedule",
+                "is interleaved-1f1b, which is modelled for torchtitan's pipeline (its micro-batch count and stages per rank) only; use engine torchtitan or 1f1b.");
+        }
+
         ShardPlan plan = ShardPlan.For(scenario);
         bool lora = scenario.IsAdapterTraining;
         LoraAdapters? adapters = scenario.EffectiveLora is LoraSettings settings ? LoraAdapters.For(m, settings) : null;
@@ -273,10 +279,9 @@ internal static class DistributedTraining
     /// <summary>
     /// Activations of the local micro-batch: tokens = batch × seq ÷ cp; tensor parallelism with sequence parallelism divides
     /// them by tp; a 1F1B pipeline keeps up to pp micro-batches of its layers in flight on the first stage (Korthikanti et
-    /// al. 2022 §4.3). torchtitan splits the local batch into <c>pipeline_parallel_microbatches</c> micro-batches, by default
-    /// the pipeline degree (<c>build_pipeline_schedule</c>: <c>if n_microbatches is None: n_microbatches =
-    /// pipeline_parallel_degree</c>, torchtitan 2024), so a micro-batch is batch ÷ pp sequences; other engines are taken
-    /// with one sequence per micro-batch (a field for their micro-batch count is missing). Full checkpointing keeps the block inputs plus
+    /// al. 2022 §4.3), an interleaved one the stage forwards of <see cref="PipelineFlight"/>. torchtitan splits the local
+    /// batch into as many micro-batches as there are stages, so a 1F1B micro-batch is batch ÷ pp sequences; other engines
+    /// are taken with one sequence per micro-batch (a field for their micro-batch count is missing). Full checkpointing keeps the block inputs plus
     /// one recomputed block; the loss region holds the fp32 log-softmax and two fp32 gradients of the logits, 12 B per
     /// token and vocabulary entry (÷ tp with a vocabulary-parallel loss). torchtitan's sequence parallelism all-gathers the
     /// input of the attention and of the feed-forward to the full sequence before their column-parallel linears
@@ -290,11 +295,11 @@ internal static class DistributedTraining
         LoraAdapters? adapters, bool lora)
     {
         int seq = Math.Max(1, scenario.Seq / plan.Cp);
-        int inFlight = plan.Pp > 1 ? Math.Min(plan.Pp, scenario.Batch) : 1;
+        (int microBatches, int inFlight, int stages) = PipelineFlight(scenario, plan.Pp);
         int microBatch = plan.Pp == 1 ? scenario.Batch
-            : scenario.Engine == Engine.Torchtitan ? (scenario.Batch + inFlight - 1) / inFlight : 1;
+            : scenario.Engine == Engine.Torchtitan ? (scenario.Batch + microBatches - 1) / microBatches : 1;
         long tokens = (long)microBatch * seq;
-        int layers = (m.LayerCount + plan.Pp - 1) / plan.Pp;
+        int layers = (m.LayerCount + stages - 1) / stages;
         SavedActivations.Regime regime = lora ? SavedActivations.Regime.LoraHalfAdapters : SavedActivations.Regime.Half;
         Formula perToken = SavedActivations.PerToken(m, regime, adapters, scenario.Attention, seq);
         long perTokenBytes = (long)Math.Round(perToken.Value);
@@ -303,7 +308,8 @@ internal static class DistributedTraining
         long gatheredExtra = gatheredInputs ? tokens * 4L * m.HiddenSize * (tp - 1) / tp : 0;
         Formula gathered = (Formula.Count(tokens, "tokens") * Formula.Bytes(4L * m.HiddenSize, "attention and MLP inputs, 2 × 2h") * Formula.Count(tp - 1)
             / Formula.Count(tp, "tensor-parallel GPUs")).After("sequence-parallel inputs all-gathered for the linears, beyond their shards:");
-        Formula stack = Formula.Count(layers, "layers") * Formula.Count(inFlight, inFlight == 1 ? "micro-batch" : "micro-batches") * Formula.Count(tokens, "tokens");
+        string held = stages > plan.Pp ? "stage forwards of a micro-batch" : inFlight == 1 ? "micro-batch" : "micro-batches";
+        Formula stack = Formula.Count(layers, "layers") * Formula.Count(inFlight, held) * Formula.Count(tokens, "tokens");
         Formula recomputed = (Formula.Count(tokens, "tokens") * perToken.InBytes()).After("one recomputed block");
         Formula PerTp(Formula f) => tp > 1 ? f / Formula.Count(tp, "tensor-parallel GPUs (sequence parallel)") : f;
         long saved;
@@ -327,12 +333,41 @@ internal static class DistributedTraining
         {
             saved = (layers * tokens * perTokenBytes * inFlight / tp) + (layers * inFlight * gatheredExtra);
             formula = PerTp(stack * perToken.InBytes());
-            formula = gatheredInputs ? formula + (Formula.Count(layers, "layers") * Formula.Count(inFlight, "micro-batches") * gathered) : formula;
+            formula = gatheredInputs ? formula + (Formula.Count(layers, "layers") * Formula.Count(inFlight, held) * gathered) : formula;
         }
 
         MemoryComponent activations = MemoryComponent.Of("activations", ComponentKind.Activations, formula.Adjusted(saved, "rounded down"), remark,
             scenario.GradientCheckpointing == Checkpointing.Offload ? Residence.Host : Residence.Device);
         return (activations, Loss(m, scenario, tokens, tp));
+    }
+
+    /// <summary>torchtitan's interleaved schedules put this many stages on each rank (<c>generate_split_points</c>:
+    /// <c>num_stages_per_rank = 2</c> for a <c>PipelineScheduleMulti</c> when no split points are given).</summary>
+    private const int InterleavedStagesPerRank = 2;
+
+    /// <summary>
+    /// The first rank's pipeline: micro-batches per step, stage forwards whose activations are held at once, and stages in
+    /// all. torchtitan's <c>build_pipeline_schedule</c> sets <c>n_microbatches</c> to the number of stages, pp × stages per
+    /// rank (<c>num_total_stages</c>), when <c>pipeline_parallel_microbatches</c> is unset; other engines are taken with one
+    /// sequence per micro-batch, up to pp of them. 1F1B holds pp micro-batches on the first rank (pp − 1 warm-up forwards and
+    /// the forward of the first 1F1B step). PyTorch's <c>ScheduleInterleaved1F1B._calculate_single_rank_operations</c>
+    /// runs <c>warmup_ops = (n_local_stages − 1) · pp + 2 · (pp − 1 − rank)</c> forwards, capped at n_microbatches ×
+    /// n_local_stages, then each 1F1B step runs a forward before its backward: rank 0 holds one stage-forward more. Each
+    /// stage-forward is taken as ⌈layers ÷ stages⌉ layers of one micro-batch.
+    /// </summary>
+    private static (int MicroBatches, int InFlight, int Stages) PipelineFlight(Scenario scenario, int pp)
+    {
+        if (pp == 1)
+        {
+            return (1, 1, 1);
+        }
+
+        int perRank = scenario.Parallel.Schedule == PipelineSchedule.Interleaved ? InterleavedStagesPerRank : 1;
+        int stages = pp * perRank;
+        int microBatches = Math.Min(scenario.Engine == Engine.Torchtitan ? stages : pp, scenario.Batch);
+        int forwards = microBatches * perRank;
+        int inFlight = perRank == 1 ? microBatches : Math.Min(((perRank - 1) * pp) + (2 * (pp - 1)) + 1, forwards);
+        return (microBatches, inFlight, stages);
     }
 
     private static MemoryComponent Loss(ModelArchitecture m, Scenario scenario, long tokens, long tp)
