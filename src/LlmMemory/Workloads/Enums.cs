@@ -112,6 +112,16 @@ public enum FsdpMode
     HybridShard,
 }
 
+/// <summary>
+/// The pipeline schedule of PyTorch's <c>torch.distributed.pipelining</c> (torchtitan's <c>pipeline_parallel_schedule</c>):
+/// one stage per rank (1F1B) or several stages per rank visited in turn (interleaved 1F1B).
+/// </summary>
+public enum PipelineSchedule
+{
+    OneForwardOneBackward,
+    Interleaved,
+}
+
 /// <summary>What a ZeRO/FSDP run moves to host memory.</summary>
 public enum OffloadMode
 {

@@ -38,6 +38,7 @@ public static class Names
             (FsdpMode.HybridShard, "hybrid_shard"),
         ],
         [typeof(CustomShardedLayers)] = [(CustomShardedLayers.TokEmbeddings, "tok_embeddings"), (CustomShardedLayers.Output, "output")],
+        [typeof(PipelineSchedule)] = [(PipelineSchedule.OneForwardOneBackward, "1f1b"), (PipelineSchedule.Interleaved, "interleaved-1f1b")],
         [typeof(OffloadMode)] = [(OffloadMode.None, "none"), (OffloadMode.Optimizer, "optimizer"), (OffloadMode.OptimizerAndParams, "optimizer+params")],
         [typeof(MeasuredQuantity)] =
         [

@@ -218,6 +218,9 @@ public sealed record ParallelSettings
 
     public int Pp { get; init; } = 1;
 
+    /// <summary>The pipeline schedule when <see cref="Pp"/> is above 1.</summary>
+    public PipelineSchedule Schedule { get; init; } = PipelineSchedule.OneForwardOneBackward;
+
     public int Cp { get; init; } = 1;
 
     public OffloadMode Offload { get; init; } = OffloadMode.None;

@@ -60,6 +60,7 @@ public static class ScenarioFields
             "parallel.fsdp" => Names.Of(p.Fsdp),
             "parallel.tp" => Number(p.Tp),
             "parallel.pp" => Number(p.Pp),
+            "parallel.schedule" => Names.Of(p.Schedule),
             "parallel.cp" => Number(p.Cp),
             "parallel.offload" => Names.Of(p.Offload),
             "engine_options.gpu_memory_utilization" => e.GpuMemoryUtilization?.ToString(CultureInfo.InvariantCulture),

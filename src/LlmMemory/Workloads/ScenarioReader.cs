@@ -279,7 +279,7 @@ public static class ScenarioReader
         }
 
         var p = new Fields(o.Required("parallel"), o.Origin, "parallel.");
-        p.RejectUnknown(name => name is "gpus" or "zero" or "fsdp" or "tp" or "pp" or "cp" or "offload" or "ep");
+        p.RejectUnknown(name => name is "gpus" or "zero" or "fsdp" or "tp" or "pp" or "schedule" or "cp" or "offload" or "ep");
         var settings = new ParallelSettings
         {
             Gpus = p.Int("gpus", 1, MaxCount) ?? 1,
@@ -287,9 +287,15 @@ public static class ScenarioReader
             Fsdp = p.Enum("fsdp", FsdpMode.None),
             Tp = p.Int("tp", 1, 1024) ?? 1,
             Pp = p.Int("pp", 1, 1024) ?? 1,
+            Schedule = p.Enum("schedule", PipelineSchedule.OneForwardOneBackward),
             Cp = p.Int("cp", 1, 1024) ?? 1,
             Offload = p.Enum("offload", OffloadMode.None),
         };
+        if (settings.Schedule != PipelineSchedule.OneForwardOneBackward && settings.Pp == 1)
+        {
+            throw o.Error("parallel.schedule", $"({Names.Of(settings.Schedule)}) schedules a pipeline, but parallel.pp is 1; give parallel.pp above 1");
+        }
+
         long modelParallel = (long)settings.Tp * settings.Pp * settings.Cp;
         return settings.Gpus % modelParallel == 0
             ? settings

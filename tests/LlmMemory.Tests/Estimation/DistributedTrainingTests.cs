@@ -143,7 +143,7 @@ public sealed class DistributedTrainingTests
             });
 
             long states = estimate.Components.Where(c => c.Kind is ComponentKind.Weights or ComponentKind.MasterWeights or ComponentKind.Gradients or ComponentKind.OptimizerStates
-                && c.Name != "gathered_parameters").Sum(c => c.Bytes.Bytes);
+                && c.Name is not ("gathered_parameters" or "gathered_head")).Sum(c => c.Bytes.Bytes);
             Assert.InRange(states, 7_248_023_552 - 8, 7_248_023_552 + 8);
         }
     }
@@ -184,5 +184,119 @@ public sealed class DistributedTrainingTests
         {
             Assert.DoesNotContain(MemoryEstimator.Estimate(other).Components, c => c.Name == "gathered_root_unit");
         }
+    }
+
+    [Fact]
+    public void Bitsandbytes_quant_state_stays_whole_on_every_rank_while_the_4bit_codes_shard()
+    {
+        // bitsandbytes keeps each 4-bit weight's absmax in the module's QuantState, not in the Params4bit parameter (nn/modules.py
+        // fix_4bit_weight_quant_state_from_module restores it after FSDP converts the parameter), and FSDP shards parameters only.
+        // NF4 with double quantization (QLoRA paper): per weight of n elements, b = ⌈n / 64⌉ uint8 absmax + fp32 per 256 blocks
+        // (4·⌈b / 256⌉) + one fp32 offset (4). Llama-2-70B (hidden 8192, 8 KV heads × 128, FFN 28672, 80 layers):
+        // q and o 8192 × 8192: b = 1,048,576 → 1,048,576 + 4 × 4,096 + 4 = 1,064,964 B each;
+        // k and v 1024 × 8192: b = 131,072 → 131,072 + 4 × 512 + 4 = 133,124 B each;
+        // gate, up, down 28672 × 8192: b = 3,670,016 → 3,670,016 + 4 × 14,336 + 4 = 3,727,364 B each;
+        // per layer 2 × 1,064,964 + 2 × 133,124 + 3 × 3,727,364 = 13,578,268 B, × 80 = 1,086,261,440 B on each GPU, for 2 GPUs
+        // as for 8; the embedding, norms and head stay bf16 and have none.
+        foreach (int gpus in new[] { 2, 8 })
+        {
+            MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+            {
+                Model = new ModelReference.Named("llama-2-70b"), Mode = Mode.Qlora, Engine = Engine.Transformers, Precision = Precision.Bf16,
+                Lora = new LoraSettings(8, 16, LoraTargets.AllLinear, false),
+                Parallel = new ParallelSettings { Gpus = gpus, Fsdp = FsdpMode.FullShard },
+            });
+
+            Assert.Equal(1_086_261_440, Assert.Single(estimate.Components, c => c.Name == "quant_state").Bytes.Bytes);
+        }
+
+        // torchtune's NF4 is torchao's NF4Tensor: its scalers are inner tensors FSDP2 splits with the codes (nf4tensor.py
+        // _INNER_TENSOR_NAMES_FOR_SHARDING), so nothing stays whole; a bf16 base has no quant state.
+        foreach (Scenario other in new[]
+        {
+            new Scenario { Model = new ModelReference.Named("llama-2-70b"), Mode = Mode.Qlora, Engine = Engine.Torchtune,
+                Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard } },
+            new Scenario { Model = new ModelReference.Named("llama-2-70b"), Mode = Mode.Lora, Engine = Engine.Transformers,
+                Parallel = new ParallelSettings { Gpus = 8, Fsdp = FsdpMode.FullShard } },
+        })
+        {
+            Assert.DoesNotContain(MemoryEstimator.Estimate(other).Components, c => c.Name == "quant_state");
+        }
+    }
+
+    [Theory]
+    [InlineData(3, Precision.MixedBf16, 1_000_000_000L)] // 500,000,000 elements × 2 B (bf16)
+    [InlineData(2, Precision.MixedBf16, 1_000_000_000L)]
+    [InlineData(3, Precision.Fp32, 2_000_000_000L)]      // an fp32 engine: × 4 B
+    public void DeepSpeed_holds_its_contiguous_gradient_bucket_however_few_parameters_train(int stage, Precision precision, long bytes)
+    {
+        // DeepSpeedZeroConfig's reduce_bucket_size default is 5e8 elements and contiguous_gradients True; ZeRO-3 allocates the
+        // bucket in _setup_for_real_optimizer (stage3.py: torch.empty(self.reduce_bucket_size, dtype=self.dtype)), ZeRO-1/2 in
+        // each backward (stage_1_and_2.py: ipg_buffer). A LoRA run trains 103,546,880 parameters and still holds all of it.
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named("llama-2-70b"), Mode = Mode.Lora, Engine = Engine.Deepspeed, Precision = precision,
+            Lora = new LoraSettings(8, 16, LoraTargets.AllLinear, false),
+            Parallel = new ParallelSettings { Gpus = 8, Zero = stage },
+        });
+
+        MemoryComponent bucket = Assert.Single(estimate.Components, c => c.Name == "zero_gradient_bucket");
+        Assert.Equal(bytes, bucket.Bytes.Bytes);
+        long forward = estimate.Timeline.Single(p => p.Phase == "end of forward").Bytes.Bytes;
+        long backward = estimate.Timeline.Single(p => p.Phase == "start of backward").Bytes.Bytes;
+        long loss = estimate.Components.Single(c => c.Name == "logits_and_loss").Bytes.Bytes;
+        long gradients = estimate.Components.Single(c => c.Name == "gradients").Bytes.Bytes;
+        // ZeRO-3's bucket is already there at the end of forward; ZeRO-1/2's arrives with backward.
+        Assert.Equal(stage == 3 ? 0 : bytes, backward - forward - loss - gradients);
+    }
+
+    [Theory]
+    [InlineData("llama-2-70b", Precision.MixedBf16, 1, 524_288_000L)]   // untied head 32,000 × 8,192 × 2 B
+    [InlineData("llama-2-70b", Precision.Fp32, 1, 1_048_576_000L)]      // an fp32 engine gathers fp32: × 4 B
+    [InlineData("llama-2-70b", Precision.MixedBf16, 2, 262_144_000L)]   // vocabulary-parallel over 2 tensor-parallel GPUs
+    [InlineData("llama-3.2-1b", Precision.MixedBf16, 1, 525_336_576L)]  // tied: the embedding 128,256 × 2,048 × 2 B is the head
+    public void ZeRO3_keeps_the_output_head_gathered_from_its_forward_through_its_backward(string model, Precision precision, int tp, long bytes)
+    {
+        // DeepSpeed ZeRO-3 fetches a module's parameters before its backward (parameter_offload.py
+        // pre_sub_module_backward_function -> fetch_sub_module) and releases them after the forward only when their next use
+        // is more than stage3_max_reuse_distance (1e9 elements) away; the head's backward comes right after its forward.
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named(model), Mode = Mode.Lora, Engine = Engine.Deepspeed, Precision = precision,
+            Lora = new LoraSettings(8, 16, LoraTargets.AllLinear, false),
+            Parallel = new ParallelSettings { Gpus = 8, Zero = 3, Tp = tp },
+        });
+
+        Assert.Equal(bytes, Assert.Single(estimate.Components, c => c.Name == "gathered_head").Bytes.Bytes);
+        Assert.DoesNotContain(MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named(model), Mode = Mode.Lora, Engine = Engine.Deepspeed, Precision = precision,
+            Lora = new LoraSettings(8, 16, LoraTargets.AllLinear, false),
+            Parallel = new ParallelSettings { Gpus = 8, Zero = 2, Tp = tp },
+        }).Components, c => c.Name == "gathered_head");
+    }
+
+    [Fact]
+    public void A_torchtitan_interleaved_pipeline_holds_the_warm_up_stage_forwards_of_its_smaller_micro_batches()
+    {
+        // torchtitan's interleaved 1F1B: two stages per rank (generate_split_points), so pp 4 gives 8 stages of
+        // 32 ÷ 8 = 4 Llama-3.1-8B layers, and the local batch of 8 splits into 8 micro-batches (n_microbatches =
+        // num_total_stages) of 1 × 1,024 tokens. PyTorch's ScheduleInterleaved1F1B on rank 0: warm-up forwards
+        // (2 − 1) × 4 + 2 × (4 − 1) = 10, capped at 8 × 2 = 16, then the first 1F1B step's forward before its backward:
+        // 11 stage forwards held. 1F1B instead holds 4 micro-batches of 2 × 1,024 tokens over 8 layers.
+        Scenario Run(PipelineSchedule schedule, Engine engine) => new()
+        {
+            Model = new ModelReference.Named("llama-3.1-8b"), Mode = Mode.Training, Engine = engine, Batch = 8, Seq = 1024,
+            GradientCheckpointing = Checkpointing.Full, Parallel = new ParallelSettings { Gpus = 4, Pp = 4, Schedule = schedule },
+        };
+        string Activations(PipelineSchedule schedule) =>
+            MemoryEstimator.Estimate(Run(schedule, Engine.Torchtitan)).Components.Single(c => c.Name == "activations").Formula;
+
+        Assert.Contains("4 layers × 11 stage forwards of a micro-batch × 1,024 tokens", Activations(PipelineSchedule.Interleaved), StringComparison.Ordinal);
+        Assert.Contains("8 layers × 4 micro-batches × 2,048 tokens", Activations(PipelineSchedule.OneForwardOneBackward), StringComparison.Ordinal);
+
+        // Another engine's micro-batch count is not known, so its interleaved schedule is refused, naming the field.
+        ModelFormatException refused = Assert.Throws<ModelFormatException>(() => MemoryEstimator.Estimate(Run(PipelineSchedule.Interleaved, Engine.Pytorch)));
+        Assert.Equal("parallel.schedule", refused.Key);
     }
 }

@@ -50,6 +50,7 @@ public sealed class OptionsAreUsedOrRefusedTests
         ("parallel.tp", """ "parallel": {"gpus": 2, "tp": 2} """),
         ("parallel.pp", """ "parallel": {"gpus": 2, "pp": 2} """),
         ("parallel.cp", """ "parallel": {"gpus": 2, "cp": 2} """),
+        ("parallel.schedule", """ "parallel": {"gpus": 2, "pp": 2, "schedule": "interleaved-1f1b"} """),
         ("parallel.offload", """ "parallel": {"offload": "optimizer"} """),
         ("engine_options.gpu_memory_utilization", """ "engine_options": {"gpu_memory_utilization": 0.5} """),
         ("engine_options.max_model_len", """ "engine_options": {"max_model_len": 4096} """),

@@ -1,3 +1,4 @@
+using LlmMemory.Estimation.Replay;
 using LlmMemory.Estimation.Training;
 using LlmMemory.Estimation.Weights;
 using LlmMemory.Hardware;
@@ -18,6 +19,12 @@ internal static class DistributedTraining
     public static MemoryEstimate Estimate(ResolvedModel resolved, Scenario scenario, Gpu? gpu)
     {
         ModelArchitecture m = resolved.Architecture!;
+        if (scenario.Parallel.Schedule == PipelineSchedule.Interleaved && scenario.Engine != Engine.Torchtitan)
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("parallel.schedule"), "parallel.schedule",
+                "is interleaved-1f1b, which is modelled for torchtitan's pipeline (its micro-batch count and stages per rank) only; use engine torchtitan or 1f1b.");
+        }
+
         ShardPlan plan = ShardPlan.For(scenario);
         bool lora = scenario.IsAdapterTraining;
         LoraAdapters? adapters = scenario.EffectiveLora is LoraSettings settings ? LoraAdapters.For(m, settings) : null;
@@ -34,10 +41,27 @@ internal static class DistributedTraining
             return shards > 1 ? share / Formula.Count(shards, "shards") : share;
         }
 
+        // bitsandbytes keeps a 4-bit weight's absmax, nested absmax and offset in a QuantState object held by the module, not
+        // in the Params4bit parameter (bitsandbytes nn/modules.py fix_4bit_weight_quant_state_from_module: "the quant state got
+        // lost when the parameter got converted. This happens for example for fsdp", so Linear4bit restores it from
+        // module.quant_state), and FSDP and ZeRO-3 shard parameters only (FSDP1's FlatParamHandle flattens the
+        // module's parameters, FSDP2 fully_shard its nn.Parameters, DeepSpeed's zero.Init partitions nn.Parameters): every rank
+        // keeps the whole quant state and gathers only the codes. Under parameter offload where the quant state lives is not
+        // modelled (it is taken to move with the parameters). torchtune's NF4 is torchao's NF4Tensor, whose scalers are inner
+        // tensors of the parameter that FSDP2 splits with it (torchao/dtypes/nf4tensor.py _INNER_TENSOR_NAMES_FOR_SHARDING =
+        // quantized_scalers, quantization_factor, quantized_data; nf4_split chunks each): no whole quant state there.
+        long quantState = plan.ParameterShards > 1 && !paramsOffloaded && scenario.Engine != Engine.Torchtune
+            ? layout.Tensors.Sum(t => t.QuantStateBytes) : 0;
+        Formula wholeQuantState = Formula.Size(new ByteSize(quantState), "of bitsandbytes quant state");
         MemoryComponent weights = MemoryComponent.Of("weights", ComponentKind.Weights,
-            OnThisGpu(layout.Formula(), plan.ParameterShards).Adjusted(stageShare(layout.Bytes) / (plan.Tp * (long)plan.ParameterShards), "rounded down"),
+            OnThisGpu(quantState > 0 ? layout.Formula() - wholeQuantState : layout.Formula(), plan.ParameterShards)
+                .Adjusted(stageShare(layout.Bytes - quantState) / (plan.Tp * (long)plan.ParameterShards), "rounded down"),
             residence: paramsOffloaded ? Residence.Host : Residence.Device);
-        var components = new List<MemoryComponent> { weights };
+        MemoryComponent? quantStates = quantState > 0
+            ? MemoryComponent.Of("quant_state", ComponentKind.Weights, OnThisGpu(wholeQuantState, 1).Adjusted(stageShare(quantState) / plan.Tp, "rounded down"),
+                "absmax of every 4-bit weight, kept whole on each rank: not a parameter, so not sharded")
+            : null;
+        var components = new List<MemoryComponent?> { weights, quantStates }.OfType<MemoryComponent>().ToList();
         Formula trainableParams = Formula.Count(trainable, lora ? "adapter params" : "params");
         MemoryComponent State(string name, ComponentKind kind, double bytesPerParameter, string what, int shards, bool offloaded) =>
             MemoryComponent.Of(name, kind, OnThisGpu(trainableParams * Formula.Bytes(bytesPerParameter, what), shards),
@@ -60,7 +84,7 @@ internal static class DistributedTraining
             // FSDP/ZeRO-3 all-gather the unit being computed and prefetch the next: two blocks, cast to bf16 when the
             // shards are full precision, in their stored bytes when quantized (FSDP gathers the NF4 storage as is).
             long block = BlockParameters(m);
-            long stored = layout.Tensors.Where(t => t.Tensor.Layer == 0).Sum(t => t.Bytes);
+            long stored = layout.Tensors.Where(t => t.Tensor.Layer == 0).Sum(t => t.Bytes - (quantState > 0 ? t.QuantStateBytes : 0));
             bool quantized = states.WeightFormat.Type.IsQuantized;
             Formula one = quantized ? Formula.Size(new ByteSize(stored), $"of {states.WeightFormat.Name} storage") : Formula.Count(block, "params") * Formula.Bytes(2);
             Formula two = Formula.Count(2, "blocks") * one;
@@ -68,6 +92,26 @@ internal static class DistributedTraining
                 (plan.Tp > 1 ? two / Formula.Count(plan.Tp, "tensor-parallel GPUs") : two).Adjusted(2 * (quantized ? stored : block * 2) / plan.Tp, "rounded down"),
                 "the block being computed and the prefetched next one");
             components.Add(gathered);
+        }
+
+        // DeepSpeed's gathered parameters and gradient bucket are in its 16-bit type (fp32 in an fp32 run).
+        int zeroElementBytes = scenario.EffectivePrecision == Precision.Fp32 ? 4 : 2;
+        Formula zeroElement = Formula.Bytes(zeroElementBytes, zeroElementBytes == 2 ? "16-bit" : "fp32");
+        MemoryComponent? head = null;
+        if (scenario.Parallel.Zero == 3 && plan.Pp == 1)
+        {
+            // DeepSpeed ZeRO-3 all-gathers a module's partitioned parameters before its forward and again before its backward
+            // (parameter_offload.py pre_sub_module_backward_function -> fetch_sub_module), and after the forward releases
+            // them only if their next use is farther than stage3_max_reuse_distance (1e9 elements, ZeroSettings) away
+            // (partitioned_param_coordinator.py release_sub_module; the head's backward follows its forward at once). So
+            // the output head's weight (the embedding's when tied) is whole from its forward to its backward, beside the
+            // blocks above.
+            long headParameters = m.Tensors.CountOf(TensorRole.OutputHead) is > 0 and long untied ? untied : m.Tensors.CountOf(TensorRole.TokenEmbedding);
+            Formula whole = Formula.Count(headParameters, "head params") * zeroElement;
+            head = MemoryComponent.Of("gathered_head", ComponentKind.Weights,
+                (plan.Tp > 1 ? whole / Formula.Count(plan.Tp, "tensor-parallel GPUs") : whole).Adjusted(headParameters * zeroElementBytes / plan.Tp, "rounded down"),
+                "the output head, gathered from its forward through its backward");
+            components.Add(head);
         }
 
         MemoryComponent? root = null;
@@ -103,6 +147,20 @@ internal static class DistributedTraining
             components.Add(unsharded);
         }
 
+        MemoryComponent? bucket = null;
+        if (scenario.Parallel.Zero > 0)
+        {
+            // DeepSpeed's contiguous gradient bucket (contiguous_gradients defaults to True): ZeRO-3 allocates it when the
+            // optimizer is set up (stage3.py _setup_for_real_optimizer: `self.__ipg_bucket_flat_buffer = torch.empty(
+            // self.reduce_bucket_size, dtype=self.dtype, ...)`), ZeRO-1/2 at each backward (stage_1_and_2.py backward: ipg_buffer,
+            // one without overlap_comm, their default), however few parameters train. reduce_bucket_size is DeepSpeedZeroConfig's
+            // default (accelerate's DeepSpeedPlugin leaves it unset).
+            bucket = MemoryComponent.Of("zero_gradient_bucket", ComponentKind.Communication,
+                Formula.Count(ZeroSettings.ReduceBucketSize, "reduce_bucket_size elements") * zeroElement,
+                "DeepSpeed's contiguous gradient bucket");
+            components.Add(bucket);
+        }
+
         (MemoryComponent activations, MemoryComponent loss) = Activations(m, scenario, plan, adapters, lora);
         components.Add(activations);
         components.Add(loss);
@@ -126,14 +184,16 @@ internal static class DistributedTraining
         // The moments of a steady-state step (step 2 on: the optimizer states exist), as the replay draws them: live
         // tensors and memory outside the allocator, device-resident parts only; gathered blocks, activations and the loss
         // region are gone by the optimizer step.
-        MemoryComponent?[] loaded = [weights, adapterWeights, master, context, nccl];
-        MemoryComponent?[] forward = [.. loaded, optimizerStates, gathered, root, unsharded, workspaces, activations];
+        // ZeRO-3's bucket exists from the optimizer's setup on, ZeRO-1/2's during backward only.
+        MemoryComponent? setupBucket = scenario.Parallel.Zero == 3 ? bucket : null;
+        MemoryComponent?[] loaded = [weights, quantStates, adapterWeights, master, context, nccl];
+        MemoryComponent?[] forward = [.. loaded, optimizerStates, setupBucket, gathered, head, root, unsharded, workspaces, activations];
         IReadOnlyList<TimelinePoint> timeline =
         [
             new("load", Resident(loaded)),
             new("end of forward", Resident(forward)),
-            new("start of backward", Resident([.. forward, gradients, loss])),
-            new("optimizer step", Resident([.. loaded, gradients, optimizerStates, workspaces])),
+            new("start of backward", Resident([.. forward, setupBucket is null ? bucket : null, gradients, loss])),
+            new("optimizer step", Resident([.. loaded, gradients, optimizerStates, setupBucket, workspaces])),
         ];
 
         return new MemoryEstimate
@@ -219,10 +279,9 @@ internal static class DistributedTraining
     /// <summary>
     /// Activations of the local micro-batch: tokens = batch × seq ÷ cp; tensor parallelism with sequence parallelism divides
     /// them by tp; a 1F1B pipeline keeps up to pp micro-batches of its layers in flight on the first stage (Korthikanti et
-    /// al. 2022 §4.3). torchtitan splits the local batch into <c>pipeline_parallel_microbatches</c> micro-batches, by default
-    /// the pipeline degree (<c>build_pipeline_schedule</c>: <c>if n_microbatches is None: n_microbatches =
-    /// pipeline_parallel_degree</c>, torchtitan 2024), so a micro-batch is batch ÷ pp sequences; other engines are taken
-    /// with one sequence per micro-batch (a field for their micro-batch count is missing). Full checkpointing keeps the block inputs plus
+    /// al. 2022 §4.3), an interleaved one the stage forwards of <see cref="PipelineFlight"/>. torchtitan splits the local
+    /// batch into as many micro-batches as there are stages, so a 1F1B micro-batch is batch ÷ pp sequences; other engines
+    /// are taken with one sequence per micro-batch (a field for their micro-batch count is missing). Full checkpointing keeps the block inputs plus
     /// one recomputed block; the loss region holds the fp32 log-softmax and two fp32 gradients of the logits, 12 B per
     /// token and vocabulary entry (÷ tp with a vocabulary-parallel loss). torchtitan's sequence parallelism all-gathers the
     /// input of the attention and of the feed-forward to the full sequence before their column-parallel linears
@@ -236,11 +295,11 @@ internal static class DistributedTraining
         LoraAdapters? adapters, bool lora)
     {
         int seq = Math.Max(1, scenario.Seq / plan.Cp);
-        int inFlight = plan.Pp > 1 ? Math.Min(plan.Pp, scenario.Batch) : 1;
+        (int microBatches, int inFlight, int stages) = PipelineFlight(scenario, plan.Pp);
         int microBatch = plan.Pp == 1 ? scenario.Batch
-            : scenario.Engine == Engine.Torchtitan ? (scenario.Batch + inFlight - 1) / inFlight : 1;
+            : scenario.Engine == Engine.Torchtitan ? (scenario.Batch + microBatches - 1) / microBatches : 1;
         long tokens = (long)microBatch * seq;
-        int layers = (m.LayerCount + plan.Pp - 1) / plan.Pp;
+        int layers = (m.LayerCount + stages - 1) / stages;
         SavedActivations.Regime regime = lora ? SavedActivations.Regime.LoraHalfAdapters : SavedActivations.Regime.Half;
         Formula perToken = SavedActivations.PerToken(m, regime, adapters, scenario.Attention, seq);
         long perTokenBytes = (long)Math.Round(perToken.Value);
@@ -249,7 +308,8 @@ internal static class DistributedTraining
         long gatheredExtra = gatheredInputs ? tokens * 4L * m.HiddenSize * (tp - 1) / tp : 0;
         Formula gathered = (Formula.Count(tokens, "tokens") * Formula.Bytes(4L * m.HiddenSize, "attention and MLP inputs, 2 × 2h") * Formula.Count(tp - 1)
             / Formula.Count(tp, "tensor-parallel GPUs")).After("sequence-parallel inputs all-gathered for the linears, beyond their shards:");
-        Formula stack = Formula.Count(layers, "layers") * Formula.Count(inFlight, inFlight == 1 ? "micro-batch" : "micro-batches") * Formula.Count(tokens, "tokens");
+        string held = stages > plan.Pp ? "stage forwards of a micro-batch" : inFlight == 1 ? "micro-batch" : "micro-batches";
+        Formula stack = Formula.Count(layers, "layers") * Formula.Count(inFlight, held) * Formula.Count(tokens, "tokens");
         Formula recomputed = (Formula.Count(tokens, "tokens") * perToken.InBytes()).After("one recomputed block");
         Formula PerTp(Formula f) => tp > 1 ? f / Formula.Count(tp, "tensor-parallel GPUs (sequence parallel)") : f;
         long saved;
@@ -273,12 +333,41 @@ internal static class DistributedTraining
         {
             saved = (layers * tokens * perTokenBytes * inFlight / tp) + (layers * inFlight * gatheredExtra);
             formula = PerTp(stack * perToken.InBytes());
-            formula = gatheredInputs ? formula + (Formula.Count(layers, "layers") * Formula.Count(inFlight, "micro-batches") * gathered) : formula;
+            formula = gatheredInputs ? formula + (Formula.Count(layers, "layers") * Formula.Count(inFlight, held) * gathered) : formula;
         }
 
         MemoryComponent activations = MemoryComponent.Of("activations", ComponentKind.Activations, formula.Adjusted(saved, "rounded down"), remark,
             scenario.GradientCheckpointing == Checkpointing.Offload ? Residence.Host : Residence.Device);
         return (activations, Loss(m, scenario, tokens, tp));
+    }
+
+    /// <summary>torchtitan's interleaved schedules put this many stages on each rank (<c>generate_split_points</c>:
+    /// <c>num_stages_per_rank = 2</c> for a <c>PipelineScheduleMulti</c> when no split points are given).</summary>
+    private const int InterleavedStagesPerRank = 2;
+
+    /// <summary>
+    /// The first rank's pipeline: micro-batches per step, stage forwards whose activations are held at once, and stages in
+    /// all. torchtitan's <c>build_pipeline_schedule</c> sets <c>n_microbatches</c> to the number of stages, pp × stages per
+    /// rank (<c>num_total_stages</c>), when <c>pipeline_parallel_microbatches</c> is unset; other engines are taken with one
+    /// sequence per micro-batch, up to pp of them. 1F1B holds pp micro-batches on the first rank (pp − 1 warm-up forwards and
+    /// the forward of the first 1F1B step). PyTorch's <c>ScheduleInterleaved1F1B._calculate_single_rank_operations</c>
+    /// runs <c>warmup_ops = (n_local_stages − 1) · pp + 2 · (pp − 1 − rank)</c> forwards, capped at n_microbatches ×
+    /// n_local_stages, then each 1F1B step runs a forward before its backward: rank 0 holds one stage-forward more. Each
+    /// stage-forward is taken as ⌈layers ÷ stages⌉ layers of one micro-batch.
+    /// </summary>
+    private static (int MicroBatches, int InFlight, int Stages) PipelineFlight(Scenario scenario, int pp)
+    {
+        if (pp == 1)
+        {
+            return (1, 1, 1);
+        }
+
+        int perRank = scenario.Parallel.Schedule == PipelineSchedule.Interleaved ? InterleavedStagesPerRank : 1;
+        int stages = pp * perRank;
+        int microBatches = Math.Min(scenario.Engine == Engine.Torchtitan ? stages : pp, scenario.Batch);
+        int forwards = microBatches * perRank;
+        int inFlight = perRank == 1 ? microBatches : Math.Min(((perRank - 1) * pp) + (2 * (pp - 1)) + 1, forwards);
+        return (microBatches, inFlight, stages);
     }
 
     private static MemoryComponent Loss(ModelArchitecture m, Scenario scenario, long tokens, long tp)

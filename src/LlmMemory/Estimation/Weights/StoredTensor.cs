@@ -6,7 +6,11 @@ namespace LlmMemory.Estimation.Weights;
 /// <param name="Tensor">The parameter tensor.</param>
 /// <param name="Bytes">Bytes stored for it, quantization scales and zero points included.</param>
 /// <param name="Storage">How it is stored, for grouping in formulas.</param>
-public sealed record StoredTensor(TensorSpec Tensor, long Bytes, string Storage);
+/// <param name="QuantStateBytes">
+/// Of <paramref name="Bytes"/>, those bitsandbytes keeps in the module's <c>QuantState</c> (absmax, nested absmax and offset)
+/// rather than in the 4-bit parameter itself; 0 for every other storage.
+/// </param>
+public sealed record StoredTensor(TensorSpec Tensor, long Bytes, string Storage, long QuantStateBytes = 0);
 
 /// <summary>The stored form of every weight tensor of a model in one format; its sums and formula are computed once.</summary>
 public sealed record WeightLayout

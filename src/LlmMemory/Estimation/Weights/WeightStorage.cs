@@ -159,9 +159,8 @@ internal static class WeightStorage
     {
         long blocks = CeilDiv(n, Bnb4Block);
         long codes = CeilDiv(n, 2);
-        return doubleQuantized
-            ? new StoredTensor(t, checked(codes + blocks + 4 * CeilDiv(blocks, Bnb4DoubleBlock) + 4), nf4 ? "NF4+DQ" : "FP4+DQ")
-            : new StoredTensor(t, checked(codes + 4 * blocks), "4-bit + fp32 absmax");
+        long quantState = doubleQuantized ? checked(blocks + 4 * CeilDiv(blocks, Bnb4DoubleBlock) + 4) : checked(4 * blocks);
+        return new StoredTensor(t, checked(codes + quantState), doubleQuantized ? nf4 ? "NF4+DQ" : "FP4+DQ" : "4-bit + fp32 absmax", quantState);
     }
 
     /// <summary>
