@@ -27,14 +27,14 @@ internal class GradNode(long sequence, BackwardFormula? formula)
 
     public TensorMeta?[] Inputs { get; init; } = [];
 
-    public IReadOnlyList<Tensor> Saved { get; set; } = [];
+    public Tensor[] Saved { get; set; } = [];
 
     /// <summary>
     /// Tensors a custom <c>autograd.Function</c> puts on <c>ctx</c> as plain attributes (<c>ctx.tensors = (A, B)</c>), outside
     /// <c>save_for_backward</c>: <c>PyNode::release_variables</c> (torch/csrc/autograd/python_function.cpp) clears only the
     /// saved variables after the node ran, so these live as long as the node itself, until its graph dies.
     /// </summary>
-    public IReadOnlyList<Tensor> Held { get; init; } = [];
+    public Tensor[] Held { get; init; } = [];
 
     /// <summary>The checkpointed region the node was recorded in, and its index there.</summary>
     public Region? Region { get; init; }

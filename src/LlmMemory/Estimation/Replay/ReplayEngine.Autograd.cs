@@ -155,7 +155,7 @@ internal sealed partial class ReplayEngine
                 Sharded?.EnterBackwardLayer(node.Layer);
             }
 
-            IReadOnlyList<Tensor> saved = SavedOf(node);
+            Tensor[] saved = SavedOf(node);
             Tag = node.Tag;
             Tensor?[] grads = node.Formula!(this, node, gradient);
             Tag = MemoryTag.Activation;
@@ -165,7 +165,7 @@ internal sealed partial class ReplayEngine
                 s.Storage?.AddSaver(-1);
             }
 
-            if (saved.Count > 0)
+            if (saved.Length > 0)
             {
                 lastSaved?.Release();
                 lastSaved = saved[^1].Retain();
@@ -344,7 +344,7 @@ internal sealed partial class ReplayEngine
         gradient?.Release();
     }
 
-    private IReadOnlyList<Tensor> SavedOf(GradNode node)
+    private Tensor[] SavedOf(GradNode node)
     {
         if (node.Region is not { } region)
         {
