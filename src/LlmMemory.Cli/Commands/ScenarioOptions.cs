@@ -65,6 +65,7 @@ internal sealed class ScenarioOptions
         Switch("--foreach", "foreach", "torch.optim's foreach implementation (--foreach false: the single-tensor loop).");
         Switch("--fused", "fused", "torch.optim's fused AdamW.");
         Switch("--use-cache", "use_cache", "The training forward builds a KV cache (--use-cache false: model.config.use_cache = False, or model code that never caches in training, such as LitGPT's).");
+        Switch("--hold-previous-logits", "hold_previous_logits", "The training loop keeps the previous micro-batch's logits, and through them its graph, until the next forward returns (LitGPT's loops).");
         Text("--bitsandbytes-version", "bitsandbytes_version", "bitsandbytes release, where it changed the training step: before 0.43.2 each 4-bit matmul keeps its input for backward; default: current.");
         Text("--bitsandbytes-converter", "bitsandbytes_converter", "Who converts the linears to bitsandbytes 4-bit: transformers (keeps the head) or lightning (every nn.Linear, quantized from fp16; LitGPT).");
         Switch("--bnb-4bit-use-double-quant", "bnb_4bit_use_double_quant", "bitsandbytes' double quantization of the 4-bit absmax (--bnb-4bit-use-double-quant false: fp32 absmax per 64 weights); default: nf4 with, fp4 without.");

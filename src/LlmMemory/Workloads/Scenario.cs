@@ -103,6 +103,14 @@ public sealed record Scenario
     public bool? UseCache { get; init; }
 
     /// <summary>
+    /// Whether the training loop keeps the previous micro-batch's logits until the next forward returns, as LitGPT's
+    /// fine-tuning loops do (<c>logits = model(input_ids, lm_head_chunk_size=128)</c> rebinds them only then): through
+    /// their <c>grad_fn</c> the previous graph's nodes live on, with what they hold outside <c>save_for_backward</c>.
+    /// A project extension of docs/scenario.md (docs/scenario-extensions.md).
+    /// </summary>
+    public bool HoldPreviousLogits { get; init; }
+
+    /// <summary>
     /// The bitsandbytes release the run used (such as <c>0.42.0</c>), where its memory behaviour changed: before 0.43.2 the
     /// 4-bit matmul keeps its input for backward. Null means a current release. A project extension of docs/scenario.md.
     /// </summary>

@@ -12,7 +12,7 @@ public static class ScenarioFields
         "model", "mode", "engine", "weights", "precision", "optimizer", "optimizer_in_backward", "batch", "seq", "gradient_accumulation",
         "gradient_checkpointing", "attention", "cross_entropy", "compile", "packed", "lora", "kv_cache_dtype", "v_cache_dtype", "parallel",
         "engine_options", "gpu", "new_tokens", "cache", "alloc_conf", "foreach", "fused", "kbit_preparation", "use_cache", "bitsandbytes_version",
-        "bitsandbytes_converter", "bnb_4bit_use_double_quant", "custom_sharded_layers",
+        "bitsandbytes_converter", "bnb_4bit_use_double_quant", "custom_sharded_layers", "hold_previous_logits",
     ]);
 
     private static readonly Scenario Defaults = new() { Model = new ModelReference.Named("") };
@@ -51,6 +51,7 @@ public static class ScenarioFields
             "kbit_preparation" => Flag(scenario.KbitPreparation),
             "use_cache" => scenario.UseCache is bool cache ? Flag(cache) : null,
             "bitsandbytes_version" => scenario.BitsandbytesVersion,
+            "hold_previous_logits" => Flag(scenario.HoldPreviousLogits),
             "bitsandbytes_converter" => Names.Of(scenario.BitsandbytesConverter),
             "bnb_4bit_use_double_quant" => scenario.Bnb4bitUseDoubleQuant is bool dq ? Flag(dq) : null,
             "custom_sharded_layers" => scenario.CustomShardedLayers == CustomShardedLayers.None ? null

@@ -86,6 +86,7 @@ public static class ScenarioReader
             Fused = o.Bool("fused"),
             KbitPreparation = o.Bool("kbit_preparation") ?? false,
             UseCache = o.Bool("use_cache"),
+            HoldPreviousLogits = o.Bool("hold_previous_logits") ?? false,
             BitsandbytesConverter = o.Enum("bitsandbytes_converter", BitsandbytesConverter.Transformers),
             Bnb4bitUseDoubleQuant = o.Bool("bnb_4bit_use_double_quant"),
             CustomShardedLayers = ReadCustomShardedLayers(o),

@@ -77,6 +77,7 @@ public sealed class OptionsAreUsedOrRefusedTests
         ("bitsandbytes_converter", """ "bitsandbytes_converter": "lightning" """),
         ("bnb_4bit_use_double_quant", """ "bnb_4bit_use_double_quant": false """),
         ("custom_sharded_layers", """ "custom_sharded_layers": ["tok_embeddings"] """),
+        ("hold_previous_logits", """ "hold_previous_logits": true """),
     ];
 
     [Theory]

@@ -256,4 +256,34 @@ public sealed class StackBehaviourTests
         Assert.Single(error.Trim().Split('\n'));
         Assert.Contains("--use-cache", error, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Logits_kept_to_the_next_forward_keep_the_previous_graph_s_4_bit_inputs()
+    {
+        // LitGPT's loop (litgpt/finetune/lora.py at 01fe959, lit-gpt finetune/lora.py at b96a570) binds
+        // `logits = model(input_ids, lm_head_chunk_size=128)` and rebinds it only when the next forward returns. The chunks'
+        // grad_fn keep the previous graph's nodes alive; after its backward they hold nothing saved, but bitsandbytes
+        // before 0.43.2 keeps each 4-bit matmul's input on ctx (not released by release_variables). Same tiny QLoRA as
+        // above (adapter on o_proj, 2 × 64 = 128 tokens, bf16). The inputs that need a gradient, so have a MatMul4Bit node:
+        // - layer 0: the MLP's input (256) and down's act(gate) * up (512): 768 (q/k/v and o_proj read no gradient);
+        // - layer 1: q/k/v's input 256, o_proj's input 256 (SDPA's output: saved by SDPA too, but freed with it after
+        //   backward, while ctx keeps it), the MLP's 256 + 512: 1,280.
+        // (768 + 1,280) × 128 × 2 B = 524,288 B of activations live beside the next forward's, at its peak (the head, before
+        // the model returns and the loop drops them). The previous chunks of logits, 2 × 64 × 1,024 × 2 B = 262,144 B, are
+        // there too, in the loss component.
+        const string fields = """ "mode": "qlora", "engine": "pytorch", "precision": "bf16", "cross_entropy": "chunked", "use_cache": false, "gradient_accumulation": 2, "bitsandbytes_version": "0.42.0", "lora": {"r": 8, "targets": ["o_proj"]} """;
+        MemoryEstimate dropped = MemoryEstimator.Estimate(Read(fields));
+        MemoryEstimate held = MemoryEstimator.Estimate(Read(fields + """, "hold_previous_logits": true """));
+        Assert.Equal(524_288, Bytes(held, "saved_activations") - Bytes(dropped, "saved_activations"));
+    }
+
+    [Theory]
+    [InlineData(""" "mode": "lora", "hold_previous_logits": true """, "not transformers")]
+    [InlineData(""" "mode": "inference", "engine": "pytorch", "hold_previous_logits": true """, "training loop setting")]
+    public void Holding_the_previous_logits_where_no_loop_does_is_refused_naming_the_field(string fields, string reason)
+    {
+        ModelFormatException e = Assert.Throws<ModelFormatException>(() => MemoryEstimator.Estimate(Read(fields)));
+        Assert.Equal("hold_previous_logits", e.Key);
+        Assert.Contains(reason, e.Message, StringComparison.Ordinal);
+    }
 }

@@ -66,6 +66,22 @@ internal sealed partial class ReplayEngine
 
     private int _layer = -1;
 
+    /// <summary>
+    /// What the training loop still holds of the previous micro-batch's forward (LitGPT's <c>logits</c>, and through their
+    /// <c>grad_fn</c> that graph's nodes); null when it holds nothing.
+    /// </summary>
+    public ForwardResult? LoopHeld { get; set; }
+
+    /// <summary>
+    /// The model's forward returned its logits: the loop's <c>logits = model(...)</c> rebinds the variable, dropping what it
+    /// held of the previous micro-batch (<see cref="LoopHeld"/>) before it takes the loss.
+    /// </summary>
+    public void ModelReturned()
+    {
+        LoopHeld?.ReleaseOutputs();
+        LoopHeld = null;
+    }
+
     /// <summary>One rank of a sharded run: gathers, frees and reduces the parameters of each unit as the step moves; null on one GPU.</summary>
     public RankStep? Sharded { get; set; }
 

@@ -253,6 +253,13 @@ internal static class ReplayEstimate
                 : $"bitsandbytes {release}: a 4-bit matmul keeps only its packed weight for backward.";
         }
 
+        if (plan.Options.HoldPreviousLogits)
+        {
+            yield return plan.Options.FourBitKeepsInput
+                ? "hold_previous_logits: the loop keeps the previous micro-batch's logits until the next forward returns, and through their grad_fn every 4-bit matmul input of that graph."
+                : "hold_previous_logits: the loop keeps the previous micro-batch's logits until the next forward returns.";
+        }
+
         if (scenario.Packed)
         {
             yield return "Packed sequences are replayed as full sequences of seq tokens (flash attention's variable-length path saves the same tensors).";

@@ -66,6 +66,12 @@ internal sealed record ReplayOptions
     /// </summary>
     public bool FourBitKeepsInput { get; init; }
 
+    /// <summary>
+    /// The loop keeps the previous micro-batch's logits (and so its graph) until the model's next forward returns
+    /// (<c>hold_previous_logits</c>, LitGPT's fine-tuning loops); the head drops them there, before the loss.
+    /// </summary>
+    public bool HoldPreviousLogits { get; init; }
+
     /// <summary>The type 4-bit weights were quantized from, which dequantization returns (Lightning's converter: fp16); null means the activations' type.</summary>
     public ScalarType? QuantStateType { get; init; }
 

@@ -94,6 +94,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Allocator = scenario.AllocConf is string conf ? AllocatorSettings.Parse(conf, scenario.Given.OriginOf("alloc_conf")) : AllocatorSettings.Default,
             CacheInTraining = CacheInTraining(model, scenario, torchtune),
             FourBitKeepsInput = FourBitKeepsInput(scenario, format),
+            HoldPreviousLogits = HoldPreviousLogits(scenario),
             QuantStateType = lightning ? ScalarType.Float16 : null,
             Torchtune = torchtune,
             Loss = Loss(scenario, torchtune),
@@ -240,6 +241,25 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
                 : null;
         return problem is null ? keeps
             : throw new ModelFormatException(scenario.Given.OriginOf("bitsandbytes_version"), "bitsandbytes_version", $"is {release}, but {problem}.");
+    }
+
+    /// <summary>
+    /// LitGPT's loop (<c>logits = model(...)</c>, then the loss outside the model): the previous micro-batch's logits live until
+    /// the next forward returns. Refused outside training and for engines whose loss is taken inside the model's forward
+    /// (transformers: the HF Trainer drops the output object; torchtune and torchtitan take the loss on outputs they drop).
+    /// </summary>
+    private static bool HoldPreviousLogits(Scenario scenario)
+    {
+        if (!scenario.HoldPreviousLogits)
+        {
+            return false;
+        }
+
+        string? problem = !scenario.IsTraining ? "it is a training loop setting (mode training, lora or qlora)"
+            : scenario.Engine != Engine.Pytorch ? $"it describes a PyTorch loop that takes the loss outside the model (LitGPT's), replayed for engine pytorch, not {Names.Of(scenario.Engine)}"
+            : null;
+        return problem is null ? true
+            : throw new ModelFormatException(scenario.Given.OriginOf("hold_previous_logits"), "hold_previous_logits", $"is true, but {problem}.");
     }
 
     /// <summary>

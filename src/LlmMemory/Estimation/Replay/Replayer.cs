@@ -84,7 +84,16 @@ internal static class Replayer
                 engine.Sharded?.BeginForward();
                 engine.Autocast = options.Autocast;
                 ForwardResult output = program.Forward(labels: true, training: true);
-                output.ReleaseOutputs();
+                engine.ModelReturned();
+                if (options.HoldPreviousLogits)
+                {
+                    engine.LoopHeld = output;
+                }
+                else
+                {
+                    output.ReleaseOutputs();
+                }
+
                 engine.Autocast = null;
                 engine.ClearAutocastCache();
                 engine.SetPhase(tag + ".backward");
@@ -102,6 +111,8 @@ internal static class Replayer
                 optimizer.ZeroGrad();
             }
         }
+
+        engine.ModelReturned();
     }
 
     /// <summary>The family's model program (tests read the saved tensors of its forward).</summary>

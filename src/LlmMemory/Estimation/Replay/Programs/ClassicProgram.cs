@@ -94,6 +94,7 @@ internal sealed class ClassicProgram : ModelProgram
         MemoryTag tag = s.Tag;
         s.Tag = MemoryTag.Logits;
         Tensor logits = Linear(Weights.Find(_head) is null ? _embedding : _head, y, "lm_head.weight");
+        s.ModelReturned();
         Tensor? loss = null;
         if (labels)
         {

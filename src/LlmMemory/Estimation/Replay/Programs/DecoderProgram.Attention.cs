@@ -231,6 +231,7 @@ internal sealed partial class DecoderProgram
             }
 
             h.Release();
+            s.ModelReturned();
             s.Tag = MemoryTag.Loss;
             Tensor? total = null;
             Tensor? last = null;
@@ -269,6 +270,7 @@ internal sealed partial class DecoderProgram
             logits = Blocks.Rebind(logits, s.Scale(logits));
         }
 
+        s.ModelReturned();
         Tensor? loss = null;
         if (labels)
         {
