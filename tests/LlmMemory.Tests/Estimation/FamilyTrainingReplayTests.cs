@@ -265,6 +265,26 @@ public sealed class FamilyTrainingReplayTests
     }
 
     [Fact]
+    public void SDPA_math_backend_s_safe_softmax_holds_a_bool_mask_of_the_scores_shape_while_it_runs()
+    {
+        // attention.cpp _safe_softmax: out = softmax(self); masked = self.isneginf() (bool, the scores' shape); masked_rows =
+        // all(masked, -1, keepdim); where_out(out, masked_rows, 0, out) in out's own storage. Falcon's multi-query inference
+        // shape in small, no grad: q bf16 [1, 2, 64, 16], k and v [1, 1, 64, 16], is_causal. Live when masked_rows is made, in
+        // blocks of at least 512 B: the fp32 copies of q (8,192 B), k and v (4,096 B each), the scaled q (8,192), the fp32
+        // causal bias [64, 64] (16,384), the scores [1, 2, 64, 64] fp32 (32,768), the softmax's output (32,768), masked
+        // (8,192) and masked_rows [1, 2, 64, 1] (128 B, a 512 B block) = 115,200 B; the scaled and broadcast k are gone after
+        // the first matmul, and nothing later in the function holds more (the output's tail peaks at 98,304 B).
+        var engine = new ReplayEngine(capacity: null, workspaceBytes: 0, AllocatorSettings.Default) { GradEnabled = false };
+        Tensor q = engine.Empty([1, 2, S, 16], ScalarType.BFloat16);
+        Tensor k = engine.Empty([1, 1, S, 16], ScalarType.BFloat16);
+        Tensor v = engine.Empty([1, 1, S, 16], ScalarType.BFloat16);
+        long before = engine.Allocator.Allocated;
+        engine.StartTracking();
+        Blocks.SdpaMath(engine, q, k, v, repeats: 2, enableGqa: false);
+        Assert.Equal(115_200, engine.Allocator.PeakAllocated - before);
+    }
+
+    [Fact]
     public void GPT_BigCode_drops_like_GPT2()
     {
         // modeling_gpt_bigcode.py: GPTBigCodeModel.drop (embd_pdrop) on the embeddings, GPTBigCodeAttention.resid_dropout and
