@@ -136,6 +136,39 @@ public sealed class FamilyTrainingReplayTests
     }
 
     [Fact]
+    public void GPT_NeoX_under_autocast_caches_fp32_values_and_copies_its_heads_major_attention_output()
+    {
+        // Under autocast the rotary tables take the fp32 embeddings' type (GPTNeoXRotaryEmbedding returns cos.to(x.dtype)), so
+        // apply_rotary_pos_emb returns fp32 q and k. cache_utils.py DynamicLayer.lazy_initialization makes the empty keys and
+        // values in the keys' type (self.dtype = key_states.dtype) and update() concatenates onto them; cat promotes over every
+        // input, the skipped empty one included (TensorShape.cpp: out_dtype = at::native::result_type(tensors)), so the bf16
+        // values are cached in fp32. Per layer the cache holds keys and values [b, a, s, d] = 2·4·64·16·4 B = 32,768 B each, which
+        // nothing saves (SDPA, in autocast's lower-precision list, saves bf16 casts of them) and which live until the forward
+        // returns: at the forward's peak 2 layers × 2 × 32,768 B = 131,072 B of cache.
+        (List<Tensor> saved, ReplayEngine engine) = Forward("""{"model_type": "gpt_neox", "hidden_size": 64, "intermediate_size": 256, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 256}""", Precision.MixedBf16);
+        Assert.Equal(131_072, engine.PeakBreakdown[(int)MemoryTag.KvCache]);
+
+        // torch.cat([q_embed, q_pass]) also lays q out heads-major, [b, a, s, d]; the flash kernel's output keeps q's layout
+        // (flash_api.cpp mha_fwd: out = at::empty_like(q_padded)), so sdpa_attention_forward's transpose(1, 2).contiguous()
+        // copies it: the kernel saves its output and `dense` the copy. bf16 storages of b·s·h·2 = 2·64·64·2 = 16,384 B saved per
+        // layer: the casts of both norms' fp32 outputs for query_key_value and dense_h_to_4h (2), the casts of q, k and v for
+        // SDPA (3), the kernel's output and its copy (2); + lm_head's input cast: 7·L + 1.
+        Assert.Equal(7 * L + 1, Storages(saved.Where(t => t.Type == ScalarType.BFloat16 && StorageBytes(t) == B * S * 64 * 2)));
+    }
+
+    [Fact]
+    public void Llama_under_autocast_caches_its_values_in_the_fp32_keys_type()
+    {
+        // modeling_llama.py under autocast: k = k_proj(x) is bf16, the rotary tables fp32 (LlamaRotaryEmbedding returns
+        // cos.to(x.dtype), x the fp32 embeddings), so apply_rotary_pos_emb's k * cos + rotate_half(k) * sin is fp32; v stays bf16.
+        // DynamicLayer caches both by torch.cat onto empty tensors of the keys' type, so the values become fp32 too: per layer
+        // [b, n_kv = 2, s, d = 16] fp32 = 2·2·64·16·4 B = 16,384 B each for keys and values, none saved (SDPA saves bf16
+        // casts): 2 layers × 2 × 16,384 B = 65,536 B at the forward's peak.
+        (_, ReplayEngine engine) = Forward("""{"model_type": "llama", "hidden_size": 64, "intermediate_size": 160, "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 256}""", Precision.MixedBf16);
+        Assert.Equal(65_536, engine.PeakBreakdown[(int)MemoryTag.KvCache]);
+    }
+
+    [Fact]
     public void GPT_NeoX_and_BLOOM_drop_with_hidden_dropout()
     {
         // modeling_gpt_neox.py: emb_dropout, post_attention_dropout and post_mlp_dropout are nn.Dropout(config.hidden_dropout):
@@ -232,6 +265,26 @@ public sealed class FamilyTrainingReplayTests
     }
 
     [Fact]
+    public void SDPA_math_backend_s_safe_softmax_holds_a_bool_mask_of_the_scores_shape_while_it_runs()
+    {
+        // attention.cpp _safe_softmax: out = softmax(self); masked = self.isneginf() (bool, the scores' shape); masked_rows =
+        // all(masked, -1, keepdim); where_out(out, masked_rows, 0, out) in out's own storage. Falcon's multi-query inference
+        // shape in small, no grad: q bf16 [1, 2, 64, 16], k and v [1, 1, 64, 16], is_causal. Live when masked_rows is made, in
+        // blocks of at least 512 B: the fp32 copies of q (8,192 B), k and v (4,096 B each), the scaled q (8,192), the fp32
+        // causal bias [64, 64] (16,384), the scores [1, 2, 64, 64] fp32 (32,768), the softmax's output (32,768), masked
+        // (8,192) and masked_rows [1, 2, 64, 1] (128 B, a 512 B block) = 115,200 B; the scaled and broadcast k are gone after
+        // the first matmul, and nothing later in the function holds more (the output's tail peaks at 98,304 B).
+        var engine = new ReplayEngine(capacity: null, workspaceBytes: 0, AllocatorSettings.Default) { GradEnabled = false };
+        Tensor q = engine.Empty([1, 2, S, 16], ScalarType.BFloat16);
+        Tensor k = engine.Empty([1, 1, S, 16], ScalarType.BFloat16);
+        Tensor v = engine.Empty([1, 1, S, 16], ScalarType.BFloat16);
+        long before = engine.Allocator.Allocated;
+        engine.StartTracking();
+        Blocks.SdpaMath(engine, q, k, v, repeats: 2, enableGqa: false);
+        Assert.Equal(115_200, engine.Allocator.PeakAllocated - before);
+    }
+
+    [Fact]
     public void GPT_BigCode_drops_like_GPT2()
     {
         // modeling_gpt_bigcode.py: GPTBigCodeModel.drop (embd_pdrop) on the embeddings, GPTBigCodeAttention.resid_dropout and
@@ -271,7 +324,10 @@ public sealed class FamilyTrainingReplayTests
     /// tensors its graph saves for backward, as the nodes hold them (a tensor saved by two nodes, or two views of one
     /// allocation, appear twice; the counts below are of distinct storages).
     /// </summary>
-    private static List<Tensor> Saved(string config, Precision precision = Precision.Bf16)
+    private static List<Tensor> Saved(string config, Precision precision = Precision.Bf16) => Forward(config, precision).Saved;
+
+    /// <summary><see cref="Saved"/>, with the engine that ran the forward (its peak breakdown by memory tag).</summary>
+    private static (List<Tensor> Saved, ReplayEngine Engine) Forward(string config, Precision precision)
     {
         ModelArchitecture model = Read(config);
         ReplayOptions options = ReplayPlan.For(model, new Scenario
@@ -307,7 +363,7 @@ public sealed class FamilyTrainingReplayTests
             }
         }
 
-        return saved;
+        return (saved, engine);
     }
 
     private static ModelArchitecture Read(string config) => ConfigJsonReader.Read(Encoding.UTF8.GetBytes(config), "config.json");

@@ -166,9 +166,15 @@ internal sealed partial class ReplayEngine
         return y;
     }
 
-    public Tensor Cat(Tensor[] inputs, long[] shape)
+    /// <summary>
+    /// <c>torch.cat</c>: the output type is promoted over all inputs (cat's meta function, aten TensorShape.cpp:
+    /// <c>out_dtype = at::native::result_type(tensors)</c>), including an empty 1-D input that cat otherwise skips, whose type
+    /// <paramref name="skipped"/> gives (transformers' <c>DynamicLayer</c> concatenates onto one).
+    /// </summary>
+    public Tensor Cat(Tensor[] inputs, long[] shape, ScalarType? skipped = null)
     {
-        Tensor y = Empty(shape, inputs[0].Type);
+        ScalarType type = inputs.Aggregate(skipped ?? inputs[0].Type, (t, x) => ScalarTypes.Promote(t, x.Type));
+        Tensor y = Empty(shape, type);
         Record(y, inputs, [], Derivatives.Cat);
         return y;
     }

@@ -308,8 +308,9 @@ internal static class Blocks
     /// <c>masked_fill_</c> of its <c>logical_not</c>); with <paramref name="enableGqa"/> k and v are <c>repeat_interleave</c>d
     /// to all heads (<c>pre_process_group_query_attention_input</c>), without it a k and v of one head broadcast in
     /// <c>at::matmul</c>, whose <c>expand().reshape()</c> copies them to all heads all the same; scores
-    /// (<c>attn.add_(mask)</c> in place), the safe softmax, the output in fp32 and its copy to the input type; the
-    /// probabilities' copy to the input type is returned beside it and dropped by <c>scaled_dot_product_attention</c>.
+    /// (<c>attn.add_(mask)</c> in place), the safe softmax (with its bool mask of the scores' shape), the output in fp32 and its
+    /// copy to the input type; the probabilities' copy to the input type is returned beside it and dropped by
+    /// <c>scaled_dot_product_attention</c>.
     /// </summary>
     public static Tensor SdpaMath(ReplayEngine s, Tensor q, Tensor k, Tensor v, int repeats, bool enableGqa)
     {
@@ -333,13 +334,16 @@ internal static class Blocks
         keyScaled.Release();
         Tensor attn = s.Matmul(query, Operand.Take(keyBroadcast), [b, a, n, n]);
         s.AddInPlace(attn, mask);
-        // at::_safe_softmax(attn, -1): the composite in attention.cpp adds a bool self.eq(-inf) of the scores' shape and a
-        // where(masked_rows, 0, out) copy. Measurements under torch 2.11 hold neither: SmolLM2-360M fp32 training (this path,
-        // enable_gqa) keeps one fp32 probability tensor per layer (+0.2 %; over +30 % with the where copy kept by the second bmm
-        // beside the softmax's output), and Falcon-7B inference peaks 2.4 GB below where the copy would put it. torch-xpu-ops
-        // PR #5022 describes safe softmax as the fused softmax kernels zeroing fully masked rows (dim=-1, the SDPA path). One
-        // softmax, then.
-        attn = Rebind(attn, s.Softmax(attn, attn.Type));
+        // at::_safe_softmax(attn, -1) (attention.cpp): out = softmax(self); masked = self.isneginf(), a bool of the scores'
+        // shape; masked_rows = all(masked, -1, keepdim); where_out(out, masked_rows, 0, out) zeroes the fully masked rows in
+        // out's own storage ("reuse storage for out"), so the only tensor it keeps is the softmax's; the bool tensors die when it
+        // returns. (The older composite returned where(masked_rows, 0, out), a second copy the torch 2.11 measurements do not
+        // hold: Falcon-7B inference would peak 2.4 GB higher.)
+        Tensor softmax = s.Softmax(attn, attn.Type);
+        Tensor masked = s.Empty(attn.Shape, ScalarType.Bool);
+        Tensor maskedRows = s.Empty([.. attn.Shape[..^1], 1], ScalarType.Bool);
+        Release(maskedRows, masked);
+        attn = Rebind(attn, softmax);
         Tensor output = s.Matmul(attn, Operand.Take(Broadcast(s, value, a)), [b, a, n, d]);
         Tensor result = s.To(Operand.Take(output), origin);
         Tensor probabilities = s.To(attn, origin);

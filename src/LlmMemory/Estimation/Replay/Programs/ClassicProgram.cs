@@ -180,13 +180,15 @@ internal sealed class ClassicProgram : ModelProgram
             y.Release();
         }
 
-        if (rope is { } r && r.Cos.Shape[^1] < d)
+        bool concatenated = false;
+        if (rope is { } r && (r.Cos.Shape[^1] < d || _style.ConcatenatedRotary))
         {
             // GPT-NeoX apply_rotary_pos_emb: q_rot, q_pass = q[..., :rotary_dim], q[..., rotary_dim:]; the rotated part (fp32
             // when the tables are, as under autocast) is concatenated back with the pass-through views: torch.cat promotes,
-            // so the result is a new [b, a, s, d] tensor in the rotated part's type.
+            // so the result is a new [b, a, s, d] tensor in the rotated part's type, laid out heads-major.
             q = Blocks.Rebind(q, PartialRope(q, r));
             k = Blocks.Rebind(k, PartialRope(k, r));
+            concatenated = true;
         }
         else if (rope is { } full)
         {
@@ -228,11 +230,22 @@ internal sealed class ClassicProgram : ModelProgram
             // when enable_gqa is set), so the math backend runs. Its new decoder architecture (ln_attn and ln_mlp: a parallel
             // block of two norms) broadcasts k and v to all heads in _split_heads, so SDPA gets equal heads there.
             bool unequalHeads = repeats > 1 && !(Model.ParallelBlock && block.Norms.Length > 1);
-            Tensor output = _style.SdpaWithoutGqa && unequalHeads ? Blocks.SdpaMath(s, q, k, v, repeats, enableGqa: false)
-                : q.Type == ScalarType.Float32 && s.Autocast is null ? Blocks.Float32Sdpa(s, q, k, v, null, repeats)
+            bool math = _style.SdpaWithoutGqa && unequalHeads;
+            bool float32 = q.Type == ScalarType.Float32 && s.Autocast is null;
+            Tensor output = math ? Blocks.SdpaMath(s, q, k, v, repeats, enableGqa: false)
+                : float32 ? Blocks.Float32Sdpa(s, q, k, v, null, repeats)
                 : Blocks.SdpaAttention(s, q, k, v, null, repeats);
             Blocks.Release(q, k, v);
             o = s.View(Operand.Take(output), [b, n, a, d]);
+            if (math || (concatenated && !float32))
+            {
+                // The output of SDPA keeps q's memory layout in the fused kernels (flash_api.cpp mha_fwd: out =
+                // at::empty_like(q_padded); cuDNN: alloc_with_matching_layout(q, o, ...)) and is the [b, a, s, d] matmul result
+                // on the math backend. Heads-major, so the caller's transpose(1, 2) is no longer contiguous and its
+                // .contiguous() (integrations/sdpa_attention.py) or reshape (modeling_falcon.py) copies: the output
+                // projection saves the copy, the kernel its own output.
+                o = s.ContiguousCopy(Operand.Take(o));
+            }
         }
 
         Tensor flat = s.View(Operand.Take(o), [b, n, a * d]);
@@ -291,13 +304,17 @@ internal sealed class ClassicProgram : ModelProgram
 /// only (modeling_gptj.py <c>GPTJ_ATTENTION_CLASSES</c>), so transformers' default for it is eager.
 /// </param>
 /// <param name="Float32Scores">GPT-J computes the scores and softmax on fp32 copies of q and k.</param>
+/// <param name="ConcatenatedRotary">
+/// q and k leave the rotary embedding through <c>torch.cat</c> even when every dimension rotates (modeling_gpt_neox.py
+/// <c>apply_rotary_pos_emb</c>: <c>torch.cat([q_embed, q_pass], dim=-1)</c>): new tensors, laid out heads-major.
+/// </param>
 /// <param name="SdpaWithoutGqa">
 /// The modeling file calls <c>F.scaled_dot_product_attention</c> itself without <c>enable_gqa</c>, whatever its k and v
 /// heads (modeling_falcon.py <c>FalconAttention.forward</c>: multi-query k and v of one head); the other families reach SDPA
 /// through transformers' <c>sdpa_attention_forward</c>, which passes <c>enable_gqa</c> or repeats k and v.
 /// </param>
 internal sealed record ClassicStyle(bool Rotary, bool CompositeGelu, bool SoftmaxInInputType, bool AlwaysEager, bool Float32Scores,
-    bool SdpaWithoutGqa)
+    bool ConcatenatedRotary, bool SdpaWithoutGqa)
 {
     public static ClassicStyle Of(ModelArchitecture model)
     {
@@ -308,6 +325,7 @@ internal sealed record ClassicStyle(bool Rotary, bool CompositeGelu, bool Softma
             SoftmaxInInputType: model.ModelType == "gpt2",
             AlwaysEager: model.Family is ModelFamily.Bloom or ModelFamily.GptJ,
             Float32Scores: model.Family == ModelFamily.GptJ,
+            ConcatenatedRotary: model.Family == ModelFamily.GptNeoX,
             SdpaWithoutGqa: model.Family == ModelFamily.Falcon);
     }
 }

@@ -4,7 +4,11 @@ namespace LlmMemory.Estimation.Replay;
 /// transformers' <c>DynamicCache</c>: <c>DynamicLayer.update</c> stores <c>torch.cat([self.keys, key_states], -2)</c>, a copy
 /// of the cached and the new keys and values (the old tensors are freed when the new ones replace them, so during a decode
 /// step one layer holds both copies of its keys, then of its values); <c>DynamicSlidingWindowLayer</c> keeps a view of the same full-length copy, so after a
-/// prefill longer than the window a sliding layer still holds every token.
+/// prefill longer than the window a sliding layer still holds every token. <c>DynamicLayer.lazy_initialization</c> makes both
+/// empty tensors in the first keys' type (<c>self.dtype = key_states.dtype</c>; <c>self.values = torch.tensor([], dtype=self.dtype)</c>),
+/// and <c>cat</c> takes its output type from all its inputs, the skipped empty one included (aten TensorShape.cpp, cat's meta
+/// function: <c>out_dtype = at::native::result_type(tensors)</c>): under autocast the rotary tables are fp32 (they take the
+/// fp32 embeddings' type), so the keys are fp32 and the bf16 values are cached as fp32 too.
 /// </summary>
 internal sealed class KvCache
 {
@@ -17,9 +21,9 @@ internal sealed class KvCache
         s.Tag = MemoryTag.KvCache;
         (Tensor Keys, Tensor Values)? old = _layers.TryGetValue(layer, out var cached) ? cached : null;
         // self.keys = torch.cat(...) frees the old keys before self.values = torch.cat(...) makes the new values.
-        Tensor keys = Grown(s, old?.Keys, k);
+        Tensor keys = Grown(s, old?.Keys, k, k.Type);
         old?.Keys.Release();
-        Tensor values = Grown(s, old?.Values, v);
+        Tensor values = Grown(s, old?.Values, v, keys.Type); // the empty values were made in the keys' type
         old?.Values.Release();
         s.Tag = tag;
         _layers[layer] = (keys.Retain(), values.Retain());
@@ -51,7 +55,8 @@ internal sealed class KvCache
         _layers.Clear();
     }
 
-    private static Tensor Grown(ReplayEngine s, Tensor? cached, Tensor added) => cached is null
-        ? s.Cat([added], added.Shape)
+    /// <summary><c>torch.cat([cached, added], -2)</c>; the first update concatenates onto an empty tensor of type <paramref name="empty"/>.</summary>
+    private static Tensor Grown(ReplayEngine s, Tensor? cached, Tensor added, ScalarType empty) => cached is null
+        ? s.Cat([added], added.Shape, empty)
         : s.Cat([cached, added], [.. added.Shape[..^2], cached.Shape[^2] + added.Shape[^2], added.Shape[^1]]);
 }
