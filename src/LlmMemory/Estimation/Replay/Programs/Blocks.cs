@@ -95,9 +95,12 @@ internal static class Blocks
     /// <c>eager_attention_forward</c>: <c>matmul(q, kᵀ) * scaling</c> (with Gemma-2 soft-capping), <c>+ mask</c>,
     /// <c>softmax(dtype=float32).to(q.dtype)</c> (or in the input type, GPT-2; or to <paramref name="probabilitiesType"/>, GPT-J's
     /// <c>attn_weights.to(value.dtype)</c>), <c>matmul(probs, v)</c>; returns the output and the probabilities, which the caller keeps.
+    /// With <paramref name="transposedCopy"/>, transformers 5's Llama-family function ends in
+    /// <c>attn_output = attn_output.transpose(1, 2).contiguous()</c>: the [b, s, a, d] copy is made while the <c>repeat_kv</c>
+    /// copies (the locals <c>key_states</c>, <c>value_states</c>) are still alive; they die only when the function returns.
     /// </summary>
     public static (Tensor Output, Tensor Probabilities) EagerAttention(ReplayEngine s, Tensor q, Tensor k, Tensor v, Tensor? mask, int repeats,
-        bool softcap = false, bool softmaxFloat32 = true, ScalarType? probabilitiesType = null)
+        bool softcap = false, bool softmaxFloat32 = true, ScalarType? probabilitiesType = null, bool transposedCopy = false)
     {
         (long b, long a, long n, long d) = (q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]);
         Tensor kr = RepeatKv(s, k, repeats);
@@ -117,6 +120,11 @@ internal static class Blocks
 
         attn = Rebind(attn, softmaxFloat32 ? s.To(Operand.Take(s.Softmax(attn)), probabilitiesType ?? q.Type) : s.Softmax(attn, attn.Type));
         Tensor output = s.Matmul(attn, vr, [b, a, n, d]);
+        if (transposedCopy)
+        {
+            output = s.ContiguousCopy(Operand.Take(s.View(Operand.Take(output), [b, n, a, d])));
+        }
+
         kr.Release();
         vr.Release();
         return (output, attn);

@@ -9,7 +9,8 @@ internal sealed partial class DecoderProgram
     /// <summary>
     /// <c>LlamaAttention.forward</c>: projections viewed per head (q/k RMSNorm for Qwen3 and Gemma 3), RoPE, the cache
     /// update, then eager or SDPA attention and <c>o_proj</c>. Returns the output and eager's probabilities, which the
-    /// decoder layer keeps in <c>_</c> until it returns.
+    /// decoder layer keeps in <c>_</c> until it returns. The rotated <c>query_states</c> and <c>key_states</c> are locals of
+    /// <c>forward</c>: they die when it returns, after <c>o_proj</c> has made its output.
     /// </summary>
     private (Tensor Output, Tensor? Probabilities) Attention(int layer, Tensor x, (Tensor Cos, Tensor Sin) rope, Tensor? mask, KvCache? cache)
     {
@@ -38,8 +39,7 @@ internal sealed partial class DecoderProgram
         Tensor? probabilities = null;
         if (Options.EagerAttention)
         {
-            (Tensor output, probabilities) = Blocks.EagerAttention(s, q, k, v, mask, repeats, softcap: Model.AttentionLogitSoftcap is not null);
-            o = s.ContiguousCopy(Operand.Take(s.View(Operand.Take(output), [b, n, a, v.Shape[^1]])));
+            (o, probabilities) = Blocks.EagerAttention(s, q, k, v, mask, repeats, softcap: Model.AttentionLogitSoftcap is not null, transposedCopy: true);
         }
         else
         {
@@ -49,10 +49,10 @@ internal sealed partial class DecoderProgram
             o = s.View(Operand.Take(output), [b, n, a, v.Shape[^1]]);
         }
 
-        Blocks.Release(q, k, v);
         o = s.View(Operand.Take(o), [b, n, a * o.Shape[^1]]);
         Tensor y = Linear(p + "o_proj.weight", o);
         o.Release();
+        Blocks.Release(q, k, v);
         return (y, probabilities);
     }
 
