@@ -37,11 +37,12 @@ internal sealed class ScenarioOptions
         Switch("--dora", "lora.dora", "DoRA: add a trainable magnitude vector per adapted module.");
         Text("--kv-cache-dtype", "kv_cache_dtype", $"KV cache type: {string.Join(", ", ScenarioReader.KvCacheTypeNames)}.");
         Text("--v-cache-dtype", "v_cache_dtype", "V cache type where it differs from K (llama.cpp -ctv).");
-        Integer(["--gpus"], "parallel.gpus", "Number of GPUs.");
+        Integer(["--gpus"], "parallel.gpus", "Number of GPUs (default: tp × pp × cp).");
         Integer(["--zero"], "parallel.zero", "DeepSpeed ZeRO stage 0-3.");
         Text("--fsdp", "parallel.fsdp", $"FSDP sharding: {Choices<FsdpMode>()}.");
         Integer(["--tp"], "parallel.tp", "Tensor-parallel degree.");
         Integer(["--pp"], "parallel.pp", "Pipeline-parallel degree.");
+        Text("--pp-schedule", "parallel.schedule", $"Pipeline schedule (torchtitan): {Choices<PipelineSchedule>()}.");
         Integer(["--cp"], "parallel.cp", "Context-parallel degree.");
         Text("--offload", "parallel.offload", $"What moves to host memory: {Choices<OffloadMode>()}.");
         Text("--gpu", "gpu", "GPU catalog id or spelling (h100-80gb, \"RTX 4090\", …) or cpu.");

@@ -280,16 +280,18 @@ public static class ScenarioReader
         }
 
         var p = new Fields(o.Required("parallel"), o.Origin, "parallel.");
-        p.RejectUnknown(name => name is "gpus" or "zero" or "fsdp" or "tp" or "pp" or "schedule" or "cp" or "offload" or "ep");
+        p.RejectUnknown(name => name is "gpus" or "zero" or "fsdp" or "tp" or "pp" or "schedule" or "cp" or "offload");
+        int tp = p.Int("tp", 1, 1024) ?? 1, pp = p.Int("pp", 1, 1024) ?? 1, cp = p.Int("cp", 1, 1024) ?? 1;
         var settings = new ParallelSettings
         {
-            Gpus = p.Int("gpus", 1, MaxCount) ?? 1,
+            // Without a GPU count, the run has as many GPUs as its model-parallel layout needs (`--pp 2` alone is two GPUs).
+            Gpus = p.Int("gpus", 1, MaxCount) ?? (int)Math.Min((long)tp * pp * cp, MaxCount),
             Zero = p.Int("zero", 0, 3) ?? 0,
             Fsdp = p.Enum("fsdp", FsdpMode.None),
-            Tp = p.Int("tp", 1, 1024) ?? 1,
-            Pp = p.Int("pp", 1, 1024) ?? 1,
+            Tp = tp,
+            Pp = pp,
             Schedule = p.Enum("schedule", PipelineSchedule.OneForwardOneBackward),
-            Cp = p.Int("cp", 1, 1024) ?? 1,
+            Cp = cp,
             Offload = p.Enum("offload", OffloadMode.None),
         };
         if (settings.Schedule != PipelineSchedule.OneForwardOneBackward && settings.Pp == 1)

@@ -28,6 +28,52 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void A_pipeline_without_a_gpu_count_runs_on_as_many_gpus_as_it_has_stages()
+    {
+        // --pp 2 alone means tp × pp × cp = 1 × 2 × 1 = 2 GPUs: the same estimate as naming --gpus 2.
+        (int code, string alone, string error) = Run("estimate", "llama-3.1-70b", "--engine", "vllm", "--pp", "2", "--gpu", "h100-80gb", "--json");
+        Assert.True(code == 0, error);
+        (int named, string withGpus, _) = Run("estimate", "llama-3.1-70b", "--engine", "vllm", "--pp", "2", "--gpus", "2", "--gpu", "h100-80gb", "--json");
+        Assert.Equal(0, named);
+        Assert.Equal(withGpus, alone);
+        (int odd, _, string oddError) = Run("estimate", "llama-3.1-70b", "--engine", "vllm", "--pp", "2", "--gpus", "3", "--gpu", "h100-80gb");
+        Assert.Equal(2, odd);
+        Assert.Contains("multiple of tp × pp × cp = 2", oddError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_pipeline_schedule_flag_reaches_torchtitan_and_is_refused_by_vllm()
+    {
+        string[] run = ["estimate", "llama-3.1-70b", "--engine", "torchtitan", "--mode", "training", "--precision", "mixed-bf16", "--gpus", "8",
+            "--fsdp", "full_shard", "--pp", "4", "--batch", "8", "--seq", "2048", "--gpu", "h100-80gb", "--json"];
+        (int code, string oneForwardOneBackward, string error) = Run(run);
+        Assert.True(code == 0, error);
+        (int interleavedCode, string interleaved, _) = Run([.. run, "--pp-schedule", "interleaved-1f1b"]);
+        Assert.Equal(0, interleavedCode);
+        Assert.NotEqual(oneForwardOneBackward, interleaved);
+        (int refused, _, string refusal) = Run("estimate", "llama-3.1-70b", "--engine", "vllm", "--pp", "2", "--pp-schedule", "interleaved-1f1b");
+        Assert.Equal(2, refused);
+        Assert.Contains("schedule", refusal, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Expert_parallelism_is_refused_as_an_unknown_field_not_ignored()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"ep-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, """{"model": "mixtral-8x7b", "parallel": {"gpus": 2, "ep": 2}}""");
+        try
+        {
+            (int code, _, string error) = Run("estimate", "--scenario", path);
+            Assert.Equal(2, code);
+            Assert.Contains("parallel.ep", error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void Models_are_found_by_hugging_face_id_in_any_case()
     {
         (int code, string output, _) = Run("params", "META-LLAMA/llama-3.1-8b", "--json");
