@@ -476,15 +476,15 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     {
         Version? release = TransformersRelease.TryParse(text);
         string? problem = scenario.Engine != Engine.Transformers
-            ? $"a release is read for engine transformers in training on one GPU (the causal-LM loss), not for {Names.Of(scenario.Engine)}"
+            ? $"but a release is read for engine transformers in training on one GPU (the causal-LM loss), not for {Names.Of(scenario.Engine)}"
             : release is null ? "which is not a transformers release (such as 4.48.1 or 5.17.0)"
             : release < TransformersRelease.Oldest ? $"older than the transformers releases modelled ({TransformersRelease.Oldest.ToString(2)} to {TransformersRelease.Newest.ToString(2)})"
             : release.Major > TransformersRelease.Newest.Major || (release.Major == TransformersRelease.Newest.Major && release.Minor > TransformersRelease.Newest.Minor)
                 ? $"newer than the transformers releases modelled (up to {TransformersRelease.Newest.ToString(2)}); give {TransformersRelease.Newest.ToString(2)} or leave the version out"
             : model.Family != ModelFamily.LlamaLike || model.FinalLogitSoftcap is not null
-                ? $"the release's loss is modelled as Llama's and Mistral's forward writes it, not {model.ModelType}'s"
+                ? $"but the release's loss is modelled as Llama's and Mistral's forward writes it, not {model.ModelType}'s"
             : scenario.CrossEntropy != CrossEntropyKind.Standard || scenario.Compile
-                ? $"the release changes transformers' own (standard, uncompiled) causal-LM loss, and this run's loss is {(scenario.Compile ? "compiled" : Names.Of(scenario.CrossEntropy))}"
+                ? $"but the release changes only transformers' own (standard, uncompiled) causal-LM loss, and this run's loss is {(scenario.Compile ? "compiled" : Names.Of(scenario.CrossEntropy))}"
             : null;
         return problem is not null
             ? throw new ModelFormatException(scenario.Given.OriginOf("engine_options.version"), "engine_options.version", $"is \"{text}\", {problem}.")
