@@ -22,8 +22,9 @@ public static class TransformersRelease
     /// <summary>
     /// The first release whose <c>ForCausalLMLoss</c> pads the labels instead of copying the shifted logits
     /// (<c>labels = nn.functional.pad(labels, (0, 1), value=ignore_index)</c>; <c>logits.view(-1, vocab_size)</c>): transformers
-    /// PR 35646 "Optimize ForCausalLMLoss by removing unnecessary contiguous() call to reduce memory overhead", merged after
-    /// 2025-01-13, after 4.48.0 (2025-01-10) and not in its patch releases; released in 4.49.0.
+    /// PR 35646 "Optimize ForCausalLMLoss by removing unnecessary contiguous() call to reduce memory overhead", opened
+    /// 2025-01-13, after 4.48.0 (2025-01-10). The 4.48.1 source was not read; fms-acceleration's 4.48.1 run holding 2 B per
+    /// logit more than its 4.45.2 run fits only the shifted copy there, so 4.49.0 is taken as the first with the padding.
     /// </summary>
     public static readonly Version PaddedLabels = new(4, 49, 0);
 
