@@ -253,6 +253,16 @@ internal static class ReplayEstimate
                 : $"bitsandbytes {release}: a 4-bit matmul keeps only its packed weight for backward.";
         }
 
+        if (scenario.EngineOptions.Version is { } transformers)
+        {
+            yield return plan.Options.Loss switch
+            {
+                LossStyle.TransformersInModel => $"transformers {transformers} (before 4.46): the model's forward upcasts its logits (logits = logits.float(); the 16-bit ones die there) and CrossEntropyLoss takes a shifted fp32 copy of them.",
+                LossStyle.TransformersShifted => $"transformers {transformers} (4.46 to 4.48): ForCausalLMLoss takes logits.float() and a shifted fp32 copy while the model's output keeps the 16-bit logits.",
+                _ => $"transformers {transformers}: ForCausalLMLoss upcasts the logits and pads the labels, with no shifted copy of the logits.",
+            };
+        }
+
         if (plan.Options.HoldPreviousLogits)
         {
             yield return plan.Options.FourBitKeepsInput

@@ -167,8 +167,20 @@ internal enum ReplayOptimizer
 /// <summary>How logits and the loss are computed.</summary>
 internal enum LossStyle
 {
-    /// <summary>transformers 5 <c>ForCausalLMLoss</c>: bf16 logits, <c>logits.float()</c>, log-softmax and nll.</summary>
+    /// <summary>transformers 4.49 on (and 5) <c>ForCausalLMLoss</c>: bf16 logits, <c>logits.float()</c>, labels padded, log-softmax and nll.</summary>
     Transformers,
+
+    /// <summary>
+    /// transformers 4.46 to 4.48 <c>ForCausalLMLoss</c>: the model's bf16 logits kept, <c>logits.float()</c> and
+    /// <c>shift_logits = logits[..., :-1, :].contiguous()</c> in the loss, log-softmax and nll.
+    /// </summary>
+    TransformersShifted,
+
+    /// <summary>
+    /// transformers before 4.46: the model's forward rebinds <c>logits = logits.float()</c> (its bf16 logits die there), then
+    /// <c>shift_logits = logits[..., :-1, :].contiguous()</c> and <c>CrossEntropyLoss</c>.
+    /// </summary>
+    TransformersInModel,
 
     /// <summary>torchtune: <c>self.output(h).float()</c>, then cross-entropy.</summary>
     Float,

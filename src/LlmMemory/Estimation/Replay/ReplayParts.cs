@@ -322,6 +322,15 @@ internal sealed class ReplayParts(ModelArchitecture model, Scenario scenario, Re
             return Replayed(logits * Formula.Bytes(10, "16-bit logits, their fp32 copy and the log-softmax output"), live);
         }
 
+        if (_options.Loss == LossStyle.TransformersShifted && result.PeakPhase.EndsWith(":head", StringComparison.Ordinal))
+        {
+            // transformers 4.46 to 4.48 (ForCausalLMLoss): the output's 16-bit logits and their fp32 copy, then the shifted fp32 copy
+            // and its log-softmax, one position fewer per sequence.
+            Formula shifted = (Formula.Count(_tokens, "tokens") - Formula.Count(scenario.Batch, "sequences")) * Formula.Count(model.VocabularySize, "vocab");
+            return Replayed(logits * Formula.Bytes(6, "16-bit logits and their fp32 copy")
+                + shifted * Formula.Bytes(8, "the shifted fp32 copy and its log-softmax"), live);
+        }
+
         return Formula.Size(new ByteSize(live), "replayed").After("logits and the loss's own tensors and gradients at the peak:");
     }
 

@@ -97,7 +97,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             HoldPreviousLogits = HoldPreviousLogits(scenario),
             QuantStateType = lightning ? ScalarType.Float16 : null,
             Torchtune = torchtune,
-            Loss = Loss(scenario, torchtune),
+            Loss = Loss(model, scenario, torchtune),
             Compiled = scenario.Compile,
             Sharding = sharding,
         };
@@ -454,8 +454,9 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         _ => ReplayOptimizer.Sgd,
     };
 
-    private static LossStyle Loss(Scenario scenario, bool torchtune) => scenario.CrossEntropy switch
+    private static LossStyle Loss(ModelArchitecture model, Scenario scenario, bool torchtune) => scenario.CrossEntropy switch
     {
+        _ when scenario.EngineOptions.Version is { } text => TransformersLoss(model, scenario, text),
         CrossEntropyKind.Chunked => scenario.Compile ? LossStyle.ChunkedFused : LossStyle.Chunked,
         CrossEntropyKind.Fused => LossStyle.ChunkedFused,
         CrossEntropyKind.InPlace => LossStyle.InPlace,
@@ -463,4 +464,32 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         _ when scenario.Compile => LossStyle.Fused,
         _ => torchtune ? LossStyle.Float : LossStyle.Transformers,
     };
+
+    /// <summary>
+    /// The standard loss as the transformers release given in <c>engine_options.version</c> writes it (see
+    /// <see cref="TransformersRelease"/>): before 4.46 in the model's forward, 4.46 to 4.48 with a shifted fp32 copy beside
+    /// the kept 16-bit logits, from 4.49 with padded labels. Refused for other engines, for the other losses (which the
+    /// release does not change here), for models whose releases were not read (the Llama-like decoders without a logit
+    /// soft-cap were: Llama, Mistral) and for releases outside 4.0 to the newest modelled.
+    /// </summary>
+    private static LossStyle TransformersLoss(ModelArchitecture model, Scenario scenario, string text)
+    {
+        Version? release = TransformersRelease.TryParse(text);
+        string? problem = scenario.Engine != Engine.Transformers
+            ? $"but a release is read for engine transformers in training on one GPU (the causal-LM loss), not for {Names.Of(scenario.Engine)}"
+            : release is null ? "which is not a transformers release (such as 4.48.1 or 5.17.0)"
+            : release < TransformersRelease.Oldest ? $"older than the transformers releases modelled ({TransformersRelease.Oldest.ToString(2)} to {TransformersRelease.Newest.ToString(2)})"
+            : release.Major > TransformersRelease.Newest.Major || (release.Major == TransformersRelease.Newest.Major && release.Minor > TransformersRelease.Newest.Minor)
+                ? $"newer than the transformers releases modelled (up to {TransformersRelease.Newest.ToString(2)}); give {TransformersRelease.Newest.ToString(2)} or leave the version out"
+            : model.Family != ModelFamily.LlamaLike || model.FinalLogitSoftcap is not null
+                ? $"but the release's loss is modelled as Llama's and Mistral's forward writes it, not {model.ModelType}'s"
+            : scenario.CrossEntropy != CrossEntropyKind.Standard || scenario.Compile
+                ? $"but the release changes only transformers' own (standard, uncompiled) causal-LM loss, and this run's loss is {(scenario.Compile ? "compiled" : Names.Of(scenario.CrossEntropy))}"
+            : null;
+        return problem is not null
+            ? throw new ModelFormatException(scenario.Given.OriginOf("engine_options.version"), "engine_options.version", $"is \"{text}\", {problem}.")
+            : release! < TransformersRelease.LossFunction ? LossStyle.TransformersInModel
+            : release < TransformersRelease.PaddedLabels ? LossStyle.TransformersShifted
+            : LossStyle.Transformers;
+    }
 }

@@ -179,19 +179,36 @@ internal static class Blocks
     }
 
     /// <summary>
-    /// transformers 5 <c>ForCausalLMLoss</c>: <c>logits.float()</c>, labels padded and shifted (int64),
-    /// <c>cross_entropy = nll_loss(log_softmax(logits.view(-1, V)))</c>.
+    /// transformers' causal-LM loss (<c>loss/loss_utils.py</c> <c>ForCausalLMLoss</c>; before 4.46 the same lines in
+    /// <c>LlamaForCausalLM.forward</c>): <c>logits.float()</c> (no copy of logits the model already upcast), then
+    /// <c>cross_entropy = nll_loss(log_softmax(x))</c>, which saves its fp32 log-softmax output and not its input. From 4.49
+    /// (<paramref name="shiftedCopy"/> false) the labels are padded by one <c>ignore_index</c> and shifted (int64, b × (n + 1)
+    /// then b × n) and x is the upcast logits as they are; before it x is <c>logits[..., :-1, :].contiguous()</c>, an fp32
+    /// copy one position shorter, and the labels <c>labels[..., 1:].contiguous()</c> (int64, b × (n − 1)). Every local
+    /// dies when the loss returns.
     /// </summary>
-    public static Tensor CausalLmLoss(ReplayEngine s, Tensor logits)
+    public static Tensor CausalLmLoss(ReplayEngine s, Tensor logits, bool shiftedCopy = false)
     {
         (long b, long n, long vocabulary) = (logits.Shape[0], logits.Shape[1], logits.Shape[2]);
         Tensor lf = s.To(logits, ScalarType.Float32);
-        Tensor labels = s.Empty([b, n + 1], ScalarType.Int64);
-        Tensor target = s.Empty([b, n], ScalarType.Int64);
-        labels.Release();
-        Tensor lp = s.LogSoftmax(Operand.Take(s.View(lf, [b * n, vocabulary])));
+        Tensor x;
+        Tensor target;
+        if (shiftedCopy)
+        {
+            x = ShiftedCopy(s, lf);
+            target = s.Empty([b, n - 1], ScalarType.Int64);
+        }
+        else
+        {
+            x = lf.Retain();
+            Tensor labels = s.Empty([b, n + 1], ScalarType.Int64);
+            target = s.Empty([b, n], ScalarType.Int64);
+            labels.Release();
+        }
+
+        Tensor lp = s.LogSoftmax(Operand.Take(s.View(x, [b * x.Shape[1], vocabulary])));
         Tensor loss = s.NllLoss(lp, target);
-        Release(lf, target, lp);
+        Release(lf, x, target, lp);
         return loss;
     }
 

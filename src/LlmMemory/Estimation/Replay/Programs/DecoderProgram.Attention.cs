@@ -258,7 +258,7 @@ internal sealed partial class DecoderProgram
 
         Tensor logits = HeadLinear(head, h);
         h.Release();
-        if (Options.Loss is LossStyle.Float or LossStyle.InPlace || (Options.Loss == LossStyle.Fused && Options.Torchtune))
+        if (Options.Loss is LossStyle.Float or LossStyle.InPlace or LossStyle.TransformersInModel || (Options.Loss == LossStyle.Fused && Options.Torchtune))
         {
             logits = Blocks.Rebind(logits, s.To(logits, ScalarType.Float32));
         }
@@ -279,7 +279,7 @@ internal sealed partial class DecoderProgram
             {
                 LossStyle.Fused => Blocks.FusedCrossEntropy(s, logits),
                 LossStyle.InPlace => InPlaceLoss(logits),
-                _ => Blocks.CausalLmLoss(s, logits),
+                _ => Blocks.CausalLmLoss(s, logits, shiftedCopy: Options.Loss is LossStyle.TransformersShifted or LossStyle.TransformersInModel),
             };
         }
 

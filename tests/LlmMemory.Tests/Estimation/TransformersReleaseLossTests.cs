@@ -1,0 +1,89 @@
+using LlmMemory.Estimation;
+using LlmMemory.Estimation.Engines;
+using LlmMemory.Tests.Cli;
+using LlmMemory.Tests.Support;
+using LlmMemory.Validation;
+using LlmMemory.Workloads;
+
+namespace LlmMemory.Tests.Estimation;
+
+/// <summary>
+/// <c>engine_options.version</c> for engine transformers: the causal-LM loss as each release writes it (Workloads/
+/// TransformersRelease.cs). Checked on fms-acceleration's Mistral-7B LoRA row (r 16 on q, k, v, o, 4 × 4096 packed tokens,
+/// gradient checkpointing, one A100 80GB), run under transformers 4.45.2 (a100_80gb.csv at 0aab2c6) and 4.48.1
+/// (a100_80gb_update_cross_entropy_and_deps.csv at bfdef09); the bytes are derived in each test.
+/// </summary>
+public sealed class TransformersReleaseLossTests
+{
+    private const long Tokens = 4 * 4096; // batch 4 × max_seq_len 4096: T
+    private const long Vocabulary = 32_000; // Mistral-7B-v0.1 vocab_size: V
+
+    private static ValidationCase Case(string file, string id) => CaseReader.ReadFile(Corpus.PathOf(file)).Single(c => c.Id == id);
+
+    private static Scenario At(Scenario scenario, string? version) =>
+        scenario with { EngineOptions = scenario.EngineOptions with { Version = version } };
+
+    private static long Peak(Scenario scenario) => MemoryEstimator.Estimate(scenario).Quantity(MeasuredQuantity.PeakAllocated);
+
+    [Fact]
+    public void Releases_4_46_to_4_48_hold_the_16_bit_logits_beside_the_loss_that_4_45_drops()
+    {
+        // At the loss, before backward, in the three forms (b = 4 sequences, so the shifted tensors have T − b rows):
+        // 4.45 (LlamaForCausalLM/MistralForCausalLM.forward): logits = logits.float() rebinds the name, the bf16 logits die;
+        //   the fp32 logits 4·T·V, shift_logits = logits[..., :-1, :].contiguous() 4·(T − b)·V, log_softmax's output 4·(T − b)·V.
+        // 4.48 (self.loss_function → ForCausalLMLoss): the same three inside the loss, and the model's bf16 logits, still bound
+        //   to its output, 2·T·V more.
+        // 4.49 on: labels padded, no shifted copy: 2·T·V + 4·T·V + 4·T·V = 10·T·V, below backward's 12·T·V (the saved
+        //   log-softmax output and loss backward's two fp32 gradients), so the step peaks in backward as under 4.45.
+        // 4.48 − 4.45 = 2·T·V = 2 · 16,384 · 32,000 = 1,048,576,000 B.
+        const long bf16Logits = 2 * Tokens * Vocabulary;
+        Assert.Equal(1_048_576_000, bf16Logits);
+        Scenario lora = Case("stacks-d17.jsonl", "fms-bfdef09-mistral-7b-lora-b4-1xa100").Scenario;
+        long v445 = Peak(At(lora, "4.45.2"));
+        long v448 = Peak(At(lora, "4.48.1"));
+        Assert.InRange(v448 - v445, bf16Logits * 0.99, bf16Logits * 1.01);
+
+        // The two published rows differ by about as much: mem_peak_torch_mem_alloc_in_bytes 26,704,571,904 (bfdef09, 4.48.1)
+        // − 25,653,881,344 (0aab2c6, 4.45.2) = 1,050,690,560 B, with peft, torch and bitsandbytes unchanged.
+        Assert.Equal(26_704_571_904, Case("stacks-d17.jsonl", "fms-bfdef09-mistral-7b-lora-b4-1xa100").Measured.Value);
+        Assert.Equal(25_653_881_344, Case("stacks-ft17.jsonl", "fms-a100-mistral-7b-lora-b4-1xa100").Measured.Value);
+        Assert.InRange(26_704_571_904 - 25_653_881_344, bf16Logits * 0.99, bf16Logits * 1.01);
+        Assert.InRange(v448, 26_704_571_904 * 0.99, 26_704_571_904 * 1.01);
+    }
+
+    [Fact]
+    public void The_padded_labels_of_4_49_are_the_default_release()
+    {
+        // 4.49 and 5.x write the same ForCausalLMLoss (labels padded, loss_utils.py), and no version means the newest modelled.
+        Scenario lora = At(Case("stacks-d17.jsonl", "fms-bfdef09-mistral-7b-lora-b4-1xa100").Scenario, null);
+        long current = Peak(lora);
+        Assert.Equal(current, Peak(At(lora, "4.49.0")));
+        Assert.Equal(current, Peak(At(lora, "5.17.0")));
+        Assert.True(Peak(At(lora, "4.48.1")) > current);
+    }
+
+    [Theory]
+    [InlineData("smollm2-135m", "--engine-version", "banana", "")]
+    [InlineData("smollm2-135m", "--engine-version", "6.0", "")]
+    [InlineData("smollm2-135m", "--engine-version", "3.5.1", "")]
+    [InlineData("smollm2-135m", "--engine-version", "4.48.1", "--cross-entropy=chunked")]
+    [InlineData("gpt2", "--engine-version", "4.48.1", "")]
+    public void A_release_the_loss_cannot_take_is_refused_in_one_line(string model, string flag, string version, string extra)
+    {
+        string[] args = ["estimate", model, "--mode", "training", "--seq", "256", flag, version, .. extra.Length > 0 ? new[] { extra } : []];
+        (int code, string output, string error) = CliTests.Run(args);
+        Assert.Equal(2, code);
+        Assert.Equal("", output);
+        Assert.Single(error.Trim().Split('\n'));
+        Assert.Contains("engine_options.version", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Other_engines_refuse_a_transformers_release()
+    {
+        (int code, _, string error) = CliTests.Run("estimate", "smollm2-135m", "--mode", "training", "--seq", "256", "--engine", "pytorch", "--engine-version", "4.48.1");
+        Assert.Equal(2, code);
+        Assert.Contains("engine_options.version", error, StringComparison.Ordinal);
+        Assert.Contains("pytorch", error, StringComparison.Ordinal);
+    }
+}
