@@ -52,6 +52,39 @@ public sealed class TransformersReleaseLossTests
     }
 
     [Fact]
+    public void FOAKs_in_place_loss_from_4_46_holds_the_16_bit_logits_beside_its_fp32_copies()
+    {
+        // fms-acceleration PR 123 ("fix: cross entropy for transformers>4.45", the "update cross entropy" run at bfdef09):
+        // models/mistral.py picks its loss rule by release: before 4.46 "mistral-cross-ent" swaps the modeling file's
+        // torch.nn.CrossEntropyLoss for FastCrossEntropyLoss (the forward has already rebound logits = logits.float(), so
+        // the bf16 logits are dead); from 4.46 "mistral-custom-loss" sets LOSS_MAPPING[...] = FastForCausalLMLoss and the
+        // model's loss_type to it, so MistralForCausalLM.forward keeps its bf16 logits for the output and calls
+        // self.loss_function(logits, labels, vocab_size). FastForCausalLMLoss (kernels/unsloth/cross_entropy_loss.py):
+        // logits = logits.float(); shift_logits = logits[..., :-1, :].contiguous(); Fast_CrossEntropyLoss saves
+        // shift_logits and writes its gradient into it. Held in the kernel, before backward:
+        //   4.45: fp32 logits 4·T·V + shifted copy 4·(T − b)·V
+        //   4.48: bf16 logits 2·T·V + fp32 copy 4·T·V + shifted copy 4·(T − b)·V
+        // The kernel allocates nothing else of the logits' size (per-row fp32 losses and log-sum-exp), and backward writes
+        // into the saved copy, so on the NF4 QLoRA row (4-bit base, the loss the largest term) the step peaks at the kernel
+        // in both and 4.48 − 4.45 = 2·T·V = 1,048,576,000 B.
+        const long bf16Logits = 2 * Tokens * Vocabulary;
+        Scenario nf4 = Case("stacks-d17.jsonl", "fms-bfdef09-mistral-7b-bnb-foak-b4-1xa100").Scenario;
+        Assert.Equal(CrossEntropyKind.InPlace, nf4.CrossEntropy);
+        long v445 = Peak(At(nf4, "4.45.2"));
+        long v448 = Peak(At(nf4, "4.48.1"));
+        Assert.Equal(bf16Logits, v448 - v445);
+        Assert.Equal(v445, Peak(At(nf4, null))); // no release: FOAK as it plugs into 4.45, as before the field
+        Assert.Equal(v448, Peak(At(nf4, "5.17.0"))); // FOAK's own copy of 4.46's shifting: 4.49's padded labels do not reach it
+
+        // The published FOAK NF4 rows: mem_peak_torch_mem_alloc_in_bytes 14,115,336,192 (bfdef09, 4.48.1) − 13,064,809,472
+        // (0aab2c6, 4.45.2) = 1,050,526,720 B, with peft, torch and bitsandbytes unchanged.
+        Assert.Equal(14_115_336_192, Case("stacks-d17.jsonl", "fms-bfdef09-mistral-7b-bnb-foak-b4-1xa100").Measured.Value);
+        Assert.Equal(13_064_809_472, Case("stacks-ft17.jsonl", "fms-a100-mistral-7b-bnb-foak-b4-1xa100").Measured.Value);
+        Assert.InRange(14_115_336_192 - 13_064_809_472, bf16Logits * 0.99, bf16Logits * 1.01);
+        Assert.InRange(v448, 14_115_336_192 * 0.99, 14_115_336_192 * 1.01);
+    }
+
+    [Fact]
     public void The_padded_labels_of_4_49_are_the_default_release()
     {
         // 4.49 and 5.x write the same ForCausalLMLoss (labels padded, loss_utils.py), and no version means the newest modelled.
@@ -67,6 +100,7 @@ public sealed class TransformersReleaseLossTests
     [InlineData("smollm2-135m", "--engine-version", "6.0", "")]
     [InlineData("smollm2-135m", "--engine-version", "3.5.1", "")]
     [InlineData("smollm2-135m", "--engine-version", "4.48.1", "--cross-entropy=chunked")]
+    [InlineData("smollm2-135m", "--engine-version", "4.48.1", "--cross-entropy=fused-linear")]
     [InlineData("gpt2", "--engine-version", "4.48.1", "")]
     public void A_release_the_loss_cannot_take_is_refused_in_one_line(string model, string flag, string version, string extra)
     {

@@ -259,6 +259,8 @@ internal static class ReplayEstimate
             {
                 LossStyle.TransformersInModel => $"transformers {transformers} (before 4.46): the model's forward upcasts its logits (logits = logits.float(); the 16-bit ones die there) and CrossEntropyLoss takes a shifted fp32 copy of them.",
                 LossStyle.TransformersShifted => $"transformers {transformers} (4.46 to 4.48): ForCausalLMLoss takes logits.float() and a shifted fp32 copy while the model's output keeps the 16-bit logits.",
+                LossStyle.InPlace => $"transformers {transformers} (before 4.46): FOAK's FastCrossEntropyLoss replaces the model's CrossEntropyLoss; the forward upcasts the logits (the 16-bit ones die there) and the kernel takes a shifted fp32 copy.",
+                LossStyle.InPlaceLossFunction => $"transformers {transformers} (4.46 on): FOAK's FastForCausalLMLoss is the model's loss_function; it takes logits.float() and a shifted fp32 copy into the kernel while the model's output keeps the 16-bit logits.",
                 _ => $"transformers {transformers}: ForCausalLMLoss upcasts the logits and pads the labels, with no shifted copy of the logits.",
             };
         }

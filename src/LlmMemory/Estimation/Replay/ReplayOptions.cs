@@ -204,6 +204,16 @@ internal enum LossStyle
     /// </summary>
     InPlace,
 
+    /// <summary>
+    /// The same kernel as fms-acceleration's FOAK plugs it into transformers 4.46 and later (its <c>*-custom-loss</c> rule,
+    /// fms-acceleration PR 123: <c>LOSS_MAPPING[custom_loss_type] = FastForCausalLMLoss</c>, the model's <c>loss_type</c> set
+    /// to it): the model keeps its 16-bit logits for its output and <c>FastForCausalLMLoss</c> (kernels/unsloth/
+    /// cross_entropy_loss.py, adapted from 4.46's <c>ForCausalLMLoss</c>) upcasts a copy (<c>logits = logits.float()</c>),
+    /// takes <c>shift_logits = logits[..., :-1, :].contiguous()</c> and hands it to the kernel; the full fp32 copy dies when
+    /// the loss returns.
+    /// </summary>
+    InPlaceLossFunction,
+
     /// <summary>Liger's <c>LigerFusedLinearCrossEntropyFunction</c>: head and loss in row chunks in the forward, the input's gradient saved.</summary>
     FusedLinear,
 }

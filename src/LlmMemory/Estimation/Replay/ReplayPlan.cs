@@ -468,7 +468,9 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     /// <summary>
     /// The standard loss as the transformers release given in <c>engine_options.version</c> writes it (see
     /// <see cref="TransformersRelease"/>): before 4.46 in the model's forward, 4.46 to 4.48 with a shifted fp32 copy beside
-    /// the kept 16-bit logits, from 4.49 with padded labels. Refused for other engines, for the other losses (which the
+    /// the kept 16-bit logits, from 4.49 with padded labels. FOAK's in-place loss (fms-acceleration PR 123) patches the
+    /// model's <c>CrossEntropyLoss</c> before 4.46 and its <c>loss_function</c> from 4.46 on, with its own copy of 4.46's
+    /// shifting (so 4.49's padding does not reach it). Refused for other engines, for the other losses (which the
     /// release does not change here), for models whose releases were not read (the Llama-like decoders without a logit
     /// soft-cap were: Llama, Mistral) and for releases outside 4.0 to the newest modelled.
     /// </summary>
@@ -483,11 +485,12 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
                 ? $"newer than the transformers releases modelled (up to {TransformersRelease.Newest.ToString(2)}); give {TransformersRelease.Newest.ToString(2)} or leave the version out"
             : model.Family != ModelFamily.LlamaLike || model.FinalLogitSoftcap is not null
                 ? $"but the release's loss is modelled as Llama's and Mistral's forward writes it, not {model.ModelType}'s"
-            : scenario.CrossEntropy != CrossEntropyKind.Standard || scenario.Compile
-                ? $"but the release changes only transformers' own (standard, uncompiled) causal-LM loss, and this run's loss is {(scenario.Compile ? "compiled" : Names.Of(scenario.CrossEntropy))}"
+            : scenario.CrossEntropy is not (CrossEntropyKind.Standard or CrossEntropyKind.InPlace) || scenario.Compile
+                ? $"but the release changes only transformers' own (standard, uncompiled) causal-LM loss and where FOAK's in-place loss plugs in, and this run's loss is {(scenario.Compile ? "compiled" : Names.Of(scenario.CrossEntropy))}"
             : null;
         return problem is not null
             ? throw new ModelFormatException(scenario.Given.OriginOf("engine_options.version"), "engine_options.version", $"is \"{text}\", {problem}.")
+            : scenario.CrossEntropy == CrossEntropyKind.InPlace ? release! < TransformersRelease.LossFunction ? LossStyle.InPlace : LossStyle.InPlaceLossFunction
             : release! < TransformersRelease.LossFunction ? LossStyle.TransformersInModel
             : release < TransformersRelease.PaddedLabels ? LossStyle.TransformersShifted
             : LossStyle.Transformers;

@@ -278,7 +278,8 @@ internal sealed partial class DecoderProgram
             loss = Options.Loss switch
             {
                 LossStyle.Fused => Blocks.FusedCrossEntropy(s, logits),
-                LossStyle.InPlace => InPlaceLoss(logits),
+                LossStyle.InPlace => InPlaceLoss(logits, upcast: false),
+                LossStyle.InPlaceLossFunction => InPlaceLoss(logits, upcast: true),
                 _ => Blocks.CausalLmLoss(s, logits, shiftedCopy: Options.Loss is LossStyle.TransformersShifted or LossStyle.TransformersInModel),
             };
         }
@@ -287,12 +288,18 @@ internal sealed partial class DecoderProgram
         return new ForwardResult(loss, [logits], cache);
     }
 
-    /// <summary>The shifted fp32 logits (<c>shift_logits</c>, dropped when the model returns) into Unsloth's in-place loss.</summary>
-    private Tensor InPlaceLoss(Tensor logits)
+    /// <summary>
+    /// The shifted fp32 logits (<c>shift_logits</c>, dropped when the loss returns) into Unsloth's in-place loss. With
+    /// <paramref name="upcast"/> (FOAK's <c>FastForCausalLMLoss</c>, transformers 4.46 on) the loss upcasts a copy of the
+    /// model's 16-bit logits, which its output keeps, and the copy lives until the loss returns; without it (4.45) the
+    /// model's forward has already upcast them.
+    /// </summary>
+    private Tensor InPlaceLoss(Tensor logits, bool upcast)
     {
-        Tensor shifted = Blocks.ShiftedCopy(Engine, logits);
+        Tensor lf = upcast ? Engine.To(logits, ScalarType.Float32) : logits.Retain();
+        Tensor shifted = Blocks.ShiftedCopy(Engine, lf);
         Tensor loss = Blocks.InPlaceCrossEntropy(Engine, shifted);
-        shifted.Release();
+        Blocks.Release(lf, shifted);
         return loss;
     }
 
