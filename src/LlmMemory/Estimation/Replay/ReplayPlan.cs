@@ -459,7 +459,8 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         _ when scenario.EngineOptions.Version is { } text => TransformersLoss(model, scenario, text),
         CrossEntropyKind.Chunked => scenario.Compile ? LossStyle.ChunkedFused : LossStyle.Chunked,
         CrossEntropyKind.Fused => LossStyle.ChunkedFused,
-        CrossEntropyKind.InPlace => LossStyle.InPlace,
+        // No release given means the newest modelled (5.17), where FOAK's loss is the model's loss_function, as from 4.46.
+        CrossEntropyKind.InPlace => LossStyle.InPlaceLossFunction,
         CrossEntropyKind.FusedLinear => LossStyle.FusedLinear,
         _ when scenario.Compile => LossStyle.Fused,
         _ => torchtune ? LossStyle.Float : LossStyle.Transformers,
