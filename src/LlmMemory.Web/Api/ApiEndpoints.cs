@@ -6,6 +6,7 @@ using LlmMemory.Estimation.Engines;
 using LlmMemory.Reporting;
 using LlmMemory.Sources;
 using LlmMemory.Workloads;
+using LlmMemory.Workloads.StackConfigs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -58,6 +59,18 @@ public static partial class ApiEndpoints
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+        api.MapPost("/stack-config", ReadStackConfig)
+            .WithName("stack-config")
+            .WithSummary("Read a fine-tuning stack's config file into scenario fields")
+            .WithDescription("The body is {\"name\": \"axolotl.yml\", \"text\": \"…\"}: an Axolotl or torchtune YAML, TrainingArguments/SFTConfig, "
+                + "DeepSpeed or accelerate config, read as `llm-memory estimate --config` reads it (the name's .json says JSON, anything else YAML). "
+                + "The response lists the scenario fields it sets with the key each came from, the keys that move memory but are not "
+                + "modelled yet, and the keys not used.")
+            .Accepts<JsonElement>(Json)
+            .Produces(StatusCodes.Status200OK, contentType: Json)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
         api.MapGet("/models", () => JsonText(CatalogJson.Models()))
             .WithName("models").WithSummary("The embedded model catalog").Produces(StatusCodes.Status200OK, contentType: Json);
@@ -138,6 +151,33 @@ public static partial class ApiEndpoints
             : throw new ApiProblem(StatusCodes.Status400BadRequest, "target_batch", $"is \"{target}\"; expected a whole number of at least 1.");
         return JsonText(FitJson.Plan(await Expensive(request, cancellation => Planning.FitPlanner.Plan(model, scenario, targetBatch, cancellation))));
     });
+
+    private static Task<IResult> ReadStackConfig(HttpRequest request) => Guarded(request, body =>
+    {
+        JsonElement root = body.RootElement;
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw new ApiProblem(StatusCodes.Status400BadRequest, "body", "must be an object {\"name\": \"…\", \"text\": \"…\"}.");
+        }
+
+        foreach (JsonProperty property in root.EnumerateObject())
+        {
+            if (property.Name is not ("name" or "text"))
+            {
+                throw new ApiProblem(StatusCodes.Status400BadRequest, property.Name, "is not a field of this request; send name and text.");
+            }
+        }
+
+        string name = StringField(root, "name");
+        string text = StringField(root, "text");
+        StackConfig config = StackConfig.Read(name, System.Text.Encoding.UTF8.GetBytes(text));
+        return Task.FromResult<IResult>(JsonText(StackConfigJson.Describe(config)));
+    });
+
+    private static string StringField(JsonElement root, string field) =>
+        root.TryGetProperty(field, out JsonElement value) && value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } text
+            ? text
+            : throw new ApiProblem(StatusCodes.Status400BadRequest, field, "is required: a non-empty string.");
 
     /// <summary>
     /// Layers of a model the server plans a fit for: a fit runs dozens of estimates (bench/ `replays` counts 42 for an 8B LoRA

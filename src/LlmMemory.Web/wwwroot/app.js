@@ -1,7 +1,7 @@
 // The page: a form over the scenario, the API's answers drawn as a bar, curves and tables. No arithmetic on memory
 // happens here: every number shown comes from the API (the library); the page only formats and draws it.
 
-import { DEFAULTS, SERVING, fromHash, toHash, toScenario, toCommand, describe, setInferenceFields, servingControlApplies, batchApplies, engineReads } from './state.js';
+import { DEFAULTS, SERVING, fromHash, toHash, toScenario, toCommand, describe, setInferenceFields, servingControlApplies, batchApplies, engineReads, allocConfApplies } from './state.js';
 import { drawBar, drawCurve, drawCompare, drawTimeline, swatch, gib } from './charts.js';
 import { readModelFile, ggufHeader, HeaderError } from './headers.js';
 
@@ -83,7 +83,7 @@ function showState() {
   $('model-search').value = state.config || state.gguf ? '' : state.model;
   for (const radio of document.querySelectorAll('input[name=mode]')) radio.checked = radio.value === state.mode;
   for (const key of ['engine', 'weights', 'kv_cache_dtype', 'batch', 'seq', 'precision', 'optimizer', 'gradient_checkpointing',
-    'gradient_accumulation', 'attention', 'lora_r', 'lora_targets', 'gpu', 'gpus', 'zero', 'fsdp', 'tp', ...Object.keys(SERVING)]) {
+    'gradient_accumulation', 'attention', 'lora_r', 'lora_targets', 'gpu', 'gpus', 'zero', 'fsdp', 'tp', 'alloc_conf', ...Object.keys(SERVING)]) {
     const control = $(key);
     const value = String(state[key]);
     if (control.tagName === 'SELECT' && ![...control.options].some((o) => o.value === value)) control.append(new Option(value, value));
@@ -106,6 +106,7 @@ function showModeSettings() {
   }
   $('serving-settings').hidden = !serving;
   $('batch').hidden = $('batch-label').hidden = !batchApplies(state);
+  $('alloc_conf').hidden = $('alloc_conf-label').hidden = $('alloc_conf-help').hidden = !allocConfApplies(state);
   $('seq-label').textContent = training ? 'Sequence length (tokens)'
     : engineReads(state, 'engine_options.max_model_len') ? 'Context length = max model length (tokens)' : 'Context length (tokens)';
   $('batch-label').textContent = training ? 'Micro-batch (sequences)' : 'Batch (sequences at once)';
@@ -115,7 +116,7 @@ function showModeSettings() {
 function readControls() {
   state.mode = document.querySelector('input[name=mode]:checked')?.value ?? 'inference';
   for (const key of ['engine', 'weights', 'kv_cache_dtype', 'precision', 'optimizer', 'gradient_checkpointing', 'attention', 'lora_r', 'lora_targets', 'gpu', 'zero', 'fsdp',
-    ...Object.keys(SERVING)]) {
+    'alloc_conf', ...Object.keys(SERVING)]) {
     state[key] = $(key).value.trim();
   }
   for (const key of ['batch', 'seq', 'gradient_accumulation', 'gpus', 'tp']) {
@@ -162,6 +163,10 @@ function hideFile() {
 async function onFile(file) {
   try {
     const header = await readModelFile(file, catalog.dtypes);
+    if (header.format === 'stack-config') {
+      await readStackConfig(header);
+      return;
+    }
     if (header.format === 'config.json') {
       hideFile();
       useConfig(header.config, header.name);
@@ -173,6 +178,77 @@ async function onFile(file) {
   } catch (e) {
     showProblem({ detail: e instanceof HeaderError ? e.message : `${file.name}: ${e.message}`, field: 'file' });
   }
+}
+
+// ---------------------------------------------------------------- fine-tuning configs
+
+/** Scenario fields a stack config sets that the form has a control for: the state key each goes to. */
+const FORM_FIELDS = {
+  mode: 'mode', engine: 'engine', weights: 'weights', precision: 'precision', optimizer: 'optimizer',
+  gradient_checkpointing: 'gradient_checkpointing', attention: 'attention', batch: 'batch', seq: 'seq',
+  gradient_accumulation: 'gradient_accumulation', 'lora.r': 'lora_r', 'parallel.gpus': 'gpus', 'parallel.zero': 'zero',
+  'parallel.fsdp': 'fsdp', 'parallel.tp': 'tp', alloc_conf: 'alloc_conf',
+};
+const NUMBER_FIELDS = new Set(['batch', 'seq', 'gradient_accumulation', 'gpus', 'tp']);
+
+/** Sends a dropped fine-tuning config to the server, which reads it as `--config` does, and puts what it sets into the form. */
+async function readStackConfig(header) {
+  const answer = await postJson('/api/stack-config', { name: header.name, text: header.text });
+  if (!answer.ok) {
+    const detail = plain(answer.json?.detail) ?? `HTTP ${answer.status}`;
+    showProblem({ detail: detail.startsWith(header.name) ? detail : `${header.name}: ${detail}`, field: 'file' });
+    return;
+  }
+  const read = answer.json;
+  const extra = {};
+  for (const { field, value } of read.settings) {
+    const key = FORM_FIELDS[field];
+    if (field === 'model') {
+      leaveGguf();
+      hideFile();
+      state.model = String(value);
+      state.config = null;
+      state.label = '';
+    } else if (field === 'lora.targets' && typeof value === 'string' && [...$('lora_targets').options].some((o) => o.value === value)) {
+      state.lora_targets = value;
+    } else if (key) {
+      state[key] = NUMBER_FIELDS.has(key) ? Number(value) : String(value);
+    } else {
+      extra[field] = value;
+    }
+  }
+  state.extra = Object.keys(extra).length ? extra : null;
+  state.extra_label = header.name;
+  showState();
+  renderStackConfig(read);
+  schedule(0);
+}
+
+/** What the config set, what it moves that is not modelled, and what was not used: the notes `--config` prints. */
+function renderStackConfig(read) {
+  $('stack-summary').textContent = `${read.file} read as ${read.kind_description}.`
+    + (state.extra ? ' Settings the form has no control for are sent as they are (listed below, marked "beside the form").' : '');
+  const used = read.settings.map((s) => `${s.key ?? "(the file's kind)"} → ${s.field} = ${JSON.stringify(s.value)}`
+    + (state.extra && s.field in state.extra ? ' (beside the form)' : ''));
+  $('stack-used').replaceChildren(...[...used, ...read.confirmed].map((text) => Object.assign(document.createElement('li'), { textContent: text })));
+  $('stack-not-modelled').textContent = read.not_modelled.length
+    ? `Moves memory but is not modelled yet: ${read.not_modelled.map((k) => `${k.key} (${k.why})`).join('; ')}.` : '';
+  $('stack-not-used').textContent = read.not_used.length
+    ? `Not used (no effect on memory, or left to the tool at run time): ${read.not_used.join(', ')}.` : '';
+  $('stack-clear').hidden = !state.extra;
+  $('stack-info').hidden = false;
+}
+
+/** A shared link carries the fields beside the form, not the file: list them. */
+function renderExtraFromLink() {
+  if (!state.extra) return;
+  $('stack-summary').textContent = 'Settings from a fine-tuning config that the form has no control for, sent as they are:';
+  $('stack-used').replaceChildren(...Object.entries(state.extra).map(([field, value]) =>
+    Object.assign(document.createElement('li'), { textContent: `${field} = ${JSON.stringify(value)}` })));
+  $('stack-not-modelled').textContent = '';
+  $('stack-not-used').textContent = '';
+  $('stack-clear').hidden = false;
+  $('stack-info').hidden = false;
 }
 
 function showFile(header) {
@@ -621,6 +697,12 @@ function wire() {
   window.addEventListener('dragover', (e) => e.preventDefault());
   window.addEventListener('drop', (e) => e.preventDefault());
 
+  $('stack-clear').addEventListener('click', () => {
+    state.extra = null;
+    $('stack-info').hidden = true;
+    schedule(0);
+  });
+
   $('compare-add').addEventListener('click', addToCompare);
   $('compare-clear').addEventListener('click', () => {
     compared.length = 0;
@@ -643,6 +725,8 @@ function wire() {
     state = fromHash(location.hash);
     hideFile();
     showState();
+    $('stack-info').hidden = true;
+    renderExtraFromLink();
     schedule(0);
   });
 }
@@ -661,6 +745,7 @@ async function start() {
   state = fromHash(location.hash);
   if (state.config) $('config-text').value = JSON.stringify(state.config, null, 2);
   showState();
+  renderExtraFromLink();
   wire();
   schedule(0);
 }

@@ -31,18 +31,29 @@ export async function readModelFile(file, dtypes) {
   if (name.endsWith('.gguf')) return readGguf(file, dtypes);
   if (name.endsWith('.safetensors')) return readSafetensors(file, dtypes);
   if (name.endsWith('.json')) return readConfig(file);
-  throw new HeaderError(`${file.name}: not a .gguf, .safetensors or config.json file.`);
+  if (name.endsWith('.yaml') || name.endsWith('.yml')) return { format: 'stack-config', name: file.name, text: await configText(file) };
+  throw new HeaderError(`${file.name}: not a .gguf, .safetensors, config.json or fine-tuning config (.yaml, .yml, .json) file.`);
 }
 
+/** The library's config-file limit (Models/Limits.MaxConfigBytes): the server refuses more. */
+const MAX_CONFIG_BYTES = 16 << 20;
+
+async function configText(file) {
+  if (file.size > MAX_CONFIG_BYTES) throw new HeaderError(`${file.name}: ${file.size} bytes is too large for a config file.`);
+  return file.text();
+}
+
+/** A JSON file: a model's config.json (it names its model_type or architectures), or else a fine-tuning stack's config. */
 async function readConfig(file) {
-  if (file.size > 16 << 20) throw new HeaderError(`${file.name}: ${file.size} bytes is too large for a config.json.`);
+  const text = await configText(file);
   let config;
   try {
-    config = JSON.parse(await file.text());
+    config = JSON.parse(text);
   } catch (e) {
     throw new HeaderError(`${file.name}: not valid JSON (${e.message}).`);
   }
   if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new HeaderError(`${file.name}: not a JSON object.`);
+  if (!('model_type' in config) && !('architectures' in config)) return { format: 'stack-config', name: file.name, text };
   return { format: 'config.json', name: file.name, config };
 }
 

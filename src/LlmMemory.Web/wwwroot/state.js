@@ -28,6 +28,11 @@ export const DEFAULTS = Object.freeze({
   gpu_memory_utilization: '',
   max_num_seqs: '',
   engine_version: '',
+  alloc_conf: '',
+  /** Scenario fields a dropped fine-tuning config set that the form has no control for ({"packed": true, …}), sent as they are. */
+  extra: null,
+  /** The file those fields came from. */
+  extra_label: '',
 });
 
 /** The page's serving controls and the engine_options field each sets. The context is the serving engine's max_model_len
@@ -67,7 +72,7 @@ export function fromHash(hash) {
   const params = new URLSearchParams(hash.replace(/^#/, ''));
   const state = { ...DEFAULTS };
   for (const key of Object.keys(DEFAULTS)) {
-    if (!params.has(key) || key === 'config' || key === 'gguf') continue;
+    if (!params.has(key) || key === 'config' || key === 'gguf' || key === 'extra') continue;
     const value = params.get(key);
     state[key] = NUMBERS.has(key) ? Number(value) : value;
   }
@@ -78,6 +83,14 @@ export function fromHash(hash) {
       state.model = '';
     } catch {
       state[key] = null;
+    }
+  }
+  if (params.has('extra')) {
+    try {
+      const extra = JSON.parse(decodeBase64Url(params.get('extra')));
+      state.extra = extra !== null && typeof extra === 'object' && !Array.isArray(extra) ? extra : null;
+    } catch {
+      state.extra = null;
     }
   }
   return state;
@@ -94,9 +107,10 @@ export function toHash(state) {
     params.set('model', state.model);
   }
   for (const key of Object.keys(DEFAULTS)) {
-    if (key === 'model' || key === 'config' || key === 'gguf' || key === 'label') continue;
+    if (key === 'model' || key === 'config' || key === 'gguf' || key === 'label' || key === 'extra') continue;
     if (ALWAYS.has(key) || String(state[key]) !== String(DEFAULTS[key])) params.set(key, String(state[key]));
   }
+  if (state.extra) params.set('extra', encodeBase64Url(JSON.stringify(state.extra)));
   return '#' + params.toString();
 }
 
@@ -141,8 +155,28 @@ export function toScenario(state) {
     s.engine_options ??= {};
     s.engine_options[SERVING[key]] = key === 'engine_version' ? state[key] : Number(state[key]);
   }
+  if (state.alloc_conf && allocConfApplies(state)) s.alloc_conf = state.alloc_conf;
   if (state.gpu) s.gpu = state.gpu;
+  for (const [field, value] of Object.entries(state.extra ?? {})) setPath(s, field, value);
   return s;
+}
+
+/** Whether PyTorch's allocator settings apply: an inference engine that reads them, or training replayed on one GPU. */
+export function allocConfApplies(state) {
+  return training(state)
+    ? state.gpus === 1 && !state.zero && !state.fsdp && state.tp === 1
+    : engineReads(state, 'alloc_conf');
+}
+
+/** Sets a dotted scenario field ("parallel.offload") in a scenario object. */
+function setPath(scenario, field, value) {
+  const parts = field.split('.');
+  let at = scenario;
+  for (const part of parts.slice(0, -1)) {
+    if (at[part] === null || typeof at[part] !== 'object') at[part] = {};
+    at = at[part];
+  }
+  at[parts.at(-1)] = value;
 }
 
 /** A scenario's name in the compare view: the settings people vary between the scenarios they compare. */
@@ -158,7 +192,7 @@ export function describe(state) {
 
 /** The same estimate from the command line. */
 export function toCommand(state) {
-  if (state.config) {
+  if (state.config || state.extra) {
     return "# save the scenario below as scenario.json, then:\nllm-memory estimate --scenario scenario.json";
   }
   const s = toScenario(state);
@@ -184,6 +218,7 @@ export function toCommand(state) {
   flag('--gpu-memory-utilization', s.engine_options?.gpu_memory_utilization);
   flag('--max-num-seqs', s.engine_options?.max_num_seqs);
   flag('--engine-version', s.engine_options?.version);
+  flag('--alloc-conf', s.alloc_conf);
   flag('--gpu', s.gpu);
   return args.join(' ');
 }

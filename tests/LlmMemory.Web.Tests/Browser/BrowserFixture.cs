@@ -30,6 +30,8 @@ public sealed class BrowserFixture : IAsyncLifetime
         }
 
         App = new KestrelApp();
+        // Expectations wait for the page as long as its steps do (below): 5 s, Playwright's default, is load-sensitive.
+        Assertions.SetDefaultExpectTimeout(120_000);
         _playwright = await Playwright.CreateAsync();
         Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {
@@ -71,7 +73,10 @@ public sealed class BrowserFixture : IAsyncLifetime
             BaseURL = App!.Address.ToString(),
             ViewportSize = new ViewportSize { Width = width, Height = 1000 },
         });
-        context.SetDefaultTimeout(15_000);
+        // A wait, not a speed check: the page settles once every replay behind its curves and fit is done, which took 18 s
+        // for an 8B QLoRA page on a two-core machine at load 13 (15 s failed it), so a waiting step gives up only after 2 minutes.
+        context.SetDefaultTimeout(120_000);
+        context.SetDefaultNavigationTimeout(120_000);
         return await context.NewPageAsync();
     }
 }

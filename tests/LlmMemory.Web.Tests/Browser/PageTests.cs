@@ -180,6 +180,79 @@ public sealed class PageTests(BrowserFixture browser, ITestOutputHelper output)
         Took(clock, "pasted config and safetensors drop");
     }
 
+    /// <summary>
+    /// Issue 17 ("and the page, by drop"): torchtune's published LoRA recipe dropped on the page sets what the CLI's
+    /// <c>--config</c> sets, the settings the form has no control for travel beside it, and the total is the CLI's.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_dropped_torchtune_recipe_fills_the_form_and_gives_the_clis_total()
+    {
+        var clock = Stopwatch.StartNew();
+        IPage page = await browser.NewPageAsync();
+        await page.GotoAsync("/#model=gpt2&gpu=rtx-4090");
+        await Settled(page);
+
+        await Drop(page, "lora_single_device.yaml", File.ReadAllBytes(Api.StackConfigApiTests.Recipe));
+        await Assertions.Expect(page.Locator("#stack-info")).ToBeVisibleAsync();
+        JsonNode scenario = await Settled(page);
+
+        // The recipe: lora_llama3_1_8b, batch_size: 2, gradient_accumulation_steps: 8, enable_activation_checkpointing: True,
+        // dtype: bf16, optimizer torch.optim.AdamW with fused: True, LoRA on q, v, output and the MLP at rank 8.
+        await Assertions.Expect(page.GetByLabel("Search the catalog")).ToHaveValueAsync("llama-3.1-8b");
+        await Assertions.Expect(page.GetByLabel("LoRA", new() { Exact = true })).ToBeCheckedAsync();
+        await Assertions.Expect(page.Locator("#batch")).ToHaveValueAsync("2");
+        await Assertions.Expect(page.Locator("#gradient_accumulation")).ToHaveValueAsync("8");
+        await Assertions.Expect(page.Locator("#gradient_checkpointing")).ToHaveValueAsync("full");
+        await Assertions.Expect(page.Locator("#lora_r")).ToHaveValueAsync("8");
+        Assert.Equal("torchtune", scenario["engine"]!.GetValue<string>());
+        Assert.True(scenario["fused"]!.GetValue<bool>());
+        Assert.Equal(6, scenario["lora"]!["targets"]!.AsArray().Count);
+        await Assertions.Expect(page.Locator("#stack-not-used")).ToContainTextAsync("profiler");
+        await Assertions.Expect(page.Locator("#stack-not-modelled")).ToContainTextAsync("loss._component_");
+
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        int code = LlmMemory.Cli.CliApp.Run(["estimate", "--config", Api.StackConfigApiTests.Recipe, "--gpu", "rtx-4090", "--seq", "2048", "--json"], stdout, stderr);
+        Assert.True(code == 0, stderr.ToString());
+        Assert.Equal(JsonNode.Parse(stdout.ToString())!["total_bytes"]!.GetValue<long>(), await ShownTotal(page));
+
+        // A shared link carries the settings beside the form; dropping them leaves the form's scenario.
+        string link = await page.Locator("#share-url").InputValueAsync();
+        IPage second = await browser.NewPageAsync();
+        await second.GotoAsync(link);
+        Assert.True(JsonNode.DeepEquals(scenario, await Settled(second)));
+        await second.GetByRole(AriaRole.Button, new() { Name = "Drop the config's settings the form does not show" }).ClickAsync();
+        await Assertions.Expect(second.Locator("#stack-info")).ToBeHiddenAsync();
+        JsonNode cleared = await Settled(second);
+        Assert.Null(cleared["fused"]);
+        Assert.Null(cleared["lora"]?["targets"]);
+        Took(clock, "torchtune recipe drop");
+    }
+
+    /// <summary>Issue 20: the allocator's settings on the page, with what they change in the library's note.</summary>
+    [SkippableFact]
+    public async Task Allocator_settings_are_sent_for_a_one_GPU_replay_and_their_effect_is_noted()
+    {
+        IPage page = await browser.NewPageAsync();
+        await page.GotoAsync("/#model=qwen2.5-0.5b&mode=training&gpu=h100-80gb&batch=4&seq=1024");
+        await Settled(page);
+
+        await page.GetByLabel("PyTorch allocator settings").FillAsync("expandable_segments:True");
+        await page.GetByLabel("PyTorch allocator settings").PressAsync("Tab");
+        JsonNode scenario = await Settled(page);
+
+        Assert.Equal("expandable_segments:True", scenario["alloc_conf"]!.GetValue<string>());
+        await Assertions.Expect(page.Locator("#notes")).ToContainTextAsync("alloc_conf \"expandable_segments:True\": peak reserved");
+        Assert.Equal(await ApiTotal(scenario.ToJsonString()), await ShownTotal(page));
+
+        // Two GPUs under FSDP run on the sharded path, which has no allocator replay: the control goes, and so does the field.
+        await page.Locator("#gpus").FillAsync("2");
+        await page.Locator("#fsdp").SelectOptionAsync("full_shard");
+        await Assertions.Expect(page.GetByLabel("PyTorch allocator settings")).ToBeHiddenAsync();
+        JsonNode sharded = await Settled(page);
+        Assert.Null(sharded["alloc_conf"]);
+    }
+
     private static byte[] Safetensors(string header, int dataBytes)
     {
         byte[] json = System.Text.Encoding.UTF8.GetBytes(header);

@@ -48,9 +48,25 @@ public sealed record StackConfig(string File, StackConfigKind Kind, IReadOnlyLis
     public static StackConfig Read(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        JsonObject root = Parse(path);
-        var keys = new ConfigKeys(root, path);
-        StackConfigKind kind = KindOf(root, path);
+        return Read(path, LocalFile.ReadAllBytes(path, Limits.MaxConfigBytes, "a config file"));
+    }
+
+    /// <summary>
+    /// Reads a config file's bytes that arrived without a path (a file dropped on the page): <paramref name="name"/> is the
+    /// file's name, which tells JSON (<c>.json</c>) from YAML and which every error names.
+    /// </summary>
+    /// <exception cref="ModelFormatException">As <see cref="Read(string)"/>.</exception>
+    public static StackConfig Read(string name, ReadOnlyMemory<byte> bytes)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (bytes.Length > Limits.MaxConfigBytes)
+        {
+            throw new ModelFormatException(name, null, $"is larger than {Limits.MaxConfigBytes:N0} bytes, the most a config file may hold.");
+        }
+
+        JsonObject root = Parse(name, bytes);
+        var keys = new ConfigKeys(root, name);
+        StackConfigKind kind = KindOf(root, name);
         switch (kind)
         {
             case StackConfigKind.Axolotl:
@@ -141,15 +157,14 @@ public sealed record StackConfig(string File, StackConfigKind Kind, IReadOnlyLis
         return notes;
     }
 
-    private static JsonObject Parse(string path)
+    private static JsonObject Parse(string path, ReadOnlyMemory<byte> bytes)
     {
-        byte[] bytes = LocalFile.ReadAllBytes(path, Limits.MaxConfigBytes, "a config file");
         JsonNode? node;
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
         {
             try
             {
-                node = JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { MaxDepth = YamlTree.MaxDepth, CommentHandling = JsonCommentHandling.Skip });
+                node = JsonNode.Parse(bytes.Span, documentOptions: new JsonDocumentOptions { MaxDepth = YamlTree.MaxDepth, CommentHandling = JsonCommentHandling.Skip });
             }
             catch (JsonException error)
             {
@@ -161,7 +176,7 @@ public sealed record StackConfig(string File, StackConfigKind Kind, IReadOnlyLis
             string text;
             try
             {
-                text = new UTF8Encoding(false, true).GetString(bytes);
+                text = new UTF8Encoding(false, true).GetString(bytes.Span);
             }
             catch (DecoderFallbackException)
             {
