@@ -35,6 +35,14 @@ internal static class TrainerArgumentsConfig
             TrlDefaults(keys, trl);
         }
 
+        // transformers PR #48444: gradient_checkpointing_kwargs {"offload": true} wraps the checkpointing function in
+        // torch's save_on_cpu(pin_memory=True), so each checkpointed layer's saved input is held in host memory.
+        bool checkpointed = keys.Peek("gradient_checkpointing") is { } on ? on.ToJsonString() == "true" : trl >= TrlRelease.CheckpointingAndBf16;
+        if (keys.Bool("gradient_checkpointing_kwargs.offload") == true && checkpointed)
+        {
+            keys.Set("gradient_checkpointing", JsonValue.Create("offload"), "gradient_checkpointing_kwargs.offload");
+        }
+
         StackOptimizers.Map(keys, "optim");
         Precision(keys, mode, defaultBf16: trl >= TrlRelease.CheckpointingAndBf16);
         Loss(keys, trl);

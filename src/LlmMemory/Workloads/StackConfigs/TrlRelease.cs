@@ -63,7 +63,7 @@ internal static class TrlRelease
         string? problem = release is null ? "which is not a TRL release (such as 0.19.0 or 1.7.0)"
             : release < Oldest ? $"older than SFTConfig, which TRL {Oldest.ToString(2)} introduced (the releases modelled are {Oldest.ToString(2)} to {Newest.ToString(2)})"
             : release.Major > Newest.Major || (release.Major == Newest.Major && release.Minor > Newest.Minor)
-                ? $"newer than the TRL releases modelled ({Oldest.ToString(2)} to {Newest.ToString(2)}), whose defaults were read"
+                ? $"newer than the TRL releases modelled ({Oldest.ToString(2)} to {Newest.ToString(2)}), whose defaults were read; give {Newest.ToString(2)} if its SFTConfig defaults still hold"
             : null;
         return problem is null ? release : throw keys.Error(Key, $"is {ConfigKeys.Shown(node)}, {problem}");
     }
