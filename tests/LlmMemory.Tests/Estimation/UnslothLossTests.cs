@@ -63,6 +63,17 @@ public sealed class UnslothLossTests
     }
 
     [Theory]
+    [InlineData("google/gemma-2-2b", "gemma2")]
+    [InlineData("openai-community/gpt2", "gpt2")]
+    public void Models_whose_forward_unsloth_s_is_not_replayed_for_are_refused(string model, string type)
+    {
+        using JsonDocument document = JsonDocument.Parse($$"""{"model": "{{model}}", "mode": "lora", "cross_entropy": "unsloth"}""");
+        ModelFormatException e = Assert.Throws<ModelFormatException>(() => MemoryEstimator.Estimate(ScenarioDraft.FromJson(document.RootElement, "test").Read()));
+        Assert.Equal("cross_entropy", e.Key);
+        Assert.Contains($"not {type}", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData(""", "engine": "torchtune" """, "engine transformers")]
     [InlineData(""", "compile": true """, "uncompiled")]
     [InlineData(""", "parallel": {"gpus": 2, "fsdp": "full_shard"} """, "single-GPU")]

@@ -465,9 +465,9 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         CrossEntropyKind.Unsloth => scenario.Engine != Engine.Transformers || scenario.Compile
             ? throw new ModelFormatException(scenario.Given.OriginOf("cross_entropy"), "cross_entropy",
                 $"is unsloth, Unsloth's own forward over a transformers model, replayed uncompiled for engine transformers, not {(scenario.Compile ? "compiled" : Names.Of(scenario.Engine))}.")
-            : model.FinalLogitSoftcap is not null
+            : model.Family != ModelFamily.LlamaLike || model.FinalLogitSoftcap is not null
             ? throw new ModelFormatException(scenario.Given.OriginOf("cross_entropy"), "cross_entropy",
-                $"is unsloth, whose kernel applies {model.ModelType}'s final logit soft-cap inside itself; that is not replayed.")
+                $"is unsloth, whose fast forward is replayed for the Llama-like decoders without a final logit soft-cap (Unsloth applies the cap inside its kernel), not {model.ModelType}.")
             : LossStyle.InPlaceModelLogits,
         _ when scenario.Compile => LossStyle.Fused,
         _ => torchtune ? LossStyle.Float : LossStyle.Transformers,
