@@ -118,7 +118,7 @@ internal static class TrainerArgumentsConfig
         }
         else if (loss is not null)
         {
-            keys.Unmodelled("loss_type", $"\"{loss}\" is not the standard loss (chunked_nll: the head on labelled tokens only and the loss in checkpointed chunks of 256 tokens)");
+            keys.Unmodelled("loss_type", $"\"{loss}\" is not the standard loss, which the estimate keeps{(loss == "chunked_nll" ? " (chunked_nll: the head on labelled tokens only and the loss in checkpointed chunks of 256 tokens)" : "")}");
         }
         else if (trl >= TrlRelease.ChunkedNll && keys.Bool("use_liger_kernel") != true)
         {
