@@ -31,6 +31,12 @@ public static class Constants
     /// </summary>
     public static readonly ByteSize VllmNonTorchMultiGpuFrom019 = ByteSize.FromGibibytes(2.1);
 
+    /// <summary>
+    /// The widest vocabulary Unsloth's <c>Fast_CrossEntropyLoss</c> runs in one Triton block per row: <c>MAX_FUSED_SIZE = 65536</c>
+    /// (unsloth/kernels/cross_entropy_loss.py); a wider one runs in ⌈V ÷ 65,536⌉ column chunks.
+    /// </summary>
+    public const long UnslothMaxFusedSize = 65_536;
+
     /// <summary>vLLM's default <c>gpu_memory_utilization</c> (vllm/engine/arg_utils.py).</summary>
     public const double VllmDefaultUtilization = 0.9;
 

@@ -91,6 +91,12 @@ public enum CrossEntropyKind
 
     /// <summary>Liger's fused linear cross-entropy: the head and the loss in token chunks inside the forward; the full logits never exist.</summary>
     FusedLinear,
+
+    /// <summary>
+    /// Unsloth's own causal-LM forward: <c>Fast_CrossEntropyLoss</c> on the model's 16-bit logits, the labels shifted instead
+    /// of the logits; the kernel upcasts in registers and writes the gradient into the saved logits.
+    /// </summary>
+    Unsloth,
 }
 
 /// <summary>The KV cache of transformers' <c>generate()</c> (<c>cache_implementation</c>).</summary>

@@ -29,7 +29,8 @@ public static class Names
         [typeof(AttentionKernel)] = [(AttentionKernel.Eager, "eager"), (AttentionKernel.Sdpa, "sdpa"), (AttentionKernel.Flash, "flash")],
         [typeof(CrossEntropyKind)] =
             [(CrossEntropyKind.Standard, "standard"), (CrossEntropyKind.Chunked, "chunked"), (CrossEntropyKind.Fused, "fused"),
-                (CrossEntropyKind.InPlace, "in-place"), (CrossEntropyKind.FusedLinear, "fused-linear")],
+                (CrossEntropyKind.InPlace, "in-place"), (CrossEntropyKind.FusedLinear, "fused-linear"),
+                (CrossEntropyKind.Unsloth, "unsloth")],
         [typeof(BitsandbytesConverter)] = [(BitsandbytesConverter.Transformers, "transformers"), (BitsandbytesConverter.Lightning, "lightning")],
         [typeof(GenerationCache)] = [(GenerationCache.Dynamic, "dynamic"), (GenerationCache.Static, "static")],
         [typeof(FsdpMode)] =

@@ -117,8 +117,8 @@ internal static class EngineRegistry
         };
     }
 
-    /// <summary>The closed form sizes the standard, chunked and fused losses; the in-place and fused linear kernels are replayed on one GPU only.</summary>
-    private static EstimatorPath Sharded(Scenario scenario) => scenario.CrossEntropy is CrossEntropyKind.InPlace or CrossEntropyKind.FusedLinear
+    /// <summary>The closed form sizes the standard, chunked and fused losses; the in-place, fused linear and Unsloth kernels are replayed on one GPU only.</summary>
+    private static EstimatorPath Sharded(Scenario scenario) => scenario.CrossEntropy is CrossEntropyKind.InPlace or CrossEntropyKind.FusedLinear or CrossEntropyKind.Unsloth
         ? throw new ModelFormatException(scenario.Given.OriginOf("cross_entropy"), "cross_entropy",
             $"is {Names.Of(scenario.CrossEntropy)}, which is replayed for single-GPU dense training only; the sharded closed form knows standard, chunked and fused.")
         : ShardedTraining;

@@ -216,4 +216,12 @@ internal enum LossStyle
 
     /// <summary>Liger's <c>LigerFusedLinearCrossEntropyFunction</c>: head and loss in row chunks in the forward, the input's gradient saved.</summary>
     FusedLinear,
+
+    /// <summary>
+    /// Unsloth's <c>LlamaForCausalLM_fast_forward</c> (unsloth/models/llama.py): <c>logits = self.lm_head(hidden_states)</c> in
+    /// the model's type, no upcast, the labels shifted instead of the logits
+    /// (<c>shift_labels = torch.hstack((labels[..., 1:], extra_ignored_labels))</c>), and <c>fast_cross_entropy_loss(logits,
+    /// shift_labels)</c>: the kernel keeps the model's own logits and writes their gradient into them.
+    /// </summary>
+    InPlaceModelLogits,
 }

@@ -462,6 +462,13 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         // No release given means the newest modelled (5.17), where FOAK's loss is the model's loss_function, as from 4.46.
         CrossEntropyKind.InPlace => LossStyle.InPlaceLossFunction,
         CrossEntropyKind.FusedLinear => LossStyle.FusedLinear,
+        CrossEntropyKind.Unsloth => scenario.Engine != Engine.Transformers || scenario.Compile
+            ? throw new ModelFormatException(scenario.Given.OriginOf("cross_entropy"), "cross_entropy",
+                $"is unsloth, Unsloth's own forward over a transformers model, replayed uncompiled for engine transformers, not {(scenario.Compile ? "compiled" : Names.Of(scenario.Engine))}.")
+            : model.Family != ModelFamily.LlamaLike || model.FinalLogitSoftcap is not null
+            ? throw new ModelFormatException(scenario.Given.OriginOf("cross_entropy"), "cross_entropy",
+                $"is unsloth, whose fast forward is replayed for the Llama-like decoders without a final logit soft-cap (Unsloth applies the cap inside its kernel), not {model.ModelType}.")
+            : LossStyle.InPlaceModelLogits,
         _ when scenario.Compile => LossStyle.Fused,
         _ => torchtune ? LossStyle.Float : LossStyle.Transformers,
     };

@@ -225,7 +225,11 @@ internal static class AxolotlConfig
         }
     }
 
-    /// <summary>Axolotl's and transformers' <c>gradient_checkpointing</c>: true, false, or Axolotl's "offload".</summary>
+    /// <summary>
+    /// Axolotl's and transformers' <c>gradient_checkpointing</c>: true, false, or Axolotl's "offload" (and "unsloth", its name
+    /// for the same checkpointer when Axolotl adopted Unsloth's offloaded gradient checkpointing, axolotl PR #1528): each
+    /// layer's input copied to host memory in the forward and brought back in backward.
+    /// </summary>
     internal static void Checkpointing(ConfigKeys keys, string key)
     {
         JsonNode? node = keys.Peek(key);
@@ -238,8 +242,8 @@ internal static class AxolotlConfig
         {
             "true" => "full",
             "false" => "none",
-            "\"offload\"" => "offload",
-            _ => throw keys.Error(key, $"must be true, false or \"offload\", found {ConfigKeys.Shown(node)}"),
+            "\"offload\"" or "\"unsloth\"" => "offload",
+            _ => throw keys.Error(key, $"must be true, false, \"offload\" or \"unsloth\", found {ConfigKeys.Shown(node)}"),
         };
         keys.Set("gradient_checkpointing", JsonValue.Create(value), key);
     }

@@ -100,7 +100,7 @@ internal sealed class ConfigKeys(JsonObject root, string file)
         }
     }
 
-    public void Set(string field, JsonNode? value, string? key)
+    public void Set(string field, JsonNode? value, string? key, bool isDefault = false)
     {
         if (key is not null)
         {
@@ -117,7 +117,7 @@ internal sealed class ConfigKeys(JsonObject root, string file)
             }
         }
 
-        _settings.Add(new StackSetting(field, value, key));
+        _settings.Add(new StackSetting(field, value, key, isDefault));
     }
 
     /// <summary>A key that was read and agrees with a setting without a field of its own (<c>load_in_4bit</c> under QLoRA).</summary>

@@ -28,7 +28,8 @@ public enum StackConfigKind
 /// <param name="Field">The scenario field, such as <c>batch</c> or <c>parallel.zero</c>.</param>
 /// <param name="Value">The value as the scenario holds it.</param>
 /// <param name="Key">The config key (dotted for nested keys), or null when the config's kind alone implies it (an Axolotl file trains).</param>
-public sealed record StackSetting(string Field, JsonNode? Value, string? Key);
+/// <param name="Default">A stack's default for a key the file leaves out (TRL's by <c>trl_version</c>): like a setting the kind implies, it does not replace what an earlier input set.</param>
+public sealed record StackSetting(string Field, JsonNode? Value, string? Key, bool Default = false);
 
 /// <summary>A config key that moves memory but that no scenario field expresses yet, and what it does.</summary>
 public sealed record UnmodelledKey(string Key, string Why);
@@ -108,14 +109,15 @@ public sealed record StackConfig(string File, StackConfigKind Kind, IReadOnlyLis
 
     /// <summary>
     /// Writes every setting into <paramref name="draft"/>, over what it holds; a setting only the file's kind implies (an
-    /// Axolotl file trains, a torchtune recipe runs torchtune) does not replace what an earlier input set.
+    /// Axolotl file trains, a torchtune recipe runs torchtune), or a stack's default for a key the file leaves out, does not
+    /// replace what an earlier input set.
     /// </summary>
     public void ApplyTo(ScenarioDraft draft)
     {
         ArgumentNullException.ThrowIfNull(draft);
         foreach (StackSetting setting in Settings)
         {
-            if (setting.Key is null && draft.Has(setting.Field))
+            if ((setting.Key is null || setting.Default) && draft.Has(setting.Field))
             {
                 continue;
             }
@@ -136,7 +138,7 @@ public sealed record StackConfig(string File, StackConfigKind Kind, IReadOnlyLis
         {
             string value = s.Value?.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) ?? "null";
             string by = draft.OriginOf(s.Field) is { } origin && origin != OriginOf(s) ? $" (overridden by {origin})" : "";
-            used.Add($"{s.Key ?? "(the file's kind)"} → {s.Field} = {value}{by}");
+            used.Add($"{s.Key ?? "(the file's kind)"}{(s.Default ? " (the release's default)" : "")} → {s.Field} = {value}{by}");
         }
 
         used.AddRange(Confirmed);

@@ -17,6 +17,7 @@ internal static class TrainerArgumentsConfig
 {
     public static void Map(ConfigKeys keys)
     {
+        Version? trl = TrlRelease.Read(keys);
         keys.Pass("model_name_or_path", "model");
         string mode = Mode(keys);
         keys.Pass("per_device_train_batch_size", "batch");
@@ -29,8 +30,22 @@ internal static class TrainerArgumentsConfig
             keys.Set("gradient_checkpointing", JsonValue.Create("offload"), "activation_offloading");
         }
 
+        if (trl is not null)
+        {
+            TrlDefaults(keys, trl);
+        }
+
+        // transformers PR #48444: gradient_checkpointing_kwargs {"offload": true} wraps the checkpointing function in
+        // torch's save_on_cpu(pin_memory=True), so each checkpointed layer's saved input is held in host memory.
+        bool checkpointed = keys.Peek("gradient_checkpointing") is { } on ? on.ToJsonString() == "true" : trl >= TrlRelease.CheckpointingAndBf16;
+        if (keys.Bool("gradient_checkpointing_kwargs.offload") == true && checkpointed)
+        {
+            keys.Set("gradient_checkpointing", JsonValue.Create("offload"), "gradient_checkpointing_kwargs.offload");
+        }
+
         StackOptimizers.Map(keys, "optim");
-        Precision(keys, mode);
+        Precision(keys, mode, defaultBf16: trl >= TrlRelease.CheckpointingAndBf16);
+        Loss(keys, trl);
         if (mode is "lora" or "qlora")
         {
             Lora(keys);
@@ -53,6 +68,61 @@ internal static class TrainerArgumentsConfig
             // transformers applies liger_kernel's _apply_liger_kernel_to_instance with its defaults: fused_linear_cross_entropy=True.
             keys.Set("cross_entropy", JsonValue.Create("fused-linear"), "use_liger_kernel");
             keys.Unmodelled("use_liger_kernel", "Liger's RMSNorm, RoPE and SwiGLU kernels save fewer activations (its fused linear cross-entropy is cross_entropy fused-linear)");
+        }
+    }
+
+    /// <summary>
+    /// TRL's <c>SFTConfig</c> defaults of the release <c>trl_version</c> names, for the keys the file leaves out
+    /// (<see cref="TrlRelease"/>): the per-device batch 8, the sequence length 1024, and from 0.19 gradient checkpointing.
+    /// </summary>
+    private static void TrlDefaults(ConfigKeys keys, Version trl)
+    {
+        var defaults = new List<string>();
+        if (!keys.IsSet("batch"))
+        {
+            keys.Set("batch", JsonValue.Create(TrlRelease.Batch), TrlRelease.Key, isDefault: true);
+            defaults.Add($"per_device_train_batch_size {TrlRelease.Batch}");
+        }
+
+        if (!keys.IsSet("seq"))
+        {
+            keys.Set("seq", JsonValue.Create(TrlRelease.MaxLength), TrlRelease.Key, isDefault: true);
+            defaults.Add($"max_length {TrlRelease.MaxLength}");
+        }
+
+        if (trl >= TrlRelease.CheckpointingAndBf16 && !keys.IsSet("gradient_checkpointing"))
+        {
+            keys.Set("gradient_checkpointing", JsonValue.Create("full"), TrlRelease.Key, isDefault: true);
+            defaults.Add("gradient_checkpointing true");
+        }
+
+        if (trl >= TrlRelease.CheckpointingAndBf16 && keys.Peek("bf16") is null && keys.Bool("fp16") != true)
+        {
+            defaults.Add("bf16 true (fp16 not set)");
+        }
+
+        keys.Confirm(TrlRelease.Key, $"TRL {trl.ToString(3)}'s SFTConfig defaults for the keys the file leaves out: {(defaults.Count == 0 ? "none that moves memory" : string.Join(", ", defaults))}");
+    }
+
+    /// <summary>
+    /// SFT's <c>loss_type</c>: <c>"nll"</c> is the standard loss; <c>"chunked_nll"</c> (TRL PR #5575: the head only on
+    /// labelled tokens and the loss in checkpointed chunks), TRL's default from 1.7 unless <c>use_liger_kernel</c>, and
+    /// <c>"dft"</c> have no scenario value yet.
+    /// </summary>
+    private static void Loss(ConfigKeys keys, Version? trl)
+    {
+        string? loss = keys.Peek("loss_type") is null ? null : keys.Text("loss_type");
+        if (loss == "nll")
+        {
+            keys.Confirm("loss_type", "the standard causal-LM loss");
+        }
+        else if (loss is not null)
+        {
+            keys.Unmodelled("loss_type", $"\"{loss}\" is not the standard loss, which the estimate keeps{(loss == "chunked_nll" ? " (chunked_nll: the head on labelled tokens only and the loss in checkpointed chunks of 256 tokens)" : "")}");
+        }
+        else if (trl >= TrlRelease.ChunkedNll && keys.Bool("use_liger_kernel") != true)
+        {
+            keys.Unmodelled("loss_type", $"left out, TRL {trl.ToString(3)} takes chunked_nll (from 1.7): the head on labelled tokens only and the loss in checkpointed chunks of 256 tokens; the estimate keeps the standard loss (give loss_type: nll to run it)");
         }
     }
 
@@ -92,7 +162,7 @@ internal static class TrainerArgumentsConfig
         return mode;
     }
 
-    private static void Precision(ConfigKeys keys, string mode)
+    private static void Precision(ConfigKeys keys, string mode, bool defaultBf16)
     {
         string dtypeKey = keys.Peek("dtype") is not null ? "dtype" : "torch_dtype";
         string? loaded = keys.Peek(dtypeKey) is { } d && !ConfigKeys.IsAuto(d) ? keys.Text(dtypeKey) switch
@@ -102,10 +172,12 @@ internal static class TrainerArgumentsConfig
             "float32" => "fp32",
             var other => throw keys.Error(dtypeKey, $"is \"{other}\"; expected bfloat16, float16, float32 or auto"),
         } : null;
-        bool? bf16 = keys.Bool("bf16");
         bool? fp16 = keys.Bool("fp16");
+        // TRL from 0.19: bf16 left out is on unless fp16 is (SFTConfig.__post_init__: self.bf16 = not (self.fp16)).
+        bool fromRelease = defaultBf16 && keys.Peek("bf16") is null && fp16 != true;
+        bool? bf16 = fromRelease ? true : keys.Bool("bf16");
         string? amp = bf16 == true ? "bf16" : fp16 == true ? "fp16" : bf16 == false || fp16 == false ? "none" : null;
-        string ampKey = bf16 == true ? "bf16" : fp16 == true ? "fp16" : bf16 is not null ? "bf16" : "fp16";
+        string ampKey = fromRelease ? TrlRelease.Key : bf16 == true ? "bf16" : fp16 == true ? "fp16" : bf16 is not null ? "bf16" : "fp16";
         if (mode == "training")
         {
             if (loaded == "bf16")
@@ -118,7 +190,7 @@ internal static class TrainerArgumentsConfig
             }
             else if (amp is not null)
             {
-                keys.Set("precision", JsonValue.Create(amp switch { "bf16" => "mixed-bf16", "fp16" => "mixed-fp16", _ => "fp32" }), ampKey);
+                keys.Set("precision", JsonValue.Create(amp switch { "bf16" => "mixed-bf16", "fp16" => "mixed-fp16", _ => "fp32" }), ampKey, isDefault: fromRelease);
             }
 
             return;
@@ -135,7 +207,7 @@ internal static class TrainerArgumentsConfig
 
         if (amp is not null)
         {
-            keys.Set("precision", JsonValue.Create(amp switch { "bf16" => "mixed-bf16", "fp16" => "mixed-fp16", _ => loaded == "bf16" ? "bf16" : "fp32" }), ampKey);
+            keys.Set("precision", JsonValue.Create(amp switch { "bf16" => "mixed-bf16", "fp16" => "mixed-fp16", _ => loaded == "bf16" ? "bf16" : "fp32" }), ampKey, isDefault: fromRelease);
         }
     }
 

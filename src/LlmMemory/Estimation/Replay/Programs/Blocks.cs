@@ -241,13 +241,16 @@ internal static class Blocks
     /// Unsloth's <c>Fast_CrossEntropyLoss</c> (fms-acceleration FOAK's <c>fast_loss</c>, <c>kernels/unsloth/cross_entropy_loss.py</c>):
     /// the Triton kernel reads the logits as given, keeps them with a per-row fp32 log-sum-exp and per-row fp32 losses
     /// (summed, then dropped); its backward (<c>_cross_entropy_backward</c>) stores the gradient into the saved logits and
-    /// returns them, so the loss allocates nothing of the logits' size.
+    /// returns them, so the loss allocates nothing of the logits' size. Unsloth's own release of the kernel runs a vocabulary
+    /// above <see cref="Constants.UnslothMaxFusedSize"/> in <paramref name="vocabularyChunks"/> column chunks: an (rows × chunks) fp32
+    /// log-sum-exp, reduced to one per row by <c>torch.logsumexp(logsumexp, dim = 1)</c>, which rebinds the name.
     /// </summary>
-    public static Tensor InPlaceCrossEntropy(ReplayEngine s, Tensor logits)
+    public static Tensor InPlaceCrossEntropy(ReplayEngine s, Tensor logits, long vocabularyChunks = 1)
     {
         long rows = logits.Shape[0] * logits.Shape[1];
         Tensor losses = s.Empty([rows], ScalarType.Float32);
-        Tensor logSumExp = s.Empty([rows], ScalarType.Float32);
+        Tensor logSumExp = vocabularyChunks == 1 ? s.Empty([rows], ScalarType.Float32)
+            : Rebind(s.Empty([rows, vocabularyChunks], ScalarType.Float32), s.Empty([rows], ScalarType.Float32));
         Tensor loss = s.Empty([], ScalarType.Float32);
         s.Record(loss, [logits], [logits, logSumExp], Derivatives.IntoSaved);
         Release(logSumExp, losses);
@@ -279,6 +282,9 @@ internal static class Blocks
         input.Release();
         return s.To(Operand.Take(product), x.Type);
     }
+
+    /// <summary>The column chunks of Unsloth's <c>Fast_CrossEntropyLoss</c>: <c>n_chunks = div + (mod != 0)</c> of <c>divmod(vocab_size, MAX_FUSED_SIZE)</c>.</summary>
+    public static long UnslothVocabularyChunks(long vocabulary) => (vocabulary + Constants.UnslothMaxFusedSize - 1) / Constants.UnslothMaxFusedSize;
 
     /// <summary>The new value of a variable; the old one is dropped after the new one exists (Python rebinding).</summary>
     public static Tensor Rebind(Tensor old, Tensor value)

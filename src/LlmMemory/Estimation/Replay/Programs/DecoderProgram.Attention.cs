@@ -280,6 +280,7 @@ internal sealed partial class DecoderProgram
                 LossStyle.Fused => Blocks.FusedCrossEntropy(s, logits),
                 LossStyle.InPlace => InPlaceLoss(logits, upcast: false),
                 LossStyle.InPlaceLossFunction => InPlaceLoss(logits, upcast: true),
+                LossStyle.InPlaceModelLogits => Blocks.InPlaceCrossEntropy(s, logits, vocabularyChunks: Blocks.UnslothVocabularyChunks(logits.Shape[2])),
                 _ => Blocks.CausalLmLoss(s, logits, shiftedCopy: Options.Loss is LossStyle.TransformersShifted or LossStyle.TransformersInModel),
             };
         }
