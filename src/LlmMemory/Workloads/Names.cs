@@ -31,6 +31,7 @@ public static class Names
             [(CrossEntropyKind.Standard, "standard"), (CrossEntropyKind.Chunked, "chunked"), (CrossEntropyKind.Fused, "fused"),
                 (CrossEntropyKind.InPlace, "in-place"), (CrossEntropyKind.FusedLinear, "fused-linear")],
         [typeof(BitsandbytesConverter)] = [(BitsandbytesConverter.Transformers, "transformers"), (BitsandbytesConverter.Lightning, "lightning")],
+        [typeof(ModelCode)] = [(ModelCode.Transformers, "transformers"), (ModelCode.Litgpt, "litgpt")],
         [typeof(GenerationCache)] = [(GenerationCache.Dynamic, "dynamic"), (GenerationCache.Static, "static")],
         [typeof(FsdpMode)] =
         [
