@@ -69,6 +69,7 @@ internal sealed class ScenarioOptions
         Switch("--hold-previous-logits", "hold_previous_logits", "The training loop keeps the previous micro-batch's logits, and through them its graph, until the next forward returns (LitGPT's loops).");
         Text("--bitsandbytes-version", "bitsandbytes_version", "bitsandbytes release, where it changed the training step: before 0.43.2 each 4-bit matmul keeps its input for backward; default: current.");
         Text("--bitsandbytes-converter", "bitsandbytes_converter", "Who converts the linears to bitsandbytes 4-bit: transformers (keeps the head) or lightning (every nn.Linear, quantized from fp16; LitGPT).");
+        Text("--model-code", "model_code", "Whose module code the pytorch engine runs in training: transformers (default) or litgpt (LitGPT's GPT and LoRA modules).");
         Switch("--bnb-4bit-use-double-quant", "bnb_4bit_use_double_quant", "bitsandbytes' double quantization of the 4-bit absmax (--bnb-4bit-use-double-quant false: fp32 absmax per 64 weights); default: nf4 with, fp4 without.");
         Switch("--kbit-preparation", "kbit_preparation", "PEFT's prepare_model_for_kbit_training on a k-bit base (QLoRA): unquantized parameters cast to fp32.");
         Text("--engine-version", "engine_options.version", "Engine version where its accounting changed: vLLM 0.6.4 (V0) to 0.19 (docs/vllm.md), SGLang 0.4.7.post1 to 0.5.4 (docs/sglang.md), llama.cpp b4823, transformers 4.x to 5.17 (its causal-LM loss in training); default: current.");

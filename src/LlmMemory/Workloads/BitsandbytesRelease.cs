@@ -12,6 +12,16 @@ public enum BitsandbytesConverter
     Lightning,
 }
 
+/// <summary>Whose module code the PyTorch engine runs (<c>model_code</c>).</summary>
+public enum ModelCode
+{
+    /// <summary>transformers' modeling files (and PEFT's LoRA layers).</summary>
+    Transformers,
+
+    /// <summary>LitGPT's <c>litgpt/model.py</c> and <c>litgpt/lora.py</c> (lit-gpt's <c>lit_gpt/</c> in 2023).</summary>
+    Litgpt,
+}
+
 /// <summary>bitsandbytes releases (<c>bitsandbytes_version</c>), where a release changed what a training step holds.</summary>
 public static class BitsandbytesRelease
 {

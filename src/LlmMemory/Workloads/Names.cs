@@ -32,6 +32,7 @@ public static class Names
                 (CrossEntropyKind.InPlace, "in-place"), (CrossEntropyKind.FusedLinear, "fused-linear"),
                 (CrossEntropyKind.Unsloth, "unsloth")],
         [typeof(BitsandbytesConverter)] = [(BitsandbytesConverter.Transformers, "transformers"), (BitsandbytesConverter.Lightning, "lightning")],
+        [typeof(ModelCode)] = [(ModelCode.Transformers, "transformers"), (ModelCode.Litgpt, "litgpt")],
         [typeof(GenerationCache)] = [(GenerationCache.Dynamic, "dynamic"), (GenerationCache.Static, "static")],
         [typeof(FsdpMode)] =
         [

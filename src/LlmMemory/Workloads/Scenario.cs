@@ -124,6 +124,13 @@ public sealed record Scenario
     public BitsandbytesConverter BitsandbytesConverter { get; init; }
 
     /// <summary>
+    /// Whose module code the PyTorch engine runs: transformers' (the default) or LitGPT's own <c>GPT</c> and LoRA modules
+    /// (fused qkv, its attention's views and copies, <c>LoRALinear</c>/<c>LoRAQKVLinear</c>). A project extension of
+    /// docs/scenario.md (docs/scenario-extensions.md).
+    /// </summary>
+    public ModelCode ModelCode { get; init; }
+
+    /// <summary>
     /// bitsandbytes' double quantization of the 4-bit absmax constants (transformers' <c>bnb_4bit_use_double_quant</c>,
     /// Lightning's <c>nf4-dq</c> modes); null means the format's own (nf4 with, fp4 without). A project extension of docs/scenario.md.
     /// </summary>
@@ -171,7 +178,8 @@ public sealed record Scenario
 /// <param name="Alpha">Scaling numerator; does not change memory.</param>
 /// <param name="Targets">Module names, or a preset.</param>
 /// <param name="Dora">Weight-decomposed LoRA: adds a trainable magnitude vector per adapted module.</param>
-public sealed record LoraSettings(int Rank, double? Alpha, LoraTargets Targets, bool Dora)
+/// <param name="Dropout">The probability of the dropout on each adapter's input (PEFT's and LitGPT's <c>lora_dropout</c>); 0 is none.</param>
+public sealed record LoraSettings(int Rank, double? Alpha, LoraTargets Targets, bool Dora, double Dropout = 0)
 {
     /// <summary>The rank a LoRA run gets when none is given: 16, the rank of the essay's example (and of PEFT's and Unsloth's guides).</summary>
     public const int DefaultRank = 16;

@@ -13,6 +13,7 @@ public static class ScenarioFields
         "gradient_checkpointing", "attention", "cross_entropy", "compile", "packed", "lora", "kv_cache_dtype", "v_cache_dtype", "parallel",
         "engine_options", "gpu", "new_tokens", "cache", "alloc_conf", "foreach", "fused", "kbit_preparation", "use_cache", "bitsandbytes_version",
         "bitsandbytes_converter", "bnb_4bit_use_double_quant", "custom_sharded_layers", "hold_previous_logits",
+        "model_code",
     ]);
 
     private static readonly Scenario Defaults = new() { Model = new ModelReference.Named("") };
@@ -53,6 +54,7 @@ public static class ScenarioFields
             "bitsandbytes_version" => scenario.BitsandbytesVersion,
             "hold_previous_logits" => Flag(scenario.HoldPreviousLogits),
             "bitsandbytes_converter" => Names.Of(scenario.BitsandbytesConverter),
+            "model_code" => Names.Of(scenario.ModelCode),
             "bnb_4bit_use_double_quant" => scenario.Bnb4bitUseDoubleQuant is bool dq ? Flag(dq) : null,
             "custom_sharded_layers" => scenario.CustomShardedLayers == CustomShardedLayers.None ? null
                 : string.Join(", ", Enum.GetValues<CustomShardedLayers>().Where(l => l != CustomShardedLayers.None && scenario.CustomShardedLayers.HasFlag(l)).Select(l => Names.Of(l))),

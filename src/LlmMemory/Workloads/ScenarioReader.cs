@@ -88,6 +88,7 @@ public static class ScenarioReader
             UseCache = o.Bool("use_cache"),
             HoldPreviousLogits = o.Bool("hold_previous_logits") ?? false,
             BitsandbytesConverter = o.Enum("bitsandbytes_converter", BitsandbytesConverter.Transformers),
+            ModelCode = o.Enum("model_code", ModelCode.Transformers),
             Bnb4bitUseDoubleQuant = o.Bool("bnb_4bit_use_double_quant"),
             CustomShardedLayers = ReadCustomShardedLayers(o),
             BitsandbytesVersion = o.String("bitsandbytes_version") is { } bnb ? BitsandbytesRelease.TryParse(bnb, out _) ? bnb
@@ -218,7 +219,10 @@ public static class ScenarioReader
         lora.RejectUnknown(name => name is "r" or "alpha" or "targets" or "dora" or "dropout");
         // Without r, the library's one default rank (the estimate says so in a note).
         int rank = lora.Int("r", 1, 1 << 16) ?? LoraSettings.DefaultRank;
-        return new LoraSettings(rank, lora.Double("alpha", 0, 1e9), ReadTargets(lora), lora.Bool("dora") ?? false);
+        double dropout = lora.Double("dropout", 0, 1) ?? 0;
+        return dropout < 1
+            ? new LoraSettings(rank, lora.Double("alpha", 0, 1e9), ReadTargets(lora), lora.Bool("dora") ?? false, dropout)
+            : throw lora.Error("lora.dropout", "is 1; a dropout probability is below 1 (0 for none)");
     }
 
     private static LoraTargets ReadTargets(Fields lora)

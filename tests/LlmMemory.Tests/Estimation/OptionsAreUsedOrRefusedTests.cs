@@ -78,6 +78,7 @@ public sealed class OptionsAreUsedOrRefusedTests
         ("bnb_4bit_use_double_quant", """ "bnb_4bit_use_double_quant": false """),
         ("custom_sharded_layers", """ "custom_sharded_layers": ["tok_embeddings"] """),
         ("hold_previous_logits", """ "hold_previous_logits": true """),
+        ("model_code", """ "model_code": "litgpt" """),
     ];
 
     [Theory]

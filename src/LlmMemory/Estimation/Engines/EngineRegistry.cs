@@ -24,7 +24,7 @@ internal static class EngineRegistry
 
     /// <summary>Training, LoRA and QLoRA on one GPU: steps of forward, backward and optimizer replayed op by op.</summary>
     private static readonly EstimatorPath ReplayTraining = EstimatorPath.Of("training on one GPU (a replay of the step through PyTorch's allocator)",
-        ["weights", "optimizer_in_backward", "foreach", "fused", "lora", "alloc_conf", "kbit_preparation", "use_cache", "bitsandbytes_version", "bitsandbytes_converter", "bnb_4bit_use_double_quant", "hold_previous_logits", "engine_options.version", .. Training], ReplayEstimate.Build) with { RunsOutOfMemory = ReplayEstimate.RunsOutOfMemory };
+        ["weights", "optimizer_in_backward", "foreach", "fused", "lora", "alloc_conf", "kbit_preparation", "use_cache", "bitsandbytes_version", "bitsandbytes_converter", "bnb_4bit_use_double_quant", "hold_previous_logits", "model_code", "engine_options.version", .. Training], ReplayEstimate.Build) with { RunsOutOfMemory = ReplayEstimate.RunsOutOfMemory };
 
     /// <summary>Full training sharded by FSDP or DeepSpeed ZeRO over data-parallel GPUs: the step replayed for rank 0, with its gathers and reductions.</summary>
     private static readonly EstimatorPath ShardedReplayTraining = EstimatorPath.Of("FSDP or ZeRO training, one rank of N (a replay of the step through PyTorch's allocator)",

@@ -52,6 +52,8 @@ internal static class OptionCheck
         "bitsandbytes_converter" => "the converter of bitsandbytes 4-bit linears is replayed in training on one GPU",
         "hold_previous_logits" => !scenario.IsTraining ? "it is a training loop setting (mode training, lora or qlora)"
             : "a training loop that keeps the previous logits is replayed on one GPU (engine pytorch)",
+        "model_code" => !scenario.IsTraining ? "it is replayed for training (mode training, lora or qlora)"
+            : "LitGPT's module code is replayed in training on one GPU (engine pytorch)",
         "bitsandbytes_version" => "the bitsandbytes release changes the replayed training step of 4-bit weights on one GPU (QLoRA, LoRA on nf4 or fp4)",
         "custom_sharded_layers" => "torchtune's FSDP units of their own are replayed for FSDP ranks (full training under parallel.fsdp without tensor, pipeline or context parallelism)",
         "optimizer_in_backward" when scenario.IsTraining => "the sharded closed form does not model stepping in backward yet",

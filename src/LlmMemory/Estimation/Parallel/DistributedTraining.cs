@@ -25,6 +25,12 @@ internal static class DistributedTraining
                 "is interleaved-1f1b, which is modelled for torchtitan's pipeline (its micro-batch count and stages per rank) only; use engine torchtitan or 1f1b.");
         }
 
+        if (scenario.Lora is { Dropout: > 0 })
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("lora.dropout"), "lora.dropout",
+                "is above 0, but the adapters' dropout copies and masks are replayed on one GPU; the sharded closed form does not count them (give 0 or leave it out).");
+        }
+
         ShardPlan plan = ShardPlan.For(scenario);
         bool lora = scenario.IsAdapterTraining;
         LoraAdapters? adapters = scenario.EffectiveLora is LoraSettings settings ? LoraAdapters.For(m, settings) : null;

@@ -272,6 +272,13 @@ internal static class ReplayEstimate
                 : "hold_previous_logits: the loop keeps the previous micro-batch's logits until the next forward returns.";
         }
 
+        if (plan.Options.LitGpt)
+        {
+            yield return "model_code litgpt: LitGPT's own GPT and LoRA modules (one fused qkv, grouped k and v copied to all heads, adapters in the model type"
+                + (plan.Options.Lora is { Dropout: > 0 } ? " with one dropout per LoRA module" : "")
+                + ", the head in 128-token chunks cast to fp32 by Fabric's convert_output).";
+        }
+
         if (scenario.Packed)
         {
             yield return "Packed sequences are replayed as full sequences of seq tokens (flash attention's variable-length path saves the same tensors).";

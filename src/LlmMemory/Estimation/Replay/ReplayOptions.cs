@@ -78,6 +78,12 @@ internal sealed record ReplayOptions
     /// <summary>torchtune's model code: LoRA in the model dtype without the fp32 input cast, k/v expanded to all heads before SDPA.</summary>
     public bool Torchtune { get; init; }
 
+    /// <summary>
+    /// LitGPT's model code (<c>model_code: litgpt</c>): LoRA in the model dtype without a cast, one dropout for the fused qkv,
+    /// q, k and v split from one qkv output, grouped k and v copied to all heads, LitGPT's RMSNorm.
+    /// </summary>
+    public bool LitGpt { get; init; }
+
     public LossStyle Loss { get; init; } = LossStyle.Transformers;
 
     /// <summary>
@@ -119,7 +125,8 @@ internal readonly record struct StoredWeight(long Bytes, ScalarType Type);
 /// <param name="Rank">r.</param>
 /// <param name="Dora">A magnitude vector per adapted module and the DoRA forward.</param>
 /// <param name="Type">Adapter type: fp32 for PEFT (<c>autocast_adapter_dtype</c>), the model dtype for torchtune.</param>
-internal sealed record LoraReplay(IReadOnlyList<TensorSpec> Targets, int Rank, bool Dora, ScalarType Type);
+/// <param name="Dropout">The dropout probability on each adapter's input; 0 is none (no kernel, no mask).</param>
+internal sealed record LoraReplay(IReadOnlyList<TensorSpec> Targets, int Rank, bool Dora, ScalarType Type, double Dropout);
 
 /// <summary>Optimizer implementations, by the states and temporaries they allocate (research/torch SPEC §6).</summary>
 internal enum ReplayOptimizer

@@ -37,6 +37,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
 
         (WeightLayout layout, string format) = ChooseLayout(model, scenario, precision);
         bool lightning = LightningConverter(model, scenario, format, torchtune);
+        bool litgpt = LitGptCode(model, scenario);
         bool? doubleQuant = DoubleQuant(scenario, format, torchtune);
         if (lightning || doubleQuant is not null)
         {
@@ -78,7 +79,8 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Weights = weights,
             TrainBase = scenario.Mode == Mode.Training,
             Autocast = autocast,
-            Lora = adapters is null ? null : new LoraReplay(adapters.Targets, adapters.Rank, adapters.Dora, torchtune ? embedding : ScalarType.Float32),
+            Lora = adapters is null ? null
+                : new LoraReplay(adapters.Targets, adapters.Rank, adapters.Dora, torchtune || litgpt ? embedding : ScalarType.Float32, scenario.EffectiveLora!.Dropout),
             EagerAttention = scenario.Attention == AttentionKernel.Eager,
             Checkpointing = scenario.GradientCheckpointing != Checkpointing.None,
             OffloadCheckpoints = scenario.GradientCheckpointing == Checkpointing.Offload,
@@ -97,6 +99,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             HoldPreviousLogits = HoldPreviousLogits(scenario),
             QuantStateType = lightning ? ScalarType.Float16 : null,
             Torchtune = torchtune,
+            LitGpt = litgpt,
             Loss = Loss(model, scenario, torchtune),
             Compiled = scenario.Compile,
             Sharding = sharding,
@@ -241,6 +244,32 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
                 : null;
         return problem is null ? keeps
             : throw new ModelFormatException(scenario.Given.OriginOf("bitsandbytes_version"), "bitsandbytes_version", $"is {release}, but {problem}.");
+    }
+
+    /// <summary>
+    /// LitGPT's module code (<c>model_code: litgpt</c>), for the families whose LitGPT modules the replay follows: the Llama-style
+    /// decoders (LitGPT's <c>LLaMAMLP</c>, RMSNorm, fused qkv) and GPT-NeoX (whose transformers attention already splits one fused
+    /// qkv output by views, as LitGPT's does); refused outside training on one GPU under engine pytorch, with eager attention, and
+    /// for Phi-3, whose fused <c>gate_up_proj</c> LitGPT splits into <c>fc_1</c> and <c>fc_2</c>.
+    /// </summary>
+    private static bool LitGptCode(ModelArchitecture model, Scenario scenario)
+    {
+        if (scenario.ModelCode != ModelCode.Litgpt)
+        {
+            return false;
+        }
+
+        string? problem = !scenario.IsTraining ? "it is replayed for training (mode training, lora or qlora)"
+            : scenario.Engine != Engine.Pytorch ? $"LitGPT runs its own model code under engine pytorch, not {Names.Of(scenario.Engine)}"
+            : scenario.Attention == AttentionKernel.Eager ? "LitGPT's attention calls F.scaled_dot_product_attention (attention sdpa or flash), not eager"
+            : model.Experts is not null || model.LatentAttention is not null || model.ModelType.StartsWith("gemma", StringComparison.Ordinal)
+                || (model.Family != ModelFamily.LlamaLike && model.ModelType != "gpt_neox")
+                ? $"LitGPT's modules are replayed for Llama-style decoders without experts (Llama, Mistral, Qwen) and GPT-NeoX, not {model.ModelType}"
+            : DecoderStyle.Of(model).FusedProjections
+                ? "LitGPT runs this model's MLP as two LoRALinear (fc_1, fc_2, each with its own dropout) where the replay's program fuses gate_up_proj"
+            : null;
+        return problem is null ? true
+            : throw new ModelFormatException(scenario.Given.OriginOf("model_code"), "model_code", $"is litgpt, but {problem}.");
     }
 
     /// <summary>

@@ -24,6 +24,22 @@ internal static class Blocks
         return y;
     }
 
+    /// <summary>
+    /// LitGPT's <c>RMSNorm.forward</c> (litgpt/model.py, read at 0420581; lit_gpt/rmsnorm.py of 2023 alike): <c>x = x.float();
+    /// norm_x = torch.mean(x * x, dim=-1, keepdim=True); x_normed = x * torch.rsqrt(norm_x + eps);
+    /// return (x_normed * weight.float()).to(dtype=dtype)</c>. The product with the weight is taken in fp32, so a trained weight
+    /// keeps the fp32 <c>x_normed</c> for its gradient (transformers' norm keeps a 16-bit one).
+    /// </summary>
+    public static Tensor LitGptRmsNorm(ReplayEngine s, Tensor x, Tensor weight)
+    {
+        Tensor xf = s.To(x, ScalarType.Float32);
+        Tensor mean = s.Reduce(Operand.Take(s.Mul(xf, xf)), [.. x.Shape[..^1], 1]);
+        Tensor r = s.Unary(Operand.Take(s.AddScalar(Operand.Take(mean))), UnaryKind.Rsqrt);
+        Tensor normed = s.Mul(Operand.Take(xf), Operand.Take(r));
+        Tensor y = s.Mul(Operand.Take(normed), Operand.Take(s.To(weight, ScalarType.Float32)));
+        return s.To(Operand.Take(y), x.Type);
+    }
+
     /// <summary><c>GemmaRMSNorm</c>: <c>out = _norm(x.float()) * (1.0 + weight.float()); return out.type_as(x)</c>.</summary>
     public static Tensor GemmaRmsNorm(ReplayEngine s, Tensor x, Tensor weight)
     {

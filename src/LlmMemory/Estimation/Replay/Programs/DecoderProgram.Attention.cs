@@ -27,9 +27,12 @@ internal sealed partial class DecoderProgram
         }
 
         int repeats = (int)(a / k.Shape[1]);
-        if (Options.Torchtune && repeats > 1)
+        if ((Options.Torchtune || Options.LitGpt) && repeats > 1)
         {
-            // torchtune MultiHeadAttention: k.unsqueeze(2).expand(...).flatten(1, 2) before SDPA.
+            // torchtune MultiHeadAttention: k.unsqueeze(2).expand(...).flatten(1, 2) before SDPA. LitGPT's CausalSelfAttention:
+            // "Grouped queries: balance the number of heads across all three matrices. NOTE: flash attention requires it in
+            // training mode": k.repeat_interleave(q_per_kv, dim=1) (litgpt/model.py, read at 0420581; 2023 and 2024:
+            // k.expand(...) then k.reshape(B, -1, T, hs)), a copy of k and of v at all heads, which SDPA saves.
             k = Blocks.Rebind(k, Blocks.RepeatKv(s, k, repeats));
             v = Blocks.Rebind(v, Blocks.RepeatKv(s, v, repeats));
             repeats = 1;
@@ -47,6 +50,13 @@ internal sealed partial class DecoderProgram
                 ? Blocks.Float32Sdpa(s, q, k, v, mask, repeats)
                 : Blocks.SdpaAttention(s, q, k, v, mask, repeats);
             o = s.View(Operand.Take(output), [b, n, a, v.Shape[^1]]);
+            if (Options.LitGpt)
+            {
+                // LitGPT's q comes from torch.cat after RoPE, contiguous heads-major (B, nh, T, hs); SDPA's output keeps q's
+                // layout (flash_api.cpp mha_fwd: out = at::empty_like(q_padded)), so `y.transpose(1, 2)` is not contiguous and
+                // `y.reshape(B, T, head_size * n_head)` copies it: the proj's input, beside the output SDPA saves.
+                o = s.ContiguousCopy(Operand.Take(o));
+            }
         }
 
         o = s.View(Operand.Take(o), [b, n, a * o.Shape[^1]]);
@@ -62,6 +72,11 @@ internal sealed partial class DecoderProgram
         ReplayEngine s = Engine;
         (long b, long n) = (x.Shape[0], x.Shape[1]);
         (long a, long kv, long d) = (Model.AttentionHeadCount, Model.KeyValueHeadCount, Model.HeadDimension);
+        if (Options.LitGpt)
+        {
+            return LitGptProjections(p, x, rope);
+        }
+
         Tensor q;
         Tensor k;
         Tensor v;
@@ -103,6 +118,34 @@ internal sealed partial class DecoderProgram
             v = s.View(Operand.Take(Linear(p + "v_proj.weight", x)), [b, kv, n, d]);
         }
 
+        (Tensor qr, Tensor kr) = Blocks.ApplyRope(s, q, k, rope.Cos, rope.Sin);
+        Blocks.Release(q, k);
+        return (qr, kr, v);
+    }
+
+    /// <summary>
+    /// LitGPT's <c>CausalSelfAttention.forward</c> (litgpt/model.py, read at 0420581; lit_gpt/model.py of 2023 alike):
+    /// <c>qkv = self.attn(x)</c>, one fused linear (with LoRA its <c>LoRAQKVLinear</c>, whose one <c>lora_dropout(x)</c> serves
+    /// q, k and v: litgpt/lora.py at 01e39f5), replayed as the three projections concatenated into one (B, T, (nh + 2·ng)·hs)
+    /// output; q, k and v are views of it (<c>split</c>, <c>view</c>, <c>transpose</c>); <c>apply_rope</c> and <c>torch.cat</c>
+    /// make new q and k, and v stays a view, so what SDPA saves of v keeps the whole qkv output alive until backward (with
+    /// grouped queries the caller copies v to all heads, and the qkv output dies).
+    /// </summary>
+    private (Tensor Q, Tensor K, Tensor V) LitGptProjections(string p, Tensor x, (Tensor Cos, Tensor Sin) rope)
+    {
+        ReplayEngine s = Engine;
+        (long b, long n) = (x.Shape[0], x.Shape[1]);
+        (long a, long kv, long d) = (Model.AttentionHeadCount, Model.KeyValueHeadCount, Model.HeadDimension);
+        string[] names = [p + "q_proj.weight", p + "k_proj.weight", p + "v_proj.weight"];
+        Tensor? dropped = names.Any(name => Weights.AdapterOf(name) is not null) ? AdapterDropout(x) : null;
+        Tensor[] parts = [.. names.Select(name => Linear(name, x, adapterInput: dropped))];
+        dropped?.Release();
+        Tensor qkv = s.Cat(parts, [b, n, (a + 2 * kv) * d]);
+        Blocks.Release(parts);
+        Tensor q = s.View(Operand.Take(Blocks.Slice(s, qkv, a * d)), [b, a, n, d]);
+        Tensor k = s.View(Operand.Take(Blocks.Slice(s, qkv, kv * d)), [b, kv, n, d]);
+        Tensor v = s.View(Operand.Take(Blocks.Slice(s, qkv, kv * d)), [b, kv, n, d]);
+        qkv.Release();
         (Tensor qr, Tensor kr) = Blocks.ApplyRope(s, q, k, rope.Cos, rope.Sin);
         Blocks.Release(q, k);
         return (qr, kr, v);
@@ -221,6 +264,13 @@ internal sealed partial class DecoderProgram
         MemoryTag tag = s.Tag;
         s.Tag = MemoryTag.Logits;
         string head = Model.TiedEmbeddings && Weights.Find(ModelWeights.UntiedHeadName) is null ? "model.embed_tokens.weight" : "lm_head.weight";
+        if (labels && Options.LitGpt && Options.Loss == LossStyle.Chunked)
+        {
+            ForwardResult litgpt = LitGptHead(head, h);
+            s.Tag = tag;
+            return litgpt;
+        }
+
         if (labels && Options.Loss is LossStyle.Chunked or LossStyle.ChunkedFused)
         {
             const int Chunks = 8;
@@ -287,6 +337,45 @@ internal sealed partial class DecoderProgram
 
         s.Tag = tag;
         return new ForwardResult(loss, [logits], cache);
+    }
+
+    /// <summary>
+    /// LitGPT's head and loss as its fine-tuning loops run them. <c>GPT.forward(idx, lm_head_chunk_size=128)</c> returns
+    /// <c>[self.lm_head(x_i) for x_i in x.split(lm_head_chunk_size, dim=1)]</c> (litgpt/lora.py, read at 01e39f5), in the model
+    /// type. Fabric's <c>_FabricModule.forward</c> then runs <c>output = precision.convert_output(output)</c> outside the forward
+    /// context, which casts every floating tensor of the output to <c>torch.get_default_dtype()</c>, fp32 (lightning/fabric
+    /// wrappers.py; <c>HalfPrecision</c> and <c>BitsandbytesPrecision.convert_output</c>): all the chunks are copied to fp32
+    /// before the model's list is dropped, and only then does the loop's <c>logits = ...</c> drop the previous micro-batch's.
+    /// <c>chunked_cross_entropy</c> takes <c>cross_entropy</c> of each fp32 chunk (its log-softmax saved in fp32).
+    /// </summary>
+    private ForwardResult LitGptHead(string head, Tensor h)
+    {
+        const long ChunkSize = 128;
+        ReplayEngine s = Engine;
+        (long b, long n, long width) = (h.Shape[0], h.Shape[1], h.Shape[2]);
+        var chunks = new List<Tensor>();
+        for (long start = 0; start < n; start += ChunkSize)
+        {
+            chunks.Add(HeadLinear(head, Operand.Take(s.View(h, [b, Math.Min(ChunkSize, n - start), width]))));
+        }
+
+        h.Release();
+        Tensor[] converted = [.. chunks.Select(chunk => s.To(chunk, ScalarType.Float32))];
+        Blocks.Release([.. chunks]);
+        s.ModelReturned();
+        s.Tag = MemoryTag.Loss;
+        Tensor? total = null;
+        Tensor? last = null;
+        foreach (Tensor chunk in converted)
+        {
+            Tensor part = Blocks.CausalLmLoss(s, chunk);
+            last?.Release();
+            last = part;
+            total = total is null ? part.Retain() : Blocks.Rebind(total, s.Add(total, part));
+        }
+
+        last?.Release();
+        return new ForwardResult(total, converted, null);
     }
 
     /// <summary>

@@ -64,14 +64,15 @@ internal sealed partial class DecoderProgram : ModelProgram
         // embedding's output, scaled by √h where the embedding module scales it (Gemma 3), before the scaling where the
         // model scales it (Gemma 1 and 2: hidden_states = hidden_states * normalizer).
         Tensor? normalizer = null;
-        Tensor? embeddings = _style.EmbedScaleBuffer ? null : x.Retain();
+        Tensor? embeddings = _style.EmbedScaleBuffer || Options.LitGpt ? null : x.Retain();
         if (_style.GemmaNorms)
         {
             normalizer = s.Empty([], x.Type);
             x = Blocks.Rebind(x, s.Mul(x, normalizer));
         }
 
-        embeddings ??= x.Retain();
+        // LitGPT's GPT.forward rebinds x block by block: the embedding output dies in the first block.
+        embeddings ??= Options.LitGpt ? null : x.Retain();
 
         if (Options.Lora is not null && Options.Checkpointing && training)
         {
@@ -320,6 +321,7 @@ internal sealed partial class DecoderProgram : ModelProgram
     private Tensor Norm(Tensor x, string weightName) => (Options.Compiled, _style.GemmaNorms) switch
     {
         (true, _) => Blocks.FusedRmsNorm(Engine, x, Weights[weightName]),
+        _ when Options.LitGpt => Blocks.LitGptRmsNorm(Engine, x, Weights[weightName]),
         (false, true) => Blocks.GemmaRmsNorm(Engine, x, Weights[weightName]),
         (false, false) => Blocks.RmsNorm(Engine, x, Weights[weightName]),
     };

@@ -49,10 +49,15 @@ internal abstract class ModelProgram
     /// A linear layer by its weight's checkpoint name: the base <c>F.linear</c> (or a 4-bit dequantized matmul) plus the
     /// adapter. PEFT's <c>Linear.forward</c>: <c>result = base(x)</c>; outside autocast x is cast to the adapter type
     /// (<c>_cast_input_dtype</c>, a copy per adapted module); <c>result = result + lora_B(lora_A(x)) * scaling</c>, or the
-    /// DoRA update; <c>result.to(torch_result_dtype)</c>. torchtune's <c>LoRALinear</c> adds the adapter in the model type.
+    /// DoRA update; <c>result.to(torch_result_dtype)</c>; with <c>lora_dropout</c> the adapter takes <c>dropout(x)</c> (after the
+    /// cast), whose output and bool mask lora_A's backward keeps. torchtune's <c>LoRALinear</c> adds the adapter in the model type.
+    /// LitGPT's <c>LoRALinear.forward</c> (litgpt/lora.py, read at 01e39f5; lit_gpt/lora.py of 2023 alike):
+    /// <c>pretrained = self.linear(x)</c>; <c>lora = (self.lora_dropout(x) @ lora_A.T @ lora_B.T) * scaling</c>, in the model type
+    /// (Fabric's <c>bf16-true</c> converts the adapters with the model); <c>pretrained + lora</c>. Its <c>LoRAQKVLinear</c> drops
+    /// x once for q, k and v: the caller passes that one dropped tensor as <paramref name="adapterInput"/>.
     /// <paramref name="adapterKey"/> names the module when it shares another's weight (a tied <c>lm_head</c>).
     /// </summary>
-    protected Tensor Linear(string weightName, Operand input, string? adapterKey = null)
+    protected Tensor Linear(string weightName, Operand input, string? adapterKey = null, Tensor? adapterInput = null)
     {
         ReplayEngine s = Engine;
         Tensor x = input.Tensor;
@@ -66,6 +71,14 @@ internal abstract class ModelProgram
         }
 
         ScalarType resultType = result.Type;
+        if (Options.LitGpt)
+        {
+            Tensor dropped = adapterInput?.Retain() ?? AdapterDropout(x);
+            input.Done();
+            Tensor lora = s.Scale(Operand.Take(s.Linear(Operand.Take(s.Linear(Operand.Take(dropped), adapter.A)), adapter.B)));
+            return s.Add(Operand.Take(result), Operand.Take(lora));
+        }
+
         if (Options.Torchtune)
         {
             Tensor sum = s.Add(Operand.Take(result), Operand.Take(s.Scale(Operand.Take(s.Linear(Operand.Take(s.Linear(x, adapter.A)), adapter.B)))));
@@ -76,6 +89,11 @@ internal abstract class ModelProgram
         // `x = x.to(lora_A.dtype)` rebinds the parameter: a temporary argument (CPython moves it into the callee) dies here.
         Tensor cast = s.Autocast is null ? s.To(x, adapter.A.Type) : x.Retain();
         input.Done();
+        if (adapter.Magnitude is null && Options.Lora!.Dropout > 0)
+        {
+            cast = Blocks.Rebind(cast, s.Dropout(cast));
+        }
+
         Tensor update = adapter.Magnitude is null
             ? s.Scale(Operand.Take(s.Linear(Operand.Take(s.Linear(cast, adapter.A)), adapter.B)))
             : Dora(cast, weight, adapter, result);
@@ -84,6 +102,12 @@ internal abstract class ModelProgram
         cast.Release();
         return y;
     }
+
+    /// <summary>
+    /// <c>lora_dropout(x)</c>: <c>nn.Dropout</c> in training (a new tensor and a bool mask), the input itself when the probability
+    /// is 0 (LitGPT's <c>lambda x: x</c>, PEFT's <c>nn.Identity</c>).
+    /// </summary>
+    protected Tensor AdapterDropout(Tensor x) => Options.Lora!.Dropout > 0 ? Engine.Dropout(x) : x.Retain();
 
     /// <summary>
     /// bitsandbytes <c>Linear4bit</c>: the quant state keeps the load type (the activations' type, unless PEFT's k-bit
