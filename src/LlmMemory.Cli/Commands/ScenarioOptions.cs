@@ -71,7 +71,7 @@ internal sealed class ScenarioOptions
         Text("--bitsandbytes-converter", "bitsandbytes_converter", "Who converts the linears to bitsandbytes 4-bit: transformers (keeps the head) or lightning (every nn.Linear, quantized from fp16; LitGPT).");
         Switch("--bnb-4bit-use-double-quant", "bnb_4bit_use_double_quant", "bitsandbytes' double quantization of the 4-bit absmax (--bnb-4bit-use-double-quant false: fp32 absmax per 64 weights); default: nf4 with, fp4 without.");
         Switch("--kbit-preparation", "kbit_preparation", "PEFT's prepare_model_for_kbit_training on a k-bit base (QLoRA): unquantized parameters cast to fp32.");
-        Text("--engine-version", "engine_options.version", "Engine version where its accounting changed: vLLM 0.6.4 (V0) to 0.19 (docs/vllm.md), SGLang 0.4.7.post1 to 0.5.4 (docs/sglang.md), llama.cpp b4823, transformers 4.x to 5.17 (its causal-LM loss in training); default: current.");
+        Text("--engine-version", "engine_options.version", "Engine version where its accounting changed: vLLM 0.6.4 (V0) to 0.19 (docs/vllm.md), SGLang 0.4.7.post1 to 0.5.4 (docs/sglang.md), llama.cpp b4823, transformers 4.x to 5.17 (its causal-LM loss in training), torchtune 0.1.1 (how a QLoRA model is built before training); default: current.");
     }
 
     private enum Kind

@@ -253,7 +253,14 @@ internal static class ReplayEstimate
                 : $"bitsandbytes {release}: a 4-bit matmul keeps only its packed weight for backward.";
         }
 
-        if (scenario.EngineOptions.Version is { } transformers)
+        if (plan.Options.Nf4Init is { } init)
+        {
+            string build = init.ClonedLayers ? "one layer built and deep-copied per layer (_get_clones; a copy's NF4 weight is to_nf4(get_original_weight()))" : "each layer built in turn";
+            string quantize = init.Chunked ? "torchao quantizing 1024² elements at a time" : "torchao 0.1 quantizing each weight whole ((value - nf4).abs(): two [numel, 16] bf16 tensors)";
+            yield return $"torchtune {scenario.EngineOptions.Version ?? "current"}: the QLoRA model is built on the GPU before the step, {build}, each NF4 weight quantized from its bf16 nn.Linear weight and again from the checkpoint's in load_state_dict, {quantize}; the step starts from the segments that leaves cached.";
+        }
+
+        if (scenario.EngineOptions.Version is { } transformers && scenario.Engine != Engine.Torchtune)
         {
             yield return plan.Options.Loss switch
             {

@@ -97,6 +97,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             HoldPreviousLogits = HoldPreviousLogits(scenario),
             QuantStateType = lightning ? ScalarType.Float16 : null,
             Torchtune = torchtune,
+            Nf4Init = Nf4Init(scenario, weights, sharding),
             Loss = Loss(model, scenario, torchtune),
             Compiled = scenario.Compile,
             Sharding = sharding,
@@ -454,9 +455,32 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         _ => ReplayOptimizer.Sgd,
     };
 
+    /// <summary>
+    /// torchtune's build of a QLoRA model on one GPU (<see cref="TorchtuneNf4Init"/>), replayed whenever engine torchtune
+    /// trains NF4 weights unsharded. The release in <c>engine_options.version</c> picks the build: before 0.6.0 one layer
+    /// deep-copied per layer, before 0.2.0 torchao 0.1's whole-tensor quantization; absent means a current release (layers
+    /// built in a loop, chunked quantization). Refused where it changes nothing: other runs of engine torchtune.
+    /// </summary>
+    private static TorchtuneNf4Init? Nf4Init(Scenario scenario, IReadOnlyList<StoredWeight> weights, Sharding? sharding)
+    {
+        bool nf4 = scenario.Engine == Engine.Torchtune && scenario.IsTraining && sharding is null && weights.Any(w => w.Type == ScalarType.Nf4);
+        string? text = scenario.Engine == Engine.Torchtune ? scenario.EngineOptions.Version : null;
+        Version? release = text is null ? null : TorchtuneRelease.TryParse(text);
+        string? problem = text is null ? null
+            : release is null ? "which is not a torchtune release (such as 0.1.1 or 0.6.1)"
+            : release < TorchtuneRelease.Oldest ? $"older than the torchtune releases read (from {TorchtuneRelease.Oldest.ToString(2)})"
+            : !nf4 ? "but a torchtune release changes only how a QLoRA model's NF4 weights are built before training on one GPU (weights nf4, unsharded), which this run does not do"
+            : null;
+        return problem is not null
+            ? throw new ModelFormatException(scenario.Given.OriginOf("engine_options.version"), "engine_options.version", $"is \"{text}\", {problem}.")
+            : !nf4 ? null
+            : new TorchtuneNf4Init(ClonedLayers: release is not null && release < TorchtuneRelease.LayersBuiltInLoop,
+                Chunked: release is null || release >= TorchtuneRelease.ChunkedNf4);
+    }
+
     private static LossStyle Loss(ModelArchitecture model, Scenario scenario, bool torchtune) => scenario.CrossEntropy switch
     {
-        _ when scenario.EngineOptions.Version is { } text => TransformersLoss(model, scenario, text),
+        _ when scenario.EngineOptions.Version is { } text && scenario.Engine != Engine.Torchtune => TransformersLoss(model, scenario, text),
         CrossEntropyKind.Chunked => scenario.Compile ? LossStyle.ChunkedFused : LossStyle.Chunked,
         CrossEntropyKind.Fused => LossStyle.ChunkedFused,
         // No release given means the newest modelled (5.17), where FOAK's loss is the model's loss_function, as from 4.46.
