@@ -1,8 +1,8 @@
 namespace LlmMemory.Workloads;
 
 /// <summary>
-/// torchtune releases (<c>engine_options.version</c> for engine <c>torchtune</c>), where a release changed how a QLoRA
-/// model's NF4 weights are built on the GPU before the first step (replayed in <c>Estimation/Replay/Programs/TorchtuneNf4Init.cs</c>).
+/// torchtune releases (<c>engine_options.version</c> for engine <c>torchtune</c>), where a release changed how the model
+/// is built on the GPU before the first step (replayed in <c>Estimation/Replay/Programs/TorchtuneInit.cs</c>).
 /// </summary>
 public static class TorchtuneRelease
 {

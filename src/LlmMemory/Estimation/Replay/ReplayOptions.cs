@@ -76,7 +76,7 @@ internal sealed record ReplayOptions
     public ScalarType? QuantStateType { get; init; }
 
     /// <summary>torchtune's build of a QLoRA model on the device before the first step (NF4 quantization at load); null for none.</summary>
-    public TorchtuneNf4Init? Nf4Init { get; init; }
+    public TorchtuneInit? TorchtuneInit { get; init; }
 
     /// <summary>torchtune's model code: LoRA in the model dtype without the fp32 input cast, k/v expanded to all heads before SDPA.</summary>
     public bool Torchtune { get; init; }

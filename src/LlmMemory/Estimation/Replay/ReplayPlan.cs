@@ -97,7 +97,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             HoldPreviousLogits = HoldPreviousLogits(scenario),
             QuantStateType = lightning ? ScalarType.Float16 : null,
             Torchtune = torchtune,
-            Nf4Init = Nf4Init(scenario, weights, sharding),
+            TorchtuneInit = TorchtuneBuild(scenario, weights, sharding),
             Loss = Loss(model, scenario, torchtune),
             Compiled = scenario.Compile,
             Sharding = sharding,
@@ -456,26 +456,31 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
     };
 
     /// <summary>
-    /// torchtune's build of a QLoRA model on one GPU (<see cref="TorchtuneNf4Init"/>), replayed whenever engine torchtune
-    /// trains NF4 weights unsharded. The release in <c>engine_options.version</c> picks the build: before 0.6.0 one layer
-    /// deep-copied per layer, before 0.2.0 torchao 0.1's whole-tensor quantization; absent means a current release (layers
-    /// built in a loop, chunked quantization). Refused where it changes nothing: other runs of engine torchtune.
+    /// torchtune's build of the model on one GPU before the first step (<see cref="Replay.TorchtuneInit"/>), replayed when
+    /// engine torchtune trains NF4 weights unsharded, or when the release given in <c>engine_options.version</c> deep-copies
+    /// its layers (before 0.6.0). Before 0.2.0 the NF4 quantization is torchao 0.1's whole-tensor one; absent means a
+    /// current release (layers built in a loop, chunked quantization). Refused for sharded runs, which build the model
+    /// otherwise (FSDP recipes instantiate it on the meta device).
     /// </summary>
-    private static TorchtuneNf4Init? Nf4Init(Scenario scenario, IReadOnlyList<StoredWeight> weights, Sharding? sharding)
+    private static TorchtuneInit? TorchtuneBuild(Scenario scenario, IReadOnlyList<StoredWeight> weights, Sharding? sharding)
     {
-        bool nf4 = scenario.Engine == Engine.Torchtune && scenario.IsTraining && sharding is null && weights.Any(w => w.Type == ScalarType.Nf4);
+        bool applies = scenario.Engine == Engine.Torchtune && scenario.IsTraining && sharding is null;
         string? text = scenario.Engine == Engine.Torchtune ? scenario.EngineOptions.Version : null;
         Version? release = text is null ? null : TorchtuneRelease.TryParse(text);
         string? problem = text is null ? null
             : release is null ? "which is not a torchtune release (such as 0.1.1 or 0.6.1)"
             : release < TorchtuneRelease.Oldest ? $"older than the torchtune releases read (from {TorchtuneRelease.Oldest.ToString(2)})"
-            : !nf4 ? "but a torchtune release changes only how a QLoRA model's NF4 weights are built before training on one GPU (weights nf4, unsharded), which this run does not do"
+            : !applies ? "but a torchtune release changes only how the model is built before training on one GPU, which this run does not do"
             : null;
-        return problem is not null
-            ? throw new ModelFormatException(scenario.Given.OriginOf("engine_options.version"), "engine_options.version", $"is \"{text}\", {problem}.")
-            : !nf4 ? null
-            : new TorchtuneNf4Init(ClonedLayers: release is not null && release < TorchtuneRelease.LayersBuiltInLoop,
-                Chunked: release is null || release >= TorchtuneRelease.ChunkedNf4);
+        if (problem is not null)
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("engine_options.version"), "engine_options.version", $"is \"{text}\", {problem}.");
+        }
+
+        bool cloned = release is not null && release < TorchtuneRelease.LayersBuiltInLoop;
+        return applies && (cloned || weights.Any(w => w.Type == ScalarType.Nf4))
+            ? new TorchtuneInit(cloned, Chunked: release is null || release >= TorchtuneRelease.ChunkedNf4)
+            : null;
     }
 
     private static LossStyle Loss(ModelArchitecture model, Scenario scenario, bool torchtune) => scenario.CrossEntropy switch

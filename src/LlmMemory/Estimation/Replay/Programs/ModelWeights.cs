@@ -16,7 +16,7 @@ internal sealed class ModelWeights
     /// tensor inventory; a group of several is one fused parameter, as transformers 5 stores experts' gate and up
     /// projections), then the non-parameter buffers a program needs (rotary <c>inv_freq</c>, fp32). <paramref name="build"/>,
     /// when given, makes each unsharded parameter (the inventory index and the plain allocation) with what its library does
-    /// around it (torchtune's NF4 quantization, <see cref="TorchtuneNf4Init"/>).
+    /// around it (torchtune's NF4 quantization, <see cref="TorchtuneInit"/>).
     /// </summary>
     public ModelWeights(ReplayEngine engine, ModelArchitecture model, ReplayOptions options, IEnumerable<int[]> order,
         IEnumerable<(long Elements, ScalarType Type)> buffers, Func<int, Func<Tensor>, Tensor>? build = null)

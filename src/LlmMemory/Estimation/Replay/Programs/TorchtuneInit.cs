@@ -3,20 +3,23 @@ using LlmMemory.Models;
 namespace LlmMemory.Estimation.Replay;
 
 /// <summary>
-/// How torchtune builds a QLoRA model on the GPU before the first step, which leaves the allocator's cache holding what
-/// quantizing to NF4 made. The single-device LoRA recipe instantiates the model under <c>self._device</c> in bf16, so each
+/// How torchtune builds a model on the GPU before the first step, which leaves the allocator's cache holding what the
+/// build freed. The single-device recipes instantiate the model under <c>self._device</c> in bf16, so each
 /// <c>LoRALinear(quantize_base=True)</c> makes its <c>nn.Linear</c> bf16 weight on the GPU and keeps only
-/// <c>to_nf4(linear.weight)</c>; then <c>model.load_state_dict</c> copies the CPU checkpoint into each parameter, and
-/// torchao's <c>NF4Tensor</c> <c>copy_</c> quantizes the incoming tensor again
+/// <c>to_nf4(linear.weight)</c>; then <c>model.load_state_dict</c> copies the CPU checkpoint into each parameter in place,
+/// and torchao's <c>NF4Tensor</c> <c>copy_</c> quantizes the incoming tensor again
 /// (<c>NF4Tensor.from_tensor(copy_in.to(original.device), ...)</c>, torchao/dtypes/nf4tensor.py) before copying its parts.
 /// </summary>
 /// <param name="ClonedLayers">
 /// The builder made one layer and <c>TransformerDecoder</c> deep-copied it per layer (<c>_get_clones</c>, torchtune before
-/// 0.6.0): a deep copy of an <c>NF4Tensor</c> parameter is its <c>clone</c>, <c>to_nf4(self.get_original_weight())</c>,
-/// and the template layer is freed once the model is built.
+/// 0.6.0; torchtune/models/llama2/_component_builders.py of April 2024: <c>lora_llama2</c> builds <c>self_attn</c> — q, k,
+/// v, output projections, then its own <c>RotaryPositionalEmbeddings</c> — the MLP and the norms once, then the embedding
+/// and the head, and passes <c>layer=layer, num_layers=num_layers</c>). Every layer gets a copy of every tensor, the rotary
+/// cache included; a copy of an <c>NF4Tensor</c> parameter is its <c>clone</c>, <c>to_nf4(self.get_original_weight())</c>;
+/// the template layer is freed once the model is built.
 /// </param>
 /// <param name="Chunked">torchao from 0.2.0 quantizes 1024² elements at a time; torchao 0.1 quantizes the whole weight at once.</param>
-internal sealed record TorchtuneNf4Init(bool ClonedLayers, bool Chunked)
+internal sealed record TorchtuneInit(bool ClonedLayers, bool Chunked)
 {
     /// <summary>torchao's <c>CHUNK_SIZE = 1024**2</c> (Note: Quantize in Chunks).</summary>
     private const long ChunkElements = 1L << 20;
@@ -141,18 +144,45 @@ internal sealed record TorchtuneNf4Init(bool ClonedLayers, bool Chunked)
     }
 
     /// <summary>
-    /// The template layer of a cloned build (<see cref="ClonedLayers"/>): each NF4 weight of the first layer made as
-    /// <c>LoRALinear</c> makes it, a bf16 <c>nn.Linear</c> weight on the device, <c>to_nf4</c> of it, then the bf16 weight
-    /// freed. The caller frees the template once the model is built (the builder's local layer goes out of scope).
+    /// The template layer of a cloned build (<see cref="ClonedLayers"/>), in <paramref name="order"/>: each tensor of the
+    /// first layer, an NF4 weight made as <c>LoRALinear</c> makes it (a bf16 <c>nn.Linear</c> weight on the device,
+    /// <c>to_nf4</c> of it, the bf16 weight freed), the others as they are, then its adapters and its rotary cache. The
+    /// caller frees the template once the model is built (the builder's local layer goes out of scope).
     /// </summary>
     public List<Tensor> Template(ReplayEngine engine, ModelArchitecture model, ReplayOptions options, IEnumerable<int[]> order)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
-        int? first = model.Tensors.Tensors.Min(t => t.Layer);
-        return [.. order.Select(g => g[0]).Where(i => model.Tensors.Tensors[i].Layer == first && options.Weights[i].Type == ScalarType.Nf4)
-            .Select(i => Construct(engine, model.Tensors.Tensors[i].Elements, () => engine.Empty([options.Weights[i].Bytes], ScalarType.UInt8, MemoryTag.Weight)))];
+        IReadOnlyList<TensorSpec> tensors = model.Tensors.Tensors;
+        int? first = tensors.Min(t => t.Layer);
+        Tensor Block(long bytes) => engine.Empty([bytes], ScalarType.UInt8, MemoryTag.Weight);
+        List<Tensor> template = [.. order.Select(g => g[0]).Where(i => tensors[i].Layer == first)
+            .Select(i => options.Weights[i].Type == ScalarType.Nf4
+                ? Construct(engine, tensors[i].Elements, () => Block(options.Weights[i].Bytes))
+                : Block(options.Weights[i].Bytes))];
+        if (options.Lora is { } lora)
+        {
+            long size = lora.Type.Bits() / 8;
+            template.AddRange(lora.Targets.Where(t => t.Layer == first)
+                .SelectMany(t => new[] { Block(lora.Rank * t.InFeatures * size), Block(t.OutFeatures * lora.Rank * size) }));
+        }
+
+        template.AddRange(Rotary(model).Select(b => engine.Empty([b.Elements], b.Type, MemoryTag.Weight)));
+        return template;
+    }
+
+    /// <summary>
+    /// One layer's <c>RotaryPositionalEmbeddings(dim=head_dim, max_seq_len=max_seq_len)</c> buffers (fp32,
+    /// <c>_rope_init</c>): <c>theta</c> [head_dim / 2] and the <c>cache</c> of cos and sin [max_seq_len, head_dim / 2, 2].
+    /// </summary>
+    public static IEnumerable<(long Elements, ScalarType Type)> Rotary(ModelArchitecture model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        long half = model.HeadDimension / 2;
+        long positions = model.MaxPositions
+            ?? throw new ModelFormatException("model", "max_position_embeddings", "is missing, but torchtune's rotary cache is max_seq_len positions long.");
+        return [(half, ScalarType.Float32), (positions * half * 2, ScalarType.Float32)];
     }
 
     /// <summary>

@@ -12,7 +12,7 @@ namespace LlmMemory.Tests.Estimation;
 /// 4,096 × 4,096 = n = 16,777,216 elements of bf16 (2n = 32 MiB), every tensor a multiple of the allocator's 512 B, so a
 /// block is exactly its tensor. Block 64: n/64 = 262,144 absmax values, bf16, n/32 = 524,288 B (the small pool).
 /// </summary>
-public sealed class TorchtuneNf4InitTests
+public sealed class TorchtuneInitTests
 {
     private const long N = 4_096L * 4_096;
 
@@ -22,7 +22,7 @@ public sealed class TorchtuneNf4InitTests
     private static (long Peak, long Left) Quantize(bool chunked)
     {
         var engine = new ReplayEngine(null, 0, AllocatorSettings.Default);
-        new TorchtuneNf4Init(ClonedLayers: false, Chunked: chunked)
+        new TorchtuneInit(ClonedLayers: false, Chunked: chunked)
             .FromTensor(engine, N, () => engine.Empty([Stored], ScalarType.UInt8, MemoryTag.Weight));
         return (engine.Allocator.PeakAllocated, engine.Allocator.Allocated);
     }
@@ -63,7 +63,7 @@ public sealed class TorchtuneNf4InitTests
     }
 
     [Theory]
-    [InlineData(""" "mode": "lora", "engine_options": {"version": "0.1.1"} """, "NF4 weights")]
+    [InlineData(""" "mode": "training", "parallel": {"gpus": 2, "fsdp": "full_shard"}, "engine_options": {"version": "0.1.1"} """, "torchtune's model build in training on one GPU")]
     [InlineData(""" "mode": "qlora", "engine_options": {"version": "newest"} """, "not a torchtune release")]
     [InlineData(""" "mode": "qlora", "engine_options": {"version": "0.0.9"} """, "older than the torchtune releases read")]
     public void A_torchtune_release_where_it_cannot_apply_is_refused_naming_the_field(string fields, string reason)
