@@ -72,7 +72,7 @@ internal sealed class ScenarioOptions
         Text("--model-code", "model_code", "Whose module code the pytorch engine runs in training: transformers (default) or litgpt (LitGPT's GPT and LoRA modules).");
         Switch("--bnb-4bit-use-double-quant", "bnb_4bit_use_double_quant", "bitsandbytes' double quantization of the 4-bit absmax (--bnb-4bit-use-double-quant false: fp32 absmax per 64 weights); default: nf4 with, fp4 without.");
         Switch("--kbit-preparation", "kbit_preparation", "PEFT's prepare_model_for_kbit_training on a k-bit base (QLoRA): unquantized parameters cast to fp32.");
-        Text("--engine-version", "engine_options.version", "Engine version where its accounting changed: vLLM 0.6.4 (V0) to 0.19 (docs/vllm.md), SGLang 0.4.7.post1 to 0.5.4 (docs/sglang.md), llama.cpp b4823, transformers 4.x to 5.17 (its causal-LM loss in training); default: current.");
+        Text("--engine-version", "engine_options.version", "Engine version where its accounting changed: vLLM 0.6.4 (V0) to 0.19 (docs/vllm.md), SGLang 0.4.7.post1 to 0.5.4 (docs/sglang.md), llama.cpp b4823, transformers 4.x to 5.17 (its causal-LM loss in training), torchtune 0.1.1 (how a QLoRA model is built before training); default: current.");
     }
 
     private enum Kind

@@ -72,7 +72,7 @@ internal static class OptionCheck
         "engine_options.gpu_memory_utilization" or "engine_options.max_model_len" or "engine_options.block_size" => "it is a vLLM and SGLang setting",
         "engine_options.max_num_seqs" or "engine_options.max_num_batched_tokens" => "it is a vLLM setting",
         "engine_options.kv_cache_memory" => "it is vLLM's --kv-cache-memory",
-        "engine_options.version" => "versions change the accounting of vLLM, SGLang and llama.cpp, and transformers' causal-LM loss in training on one GPU",
+        "engine_options.version" => "versions change the accounting of vLLM, SGLang and llama.cpp, transformers' causal-LM loss and torchtune's model build in training on one GPU",
         "engine_options.pp_layer_partition" => "it is vLLM's VLLM_PP_LAYER_PARTITION and SGLang's SGLANG_PP_LAYER_PARTITION",
         _ when field.StartsWith("engine_options.", StringComparison.Ordinal) => "it is a llama.cpp setting",
         _ => "it has no effect on this estimate",

@@ -253,7 +253,18 @@ internal static class ReplayEstimate
                 : $"bitsandbytes {release}: a 4-bit matmul keeps only its packed weight for backward.";
         }
 
-        if (scenario.EngineOptions.Version is { } transformers)
+        if (plan.Options.TorchtuneInit is { } init)
+        {
+            string build = init.ClonedLayers
+                ? "one layer built and deep-copied per layer (_get_clones), each copy with its own rotary cache, the template freed"
+                : "each layer built in turn";
+            string quantize = !plan.Options.Weights.Any(w => w.Type == ScalarType.Nf4) ? ""
+                : init.Chunked ? "; each NF4 weight quantized from its bf16 nn.Linear weight and again from the checkpoint's in load_state_dict, torchao quantizing 1024² elements at a time"
+                : "; each NF4 weight quantized from its bf16 nn.Linear weight, again per copy (to_nf4(get_original_weight())) and from the checkpoint's in load_state_dict, torchao 0.1 quantizing each weight whole ((value - nf4).abs(): two [numel, 16] bf16 tensors)";
+            yield return $"torchtune {scenario.EngineOptions.Version ?? "current"}: the model is built on the GPU before the step, {build}{quantize}; the step starts from the segments that leaves cached.";
+        }
+
+        if (scenario.EngineOptions.Version is { } transformers && scenario.Engine != Engine.Torchtune)
         {
             yield return plan.Options.Loss switch
             {

@@ -75,6 +75,9 @@ internal sealed record ReplayOptions
     /// <summary>The type 4-bit weights were quantized from, which dequantization returns (Lightning's converter: fp16); null means the activations' type.</summary>
     public ScalarType? QuantStateType { get; init; }
 
+    /// <summary>torchtune's build of a QLoRA model on the device before the first step (NF4 quantization at load); null for none.</summary>
+    public TorchtuneInit? TorchtuneInit { get; init; }
+
     /// <summary>torchtune's model code: LoRA in the model dtype without the fp32 input cast, k/v expanded to all heads before SDPA.</summary>
     public bool Torchtune { get; init; }
 

@@ -100,6 +100,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             QuantStateType = lightning ? ScalarType.Float16 : null,
             Torchtune = torchtune,
             LitGpt = litgpt,
+            TorchtuneInit = TorchtuneBuild(scenario, weights, sharding),
             Loss = Loss(model, scenario, torchtune),
             Compiled = scenario.Compile,
             Sharding = sharding,
@@ -483,9 +484,37 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         _ => ReplayOptimizer.Sgd,
     };
 
+    /// <summary>
+    /// torchtune's build of the model on one GPU before the first step (<see cref="Replay.TorchtuneInit"/>), replayed when
+    /// engine torchtune trains NF4 weights unsharded, or when the release given in <c>engine_options.version</c> deep-copies
+    /// its layers (before 0.6.0). Before 0.2.0 the NF4 quantization is torchao 0.1's whole-tensor one; absent means a
+    /// current release (layers built in a loop, chunked quantization). Refused for sharded runs, which build the model
+    /// otherwise (FSDP recipes instantiate it on the meta device).
+    /// </summary>
+    private static TorchtuneInit? TorchtuneBuild(Scenario scenario, IReadOnlyList<StoredWeight> weights, Sharding? sharding)
+    {
+        bool applies = scenario.Engine == Engine.Torchtune && scenario.IsTraining && sharding is null;
+        string? text = scenario.Engine == Engine.Torchtune ? scenario.EngineOptions.Version : null;
+        Version? release = text is null ? null : TorchtuneRelease.TryParse(text);
+        string? problem = text is null ? null
+            : release is null ? "which is not a torchtune release (such as 0.1.1 or 0.6.1)"
+            : release < TorchtuneRelease.Oldest ? $"older than the torchtune releases read (from {TorchtuneRelease.Oldest.ToString(2)})"
+            : !applies ? "but a torchtune release changes only how the model is built before training on one GPU, which this run does not do"
+            : null;
+        if (problem is not null)
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("engine_options.version"), "engine_options.version", $"is \"{text}\", {problem}.");
+        }
+
+        bool cloned = release is not null && release < TorchtuneRelease.LayersBuiltInLoop;
+        return applies && (cloned || weights.Any(w => w.Type == ScalarType.Nf4))
+            ? new TorchtuneInit(cloned, Chunked: release is null || release >= TorchtuneRelease.ChunkedNf4)
+            : null;
+    }
+
     private static LossStyle Loss(ModelArchitecture model, Scenario scenario, bool torchtune) => scenario.CrossEntropy switch
     {
-        _ when scenario.EngineOptions.Version is { } text => TransformersLoss(model, scenario, text),
+        _ when scenario.EngineOptions.Version is { } text && scenario.Engine != Engine.Torchtune => TransformersLoss(model, scenario, text),
         CrossEntropyKind.Chunked => scenario.Compile ? LossStyle.ChunkedFused : LossStyle.Chunked,
         CrossEntropyKind.Fused => LossStyle.ChunkedFused,
         // No release given means the newest modelled (5.17), where FOAK's loss is the model's loss_function, as from 4.46.

@@ -14,13 +14,24 @@ internal sealed partial class DecoderProgram : ModelProgram
     {
         _style = DecoderStyle.Of(model);
         IReadOnlyList<TensorSpec> tensors = model.Tensors.Tensors;
+        // torchtune's build (TorchtuneInit): a cloned build makes the template layer, then the embedding, head and final
+        // norm, then the copies of the layer, each with its own rotary cache; a build in a loop makes the layers first.
+        TorchtuneInit? init = options.TorchtuneInit;
+        int outside = init is { ClonedLayers: false } ? int.MaxValue : -1;
         IEnumerable<int[]> order = Enumerable.Range(0, tensors.Count)
-            .OrderBy(i => tensors[i].Layer is null ? (i == 0 ? -1 : int.MaxValue) : tensors[i].Layer)
+            .OrderBy(i => tensors[i].Layer is null ? (i == 0 || init is not null ? outside : int.MaxValue) : tensors[i].Layer)
             .ThenBy(i => DecoderStyle.Rank(tensors[i]))
             .ThenBy(i => i)
             .Select(i => new[] { i })
             .Aggregate(new List<int[]>(), FuseExpertGateUp);
-        Weights = new ModelWeights(engine, model, options, order, _style.Buffers(model));
+        List<Tensor> template = init is { ClonedLayers: true } ? init.Template(engine, model, options, order) : [];
+        IEnumerable<(long, ScalarType)> buffers = init is { ClonedLayers: true }
+            ? Enumerable.Range(0, model.LayerCount).SelectMany(_ => TorchtuneInit.Rotary(model))
+            : _style.Buffers(model);
+        Weights = new ModelWeights(engine, model, options, order, buffers,
+            init is null ? null : (i, create) => init.Build(engine, model, options, i, create));
+        template.ForEach(t => t.Release());
+        init?.Load(engine, model, options, order);
         LoadedBytes = engine.Allocator.Allocated;
         if (options.KbitPreparationFrom is not null)
         {

@@ -14,10 +14,12 @@ internal sealed class ModelWeights
     /// <summary>
     /// Allocates the parameters in <paramref name="order"/>, the order the model's modules create them (indices into the
     /// tensor inventory; a group of several is one fused parameter, as transformers 5 stores experts' gate and up
-    /// projections), then the non-parameter buffers a program needs (rotary <c>inv_freq</c>, fp32).
+    /// projections), then the non-parameter buffers a program needs (rotary <c>inv_freq</c>, fp32). <paramref name="build"/>,
+    /// when given, makes each unsharded parameter (the inventory index and the plain allocation) with what its library does
+    /// around it (torchtune's NF4 quantization, <see cref="TorchtuneInit"/>).
     /// </summary>
     public ModelWeights(ReplayEngine engine, ModelArchitecture model, ReplayOptions options, IEnumerable<int[]> order,
-        IEnumerable<(long Elements, ScalarType Type)> buffers)
+        IEnumerable<(long Elements, ScalarType Type)> buffers, Func<int, Func<Tensor>, Tensor>? build = null)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(model);
@@ -34,9 +36,10 @@ internal sealed class ModelWeights
 
             bool trainable = options.TrainBase && stored.Type.IsFloatingPoint();
             long bytes = group.Sum(i => options.Weights[i].Bytes);
+            Tensor Allocate() => engine.Parameter([.. tensors[group[0]].Shape], stored.Type, trainable, MemoryTag.Weight, bytes);
             (Tensor p, Tensor? stepped) = engine.Sharded is { } sharded
                 ? sharded.Add(tensors[group[0]].Layer, [.. tensors[group[0]].Shape], stored with { Bytes = bytes }, trainable, tensors[group[0]].Role)
-                : Unsharded(engine.Parameter([.. tensors[group[0]].Shape], stored.Type, trainable, MemoryTag.Weight, bytes));
+                : Unsharded(build is null ? Allocate() : build(group[0], Allocate));
             string[] names = [.. group.Select(i => Canonical(tensors[i].Name))];
             foreach (string name in names)
             {
