@@ -24,6 +24,10 @@ public sealed class OptionsAreUsedOrRefusedTests
         """ "model": "smollm2-135m", "engine": "llama.cpp" """,
         """ "model": "1B" """,
         """ "model": "1B", "mode": "training" """,
+        // The replay's other programs: GPT-2-style blocks (ClassicProgram) and BERT (BertProgram).
+        """ "model": "gpt2" """,
+        """ "model": "gpt2", "mode": "training" """,
+        """ "model": "bert-large-uncased", "mode": "training" """,
     };
 
     /// <summary>A value away from the default for every field (with what a field needs beside it).</summary>

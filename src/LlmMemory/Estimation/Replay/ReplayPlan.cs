@@ -27,9 +27,18 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         ArgumentNullException.ThrowIfNull(scenario);
         bool training = scenario.IsTraining;
         bool torchtune = scenario.Engine is Engine.Torchtune or Engine.Torchtitan;
+        RefuseDecoderOnlySettings(model, scenario);
         Precision precision = scenario.EffectivePrecision;
         var notes = new List<string>();
         bool trainer2022 = model.Family == ModelFamily.Bert && training;
+        if (trainer2022 && scenario.Optimizer is null or OptimizerKind.AdamW && (scenario.Foreach is not null || scenario.Fused is not null))
+        {
+            // The 2022 Trainer's AdamW is transformers' own (optimization.py), a per-parameter loop with no torch.optim choice.
+            string field = scenario.Fused is not null ? "fused" : "foreach";
+            throw new ModelFormatException(scenario.Given.OriginOf(field), field,
+                "chooses a torch.optim implementation, but BERT is trained as the 2022 Trainer ran it, with transformers' own AdamW (one loop over the parameters).");
+        }
+
         if (trainer2022)
         {
             notes.Add("BERT is trained as the transformers single-GPU guide ran it (2022 Trainer, torch 1.x): transformers' own AdamW, gradients zeroed in place between steps, dropout masks kept for backward.");
@@ -510,6 +519,31 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         return applies && (cloned || weights.Any(w => w.Type == ScalarType.Nf4))
             ? new TorchtuneInit(cloned, Chunked: release is null || release >= TorchtuneRelease.ChunkedNf4)
             : null;
+    }
+
+    /// <summary>
+    /// The loss variants and compiled kernels are replayed in the Llama-style program only (<see cref="DecoderProgram"/>:
+    /// its loss styles and compiled norms); the GPT-2/NeoX/J/OPT/Bloom/Falcon and BERT programs run the standard loss
+    /// uncompiled, so a scenario that asks them for another would get the standard figure under its name.
+    /// </summary>
+    private static void RefuseDecoderOnlySettings(ModelArchitecture model, Scenario scenario)
+    {
+        if (model.Family == ModelFamily.LlamaLike)
+        {
+            return;
+        }
+
+        if (scenario.CrossEntropy != CrossEntropyKind.Standard)
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("cross_entropy"), "cross_entropy",
+                $"is {Names.Of(scenario.CrossEntropy)}, which the replay runs for the Llama-style decoders only, not {model.ModelType} (replayed with the standard loss).");
+        }
+
+        if (scenario.Compile)
+        {
+            throw new ModelFormatException(scenario.Given.OriginOf("compile"), "compile",
+                $"is true, but torch.compile's fused kernels are replayed for the Llama-style decoders only, not {model.ModelType} (replayed eagerly).");
+        }
     }
 
     private static LossStyle Loss(ModelArchitecture model, Scenario scenario, bool torchtune) => scenario.CrossEntropy switch
