@@ -319,6 +319,18 @@ public sealed class FamilyTrainingReplayTests
         Assert.Equal(1 + 2 * L, Count(saved, ScalarType.Bool, B, S, 64));
     }
 
+    [Fact]
+    public void BERT_under_the_2022_Trainer_keeps_each_softmax_input_as_torch_1_10_did()
+    {
+        // torch 1.10 derivatives.yaml: `_softmax: self: _softmax_backward_data(grad, result, dim, self)` (quoted in pytorch
+        // issue #64000; PR #66018 dropped `self` after the 1.10 branch cut). BertSelfAttention in fp32 keeps three fp32
+        // [b, a, s, s] tensors per layer: the masked scores (the softmax's input), the probabilities (its output) and the
+        // dropped probabilities (saved by matmul(attention_probs, value_layer)); 2·4·64·64·4 B = 131,072 B each.
+        IReadOnlyList<Tensor> saved = Saved("""{"model_type": "bert", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256, "vocab_size": 256, "max_position_embeddings": 128, "type_vocab_size": 2}""", Precision.Fp32);
+        Assert.Equal(3 * L, Count(saved, ScalarType.Float32, B, 4, S, S));
+        Assert.Equal(131_072, One(saved, ScalarType.Float32, B, 4, S, S).Bytes);
+    }
+
     /// <summary>
     /// One training forward of the config (as <c>Replayer</c> runs it: the ids, autocast for mixed precision, labels) and the
     /// tensors its graph saves for backward, as the nodes hold them (a tensor saved by two nodes, or two views of one
@@ -335,7 +347,7 @@ public sealed class FamilyTrainingReplayTests
             Model = new ModelReference.InlineConfig(JsonDocument.Parse(config).RootElement.Clone()),
             Mode = Mode.Training, Precision = precision, Batch = B, Seq = S, Engine = Engine.Transformers,
         }, gpu: null).Options;
-        var engine = new ReplayEngine(options.Capacity, options.WorkspaceBytes, options.Allocator);
+        var engine = new ReplayEngine(options.Capacity, options.WorkspaceBytes, options.Allocator) { SoftmaxSavesInput = options.SoftmaxSavesInput };
         ModelProgram program = Replayer.Program(engine, model, options);
         program.Ids = engine.Empty([B, S], ScalarType.Int64, MemoryTag.Inputs);
         engine.StartTracking();

@@ -32,7 +32,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         bool trainer2022 = model.Family == ModelFamily.Bert && training;
         if (trainer2022)
         {
-            notes.Add("BERT is trained as the transformers single-GPU guide ran it (2022 Trainer, torch 1.x): transformers' own AdamW, gradients zeroed in place between steps, dropout masks kept for backward.");
+            notes.Add("BERT is trained as the transformers single-GPU guide ran it (2022 Trainer, torch 1.x): transformers' own AdamW, gradients zeroed in place between steps, dropout masks kept for backward, softmax keeping its input as well as its output (torch 1.10 and earlier).");
         }
 
         (WeightLayout layout, string format) = ChooseLayout(model, scenario, precision);
@@ -85,6 +85,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Optimizer = trainer2022 && scenario.Optimizer is null or OptimizerKind.AdamW ? ReplayOptimizer.AdamWPerParameter
                 : Optimizer(scenario, torchtune),
             KeepGradients = trainer2022,
+            SoftmaxSavesInput = trainer2022,
             Float32Compute4Bit = format == WeightFormats.Fp4.Name,
             KbitPreparationFrom = KbitPreparation(model, scenario, compute),
             OptimizerInBackward = scenario.OptimizerInBackward,
