@@ -301,7 +301,10 @@ internal static class DistributedTraining
             : scenario.Engine == Engine.Torchtitan ? (scenario.Batch + microBatches - 1) / microBatches : 1;
         long tokens = (long)microBatch * seq;
         int layers = (m.LayerCount + stages - 1) / stages;
-        SavedActivations.Regime regime = lora ? SavedActivations.Regime.LoraHalfAdapters : SavedActivations.Regime.Half;
+        // An fp32 run saves fp32 activations: Korthikanti's 16-bit count doubled (SavedActivations' Fp32 regime), LoRA or not
+        // where the family's closed form is that count (non-Llama blocks).
+        bool fp32 = scenario.EffectivePrecision == Precision.Fp32 && (!lora || m.Family != ModelFamily.LlamaLike);
+        SavedActivations.Regime regime = fp32 ? SavedActivations.Regime.Fp32 : lora ? SavedActivations.Regime.LoraHalfAdapters : SavedActivations.Regime.Half;
         Formula perToken = SavedActivations.PerToken(m, regime, adapters, scenario.Attention, seq);
         long perTokenBytes = (long)Math.Round(perToken.Value);
         long tp = plan.Tp;
