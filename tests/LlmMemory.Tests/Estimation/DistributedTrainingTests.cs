@@ -1,6 +1,7 @@
 using LlmMemory.Estimation;
 using LlmMemory.Estimation.Engines;
 using LlmMemory.Hardware;
+using LlmMemory.Numerics;
 using LlmMemory.Workloads;
 
 namespace LlmMemory.Tests.Estimation;
@@ -24,6 +25,25 @@ public sealed class DistributedTrainingTests
 
         Assert.Equal(103_546_880, estimate.Parameters.Trainable);
         Assert.Equal(103_546_880L * 4 / 8, estimate.Components.Single(c => c.Name == "lora_adapters").Bytes.Bytes);
+    }
+
+    [Fact]
+    public void An_fp32_ZeRO_3_run_gathers_its_blocks_and_saves_its_activations_in_fp32()
+    {
+        // DeepSpeed without an fp16/bf16 section keeps and all-gathers the parameters in their own type: the PEFT README's
+        // bloomz-7b1 LoRA under ZeRO-3 with CPU offload runs in fp32 (accelerate mixed_precision 'no'). A BLOOM block
+        // (hidden 4,096): query_key_value 3h² + 3h, dense h² + h, dense_h_to_4h 4h² + 4h, dense_4h_to_h 4h² + h, two
+        // LayerNorms 4h = 12h² + 13h = 201,379,840 params; the block computed and the one prefetched, × 4 B. Its activations
+        // are Korthikanti et al.'s 34h bytes per token per layer (16-bit, no attention scores without eager attention) doubled
+        // for fp32: 30 layers × 8 · 64 tokens × 2 × 34 · 4,096 B.
+        MemoryEstimate estimate = MemoryEstimator.Estimate(new Scenario
+        {
+            Model = new ModelReference.Named("bigscience/bloomz-7b1"), Mode = Mode.Lora, Engine = Engine.Deepspeed, Weights = WeightFormats.Fp32,
+            Precision = Precision.Fp32, Batch = 8, Seq = 64, Lora = new LoraSettings(8, 32, new LoraTargets(null, ["query_key_value"]), false),
+            Parallel = new ParallelSettings { Gpus = 1, Zero = 3, Offload = OffloadMode.OptimizerAndParams },
+        });
+        Assert.Equal(2L * 201_379_840 * 4, estimate.Components.Single(c => c.Name == "gathered_parameters").Bytes.Bytes);
+        Assert.Equal(30L * 8 * 64 * 2 * 34 * 4096, estimate.Components.Single(c => c.Name == "activations").Bytes.Bytes);
     }
 
     [Fact]

@@ -319,23 +319,52 @@ public sealed class FamilyTrainingReplayTests
         Assert.Equal(1 + 2 * L, Count(saved, ScalarType.Bool, B, S, 64));
     }
 
+    [Fact]
+    public void BERT_under_the_2022_Trainer_keeps_each_softmax_input_as_torch_1_10_did()
+    {
+        // torch 1.10 derivatives.yaml: `_softmax: self: _softmax_backward_data(grad, result, dim, self)` (quoted in pytorch
+        // issue #64000; PR #66018 dropped `self` after the 1.10 branch cut). BertSelfAttention in fp32 keeps three fp32
+        // [b, a, s, s] tensors per layer: the masked scores (the softmax's input), the probabilities (its output) and the
+        // dropped probabilities (saved by matmul(attention_probs, value_layer)); 2·4·64·64·4 B = 131,072 B each.
+        IReadOnlyList<Tensor> saved = Saved("""{"model_type": "bert", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256, "vocab_size": 256, "max_position_embeddings": 128, "type_vocab_size": 2}""", Precision.Fp32);
+        Assert.Equal(3 * L, Count(saved, ScalarType.Float32, B, 4, S, S));
+        Assert.Equal(131_072, One(saved, ScalarType.Float32, B, 4, S, S).Bytes);
+    }
+
+    [Fact]
+    public void PEFT_adapters_on_a_16_bit_base_under_autocast_each_keep_their_own_16_bit_copy_of_the_input()
+    {
+        // peft lora/layer.py Linear.forward: `x = self._cast_input_dtype(x, lora_A.weight.dtype)` whether or not autocast is on
+        // (bnb.py's Linear4bit casts only when `not torch.is_autocast_enabled()`): the fp32 adapter (autocast_adapter_dtype)
+        // gets an fp32 copy of the bf16 x, and lora_A under autocast casts it back to a new bf16 [b, s, h] tensor that its mm
+        // saves. q, k and v read one x, so adapting k and v beside q keeps two more such copies per layer (2·64·64·2 B each)
+        // where reading x itself would keep none.
+        const string llama = """{"model_type": "llama", "hidden_size": 64, "intermediate_size": 160, "num_attention_heads": 4, "num_key_value_heads": 4, "num_hidden_layers": 2, "vocab_size": 256, "torch_dtype": "bfloat16"}""";
+        static LoraSettings Targets(params string[] modules) => new(8, null, new LoraTargets(null, modules), false);
+        int qOnly = Count(Saved(llama, Precision.MixedBf16, Targets("q_proj")), ScalarType.BFloat16, B, S, 64);
+        int qkv = Count(Saved(llama, Precision.MixedBf16, Targets("q_proj", "k_proj", "v_proj")), ScalarType.BFloat16, B, S, 64);
+        Assert.Equal(2 * L, qkv - qOnly);
+        Assert.Equal(16_384, One(Saved(llama, Precision.MixedBf16, Targets("q_proj")), ScalarType.BFloat16, B, S, 64).Bytes);
+    }
+
     /// <summary>
     /// One training forward of the config (as <c>Replayer</c> runs it: the ids, autocast for mixed precision, labels) and the
     /// tensors its graph saves for backward, as the nodes hold them (a tensor saved by two nodes, or two views of one
     /// allocation, appear twice; the counts below are of distinct storages).
     /// </summary>
-    private static List<Tensor> Saved(string config, Precision precision = Precision.Bf16) => Forward(config, precision).Saved;
+    private static List<Tensor> Saved(string config, Precision precision = Precision.Bf16, LoraSettings? lora = null) => Forward(config, precision, lora).Saved;
 
     /// <summary><see cref="Saved"/>, with the engine that ran the forward (its peak breakdown by memory tag).</summary>
-    private static (List<Tensor> Saved, ReplayEngine Engine) Forward(string config, Precision precision)
+    private static (List<Tensor> Saved, ReplayEngine Engine) Forward(string config, Precision precision, LoraSettings? lora = null)
     {
         ModelArchitecture model = Read(config);
         ReplayOptions options = ReplayPlan.For(model, new Scenario
         {
             Model = new ModelReference.InlineConfig(JsonDocument.Parse(config).RootElement.Clone()),
-            Mode = Mode.Training, Precision = precision, Batch = B, Seq = S, Engine = Engine.Transformers,
+            Mode = lora is null ? Mode.Training : Mode.Lora, Precision = precision, Batch = B, Seq = S, Engine = Engine.Transformers,
+            Lora = lora,
         }, gpu: null).Options;
-        var engine = new ReplayEngine(options.Capacity, options.WorkspaceBytes, options.Allocator);
+        var engine = new ReplayEngine(options.Capacity, options.WorkspaceBytes, options.Allocator) { SoftmaxSavesInput = options.SoftmaxSavesInput };
         ModelProgram program = Replayer.Program(engine, model, options);
         program.Ids = engine.Empty([B, S], ScalarType.Int64, MemoryTag.Inputs);
         engine.StartTracking();

@@ -1,7 +1,9 @@
 using System.Text.Json;
 using LlmMemory.Estimation;
 using LlmMemory.Estimation.Engines;
+using LlmMemory.Estimation.Replay;
 using LlmMemory.Hardware;
+using LlmMemory.Sources;
 using LlmMemory.Tests.Support;
 using LlmMemory.Workloads;
 
@@ -124,14 +126,34 @@ public sealed class TrainingEstimateTests
     [InlineData("hf-train-gpu-one-bs1-ga4-gc-fp16")]
     [InlineData("hf-train-gpu-one-bs1-ga4-gc-fp16-adafactor")]
     [InlineData("hf-train-gpu-one-bs1-ga4-gc-fp16-adam8bit")]
+    [InlineData("hf-train-gpu-one-vanilla-bs4")]
+    [InlineData("hf-train-gpu-one-bs4-adafactor")]
     public void BERT_large_under_the_2022_Trainer_matches_the_single_GPU_guide(string id)
     {
         // transformers docs "Efficient Training on a Single GPU" (commit 0016acf7, V100 16 GB): nvidia-smi after train(),
-        // CUDA context 1343 MiB on that machine. Gradient-checkpointed runs are dominated by model states: W + G (kept) + O.
+        // CUDA context 1343 MiB on that machine. Gradient-checkpointed runs are dominated by model states: W + G (kept) + O;
+        // the batch-4 runs by activations, among them each layer's fp32 softmax input that torch 1.10 kept for backward.
         JsonElement c = Corpus.Cases("cases.jsonl").Single(e => e.GetProperty("id").GetString() == id);
         MemoryEstimate estimate = Estimate(ScenarioReader.Read(c, id, null, new HashSet<string> { "id", "measured" }));
         long measured = c.GetProperty("measured").GetProperty("bytes").GetInt64();
         Assert.InRange(estimate.Quantity(MeasuredQuantity.DeviceUsed), measured * 0.95, measured * 1.05);
+    }
+
+    [Fact]
+    public void BERT_large_at_batch_4_keeps_one_fp32_score_block_per_layer_more_under_torch_1_10()
+    {
+        // The guide's vanilla run (bert-large, fp32, b4 × 512, eager attention) peaks at the start of backward, with every
+        // layer's graph alive. torch 1.10's softmax keeps its input (the masked fp32 scores) beside its output: one more
+        // [b, a, s, s] fp32 tensor per layer = 24 × 4 · 16 · 512² · 4 B = 24 × 67,108,864 B = 1,610,612,736 B (1.5 GiB: the
+        // guide's vanilla and Adafactor rows were 1.6 and 1.5 GiB above the estimate without it).
+        JsonElement c = Corpus.Cases("cases.jsonl").Single(e => e.GetProperty("id").GetString() == "hf-train-gpu-one-bs4-adafactor");
+        Scenario scenario = ScenarioReader.Read(c, "bs4", null, new HashSet<string> { "id", "measured" });
+        ResolvedModel model = ModelResolver.Resolve(scenario.Model, null);
+        ReplayOptions options = ReplayPlan.For(model.Architecture!, scenario, GpuCatalog.Find("v100-16gb")).Options;
+        Assert.True(options.SoftmaxSavesInput);
+        long with = Replayer.Run(model.Architecture!, options).PeakAllocated;
+        long without = Replayer.Run(model.Architecture!, options with { SoftmaxSavesInput = false }).PeakAllocated;
+        Assert.Equal(24L * 4 * 16 * 512 * 512 * 4, with - without);
     }
 
     [Fact]

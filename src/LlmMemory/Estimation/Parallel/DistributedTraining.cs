@@ -84,25 +84,26 @@ internal static class DistributedTraining
             $"{Names.Of(optimizer)} states", plan.OptimizerShards, plan.Offload != OffloadMode.None);
         components.AddRange(new[] { adapterWeights, master, gradients, optimizerStates }.OfType<MemoryComponent>());
 
+        // DeepSpeed's gathered parameters and gradient bucket are in its 16-bit type (fp32 in an fp32 run).
+        int zeroElementBytes = scenario.EffectivePrecision == Precision.Fp32 ? 4 : 2;
+        Formula zeroElement = Formula.Bytes(zeroElementBytes, zeroElementBytes == 2 ? "16-bit" : "fp32");
         MemoryComponent? gathered = null;
         if (plan.ParameterShards > 1 || paramsOffloaded)
         {
             // FSDP/ZeRO-3 all-gather the unit being computed and prefetch the next: two blocks, cast to bf16 when the
-            // shards are full precision, in their stored bytes when quantized (FSDP gathers the NF4 storage as is).
+            // shards are full precision and the run is mixed (fp32 in an fp32 run: no 16-bit copy exists), in their stored
+            // bytes when quantized (FSDP gathers the NF4 storage as is).
             long block = BlockParameters(m);
             long stored = layout.Tensors.Where(t => t.Tensor.Layer == 0).Sum(t => t.Bytes - (quantState > 0 ? t.QuantStateBytes : 0));
             bool quantized = states.WeightFormat.Type.IsQuantized;
-            Formula one = quantized ? Formula.Size(new ByteSize(stored), $"of {states.WeightFormat.Name} storage") : Formula.Count(block, "params") * Formula.Bytes(2);
+            Formula one = quantized ? Formula.Size(new ByteSize(stored), $"of {states.WeightFormat.Name} storage") : Formula.Count(block, "params") * zeroElement;
             Formula two = Formula.Count(2, "blocks") * one;
             gathered = MemoryComponent.Of("gathered_parameters", ComponentKind.Weights,
-                (plan.Tp > 1 ? two / Formula.Count(plan.Tp, "tensor-parallel GPUs") : two).Adjusted(2 * (quantized ? stored : block * 2) / plan.Tp, "rounded down"),
+                (plan.Tp > 1 ? two / Formula.Count(plan.Tp, "tensor-parallel GPUs") : two).Adjusted(2 * (quantized ? stored : block * zeroElementBytes) / plan.Tp, "rounded down"),
                 "the block being computed and the prefetched next one");
             components.Add(gathered);
         }
 
-        // DeepSpeed's gathered parameters and gradient bucket are in its 16-bit type (fp32 in an fp32 run).
-        int zeroElementBytes = scenario.EffectivePrecision == Precision.Fp32 ? 4 : 2;
-        Formula zeroElement = Formula.Bytes(zeroElementBytes, zeroElementBytes == 2 ? "16-bit" : "fp32");
         MemoryComponent? head = null;
         if (scenario.Parallel.Zero == 3 && plan.Pp == 1)
         {
@@ -306,7 +307,10 @@ internal static class DistributedTraining
             : scenario.Engine == Engine.Torchtitan ? (scenario.Batch + microBatches - 1) / microBatches : 1;
         long tokens = (long)microBatch * seq;
         int layers = (m.LayerCount + stages - 1) / stages;
-        SavedActivations.Regime regime = lora ? SavedActivations.Regime.LoraHalfAdapters : SavedActivations.Regime.Half;
+        // An fp32 run saves fp32 activations: Korthikanti's 16-bit count doubled (SavedActivations' Fp32 regime), LoRA or not
+        // where the family's closed form is that count (non-Llama blocks).
+        bool fp32 = scenario.EffectivePrecision == Precision.Fp32 && (!lora || m.Family != ModelFamily.LlamaLike);
+        SavedActivations.Regime regime = fp32 ? SavedActivations.Regime.Fp32 : lora ? SavedActivations.Regime.LoraHalfAdapters : SavedActivations.Regime.Half;
         Formula perToken = SavedActivations.PerToken(m, regime, adapters, scenario.Attention, seq);
         long perTokenBytes = (long)Math.Round(perToken.Value);
         long tp = plan.Tp;

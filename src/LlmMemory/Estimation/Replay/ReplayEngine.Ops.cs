@@ -257,11 +257,11 @@ internal sealed partial class ReplayEngine
         return output;
     }
 
-    /// <summary>An op whose backward needs only its own output (softmax, log-softmax).</summary>
+    /// <summary>An op whose backward needs only its own output (softmax, log-softmax), and its input where <see cref="SoftmaxSavesInput"/>.</summary>
     private void SaveOwnOutput(Tensor output, Tensor input, BackwardFormula formula)
     {
         Tensor alias = output.Alias();
-        Record(output, [input], [alias], formula);
+        Record(output, [input], [alias, SoftmaxSavesInput ? input : null], formula);
         alias.Release();
     }
 

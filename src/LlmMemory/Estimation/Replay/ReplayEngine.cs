@@ -32,6 +32,15 @@ internal sealed partial class ReplayEngine
     /// <summary>Whether ops record autograd nodes (<c>torch.is_grad_enabled</c>).</summary>
     public bool GradEnabled { get; set; } = true;
 
+    /// <summary>
+    /// torch 1.10 and earlier: <c>_softmax</c> and <c>_log_softmax</c> keep their input for backward beside their output. Their
+    /// derivatives.yaml entries were <c>self: _softmax_backward_data(grad, result, dim, self)</c>, the input passed only for its
+    /// type (pytorch/pytorch issue #64000, "Softmax/logsoftmax use more memory for backward than needed", 2021-08-26); PR
+    /// #66018 (reland of #65242, landed 2021-10-01, after the release/1.10 branch cut of 2021-09-21, issue #65438) passes
+    /// <c>self.scalar_type()</c> instead, so torch 1.11 is the first release whose softmax keeps only its output.
+    /// </summary>
+    public bool SoftmaxSavesInput { get; set; }
+
     /// <summary>The lower-precision type of the active <c>torch.autocast</c> region; null outside one.</summary>
     public ScalarType? Autocast { get; set; }
 

@@ -116,6 +116,12 @@ internal sealed record ReplayOptions
 
     /// <summary>Gradients are zeroed in place instead of freed between steps (<c>zero_grad(set_to_none=False)</c>, torch &lt; 2.0).</summary>
     public bool KeepGradients { get; init; }
+
+    /// <summary>
+    /// <c>softmax</c> and <c>log_softmax</c> keep their input for backward as well as their output (torch 1.10 and earlier;
+    /// <see cref="ReplayEngine.SoftmaxSavesInput"/>).
+    /// </summary>
+    public bool SoftmaxSavesInput { get; init; }
 }
 
 /// <summary>How one parameter tensor is stored: its bytes and the element type ops see.</summary>

@@ -41,7 +41,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
 
         if (trainer2022)
         {
-            notes.Add("BERT is trained as the transformers single-GPU guide ran it (2022 Trainer, torch 1.x): transformers' own AdamW, gradients zeroed in place between steps, dropout masks kept for backward.");
+            notes.Add("BERT is trained as the transformers single-GPU guide ran it (2022 Trainer, torch 1.x): transformers' own AdamW, gradients zeroed in place between steps, dropout masks kept for backward, softmax keeping its input as well as its output (torch 1.10 and earlier).");
         }
 
         (WeightLayout layout, string format) = ChooseLayout(model, scenario, precision);
@@ -58,6 +58,13 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         }
 
         LoraAdapters? adapters = scenario.EffectiveLora is { } lora ? LoraAdapters.For(model, lora) : null;
+        if (adapters?.Dora == true && scenario.EffectiveLora!.Dropout > 0)
+        {
+            // ModelProgram.Dora replays PEFT's DoRA update without the dropout PEFT applies before it: refused, not skipped.
+            throw new ModelFormatException(scenario.Given.OriginOf("lora.dropout"), "lora.dropout",
+                $"is {scenario.EffectiveLora.Dropout.ToString(System.Globalization.CultureInfo.InvariantCulture)} with DoRA, whose dropped-out input the replay does not model yet; give 0 for a DoRA run.");
+        }
+
         if (adapters is not null && scenario.Lora is null)
         {
             notes.Add($"No LoRA settings given: r = {adapters.Rank} on {scenario.EffectiveLora!.Targets} (the library's default).");
@@ -96,6 +103,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Optimizer = trainer2022 && scenario.Optimizer is null or OptimizerKind.AdamW ? ReplayOptimizer.AdamWPerParameter
                 : Optimizer(scenario, torchtune),
             KeepGradients = trainer2022,
+            SoftmaxSavesInput = trainer2022,
             Float32Compute4Bit = format == WeightFormats.Fp4.Name,
             KbitPreparationFrom = KbitPreparation(model, scenario, compute),
             OptimizerInBackward = scenario.OptimizerInBackward,

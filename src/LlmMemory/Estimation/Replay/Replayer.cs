@@ -32,6 +32,7 @@ internal static class Replayer
             null => null,
         };
         engine.Placement = options.Placement;
+        engine.SoftmaxSavesInput = options.SoftmaxSavesInput;
         engine.Device = options.Placement?.Map.Embedding ?? 0;
         ModelProgram? program = null;
         string? outOfMemory = null;

@@ -47,8 +47,8 @@ internal abstract class ModelProgram
 
     /// <summary>
     /// A linear layer by its weight's checkpoint name: the base <c>F.linear</c> (or a 4-bit dequantized matmul) plus the
-    /// adapter. PEFT's <c>Linear.forward</c>: <c>result = base(x)</c>; outside autocast x is cast to the adapter type
-    /// (<c>_cast_input_dtype</c>, a copy per adapted module); <c>result = result + lora_B(lora_A(x)) * scaling</c>, or the
+    /// adapter. PEFT's <c>Linear.forward</c>: <c>result = base(x)</c>; x is cast to the adapter type (<c>_cast_input_dtype</c>,
+    /// a copy per adapted module; on a quantized base only outside autocast); <c>result = result + lora_B(lora_A(x)) * scaling</c>, or the
     /// DoRA update; <c>result.to(torch_result_dtype)</c>; with <c>lora_dropout</c> the adapter takes <c>dropout(x)</c> (after the
     /// cast), whose output and bool mask lora_A's backward keeps. torchtune's <c>LoRALinear</c> adds the adapter in the model type.
     /// LitGPT's <c>LoRALinear.forward</c> (litgpt/lora.py, read at 01e39f5; lit_gpt/lora.py of 2023 alike):
@@ -86,8 +86,13 @@ internal abstract class ModelProgram
             return sum;
         }
 
-        // `x = x.to(lora_A.dtype)` rebinds the parameter: a temporary argument (CPython moves it into the callee) dies here.
-        Tensor cast = s.Autocast is null ? s.To(x, adapter.A.Type) : x.Retain();
+        // `x = self._cast_input_dtype(x, lora_A.weight.dtype)` rebinds the parameter: a temporary argument (CPython moves it into
+        // the callee) dies here. peft lora/layer.py `Linear.forward` casts whatever autocast does (`_cast_input_dtype` returns x
+        // only when the types match or casting is disabled), so under autocast the fp32 adapter gets an fp32 copy of x that
+        // lora_A's autocast casts back to 16-bit and saves; lora/bnb.py `Linear4bit.forward` (and gptq.py) cast only when
+        // `requires_conversion = not torch.is_autocast_enabled()`, so a quantized base's adapters read x itself.
+        bool quantizedBase = weight.Type is ScalarType.Nf4 or ScalarType.UInt8;
+        Tensor cast = s.Autocast is null || !quantizedBase ? s.To(x, adapter.A.Type) : x.Retain();
         input.Done();
         if (adapter.Magnitude is null && Options.Lora!.Dropout > 0)
         {
