@@ -531,8 +531,9 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
 
     /// <summary>
     /// The loss variants and compiled kernels are replayed in the Llama-style program only (<see cref="DecoderProgram"/>:
-    /// its loss styles and compiled norms); the GPT-2/NeoX/J/OPT/Bloom/Falcon and BERT programs run the standard loss
-    /// uncompiled, so a scenario that asks them for another would get the standard figure under its name.
+    /// its loss styles and compiled norms); the GPT-2/NeoX/J/OPT/Bloom/Falcon and BERT programs run the standard loss, or
+    /// the chunked head (<see cref="ModelProgram.ChunkedHead"/>), uncompiled, so a scenario that asks them for another
+    /// would get the standard figure under its name.
     /// </summary>
     private static void RefuseDecoderOnlySettings(ModelArchitecture model, Scenario scenario)
     {
@@ -541,7 +542,8 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             return;
         }
 
-        if (scenario.CrossEntropy != CrossEntropyKind.Standard)
+        if (scenario.CrossEntropy is not (CrossEntropyKind.Standard or CrossEntropyKind.Chunked)
+            || (scenario.CrossEntropy == CrossEntropyKind.Chunked && model.Family == ModelFamily.Bert))
         {
             throw new ModelFormatException(scenario.Given.OriginOf("cross_entropy"), "cross_entropy",
                 $"is {Names.Of(scenario.CrossEntropy)}, which the replay runs for the Llama-style decoders only, not {model.ModelType} (replayed with the standard loss).");

@@ -93,7 +93,16 @@ internal sealed class ClassicProgram : ModelProgram
         x.Release();
         MemoryTag tag = s.Tag;
         s.Tag = MemoryTag.Logits;
-        Tensor logits = Linear(Weights.Find(_head) is null ? _embedding : _head, y, "lm_head.weight");
+        string head = Weights.Find(_head) is null ? _embedding : _head;
+        if (labels && Options.Loss is LossStyle.Chunked or LossStyle.ChunkedFused)
+        {
+            ForwardResult chunked = ChunkedHead(head, y);
+            s.Tag = tag;
+            positions.Release();
+            return chunked;
+        }
+
+        Tensor logits = HeadLinear(head, y);
         s.ModelReturned();
         Tensor? loss = null;
         if (labels)

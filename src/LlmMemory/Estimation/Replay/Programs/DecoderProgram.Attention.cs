@@ -264,38 +264,11 @@ internal sealed partial class DecoderProgram
         MemoryTag tag = s.Tag;
         s.Tag = MemoryTag.Logits;
         string head = Model.TiedEmbeddings && Weights.Find(ModelWeights.UntiedHeadName) is null ? "model.embed_tokens.weight" : "lm_head.weight";
-        if (labels && Options.LitGpt && Options.Loss == LossStyle.Chunked)
-        {
-            ForwardResult litgpt = LitGptHead(head, h);
-            s.Tag = tag;
-            return litgpt;
-        }
-
         if (labels && Options.Loss is LossStyle.Chunked or LossStyle.ChunkedFused)
         {
-            const int Chunks = 8;
-            var chunks = new Tensor[Chunks];
-            for (int i = 0; i < Chunks; i++)
-            {
-                chunks[i] = HeadLinear(head, Operand.Take(s.View(h, [h.Shape[0], h.Shape[1] / Chunks, h.Shape[2]])));
-            }
-
-            h.Release();
-            s.ModelReturned();
-            s.Tag = MemoryTag.Loss;
-            Tensor? total = null;
-            Tensor? last = null;
-            foreach (Tensor chunk in chunks)
-            {
-                Tensor part = Options.Loss == LossStyle.ChunkedFused ? Blocks.FusedCrossEntropy(s, chunk) : Blocks.CausalLmLoss(s, chunk);
-                last?.Release();
-                last = part;
-                total = total is null ? part.Retain() : Blocks.Rebind(total, s.Add(total, part));
-            }
-
-            last?.Release();
+            ForwardResult chunked = ChunkedHead(head, h);
             s.Tag = tag;
-            return new ForwardResult(total, chunks, null);
+            return chunked;
         }
 
         if (labels && Options.Loss == LossStyle.FusedLinear)
@@ -337,45 +310,6 @@ internal sealed partial class DecoderProgram
 
         s.Tag = tag;
         return new ForwardResult(loss, [logits], cache);
-    }
-
-    /// <summary>
-    /// LitGPT's head and loss as its fine-tuning loops run them. <c>GPT.forward(idx, lm_head_chunk_size=128)</c> returns
-    /// <c>[self.lm_head(x_i) for x_i in x.split(lm_head_chunk_size, dim=1)]</c> (litgpt/lora.py, read at 01e39f5), in the model
-    /// type. Fabric's <c>_FabricModule.forward</c> then runs <c>output = precision.convert_output(output)</c> outside the forward
-    /// context, which casts every floating tensor of the output to <c>torch.get_default_dtype()</c>, fp32 (lightning/fabric
-    /// wrappers.py; <c>HalfPrecision</c> and <c>BitsandbytesPrecision.convert_output</c>): all the chunks are copied to fp32
-    /// before the model's list is dropped, and only then does the loop's <c>logits = ...</c> drop the previous micro-batch's.
-    /// <c>chunked_cross_entropy</c> takes <c>cross_entropy</c> of each fp32 chunk (its log-softmax saved in fp32).
-    /// </summary>
-    private ForwardResult LitGptHead(string head, Tensor h)
-    {
-        const long ChunkSize = 128;
-        ReplayEngine s = Engine;
-        (long b, long n, long width) = (h.Shape[0], h.Shape[1], h.Shape[2]);
-        var chunks = new List<Tensor>();
-        for (long start = 0; start < n; start += ChunkSize)
-        {
-            chunks.Add(HeadLinear(head, Operand.Take(s.View(h, [b, Math.Min(ChunkSize, n - start), width]))));
-        }
-
-        h.Release();
-        Tensor[] converted = [.. chunks.Select(chunk => s.To(chunk, ScalarType.Float32))];
-        Blocks.Release([.. chunks]);
-        s.ModelReturned();
-        s.Tag = MemoryTag.Loss;
-        Tensor? total = null;
-        Tensor? last = null;
-        foreach (Tensor chunk in converted)
-        {
-            Tensor part = Blocks.CausalLmLoss(s, chunk);
-            last?.Release();
-            last = part;
-            total = total is null ? part.Retain() : Blocks.Rebind(total, s.Add(total, part));
-        }
-
-        last?.Release();
-        return new ForwardResult(total, converted, null);
     }
 
     /// <summary>
@@ -447,7 +381,4 @@ internal sealed partial class DecoderProgram
         long factor = (vocabulary + hidden - 1) / hidden;
         return (long)BitOperations.RoundUpToPowerOf2((ulong)((rows + factor - 1) / factor));
     }
-
-    /// <summary>The output projection; a tied head is the embedding weight through the <c>lm_head</c> module (and its adapter).</summary>
-    private Tensor HeadLinear(string weightName, Operand h) => Linear(weightName, h, "lm_head.weight");
 }

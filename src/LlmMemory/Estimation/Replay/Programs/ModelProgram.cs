@@ -158,6 +158,85 @@ internal abstract class ModelProgram
         Blocks.Release(norm, magnitude, loraResult, t1, t2);
         return y;
     }
+
+    /// <summary>
+    /// The head and loss in chunks, for every program (the final hidden state <paramref name="h"/> is taken over): LitGPT's
+    /// 128-token head with Fabric's fp32 output (<see cref="LitGptHead"/>), or the head in 8 chunks, each chunk's loss taken
+    /// (torchtune's <c>CEWithChunkedOutputLoss</c>; fused when compiled).
+    /// </summary>
+    protected ForwardResult ChunkedHead(string head, Tensor h)
+    {
+        ReplayEngine s = Engine;
+        if (Options.LitGpt && Options.Loss == LossStyle.Chunked)
+        {
+            return LitGptHead(head, h);
+        }
+
+        const int Chunks = 8;
+        var chunks = new Tensor[Chunks];
+        for (int i = 0; i < Chunks; i++)
+        {
+            chunks[i] = HeadLinear(head, Operand.Take(s.View(h, [h.Shape[0], h.Shape[1] / Chunks, h.Shape[2]])));
+        }
+
+        h.Release();
+        s.ModelReturned();
+        s.Tag = MemoryTag.Loss;
+        Tensor? total = null;
+        Tensor? last = null;
+        foreach (Tensor chunk in chunks)
+        {
+            Tensor part = Options.Loss == LossStyle.ChunkedFused ? Blocks.FusedCrossEntropy(s, chunk) : Blocks.CausalLmLoss(s, chunk);
+            last?.Release();
+            last = part;
+            total = total is null ? part.Retain() : Blocks.Rebind(total, s.Add(total, part));
+        }
+
+        last?.Release();
+        return new ForwardResult(total, chunks, null);
+    }
+
+    /// <summary>The output projection; a tied head is the embedding weight through the <c>lm_head</c> module (and its adapter).</summary>
+    protected Tensor HeadLinear(string weightName, Operand h) => Linear(weightName, h, "lm_head.weight");
+
+    /// <summary>
+    /// LitGPT's head and loss as its fine-tuning loops run them. <c>GPT.forward(idx, lm_head_chunk_size=128)</c> returns
+    /// <c>[self.lm_head(x_i) for x_i in x.split(lm_head_chunk_size, dim=1)]</c> (litgpt/lora.py, read at 01e39f5), in the model
+    /// type. Fabric's <c>_FabricModule.forward</c> then runs <c>output = precision.convert_output(output)</c> outside the forward
+    /// context, which casts every floating tensor of the output to <c>torch.get_default_dtype()</c>, fp32 (lightning/fabric
+    /// wrappers.py; <c>HalfPrecision</c> and <c>BitsandbytesPrecision.convert_output</c>): all the chunks are copied to fp32
+    /// before the model's list is dropped, and only then does the loop's <c>logits = ...</c> drop the previous micro-batch's.
+    /// <c>chunked_cross_entropy</c> takes <c>cross_entropy</c> of each fp32 chunk (its log-softmax saved in fp32).
+    /// </summary>
+    private ForwardResult LitGptHead(string head, Tensor h)
+    {
+        const long ChunkSize = 128;
+        ReplayEngine s = Engine;
+        (long b, long n, long width) = (h.Shape[0], h.Shape[1], h.Shape[2]);
+        var chunks = new List<Tensor>();
+        for (long start = 0; start < n; start += ChunkSize)
+        {
+            chunks.Add(HeadLinear(head, Operand.Take(s.View(h, [b, Math.Min(ChunkSize, n - start), width]))));
+        }
+
+        h.Release();
+        Tensor[] converted = [.. chunks.Select(chunk => s.To(chunk, ScalarType.Float32))];
+        Blocks.Release([.. chunks]);
+        s.ModelReturned();
+        s.Tag = MemoryTag.Loss;
+        Tensor? total = null;
+        Tensor? last = null;
+        foreach (Tensor chunk in converted)
+        {
+            Tensor part = Blocks.CausalLmLoss(s, chunk);
+            last?.Release();
+            last = part;
+            total = total is null ? part.Retain() : Blocks.Rebind(total, s.Add(total, part));
+        }
+
+        last?.Release();
+        return new ForwardResult(total, converted, null);
+    }
 }
 
 /// <summary>What a forward returns: the loss, and the outputs and cache its caller drops with the output object.</summary>
