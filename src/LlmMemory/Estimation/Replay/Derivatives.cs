@@ -63,12 +63,28 @@ internal static class Derivatives
     public static Tensor?[] ShapeOfInput(ReplayEngine engine, GradNode node, Tensor? g) => [engine.Empty(Meta(node, 0).Shape, g!.Type)];
 
     /// <summary><c>cat</c>: each input's gradient is a view of the incoming one.</summary>
-    public static Tensor?[] Cat(ReplayEngine engine, GradNode node, Tensor? g) =>
-        [.. Enumerable.Range(0, node.Edges.Length).Select(i => node.Edges[i] is not null && g is not null ? g.Alias(Meta(node, i).Shape) : null)];
+    public static Tensor?[] Cat(ReplayEngine engine, GradNode node, Tensor? g)
+    {
+        var grads = new Tensor?[node.Edges.Length];
+        for (int i = 0; i < grads.Length; i++)
+        {
+            grads[i] = node.Edges[i] is not null && g is not null ? g.Alias(Meta(node, i).Shape) : null;
+        }
+
+        return grads;
+    }
 
     /// <summary><c>native_layer_norm_backward</c>: a gradient of each input's shape and type.</summary>
-    public static Tensor?[] LayerNorm(ReplayEngine engine, GradNode node, Tensor? g) =>
-        [.. Enumerable.Range(0, node.Edges.Length).Select(i => node.Edges[i] is null ? null : engine.Empty(Meta(node, i).Shape, Meta(node, i).Type))];
+    public static Tensor?[] LayerNorm(ReplayEngine engine, GradNode node, Tensor? g)
+    {
+        var grads = new Tensor?[node.Edges.Length];
+        for (int i = 0; i < grads.Length; i++)
+        {
+            grads[i] = node.Edges[i] is null ? null : engine.Empty(Meta(node, i).Shape, Meta(node, i).Type);
+        }
+
+        return grads;
+    }
 
     public static BackwardFormula Unary(UnaryKind kind) => Unaries[kind];
 
@@ -98,7 +114,7 @@ internal static class Derivatives
         (TensorMeta q, TensorMeta k, TensorMeta v) = (Meta(node, 0), Meta(node, 1), Meta(node, 2));
         (long b, long a, long s, long d) = (q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]);
         long s128 = (s + 127) / 128 * 128;
-        Tensor[] grads = [engine.Empty(q.Shape, q.Type), engine.Empty(k.Shape, k.Type), engine.Empty(v.Shape, v.Type)];
+        Tensor?[] grads = [engine.Empty(q.Shape, q.Type), engine.Empty(k.Shape, k.Type), engine.Empty(v.Shape, v.Type)];
         Tensor softmaxD = engine.Empty([b, a, s128], ScalarType.Float32);
         Tensor accumulator = engine.Empty([b, s128, a, (d + 31) / 32 * 32], ScalarType.Float32);
         if (groups > 1)
@@ -111,7 +127,12 @@ internal static class Derivatives
 
         softmaxD.Release();
         accumulator.Release();
-        return [.. grads.Select((grad, i) => Keep(grad, node.Edges[i] is not null))];
+        for (int i = 0; i < grads.Length; i++)
+        {
+            grads[i] = Keep(grads[i]!, node.Edges[i] is not null);
+        }
+
+        return grads;
     };
 
     /// <summary>
@@ -193,5 +214,6 @@ internal static class Derivatives
         return null;
     }
 
-    private static TensorMeta Meta(GradNode node, int index) => node.Inputs[index]!.Value;
+    private static TensorMeta Meta(GradNode node, int index) =>
+        node.Inputs[index] is { Shape: not null } meta ? meta : throw new InvalidOperationException($"node input {index} is not a tensor");
 }

@@ -3,7 +3,10 @@ namespace LlmMemory.Estimation.Replay;
 /// <summary>Computes the gradients of a node's inputs from its output gradient; one owned reference per edge (null where none).</summary>
 internal delegate Tensor?[] BackwardFormula(ReplayEngine engine, GradNode node, Tensor? gradient);
 
-/// <summary>Shape and type of a node input, which is all a backward formula needs to allocate its gradient.</summary>
+/// <summary>
+/// Shape and type of a node input, which is all a backward formula needs to allocate its gradient; the default (no shape)
+/// stands for no input, so a node's inputs are a plain array rather than one of nullables (a third larger).
+/// </summary>
 internal readonly record struct TensorMeta(long[] Shape, ScalarType Type);
 
 /// <summary>
@@ -25,7 +28,7 @@ internal class GradNode(long sequence, BackwardFormula? formula)
 
     public GradNode?[] Edges { get; init; } = [];
 
-    public TensorMeta?[] Inputs { get; init; } = [];
+    public TensorMeta[] Inputs { get; init; } = [];
 
     public Tensor[] Saved { get; set; } = [];
 

@@ -49,11 +49,11 @@ internal sealed partial class ReplayEngine
         }
 
         var edges = new GradNode?[inputs.Length];
-        var metas = new TensorMeta?[inputs.Length];
+        var metas = new TensorMeta[inputs.Length];
         for (int i = 0; i < inputs.Length; i++)
         {
             Tensor? input = inputs[i];
-            metas[i] = input is null ? null : new TensorMeta(input.Shape, input.Type);
+            metas[i] = input is null ? default : new TensorMeta(input.Shape, input.Type);
             edges[i] = input is { RequiresGrad: true } ? EdgeOf(input).Retain() : null;
         }
 

@@ -120,7 +120,10 @@ internal sealed partial class ReplayEngine
     public int PeakTimelineIndex { get; private set; }
 
     /// <summary>Live bytes per <see cref="MemoryTag"/> at the peak.</summary>
-    public IReadOnlyList<long> PeakBreakdown { get; private set; } = new long[TagCount];
+    public IReadOnlyList<long> PeakBreakdown => _peakBreakdown;
+
+    /// <summary>Overwritten at each new peak (a training forward sets one at almost every allocation): a copy each time was a clone per op.</summary>
+    private readonly long[] _peakBreakdown = new long[TagCount];
 
     /// <summary>
     /// The CUDA stream new blocks are allocated for (<c>torch.cuda.stream(s)</c> around an allocation): 0, the default stream,
@@ -236,7 +239,7 @@ internal sealed partial class ReplayEngine
             PeakPhase = Phase;
             PeakBackwardLayer = BackwardLayer;
             PeakTimelineIndex = _timeline.Count;
-            PeakBreakdown = (long[])_live.Clone();
+            _live.CopyTo(_peakBreakdown, 0);
         }
     }
 

@@ -90,7 +90,12 @@ internal sealed class Tensor
     }
 
     /// <summary>Shape with the last dimension replaced.</summary>
-    public long[] WithLast(long last) => [.. Shape[..^1], last];
+    public long[] WithLast(long last)
+    {
+        long[] shape = [.. Shape];
+        shape[^1] = last;
+        return shape;
+    }
 }
 
 /// <summary>
