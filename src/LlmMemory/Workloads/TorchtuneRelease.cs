@@ -25,6 +25,23 @@ public static class TorchtuneRelease
     /// </summary>
     public static readonly Version LayersBuiltInLoop = new(0, 6, 0);
 
+    /// <summary>
+    /// torchtune PR #1046 "[LoRA] del logits to save peak memory" (opened and approved 2024-06-04, between 0.1.1 of April
+    /// and 0.2.0 of July 2024): before it the single-device LoRA recipe's training loop kept <c>logits</c> (its shifted fp32
+    /// copy, "(2, 512, 32000) in float32, 6% of peak memory" in the PR's snapshot) through <c>loss.backward()</c> until the
+    /// next forward rebound the name; from it, <c>del logits</c> before the backward. PR #1235 (2024-07-27) did the same for
+    /// the full fine-tuning recipes; which release first carried that was not read, so full fine-tuning under 0.2.x is
+    /// replayed with the logits freed, as the LoRA recipe frees them.
+    /// </summary>
+    public static readonly Version LogitsFreedBeforeBackward = new(0, 2, 0);
+
+    /// <summary>
+    /// torchtune PR #1390 "chunked cross entropy" (merged 2024-08, first released in 0.3.0) changed the recipes' loss from
+    /// <c>logits[..., :-1, :].contiguous()</c> and <c>transpose(1, 2)</c> to labels shifted and padded with
+    /// <c>ignore_index</c> (<c>torch.hstack((labels[..., 1:], self.ignore_labels_cache[: labels.shape[0]]))</c>).
+    /// </summary>
+    public static readonly Version LabelsPadded = new(0, 3, 0);
+
     /// <summary>Reads <c>major.minor[.patch]</c> (a leading <c>v</c> allowed); null when it is not a release number.</summary>
     public static Version? TryParse(string text) => TransformersRelease.TryParse(text);
 }

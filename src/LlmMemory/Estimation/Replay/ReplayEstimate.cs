@@ -276,7 +276,13 @@ internal static class ReplayEstimate
             };
         }
 
-        if (plan.Options.HoldPreviousLogits)
+        if (plan.Options.Loss == LossStyle.FloatShiftedTransposed)
+        {
+            yield return $"torchtune {scenario.EngineOptions.Version} (before 0.3.0): the recipe takes logits[..., :-1, :].contiguous() of the fp32 output and passes its transpose(1, 2) to CrossEntropyLoss, whose log_softmax makes a contiguous copy of it"
+                + (plan.Options.HoldPreviousLogits ? "; before 0.2.0 the loop keeps that copy through the backward until the next forward returns (no del logits)." : ".");
+        }
+
+        if (plan.Options.HoldPreviousLogits && scenario.HoldPreviousLogits)
         {
             yield return plan.Options.FourBitKeepsInput
                 ? "hold_previous_logits: the loop keeps the previous micro-batch's logits until the next forward returns, and through their grad_fn every 4-bit matmul input of that graph."

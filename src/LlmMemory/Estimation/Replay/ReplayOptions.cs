@@ -202,6 +202,13 @@ internal enum LossStyle
     Float,
 
     /// <summary>
+    /// torchtune before 0.3.0 (its recipes until PR #1390): <c>self.output(h).float()</c>, then
+    /// <c>logits = logits[..., :-1, :].contiguous()</c> (the full fp32 logits die there; the recipe's <c>logits</c> keeps
+    /// the copy) and <c>transpose(1, 2)</c> into <c>CrossEntropyLoss</c> (<see cref="Blocks.TransposedCrossEntropy"/>).
+    /// </summary>
+    FloatShiftedTransposed,
+
+    /// <summary>
     /// A compiled cross-entropy over the whole output: the log-softmax stays inside the kernel, which saves the logits (fp32
     /// after torchtune's <c>.float()</c>, else in the model type) and a per-row log-sum-exp.
     /// </summary>

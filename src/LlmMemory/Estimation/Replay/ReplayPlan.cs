@@ -113,7 +113,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
             Allocator = scenario.AllocConf is string conf ? AllocatorSettings.Parse(conf, scenario.Given.OriginOf("alloc_conf")) : AllocatorSettings.Default,
             CacheInTraining = CacheInTraining(model, scenario, torchtune),
             FourBitKeepsInput = FourBitKeepsInput(scenario, format),
-            HoldPreviousLogits = HoldPreviousLogits(scenario),
+            HoldPreviousLogits = HoldPreviousLogits(scenario) || TorchtuneRecipeRelease(scenario) is { } held && held < TorchtuneRelease.LogitsFreedBeforeBackward,
             QuantStateType = lightning ? ScalarType.Float16 : null,
             Torchtune = torchtune,
             LitGpt = litgpt,
@@ -516,7 +516,9 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         string? problem = text is null ? null
             : release is null ? "which is not a torchtune release (such as 0.1.1 or 0.6.1)"
             : release < TorchtuneRelease.Oldest ? $"older than the torchtune releases read (from {TorchtuneRelease.Oldest.ToString(2)})"
-            : !applies ? "but a torchtune release changes only how the model is built before training on one GPU, which this run does not do"
+            : !applies ? "but a torchtune release changes only the single-device recipe (the model's build and the loss), which this run does not use"
+            : release < TorchtuneRelease.LabelsPadded && (scenario.CrossEntropy != CrossEntropyKind.Standard || scenario.Compile)
+                ? $"whose recipe takes its own standard, uncompiled loss (the chunked one came with 0.3.0, PR #1390), not {(scenario.Compile ? "a compiled one" : Names.Of(scenario.CrossEntropy))}"
             : null;
         if (problem is not null)
         {
@@ -572,8 +574,14 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
                 $"is unsloth, whose fast forward is replayed for the Llama-like decoders without a final logit soft-cap (Unsloth applies the cap inside its kernel), not {model.ModelType}.")
             : LossStyle.InPlaceModelLogits,
         _ when scenario.Compile => LossStyle.Fused,
-        _ => torchtune ? LossStyle.Float : LossStyle.Transformers,
+        _ => !torchtune ? LossStyle.Transformers
+            : TorchtuneRecipeRelease(scenario) is { } release && release < TorchtuneRelease.LabelsPadded ? LossStyle.FloatShiftedTransposed
+            : LossStyle.Float,
     };
+
+    /// <summary>The torchtune release given in <c>engine_options.version</c> (checked in <see cref="TorchtuneBuild"/>); null when none.</summary>
+    private static Version? TorchtuneRecipeRelease(Scenario scenario) =>
+        scenario.Engine == Engine.Torchtune && scenario.EngineOptions.Version is { } text ? TorchtuneRelease.TryParse(text) : null;
 
     /// <summary>
     /// The standard loss as the transformers release given in <c>engine_options.version</c> writes it (see

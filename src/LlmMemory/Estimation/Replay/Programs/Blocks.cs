@@ -229,6 +229,27 @@ internal static class Blocks
     }
 
     /// <summary>
+    /// torchtune's loss before 0.3.0 on the recipe's shifted logits (<see cref="ShiftedCopy"/> of the model's fp32 output):
+    /// <c>labels[..., 1:].contiguous()</c> (int64, b × (n − 1)), then <c>logits.transpose(1, 2)</c> into
+    /// <c>nn.CrossEntropyLoss</c> (recipes/lora_finetune_single_device.py until PR #1390 "chunked cross entropy" replaced
+    /// these lines by labels padded with <c>ignore_index</c>). <c>log_softmax</c> over dim 1 of the transposed view (ATen
+    /// <c>cuda/SoftMax.cu</c> <c>host_softmax</c>: <c>input_.contiguous()</c>) allocates its contiguous fp32 output, then a
+    /// contiguous copy of the input, dropped when the kernel returns; it saves the output, which <c>nll_loss</c> (a 3-d
+    /// input: <c>nll_loss2d</c> on a view) saves with the labels. The labels and log-softmax die when the loss returns; the
+    /// shifted logits are the caller's.
+    /// </summary>
+    public static Tensor TransposedCrossEntropy(ReplayEngine s, Tensor shifted)
+    {
+        (long b, long n, long vocabulary) = (shifted.Shape[0], shifted.Shape[1], shifted.Shape[2]);
+        Tensor target = s.Empty([b, n], ScalarType.Int64);
+        Tensor lp = s.LogSoftmax(Operand.Take(s.View(shifted, [b, vocabulary, n])));
+        s.Empty([b, vocabulary, n], shifted.Type).Release();
+        Tensor loss = s.NllLoss(lp, target);
+        Release(target, lp);
+        return loss;
+    }
+
+    /// <summary>
     /// A compiled (or fused) cross-entropy over one chunk of logits: the fp32 upcast and the softmax stay inside the kernels;
     /// it saves the chunk and a per-row log-sum-exp, and its backward writes the chunk's gradient directly.
     /// </summary>

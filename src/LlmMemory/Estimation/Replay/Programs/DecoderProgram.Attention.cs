@@ -281,7 +281,7 @@ internal sealed partial class DecoderProgram
 
         Tensor logits = HeadLinear(head, h);
         h.Release();
-        if (Options.Loss is LossStyle.Float or LossStyle.InPlace or LossStyle.TransformersInModel || (Options.Loss == LossStyle.Fused && Options.Torchtune))
+        if (Options.Loss is LossStyle.Float or LossStyle.FloatShiftedTransposed or LossStyle.InPlace or LossStyle.TransformersInModel || (Options.Loss == LossStyle.Fused && Options.Torchtune))
         {
             logits = Blocks.Rebind(logits, s.To(logits, ScalarType.Float32));
         }
@@ -294,6 +294,17 @@ internal sealed partial class DecoderProgram
         }
 
         s.ModelReturned();
+        if (labels && Options.Loss == LossStyle.FloatShiftedTransposed)
+        {
+            // torchtune before 0.3.0: logits = logits[..., :-1, :].contiguous() rebinds the recipe's name to the copy.
+            s.Tag = MemoryTag.Loss;
+            Tensor shifted = Blocks.ShiftedCopy(s, logits);
+            logits.Release();
+            Tensor shiftedLoss = Blocks.TransposedCrossEntropy(s, shifted);
+            s.Tag = tag;
+            return new ForwardResult(shiftedLoss, [shifted], cache);
+        }
+
         Tensor? loss = null;
         if (labels)
         {
