@@ -42,6 +42,15 @@ public static class TorchtuneRelease
     /// </summary>
     public static readonly Version LabelsPadded = new(0, 3, 0);
 
+    /// <summary>
+    /// torchtune's configs construct <c>torch.optim.AdamW</c> with only <c>lr</c> and <c>weight_decay</c> through mid-2024
+    /// (recipes/configs/llama2/7B_lora_single_device.yaml at 04dc380, later than 0.1.1), so torch runs its default, foreach
+    /// on CUDA; issue #1998 "Add `fused=True` to all configs" was opened 2024-11-13, and by December 2024 the configs pass
+    /// <c>fused: True</c> (issue #2152). Releases before 0.4.0 are taken as foreach; 0.4.x, whose configs were not read, as
+    /// the later ones (fused).
+    /// </summary>
+    public static readonly Version FusedAdamWInConfigs = new(0, 4, 0);
+
     /// <summary>Reads <c>major.minor[.patch]</c> (a leading <c>v</c> allowed); null when it is not a release number.</summary>
     public static Version? TryParse(string text) => TransformersRelease.TryParse(text);
 }

@@ -26,6 +26,8 @@ public sealed class TorchtuneReleaseLossTests
 
     private static long Peak(Scenario scenario) => MemoryEstimator.Estimate(scenario).Quantity(MeasuredQuantity.PeakAllocated);
 
+    private static long Reserved(Scenario scenario) => MemoryEstimator.Estimate(scenario).Quantity(MeasuredQuantity.PeakReserved);
+
     [Fact]
     public void Before_0_2_the_recipe_keeps_its_shifted_fp32_logits_through_backward()
     {
@@ -38,6 +40,18 @@ public sealed class TorchtuneReleaseLossTests
         Assert.Equal(130_816_000, shifted);
         Scenario tutorial = Tutorial();
         Assert.Equal(shifted, Peak(At(tutorial, "0.1.1")) - Peak(At(tutorial, "0.2.0")));
+    }
+
+    [Fact]
+    public void Before_0_4_the_configs_AdamW_runs_torchs_default_foreach_not_fused()
+    {
+        // recipes/configs/llama2/7B_lora_single_device.yaml at 04dc380 (mid-2024): optimizer _component_ torch.optim.AdamW,
+        // weight_decay 0.01, lr 3e-4, no fused; torch.optim's default on CUDA is foreach, i.e. an explicit fused false.
+        // From 0.4.0 the replay keeps the current configs' fused: True.
+        Scenario tutorial = Tutorial();
+        Assert.Equal(Reserved(At(tutorial, "0.1.1") with { Fused = false }), Reserved(At(tutorial, "0.1.1")));
+        Assert.Equal(Reserved(At(tutorial, "0.5.0") with { Fused = true }), Reserved(At(tutorial, "0.5.0")));
+        Assert.NotEqual(Reserved(At(tutorial, "0.1.1") with { Fused = true }), Reserved(At(tutorial, "0.1.1")));
     }
 
     [Theory]

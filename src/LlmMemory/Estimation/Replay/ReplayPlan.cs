@@ -470,7 +470,7 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
 
     /// <summary>
     /// The optimizer's implementation: torch.optim's AdamW is foreach by default on CUDA (<c>_default_to_fused_or_foreach</c>),
-    /// fused when asked (torchtune's recipes ask), the single-tensor loop with <c>foreach=False</c>; the other optimizers have
+    /// fused when asked (torchtune's configs ask, from the releases after <see cref="TorchtuneRelease.FusedAdamWInConfigs"/>), the single-tensor loop with <c>foreach=False</c>; the other optimizers have
     /// one implementation each here, so <c>foreach</c>/<c>fused</c> are torch.optim AdamW and SGD settings only.
     /// </summary>
     private static ReplayOptimizer Optimizer(Scenario scenario, bool torchtune)
@@ -483,8 +483,9 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
                 $"chooses a torch.optim implementation, but {Names.Of(kind)} is not torch.optim's AdamW or SGD.");
         }
 
+        bool recipeFuses = torchtune && !(TorchtuneRecipeRelease(scenario) is { } release && release < TorchtuneRelease.FusedAdamWInConfigs);
         return kind == OptimizerKind.AdamW
-            ? scenario.Fused ?? torchtune ? ReplayOptimizer.AdamWFused
+            ? scenario.Fused ?? recipeFuses ? ReplayOptimizer.AdamWFused
                 : scenario.Foreach == false ? ReplayOptimizer.AdamWSingleTensor
                 : ReplayOptimizer.AdamW
             : Optimizer(kind);
