@@ -570,7 +570,8 @@ internal sealed record ReplayPlan(ReplayOptions Options, WeightLayout Layout, st
         CrossEntropyKind.Unsloth => scenario.Engine != Engine.Transformers || scenario.Compile
             ? throw new ModelFormatException(scenario.Given.OriginOf("cross_entropy"), "cross_entropy",
                 $"is unsloth, Unsloth's own forward over a transformers model, replayed uncompiled for engine transformers, not {(scenario.Compile ? "compiled" : Names.Of(scenario.Engine))}.")
-            : model.Family != ModelFamily.LlamaLike || model.FinalLogitSoftcap is not null
+            // Other families were refused by RefuseDecoderOnlySettings.
+            : model.FinalLogitSoftcap is not null
             ? throw new ModelFormatException(scenario.Given.OriginOf("cross_entropy"), "cross_entropy",
                 $"is unsloth, whose fast forward is replayed for the Llama-like decoders without a final logit soft-cap (Unsloth applies the cap inside its kernel), not {model.ModelType}.")
             : LossStyle.InPlaceModelLogits,
